@@ -1,0 +1,31 @@
+# dethrone — developer commands. `make demo` then `make test` are the README's two commands.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-fast bench clean
+
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -U pip 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt -r requirements-test.txt 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import dethrone, flask, mlflow, airflow, scipy, sklearn" && touch $(STAMP)
+
+install: $(STAMP)
+
+## make test: everything CI runs (unit, api, dags, integration).
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+## make test-fast: skip the slow simulations and real-server tests.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not integration" tests
+
+bench: $(STAMP)
+	$(PY) bench/drift_bench.py
+
+clean:
+	rm -rf .pytest_cache build dist src/*.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from dethrone.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""Data sets shipped with dethrone and a loader for the user's own files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+#: ggplot2's level order of the three ordered factors of ``diamonds``.
+DIAMONDS_CATEGORIES: dict[str, list[str]] = {
+    "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
+    "color": ["D", "E", "F", "G", "H", "I", "J"],
+    "clarity": ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"],
+}
+DIAMONDS_TARGET = "price"
+
+
+def load_diamonds() -> pd.DataFrame:
+    """Load the ggplot2 ``diamonds`` data set (53,940 rows, 10 columns).
+
+    The copy ships gzip-compressed inside the package; it comes from plotnine's
+    wheel (``plotnine/data/diamonds.csv``, MIT licence), see ``dethrone/data/README.md``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``carat, cut, color, clarity, depth, table, price, x, y, z`` with ``cut``,
+        ``color`` and ``clarity`` as ordered categoricals in ggplot2's level order.
+    """
+    ref = resources.files("dethrone") / "data" / "diamonds.csv.gz"
+    with resources.as_file(ref) as path:
+        frame = pd.read_csv(path, compression="gzip")
+    for col, levels in DIAMONDS_CATEGORIES.items():
+        frame[col] = pd.Categorical(frame[col], categories=levels, ordered=True)
+    return frame
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by suffix; ``.csv.gz`` works too).
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not a known table format, or the file cannot be parsed.
+    FileNotFoundError
+        If the file does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")):
+            return pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    raise ValueError(f"unsupported file type {path.name!r}: use .csv or .parquet")
+
+
+def load_dataset(path: str | Path | None = None) -> pd.DataFrame:
+    """Load ``path`` (CSV or Parquet), or diamonds when ``path`` is empty."""
+    if not path:
+        return load_diamonds()
+    frame = read_table(path)
+    # Text columns become categoricals so that drift and sampling treat them alike.
+    for col in frame.columns:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            frame[col] = frame[col].astype("category")
+    return frame

@@ -1,0 +1,168 @@
+"""One typed settings object for every part of dethrone.
+
+Every field is read from an environment variable of the same name in upper case
+(the seed-era names are kept: ``MLFLOW_TRACKING_URI``, ``EXPERIMENT_NAME``,
+``COMPARISON_NAME``, ``FLASK_URL``, ``KS_PVALUE_THRESHOLD``, ``PSI_THRESHOLD``,
+``MLFLOW_LOG``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``MLFLOW_S3_ENDPOINT_URL``). Settings are read at run time, never at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _doc(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the library, router and pipeline.
+
+    Use :meth:`from_env` to read the environment and :meth:`replace` to override
+    single values (e.g. from DAG params) without touching the environment.
+    """
+
+    # --- MLflow -----------------------------------------------------------------
+    mlflow_tracking_uri: str = _doc("http://127.0.0.1:5000", "MLflow tracking server URI")
+    experiment_name: str = _doc("dethrone-training", "MLflow experiment for training runs")
+    comparison_name: str = _doc("dethrone-comparison", "MLflow experiment for A/B comparisons")
+    model_name: str = _doc("dethrone-model", "registered model name in the MLflow registry")
+    mlflow_log: bool = _doc(True, "log runs, reports and decisions to MLflow")
+    mlflow_tracking_username: str = _doc("", "MLflow basic-auth user (empty: no auth)")
+    mlflow_tracking_password: str = _doc("", "MLflow basic-auth password")
+    # --- router ---------------------------------------------------------------
+    flask_url: str = _doc("http://127.0.0.1:8000", "base URL of the traffic router")
+    router_token: str = _doc("", "bearer token required by POST /traffic (empty: open)")
+    router_data_dir: str = _doc(".dethrone/router", "folder of the router's config store")
+    router_max_data_size: int = _doc(1_000_000, "largest data_size the router accepts")
+    router_timeout: float = _doc(30.0, "seconds before a router request times out")
+    dataset_path: str = _doc("", "CSV or Parquet served by the router (empty: diamonds)")
+    target: str = _doc("price", "target column of the data set")
+    # --- drift ----------------------------------------------------------------
+    ks_pvalue_threshold: float = _doc(0.05, "KS drift when corrected p-value is below this")
+    ks_min_effect: float = _doc(0.05, "KS drift also needs a statistic at least this big")
+    psi_threshold: float = _doc(0.1, "PSI at or above this counts as drift")
+    chi2_pvalue_threshold: float = _doc(0.05, "chi-square confirmation of categorical PSI")
+    psi_bins: int = _doc(10, "reference-quantile bins for numeric PSI")
+    missing_rate_threshold: float = _doc(0.05, "absolute change of the missing rate that is drift")
+    drift_correction: str = _doc("holm", "multiple-testing correction: holm, bh or none")
+    drift_share: float = _doc(0.0, "dataset drift when more than this share of features drift")
+    # --- A/B test -------------------------------------------------------------
+    ab_alpha: float = _doc(0.05, "significance level of the A/B test")
+    ab_margin: float = _doc(0.0, "challenger must beat the champion by more than this")
+    ab_min_rows_per_arm: int = _doc(200, "fewer rows per arm gives inconclusive")
+    ab_n_boot: int = _doc(2000, "bootstrap resamples for the confidence interval")
+    srm_pvalue_threshold: float = _doc(0.001, "SRM chi-square p-value below this invalidates")
+    guardrail_margin: float = _doc(0.05, "relative worsening allowed on guardrail metrics")
+    # --- training ---------------------------------------------------------------
+    task: str = _doc("auto", "regression, classification or auto (inferred from target)")
+    cv_folds: int = _doc(3, "k of the k-fold cross-validation")
+    random_state: int = _doc(42, "seed of training, sampling and bootstrap")
+    # --- storage ----------------------------------------------------------------
+    dethrone_home: str = _doc(".dethrone", "project-local folder for local state")
+    staging_uri: str = _doc("", "s3://bucket/prefix or a folder for staged frames (empty: local)")
+    staging_bucket: str = _doc("dethrone-staging", "bucket for staged frames in object storage")
+    s3_endpoint_url: str = _doc("", "S3 endpoint for staging (empty: MLFLOW_S3_ENDPOINT_URL)")
+    mlflow_s3_endpoint_url: str = _doc("", "S3 endpoint used by MLflow for artifacts")
+    aws_access_key_id: str = _doc("", "S3 access key")
+    aws_secret_access_key: str = _doc("", "S3 secret key")
+    aws_default_region: str = _doc("us-east-1", "S3 region")
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Names of all environment variables read by :meth:`from_env`."""
+        return [f.name.upper() for f in fields(cls)]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from environment variables, then apply ``overrides``.
+
+        Raises
+        ------
+        ValueError
+            If a variable cannot be converted to its field's type; the message names
+            the variable.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name.upper(), raw, type(f.default))
+        return cls(**values).replace(**overrides)
+
+    def replace(self, **overrides: Any) -> Settings:
+        """Return a copy with ``overrides`` applied (strings are converted).
+
+        Unknown names raise ``ValueError`` so that a typo in a DAG param is not ignored.
+        """
+        known = {f.name: f for f in fields(self)}
+        clean: dict[str, Any] = {}
+        for name, value in overrides.items():
+            key = name.lower()
+            if key not in known:
+                raise ValueError(f"unknown setting {name!r}")
+            if value is None:
+                continue
+            kind = type(known[key].default)
+            clean[key] = _convert(name, value, kind) if isinstance(value, str) else kind(value)
+        obj = dataclasses.replace(self, **clean)
+        obj._validate()
+        return obj
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    def _validate(self) -> None:
+        for name in ("ks_pvalue_threshold", "chi2_pvalue_threshold", "ab_alpha",
+                     "srm_pvalue_threshold"):
+            v = getattr(self, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name.upper()} must be in (0, 1), got {v}")
+        if self.psi_bins < 2:
+            raise ValueError(f"PSI_BINS must be at least 2, got {self.psi_bins}")
+        if self.drift_correction not in {"holm", "bh", "none"}:
+            raise ValueError(
+                f"DRIFT_CORRECTION must be holm, bh or none, got {self.drift_correction!r}")
+        if self.task not in {"auto", "regression", "classification"}:
+            raise ValueError(f"TASK must be auto, regression or classification, got {self.task!r}")
+        if self.router_max_data_size < 1:
+            raise ValueError("ROUTER_MAX_DATA_SIZE must be positive")
+
+    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        """Settings as a dict; secrets are replaced by ``"***"`` unless ``redact=False``."""
+        out = dataclasses.asdict(self)
+        if redact:
+            for key in out:
+                if any(s in key for s in ("password", "secret", "token")) and out[key]:
+                    out[key] = "***"
+        return out
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    text = raw.strip()
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    return raw
