@@ -1,0 +1,170 @@
+"""The statistical tests behind drift detection, on summarised reference data.
+
+The reference side is always given as its sorted distinct values and their
+cumulative counts (what :class:`~dethrone.drift.profile.ReferenceProfile` stores),
+so each check only pays for the current data: one ``searchsorted`` of the current
+values into the reference's distinct values, never a sort of the reference again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+#: proportions are floored at this value so that PSI stays finite (as in Evidently)
+PSI_FLOOR = 1e-4
+#: below this n_ref * n_cur the KS p-value is computed exactly (scipy), above it
+#: with the asymptotic Kolmogorov distribution, exactly as scipy's ``method="asymp"``
+EXACT_KS_MAX_PRODUCT = 10_000
+#: above this many distinct reference values the current data are sorted first,
+#: which keeps the binary searches cache friendly
+SORT_QUERIES_ABOVE = 2048
+
+
+@dataclass(frozen=True)
+class CurrentCounts:
+    """Where the current values fall among the reference's distinct values.
+
+    ``lt[j]`` counts current values below ``unique[j]``, ``eq[j]`` those equal to it;
+    ``n`` is the number of (non-missing) current values.
+    """
+
+    lt: np.ndarray
+    eq: np.ndarray
+    n: int
+
+    @property
+    def le(self) -> np.ndarray:
+        return self.lt + self.eq
+
+
+def count_against(unique: np.ndarray, current: np.ndarray) -> CurrentCounts:
+    """Count ``current`` values below and at each of the sorted ``unique`` values.
+
+    ``current`` must hold no NaN. Runs in O(n log k) for k distinct reference values.
+    """
+    k = unique.shape[0]
+    if k > SORT_QUERIES_ABOVE:
+        current = np.sort(current)
+    pos = np.searchsorted(unique, current, side="right")
+    # pos[i] = number of reference values <= current[i]; a value equals unique[pos-1]
+    # exactly when it is one of the reference's values.
+    hist = np.bincount(pos, minlength=k + 1)
+    # pos <= j exactly when the value is below unique[j]
+    lt = np.cumsum(hist)[:k]
+    inside = pos > 0
+    hit = np.zeros(current.shape[0], dtype=bool)
+    hit[inside] = unique[pos[inside] - 1] == current[inside]
+    eq = np.bincount(pos[hit] - 1, minlength=k)
+    return CurrentCounts(lt=lt.astype(np.int64), eq=eq.astype(np.int64), n=int(current.shape[0]))
+
+
+def ks_statistic(ref_unique: np.ndarray, ref_cum: np.ndarray, counts: CurrentCounts) -> float:
+    """Two-sample KS statistic sup |F_ref - F_cur| from summarised data.
+
+    Between two consecutive reference values F_ref is constant and F_cur rises, so
+    the supremum is reached at a reference value or just before the next one.
+    Equal to ``scipy.stats.ks_2samp(...).statistic`` up to float rounding.
+    """
+    n1 = int(ref_cum[-1])
+    n2 = counts.n
+    f_ref = ref_cum / n1
+    f_cur_at = counts.le / n2
+    # # current values strictly below the next reference value (all of them after the last)
+    lt_next = np.empty_like(counts.lt)
+    lt_next[:-1] = counts.lt[1:]
+    lt_next[-1] = n2
+    d = max(
+        float(counts.lt[0]) / n2,  # left of the smallest reference value F_ref = 0
+        float(np.max(np.abs(f_ref - f_cur_at))),
+        float(np.max(np.abs(f_ref - lt_next / n2))),
+    )
+    return min(d, 1.0)
+
+
+def ks_pvalue(d: float, n1: int, n2: int, *, ref_values: np.ndarray | None = None,
+              cur_values: np.ndarray | None = None) -> float:
+    """Two-sided KS p-value.
+
+    Asymptotic (scipy's ``method="asymp"``: the Kolmogorov distribution with
+    n = round(n1*n2/(n1+n2))) unless ``n1*n2 <= EXACT_KS_MAX_PRODUCT`` and the raw
+    values are given, in which case scipy's exact distribution is used.
+    """
+    if n1 * n2 <= EXACT_KS_MAX_PRODUCT and ref_values is not None and cur_values is not None:
+        return float(stats.ks_2samp(ref_values, cur_values, method="exact").pvalue)
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+
+
+def psi(reference_share: np.ndarray, current_share: np.ndarray, *,
+        floor: float = PSI_FLOOR) -> float:
+    """Population stability index: sum (c - r) * ln(c / r) over buckets.
+
+    Shares are floored at ``floor`` so empty buckets keep PSI finite.
+    """
+    r = np.maximum(np.asarray(reference_share, dtype=np.float64), floor)
+    c = np.maximum(np.asarray(current_share, dtype=np.float64), floor)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, int]:
+    """Chi-square test that two count vectors come from one distribution.
+
+    The same as ``scipy.stats.chi2_contingency`` on the 2 x K table (no continuity
+    correction), after dropping buckets empty on both sides. Returns
+    ``(statistic, pvalue, dof)``; with fewer than two non-empty buckets the samples
+    cannot differ and the result is ``(0.0, 1.0, 0)``.
+    """
+    table = np.vstack([ref_counts, cur_counts]).astype(np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0, 0
+    row = table.sum(axis=1, keepdims=True)
+    col = table.sum(axis=0, keepdims=True)
+    expected = row * col / table.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    dof = table.shape[1] - 1
+    return statistic, float(stats.chi2.sf(statistic, dof)), dof
+
+
+def two_proportion_pvalue(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Two-sided p-value of a difference between two proportions (pooled z-test)."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (x1 + x2) / (n1 + n2)
+    var = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if var <= 0:
+        return 1.0
+    z = (x1 / n1 - x2 / n2) / math.sqrt(var)
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def adjust_pvalues(pvalues: list[float | None], method: str) -> list[float | None]:
+    """Holm ("holm") or Benjamini-Hochberg ("bh") adjusted p-values; "none" = unchanged.
+
+    ``None`` entries (features without a test) are passed through and not counted.
+    """
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    out: list[float | None] = list(pvalues)
+    if method == "none" or not idx:
+        return out
+    p = np.array([pvalues[i] for i in idx], dtype=np.float64)
+    m = p.shape[0]
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    elif method == "bh":
+        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
+    else:
+        raise ValueError(f"unknown correction {method!r}; use holm, bh or none")
+    adj = np.minimum(adj, 1.0)
+    result = np.empty(m)
+    result[order] = adj
+    for j, i in enumerate(idx):
+        out[i] = float(result[j])
+    return out
