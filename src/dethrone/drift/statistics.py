@@ -19,9 +19,11 @@ PSI_FLOOR = 1e-4
 #: below this n_ref * n_cur the KS p-value is computed exactly (scipy), above it
 #: with the asymptotic Kolmogorov distribution, exactly as scipy's ``method="asymp"``
 EXACT_KS_MAX_PRODUCT = 10_000
-#: above this many distinct reference values the current data are sorted first,
-#: which keeps the binary searches cache friendly
-SORT_QUERIES_ABOVE = 2048
+#: from this effective sample size on, the KS p-value uses the limiting Kolmogorov
+#: distribution at sqrt(n)*D + 1/(6 sqrt(n)) instead of scipy's finite-n ``kstwo``:
+#: it agrees with ``kstwo`` to 3e-6 there and costs microseconds instead of up to a
+#: second (scipy's Smirnov sum is O(n))
+LIMIT_DISTRIBUTION_FROM = 50_000
 
 
 @dataclass(frozen=True)
@@ -44,22 +46,15 @@ class CurrentCounts:
 def count_against(unique: np.ndarray, current: np.ndarray) -> CurrentCounts:
     """Count ``current`` values below and at each of the sorted ``unique`` values.
 
-    ``current`` must hold no NaN. Runs in O(n log k) for k distinct reference values.
+    ``current`` must hold no NaN. Sorting the current values once (numpy's SIMD sort)
+    and then searching the k reference values in them is several times faster than
+    searching n unsorted current values in the reference.
     """
-    k = unique.shape[0]
-    if k > SORT_QUERIES_ABOVE:
-        current = np.sort(current)
-    pos = np.searchsorted(unique, current, side="right")
-    # pos[i] = number of reference values <= current[i]; a value equals unique[pos-1]
-    # exactly when it is one of the reference's values.
-    hist = np.bincount(pos, minlength=k + 1)
-    # pos <= j exactly when the value is below unique[j]
-    lt = np.cumsum(hist)[:k]
-    inside = pos > 0
-    hit = np.zeros(current.shape[0], dtype=bool)
-    hit[inside] = unique[pos[inside] - 1] == current[inside]
-    eq = np.bincount(pos[hit] - 1, minlength=k)
-    return CurrentCounts(lt=lt.astype(np.int64), eq=eq.astype(np.int64), n=int(current.shape[0]))
+    cur = np.sort(current)
+    lt = np.searchsorted(cur, unique, side="left")
+    le = np.searchsorted(cur, unique, side="right")
+    return CurrentCounts(lt=lt.astype(np.int64), eq=(le - lt).astype(np.int64),
+                         n=int(cur.shape[0]))
 
 
 def ks_statistic(ref_unique: np.ndarray, ref_cum: np.ndarray, counts: CurrentCounts) -> float:
@@ -96,8 +91,11 @@ def ks_pvalue(d: float, n1: int, n2: int, *, ref_values: np.ndarray | None = Non
     if n1 * n2 <= EXACT_KS_MAX_PRODUCT and ref_values is not None and cur_values is not None:
         return float(stats.ks_2samp(ref_values, cur_values, method="exact").pvalue)
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = m * n / (m + n)
-    return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    en = np.round(m * n / (m + n))
+    if en >= LIMIT_DISTRIBUTION_FROM:
+        root = math.sqrt(en)
+        return float(np.clip(stats.kstwobign.sf(root * d + 1 / (6 * root)), 0.0, 1.0))
+    return float(np.clip(stats.kstwo.sf(d, en), 0.0, 1.0))
 
 
 def psi(reference_share: np.ndarray, current_share: np.ndarray, *,

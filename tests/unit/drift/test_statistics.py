@@ -28,11 +28,14 @@ def test_ks_matches_scipy(rng, n1, n2, ties, shift):
     assert abs(p - ref.pvalue) <= 1e-3
 
 
-def test_ks_many_distinct_values_sorts_queries(rng):
-    # more distinct reference values than SORT_QUERIES_ABOVE takes the sorted path
-    a, b = rng.normal(size=50_000), rng.normal(0.01, size=40_000)
-    d, _ = _ks(a, b)
-    assert abs(d - stats.ks_2samp(a, b).statistic) <= 1e-12
+@pytest.mark.parametrize("shift", [0.0, 0.01, 0.03])
+def test_ks_large_samples_limit_distribution(rng, shift):
+    # en >= LIMIT_DISTRIBUTION_FROM switches to the corrected limiting distribution
+    a, b = rng.normal(size=150_000), rng.normal(shift, size=120_000)
+    d, p = _ks(a, b)
+    ref = stats.ks_2samp(a, b, method="asymp")
+    assert abs(d - ref.statistic) <= 1e-12
+    assert abs(p - ref.pvalue) <= 1e-3
 
 
 def test_ks_current_outside_reference_range(rng):
