@@ -1,0 +1,32 @@
+"""A/B decision between a champion (arm A) and a challenger (arm B).
+
+Typical use: compute per-row losses of each model on its own arm with the helpers
+in :mod:`dethrone.abtest.losses`, then call :func:`decide`::
+
+    from dethrone.abtest import absolute_error, decide
+    result = decide(absolute_error(y_a, pred_a), absolute_error(y_b, pred_b),
+                    expected_share_a=0.5)
+    result.outcome, result.reasons, result.to_dict()
+
+:func:`srm_test`, :func:`compare_unpaired`, :func:`compare_paired` and
+:func:`guardrail_test` are the building blocks, usable on their own.
+"""
+
+from dethrone.abtest.compare import ComparisonResult, compare_paired, compare_unpaired
+from dethrone.abtest.decision import ABDecision, decide
+from dethrone.abtest.guardrails import GuardrailResult, guardrail_test
+from dethrone.abtest.losses import (
+    LOSSES,
+    absolute_error,
+    log_loss,
+    row_losses,
+    squared_error,
+    zero_one_loss,
+)
+from dethrone.abtest.srm import SRMResult, srm_test
+
+__all__ = [
+    "ABDecision", "ComparisonResult", "GuardrailResult", "SRMResult", "LOSSES",
+    "absolute_error", "compare_paired", "compare_unpaired", "decide", "guardrail_test",
+    "log_loss", "row_losses", "squared_error", "srm_test", "zero_one_loss",
+]

@@ -1,0 +1,124 @@
+"""Sample-ratio-mismatch (SRM) test: did the router split traffic as configured?"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scipy import special
+
+__all__ = ["SRMResult", "srm_test"]
+
+
+@dataclass(frozen=True)
+class SRMResult:
+    """Result of :func:`srm_test`.
+
+    Attributes
+    ----------
+    statistic : float
+        Pearson chi-square statistic (1 degree of freedom).
+    pvalue : float
+        Probability of a split at least this unbalanced if the router honoured
+        ``expected_share_a``.
+    df : int
+        Degrees of freedom (always 1 for two arms).
+    n_a, n_b : int
+        Observed rows per arm.
+    expected_share_a, observed_share_a : float
+        Configured and observed share of arm A.
+    threshold : float
+        p-values below this mean a sample ratio mismatch.
+    mismatch : bool
+        ``pvalue < threshold``.
+    """
+
+    statistic: float
+    pvalue: float
+    df: int
+    n_a: int
+    n_b: int
+    expected_share_a: float
+    observed_share_a: float
+    threshold: float
+    mismatch: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field."""
+        return asdict(self)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be a non-negative integer count, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer count, got {value!r}")
+    return int(value)
+
+
+def srm_test(n_a: int, n_b: int, expected_share_a: float, *,
+             threshold: float = 0.001) -> SRMResult:
+    """Chi-square goodness-of-fit test of the observed A/B row counts.
+
+    A sample ratio mismatch means rows were lost or duplicated unevenly between the
+    arms (a router bug, a crashing model, a filter that depends on the arm), so any
+    comparison of the arms is biased. The conventional threshold is strict (0.001)
+    because this test runs on every experiment and a false alarm throws one away.
+
+    Parameters
+    ----------
+    n_a, n_b : int
+        Rows observed in arm A (champion) and arm B (challenger).
+    expected_share_a : float
+        Configured share of traffic for arm A, strictly between 0 and 1.
+    threshold : float, default 0.001
+        ``mismatch`` is true when the p-value is below this.
+
+    Returns
+    -------
+    SRMResult
+        Equal to ``scipy.stats.chisquare([n_a, n_b], f_exp=[N*s, N*(1-s)])``.
+
+    Raises
+    ------
+    ValueError
+        If a count is negative or not an integer, both are zero, or a share or the
+        threshold is outside (0, 1).
+    """
+    n_a, n_b = _count(n_a, "n_a"), _count(n_b, "n_b")
+    share = float(expected_share_a)
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"expected_share_a must be strictly between 0 and 1, got {share}")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold}")
+    total = n_a + n_b
+    if total == 0:
+        raise ValueError("no rows in either arm: the SRM test needs at least one row")
+    exp_a, exp_b = total * share, total * (1.0 - share)
+    stat = (n_a - exp_a) ** 2 / exp_a + (n_b - exp_b) ** 2 / exp_b
+    # The survival function keeps precision far into the tail, where 1 - cdf would be 0.
+    pvalue = float(special.chdtrc(1, stat))
+    return SRMResult(statistic=float(stat), pvalue=pvalue, df=1, n_a=n_a, n_b=n_b,
+                     expected_share_a=share, observed_share_a=n_a / total,
+                     threshold=float(threshold), mismatch=bool(pvalue < threshold))
+
+
+def _fmt_split(share: float) -> str:
+    return f"{100 * share:.1f}%/{100 * (1 - share):.1f}%"
+
+
+def srm_reason(result: SRMResult) -> str:
+    """One readable sentence describing ``result`` (used in decision reasons)."""
+    split = (f"observed A/B split {_fmt_split(result.observed_share_a)} "
+             f"({result.n_a}/{result.n_b} rows) vs expected "
+             f"{_fmt_split(result.expected_share_a)}, chi-square p = {result.pvalue:.3g}")
+    if result.mismatch:
+        return (f"sample ratio mismatch (SRM): {split} < {result.threshold:g}; the traffic "
+                "split is broken, so the comparison cannot be trusted")
+    return f"no sample ratio mismatch: {split} >= {result.threshold:g}"
+
+
