@@ -10,13 +10,19 @@ carat and color), over the 9 diamonds features, prints the median seconds of:
                         two searchsorted calls for the KS statistic, bincount for categories
 
 and the ratios. Usage: ``python bench/drift_bench.py [--sizes 10000 100000 1000000] [--repeat 5]``.
-Reference figures for Evidently 0.7 and NannyML (not measured here) are in DESIGN.md.
+
+With ``--compare-python PY`` (a Python that has evidently 0.7 and nannyml installed, which
+need pandas < 3 and so cannot share dethrone's venv), the same frames are written to
+Parquet and timed by ``bench/third_party_drift.py`` under PY, in the same run:
+Evidently's default ``DataDriftPreset`` and NannyML's univariate KS/chi2 calculator.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -74,10 +80,35 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def third_party(python: str, ref: pd.DataFrame, cur: pd.DataFrame, *, repeat: int) -> dict:
+    """Time Evidently and NannyML on the same frames in a separate interpreter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ref.to_parquet(Path(tmp) / "ref.parquet")
+        cur.to_parquet(Path(tmp) / "cur.parquet")
+        script = Path(__file__).with_name("third_party_drift.py")
+        proc = subprocess.run([python, str(script), str(Path(tmp) / "ref.parquet"),
+                               str(Path(tmp) / "cur.parquet"), "--repeat", str(repeat)],
+                              capture_output=True, text=True, timeout=1800)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"evidently_error": proc.stderr[-300:], "nannyml_error": proc.stderr[-300:]}
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _ratio(value, base) -> str:
+    return "-" if value is None else f"{value / base:.1f}x"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--compare-python", metavar="PY",
+                        help="Python with evidently and nannyml for the third-party columns")
     args = parser.parse_args()
     diamonds = load_diamonds()[FEATURES]
     settings = Settings()
@@ -99,6 +130,9 @@ def main() -> None:
             "scipy": median_time(lambda: scipy_loop(ref, cur), args.repeat),
             "numpy": median_time(lambda: numpy_bound(ref, cur), args.repeat),
         }
+        if args.compare_python:
+            t.update(third_party(args.compare_python, ref, cur,
+                                 repeat=1 if n >= 1_000_000 else min(args.repeat, 3)))
         rows.append((n, t))
     print(f"drift check over {len(FEATURES)} diamonds features, seed drift in carat+color, "
           f"median of {args.repeat} runs (seconds)")
@@ -110,6 +144,16 @@ def main() -> None:
         print(f"{n:>9} {t['dethrone']:>9.4f} {t['profile']:>9.4f} {t['scipy']:>9.4f} "
               f"{t['numpy']:>9.4f} {t['dethrone'] / t['numpy']:>15.2f} "
               f"{t['scipy'] / t['dethrone']:>15.2f} {t['dethrone'] / t['profile']:>17.2f}")
+    if args.compare_python:
+        print(f"\n{'N':>9} {'evidently':>10} {'nannyml':>9} {'evidently/dethrone':>19} "
+              f"{'nannyml/dethrone':>17}")
+        for n, t in rows:
+            ev, nm = t.get("evidently"), t.get("nannyml")
+            print(f"{n:>9} {_f(ev):>10} {_f(nm):>9} {_ratio(ev, t['dethrone']):>19} "
+                  f"{_ratio(nm, t['dethrone']):>17}")
+            for key in ("evidently_error", "nannyml_error"):
+                if t.get(key):
+                    print(f"   {key}: {t[key]}")
     print("goal at 1M: dethrone/numpy <= 1.5, scipy/dethrone >= 2, profile faster again")
 
 
