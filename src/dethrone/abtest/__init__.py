@@ -8,8 +8,9 @@ in :mod:`dethrone.abtest.losses`, then call :func:`decide`::
                     expected_share_a=0.5)
     result.outcome, result.reasons, result.to_dict()
 
-:func:`srm_test`, :func:`compare_unpaired`, :func:`compare_paired` and
-:func:`guardrail_test` are the building blocks, usable on their own.
+:func:`srm_test`, :func:`compare_unpaired`, :func:`compare_paired`,
+:func:`permutation_welch` and :func:`guardrail_test` are the building blocks, usable
+on their own.
 """
 
 from dethrone.abtest.compare import ComparisonResult, compare_paired, compare_unpaired
@@ -23,10 +24,12 @@ from dethrone.abtest.losses import (
     squared_error,
     zero_one_loss,
 )
+from dethrone.abtest.permutation import PermutationResult, permutation_welch
 from dethrone.abtest.srm import SRMResult, srm_test
 
 __all__ = [
-    "ABDecision", "ComparisonResult", "GuardrailResult", "SRMResult", "LOSSES",
-    "absolute_error", "compare_paired", "compare_unpaired", "decide", "guardrail_test",
-    "log_loss", "row_losses", "squared_error", "srm_test", "zero_one_loss",
+    "ABDecision", "ComparisonResult", "GuardrailResult", "PermutationResult", "SRMResult",
+    "LOSSES", "absolute_error", "compare_paired", "compare_unpaired", "decide",
+    "guardrail_test", "log_loss", "permutation_welch", "row_losses", "squared_error",
+    "srm_test", "zero_one_loss",
 ]

