@@ -2,16 +2,19 @@
 
 Kinds
 -----
-``scale`` (seed default for numeric columns)
-    Each value, with probability ``probability`` (default 0.5), is multiplied by a
-    factor drawn from U(``low``, ``high``) (default U(0.1, 2.0)).
-``shift`` (numeric)
+``scale`` (seed default for numeric columns; intensity in [0, 1], default 0.5)
+    Each value, with probability ``intensity``, is multiplied by a factor drawn
+    from U(0.1, 2.0).
+``shift`` (numeric; intensity in [-10, 10], default 1.0)
     Every value is moved by ``intensity`` times the column's standard deviation.
-``redraw`` (seed default for categorical columns)
-    Each value, with probability ``intensity`` (default 1.0: all of them), is redrawn
-    uniformly from the column's categories.
-``missing`` (any column)
-    A share ``intensity`` of the values is set to missing.
+``redraw`` (seed default for categorical columns; intensity in [0, 1], default 1.0)
+    Each value, with probability ``intensity``, is redrawn uniformly from the
+    column's categories.
+``missing`` (any column; intensity in [0, 1], default 0.1)
+    Each value, with probability ``intensity``, is set to missing.
+
+The array kernels :func:`drift_numbers` and :func:`drift_codes` do the work; the
+router's slicer calls them directly, :func:`apply_drift` through pandas.
 """
 
 from __future__ import annotations
@@ -82,53 +85,103 @@ def apply_drift(frame: pd.DataFrame, specs: Mapping[str, DriftSpec | None] | lis
     for col, spec in specs.items():
         if col not in out.columns:
             raise ValueError(f"unknown column {col!r}")
-        series = out[col]
-        spec = spec or DriftSpec(default_kind(series))
-        numeric = default_kind(series) == "scale"
-        if numeric and spec.kind not in NUMERIC_KINDS:
-            raise ValueError(f"drift kind {spec.kind!r} does not apply to numeric column {col!r}")
-        if not numeric and spec.kind not in CATEGORICAL_KINDS:
-            raise ValueError(
-                f"drift kind {spec.kind!r} does not apply to categorical column {col!r}")
-        out[col] = _apply_one(series, spec, rng)
+        out[col] = drift_series(out[col], spec, rng)
     return out
 
 
-def _apply_one(series: pd.Series, spec: DriftSpec, rng: np.random.Generator) -> pd.Series:
-    n = len(series)
-    if spec.kind == "scale":
-        prob = 0.5 if spec.intensity is None else float(spec.intensity)
-        values = series.to_numpy(dtype=np.float64, copy=True)
-        hit = rng.random(n) < prob
+def applicable_kinds(series: pd.Series) -> set[str]:
+    """Drift kinds that fit ``series``: numeric or categorical ones (``missing`` fits all)."""
+    return NUMERIC_KINDS if default_kind(series) == "scale" else CATEGORICAL_KINDS
+
+
+def drift_series(series: pd.Series, spec: DriftSpec | None,
+                 rng: np.random.Generator) -> pd.Series:
+    """Return a drifted copy of one column (the per-column step of :func:`apply_drift`).
+
+    Parameters
+    ----------
+    series : Series
+        Values to drift; not modified.
+    spec : DriftSpec or None
+        ``None`` means the seed's kind for the column's type.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Raises
+    ------
+    ValueError
+        If the kind does not fit the column's type.
+    """
+    spec = spec or DriftSpec(default_kind(series))
+    if spec.kind not in applicable_kinds(series):
+        what = "numeric" if default_kind(series) == "scale" else "categorical"
+        raise ValueError(
+            f"drift kind {spec.kind!r} does not apply to {what} column {series.name!r}")
+    return _apply_one(series, spec, rng)
+
+
+#: Intensity used when a spec gives none (the seed's behaviour for scale and redraw).
+DEFAULT_INTENSITY = {"scale": 0.5, "shift": 1.0, "redraw": 1.0, "missing": 0.1}
+
+
+def intensity_of(spec: DriftSpec) -> float:
+    """The spec's intensity, or the kind's default from :data:`DEFAULT_INTENSITY`."""
+    return DEFAULT_INTENSITY[spec.kind] if spec.intensity is None else float(spec.intensity)
+
+
+def drift_numbers(values: np.ndarray, kind: str, intensity: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Drift a float64 array in place (kinds scale, shift, missing) and return it.
+
+    The array kernels are shared by :func:`apply_drift` and the router's slicer, so
+    both draw the same random numbers in the same order.
+    """
+    n = len(values)
+    if kind == "scale":
+        hit = rng.random(n) < intensity
         values[hit] *= rng.uniform(0.1, 2.0, size=int(hit.sum()))
-        return pd.Series(values, index=series.index, name=series.name)
-    if spec.kind == "shift":
-        k = 1.0 if spec.intensity is None else float(spec.intensity)
-        values = series.to_numpy(dtype=np.float64, copy=True)
+    elif kind == "shift":
         std = float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
-        return pd.Series(values + k * std, index=series.index, name=series.name)
-    if spec.kind == "missing":
-        share = 0.1 if spec.intensity is None else float(spec.intensity)
-        hit = rng.random(n) < share
-        if isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
-                series):
-            return series.mask(hit)
-        values = series.to_numpy(dtype=np.float64, copy=True)
-        values[hit] = np.nan
-        return pd.Series(values, index=series.index, name=series.name)
-    # redraw
-    prob = 1.0 if spec.intensity is None else float(spec.intensity)
+        values += intensity * std
+    elif kind == "missing":
+        values[rng.random(n) < intensity] = np.nan
+    else:
+        raise ValueError(f"drift kind {kind!r} does not apply to numbers")
+    return values
+
+
+def drift_codes(codes: np.ndarray, n_categories: int, kind: str, intensity: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """Drift categorical codes in place (kinds redraw, missing as code -1) and return them."""
+    hit = rng.random(len(codes)) < intensity
+    if kind == "redraw":
+        codes[hit] = rng.integers(0, n_categories, size=int(hit.sum()))
+    elif kind == "missing":
+        codes[hit] = -1
+    else:
+        raise ValueError(f"drift kind {kind!r} does not apply to categories")
+    return codes
+
+
+def _apply_one(series: pd.Series, spec: DriftSpec, rng: np.random.Generator) -> pd.Series:
+    intensity = intensity_of(spec)
     if isinstance(series.dtype, pd.CategoricalDtype):
-        cats = series.cat.categories
-        codes = series.cat.codes.to_numpy(copy=True)
-        hit = rng.random(n) < prob
-        codes[hit] = rng.integers(0, len(cats), size=int(hit.sum()))
+        codes = series.cat.codes.to_numpy().astype(np.int64)
+        codes = drift_codes(codes, len(series.cat.categories), spec.kind, intensity, rng)
         return pd.Series(pd.Categorical.from_codes(codes, dtype=series.dtype),
                          index=series.index, name=series.name)
+    if default_kind(series) == "scale":
+        values = drift_numbers(series.to_numpy(dtype=np.float64, copy=True), spec.kind,
+                               intensity, rng)
+        return pd.Series(values, index=series.index, name=series.name)
+    n = len(series)
+    if spec.kind == "missing":
+        return series.mask(rng.random(n) < intensity)
+    # redraw of plain values (strings, booleans): uniformly among the values present
     cats = pd.unique(series.dropna())
     if len(cats) == 0:
         return series.copy()
     values = series.to_numpy(dtype=object, copy=True)
-    hit = rng.random(n) < prob
+    hit = rng.random(n) < intensity
     values[hit] = cats[rng.integers(0, len(cats), size=int(hit.sum()))]
     return pd.Series(values, index=series.index, name=series.name, dtype=series.dtype)

@@ -45,6 +45,9 @@ class Settings:
     router_data_dir: str = _doc(".dethrone/router", "folder of the router's config store")
     router_max_data_size: int = _doc(1_000_000, "largest data_size the router accepts")
     router_timeout: float = _doc(30.0, "seconds before a router request times out")
+    router_bind: str = _doc("127.0.0.1:8000", "host:port gunicorn binds the router to")
+    router_workers: int = _doc(0, "gunicorn workers of the router (0: one per CPU core)")
+    router_log_level: str = _doc("info", "router log level (info logs one line per request)")
     dataset_path: str = _doc("", "CSV or Parquet served by the router (empty: diamonds)")
     target: str = _doc("price", "target column of the data set")
     # --- drift ----------------------------------------------------------------

@@ -13,6 +13,7 @@ import sys
 #: subcommand name -> module in this package
 COMMANDS: dict[str, str] = {
     "drift": "drift_cmd",
+    "router": "router_cmd",
 }
 
 EXIT_OK, EXIT_FOUND, EXIT_BAD_INPUT = 0, 1, 2

@@ -1,0 +1,130 @@
+"""The dethrone traffic router: a Flask app serving data slices and A/B slices.
+
+Use :func:`create_app` (the Flask application factory); ``dethrone_router.wsgi:app``
+is the instance gunicorn serves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from flask import Flask, current_app, g, request
+
+from dethrone.datasets import load_dataset
+from dethrone.injection import DriftSpec
+from dethrone.settings import Settings
+from dethrone.slicing import Slicer
+from dethrone_router.errors import ApiError, register_error_handler
+from dethrone_router.store import ConfigStore
+from dethrone_router.validation import DEFAULTS, ValidationError, drift_plan, validate_config
+
+access_log = logging.getLogger("dethrone_router.access")
+
+
+@dataclass
+class RouterState:
+    """Everything a worker keeps between requests (one per app)."""
+
+    settings: Settings
+    slicer: Slicer
+    columns: dict[str, pd.Series]
+    store: ConfigStore
+    metrics: Any
+    _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
+        default=None, repr=False)
+
+    def config(self) -> tuple[int, dict[str, Any], dict[str, DriftSpec | None]]:
+        """The current ``(version, config, drift plan)``, re-checked when it changes.
+
+        Raises
+        ------
+        ApiError
+            503 when the stored config no longer fits the data set (e.g. the data set
+            or ``ROUTER_MAX_DATA_SIZE`` changed since it was accepted).
+        """
+        version, cfg = self.store.current()
+        plan = self._plan
+        if plan is None or plan[0] != version:
+            try:
+                checked = validate_config(cfg, self.columns, self.settings.router_max_data_size)
+            except ValidationError as exc:
+                raise ApiError(503, "config_incompatible",
+                               f"stored config version {version} does not fit the data set: "
+                               f"{exc.message}; POST /traffic a new one", exc.field) from exc
+            plan = (version, checked, drift_plan(checked))
+            self._plan = plan
+        return plan
+
+
+def state() -> RouterState:
+    """The :class:`RouterState` of the current app."""
+    return current_app.extensions["dethrone_router"]
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the router app: load the data set, open the config store, register routes.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults to ``Settings.from_env()`` read now.
+
+    Returns
+    -------
+    flask.Flask
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    # Configs are tiny; a cap keeps a wrong client from streaming megabytes into us.
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    logging.getLogger("dethrone_router").setLevel(settings.router_log_level.upper())
+
+    frame = load_dataset(settings.dataset_path)
+    if settings.target not in frame.columns:
+        logging.getLogger("dethrone_router").warning(
+            "TARGET %r is not a column of the data set", settings.target)
+    # Imported here, not at the top: the gunicorn config imports this package in the
+    # master and must set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
+    from dethrone_router.metrics import Metrics
+
+    slicer = Slicer(frame)
+    defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"],
+                                             settings.router_max_data_size)}
+    store = ConfigStore(settings.router_data_dir, defaults)
+    app.extensions["dethrone_router"] = RouterState(
+        settings=settings, slicer=slicer,
+        columns={c: slicer.frame[c] for c in slicer.columns},
+        store=store, metrics=Metrics(store))
+
+    from dethrone_router import data, ops, traffic
+
+    app.register_blueprint(traffic.bp)
+    app.register_blueprint(data.bp)
+    app.register_blueprint(ops.bp)
+    register_error_handler(app)
+    app.before_request(_start_timer)
+    app.after_request(_log_request)
+    return app
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(response):
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    rows = g.get("rows", 0)
+    # The rule, not the path, labels metrics: fuzzed 404 paths must not explode them.
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    state().metrics.observe(endpoint, request.method, response.status_code, seconds, rows)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(json.dumps({
+            "event": "request", "method": request.method, "path": request.path,
+            "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
+            "rows": rows, "version": g.get("version"), "seed": g.get("seed")}))
+    return response

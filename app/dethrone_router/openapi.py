@@ -1,0 +1,145 @@
+"""The OpenAPI 3.0 document of the router, built for the loaded data set and limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dethrone.injection import KINDS
+
+_ERROR_CODES = {"400": "invalid request (the error names the field and rule)",
+                "401": "missing or wrong bearer token", "409": "version conflict",
+                "413": "body too large", "415": "Content-Type is not application/json",
+                "503": "stored config does not fit the data set"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(ref: str, description: str = "OK", headers: dict | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
+    prob = {"type": "number", "minimum": 0, "maximum": 1}
+    seed = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1, "nullable": True}
+    spec = {"type": "object", "required": ["kind"], "additionalProperties": False,
+            "properties": {"kind": {"type": "string", "enum": list(KINDS)},
+                           "intensity": {"type": "number", "minimum": -10, "maximum": 10,
+                                         "nullable": True}}}
+    fields = {"a": prob, "b": prob,
+              "data_size": {"type": "integer", "minimum": 1, "maximum": max_data_size},
+              "drift_cols": {"type": "array", "uniqueItems": True,
+                             "items": {"type": "string", "enum": columns}},
+              "drift": {"type": "object", "additionalProperties": False,
+                        "properties": {c: {"$ref": "#/components/schemas/DriftSpec"}
+                                       for c in columns}},
+              "seed": seed}
+    split = {"type": "object", "required": ["columns", "index", "data"],
+             "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                            "index": {"type": "array", "items": {"type": "integer"}},
+                            "data": {"type": "array", "items": {"type": "array", "items": {}}}}}
+    traffic = {"type": "object", "required": [*fields, "version"],
+               "properties": {**fields, "version": {"type": "integer", "minimum": 0}}}
+    return {
+        "DriftSpec": spec,
+        "TrafficUpdate": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                          "properties": {**fields,
+                                         "version": {"type": "integer", "minimum": 0}}},
+        "Traffic": traffic,
+        "TrafficUpdated": {"type": "object", "required": ["status", "traffic"],
+                           "properties": {"status": {"type": "string", "enum": ["updated"]},
+                                          "traffic": {"$ref": "#/components/schemas/Traffic"}}},
+        "History": {"type": "object", "required": ["version", "history"], "properties": {
+            "version": {"type": "integer"},
+            "history": {"type": "array", "items": {
+                "type": "object", "required": ["version", "at", "before", "after"],
+                "properties": {"version": {"type": "integer"}, "at": {"type": "string"},
+                               "before": {"type": "object"}, "after": {"type": "object"}}}}}},
+        "Split": split,
+        "ABData": {"type": "object", "required": ["a_data", "b_data"],
+                   "properties": {"a_data": {"$ref": "#/components/schemas/Split"},
+                                  "b_data": {"$ref": "#/components/schemas/Split"}}},
+        "Health": {"type": "object", "required": ["status", "checks"], "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            "config_version": {"type": "integer"}, "dataset": {"type": "object"}}},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message", "field", "status"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "field": {"type": "string", "nullable": True},
+                           "status": {"type": "integer"}}}}},
+    }
+
+
+def build_spec(columns: list[str], max_data_size: int, auth: bool) -> dict[str, Any]:
+    """Build the OpenAPI document.
+
+    Parameters
+    ----------
+    columns : list of str
+        Column names of the served data set (enumerated in the schemas).
+    max_data_size : int
+        Largest accepted ``data_size``.
+    auth : bool
+        Whether POST /traffic requires a bearer token.
+
+    Returns
+    -------
+    dict
+        An OpenAPI 3.0.3 document.
+    """
+    data_headers = {h: {"description": d, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+                    for h, d in (("X-Dethrone-Config-Version", "config version used"),
+                                 ("X-Dethrone-Seed", "seed that redraws this exact slice"))}
+    seed_param = {"name": "seed", "in": "query", "required": False,
+                  "description": "overrides the config's seed for this request",
+                  "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}}
+    errs = {k: _error(v) for k, v in _ERROR_CODES.items() if k in ("400", "503")}
+
+    def data_op(ref: str, summary: str) -> dict[str, Any]:
+        return {"summary": summary, "parameters": [seed_param],
+                "responses": {"200": _json(ref, "the slice", data_headers), **errs}}
+
+    post_traffic: dict[str, Any] = {
+        "summary": "validate and store a (partial) config",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/TrafficUpdate"}}}},
+        "responses": {"200": _json("TrafficUpdated", "stored"),
+                      **{k: _error(v) for k, v in _ERROR_CODES.items() if k != "503"}}}
+    if auth:
+        post_traffic["security"] = [{"bearer": []}]
+    get_data = data_op("Split", "a slice of data_size rows with drift applied")
+    ab_data = data_op("ABData", "one slice split a : b into A and B")
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "dethrone traffic router", "version": "1"},
+        "paths": {
+            "/traffic": {"get": {"summary": "current config",
+                                 "responses": {"200": _json("Traffic"), **errs}},
+                         "post": post_traffic},
+            "/traffic/history": {"get": {
+                "summary": "every accepted change, oldest first",
+                "parameters": [{"name": "limit", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1,
+                                           "maximum": 100_000}}],
+                "responses": {"200": _json("History"), "400": _error(_ERROR_CODES["400"])}}},
+            "/get_data": {"get": get_data, "post": {**get_data, "operationId": "postGetData"}},
+            "/ab_data": {"get": ab_data, "post": {**ab_data, "operationId": "postAbData"}},
+            "/health": {"get": {"summary": "readiness", "responses": {
+                "200": _json("Health", "ready"), "503": _json("Health", "not ready")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "this document", "responses": {
+                "200": {"description": "OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        },
+        "components": {"schemas": _schemas(columns, max_data_size),
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

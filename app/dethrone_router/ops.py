@@ -1,0 +1,44 @@
+"""GET /health, /metrics and /openapi.json."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from dethrone_router import state
+from dethrone_router.errors import ApiError
+from dethrone_router.metrics import CONTENT_TYPE
+from dethrone_router.openapi import build_spec
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/health")
+def health():
+    """200 when ready (data set loaded, store writable, config fits), else 503."""
+    st = state()
+    checks = {"dataset": st.slicer.n_rows > 0, "store_writable": st.store.writable()}
+    try:
+        version = st.config()[0]
+        checks["config_valid"] = True
+    except ApiError:
+        version, checks["config_valid"] = st.store.current()[0], False
+    ready = all(checks.values())
+    body = {"status": "ok" if ready else "unavailable", "checks": checks,
+            "config_version": version,
+            "dataset": {"rows": st.slicer.n_rows, "columns": st.slicer.columns,
+                        "target": st.settings.target}}
+    return jsonify(body), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format, summed over all workers."""
+    return Response(state().metrics.render(), content_type=CONTENT_TYPE)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.0 description of this router (columns and limits filled in)."""
+    st = state()
+    return jsonify(build_spec(st.slicer.columns, st.settings.router_max_data_size,
+                              bool(st.settings.router_token)))

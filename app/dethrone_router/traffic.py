@@ -1,0 +1,94 @@
+"""GET/POST /traffic and GET /traffic/history."""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from flask import Blueprint, jsonify, request
+
+from dethrone_router import state
+from dethrone_router.errors import ApiError
+from dethrone_router.store import VersionConflict
+from dethrone_router.validation import ValidationError, merge_update, validate_config
+
+bp = Blueprint("traffic", __name__)
+
+
+def _reject_constant(name: str) -> float:
+    # Python's json accepts NaN and Infinity; JSON does not, and a/b must be finite.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_token() -> None:
+    token = state().settings.router_token
+    if not token:
+        return
+    given = request.headers.get("Authorization", "")
+    # compare_digest takes constant time, so the answer time leaks nothing of the token.
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise ApiError(401, "unauthorized", "POST /traffic needs 'Authorization: Bearer <token>'",
+                       "Authorization", {"WWW-Authenticate": 'Bearer realm="dethrone-router"'})
+
+
+def _json_body():
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Type must be application/json, got "
+                       f"{request.mimetype or 'none'!r}", "Content-Type")
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ValidationError(None, "empty", "body is empty; send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(None, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+@bp.get("/traffic")
+def get_traffic():
+    """The current config plus its ``version``."""
+    version, cfg, _ = state().config()
+    return jsonify({**cfg, "version": version})
+
+
+@bp.post("/traffic")
+def post_traffic():
+    """Validate a (partial) config, store it atomically and answer with the result.
+
+    An optional ``version`` key makes the update conditional: 409 unless it is the
+    current version (optimistic locking for read-modify-write clients).
+    """
+    _check_token()
+    body = _json_body()
+    expected = None
+    if isinstance(body, dict) and "version" in body:
+        expected = body.pop("version")
+        if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
+            raise ValidationError("version", "type",
+                                  "version must be a non-negative integer (the one to replace)")
+    st = state()
+
+    def change(current: dict) -> dict:
+        merged = merge_update(current, body)
+        return validate_config(merged, st.columns, st.settings.router_max_data_size)
+
+    try:
+        version, _, after = st.store.update(change, expected)
+    except VersionConflict as exc:
+        raise ApiError(409, "version_conflict", f"{exc}; GET /traffic and retry",
+                       "version") from None
+    return jsonify({"status": "updated", "traffic": {**after, "version": version}})
+
+
+@bp.get("/traffic/history")
+def history():
+    """Every accepted change, oldest first; ``?limit=N`` keeps the newest N."""
+    limit = request.args.get("limit")
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
+            raise ValidationError("limit", "range", "limit must be an integer in [1, 100000]")
+        limit = int(limit)
+    st = state()
+    version, _ = st.store.current()
+    return jsonify({"version": version, "history": st.store.history(limit)})

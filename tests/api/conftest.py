@@ -1,0 +1,132 @@
+"""Fixtures of the router tests: the Flask app and client, and real gunicorn servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from dethrone.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Router settings on a fresh store folder, ignoring the caller's environment."""
+    return Settings.from_env({}, router_data_dir=str(tmp_path / "router"))
+
+
+@pytest.fixture
+def make_app(monkeypatch, diamonds) -> Callable:
+    """``make_app(settings)``: an app that reuses the session's diamonds frame."""
+    import dethrone_router
+
+    original = dethrone_router.load_dataset
+    # Parsing the CSV for every app would dominate the suite's run time.
+    monkeypatch.setattr(dethrone_router, "load_dataset",
+                        lambda path: diamonds if not path else original(path))
+    return dethrone_router.create_app
+
+
+@pytest.fixture
+def app(make_app, settings):
+    """The router app on a fresh store (the Flask tutorial's ``app`` fixture)."""
+    app = make_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    """A test client of :func:`app`."""
+    return app.test_client()
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RouterServer:
+    """The router under real gunicorn on 127.0.0.1; stop() ends it by PID."""
+
+    def __init__(self, data_dir: Path, workers: int = 2, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"gunicorn-{self.port}.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        full_env = {k: v for k, v in os.environ.items()
+                    if k != "PROMETHEUS_MULTIPROC_DIR" and not k.startswith("ROUTER_")}
+        full_env.update({"ROUTER_DATA_DIR": str(data_dir), **(env or {})})
+        cmd = [sys.executable, "-m", "dethrone", "router", "--host", "127.0.0.1",
+               "--port", str(self.port), "--workers", str(workers)]
+        # Until the lead registers `router` in the CLI, run gunicorn the same way directly.
+        from dethrone.cli import COMMANDS
+        if "router" not in COMMANDS:
+            cmd = [sys.executable, "-m", "gunicorn", "-c", "python:dethrone_router.gunicorn_conf",
+                   "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                   "dethrone_router.wsgi:app"]
+        with open(self.log, "wb") as log:
+            # A session of its own, so stop() can end the whole group by this PID.
+            self.proc = subprocess.Popen(cmd, env=full_env, cwd=REPO, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"router exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"router not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the server's process group, SIGKILL it after ``timeout`` seconds."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        try:
+            # Workers left behind by a killed master are in the same group.
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def router_server(tmp_path) -> Iterator[Callable[..., RouterServer]]:
+    """``router_server(data_dir=None, workers=2)`` starts a gunicorn router; all that
+    were started are stopped at teardown, also when the test failed."""
+    started: list[RouterServer] = []
+
+    def start(data_dir: Path | None = None, workers: int = 2, **env: str) -> RouterServer:
+        server = RouterServer(data_dir or tmp_path / "router", workers, env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
