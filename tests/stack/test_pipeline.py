@@ -1,0 +1,151 @@
+"""main_pipeline on the native stack, triggered through Airflow's REST API like a user would:
+run 1 crowns the first champion; drift on carat and color set with POST /traffic makes
+run 2 flag exactly those features, register a challenger, A/B test it and decide.
+
+Everything is checked where a user would look: Airflow's run and task states and XComs,
+MLflow's registry (aliases) and tracking API with the basic-auth admin, and the S3 buckets.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from stack_helpers import report
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "main_pipeline"
+DAG_FILE = ROOT / "airflow" / "dags" / f"{DAG_ID}.py"
+RUN_TIMEOUT = 900  # seconds per DAG run; a whole run is ~1 minute on an idle machine
+
+pytestmark = pytest.mark.skipif(not DAG_FILE.exists(),
+                                reason=f"{DAG_FILE.relative_to(ROOT)} does not exist yet")
+
+
+class MLflow:
+    def __init__(self, stack) -> None:
+        self.base = f"{stack.mlflow_url}/api/2.0/mlflow"
+        self.auth = (stack.creds.mlflow_user, stack.creds.mlflow_password)
+        self.model = "dethrone-model"  # Settings.model_name default, not overridden in the stack
+
+    def get(self, path: str, **params) -> requests.Response:
+        return requests.get(f"{self.base}{path}", params=params, auth=self.auth, timeout=30)
+
+    def alias(self, alias: str) -> str | None:
+        response = self.get("/registered-models/alias", name=self.model, alias=alias)
+        # 404: no such model yet; 400 INVALID_PARAMETER_VALUE: the model lacks this alias.
+        if response.status_code == 404 or (response.status_code == 400 and "not found" in response.text):
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()["model_version"]["version"]
+
+    def run(self, run_id: str) -> dict:
+        response = self.get("/runs/get", run_id=run_id)
+        assert response.status_code == 200, response.text
+        return response.json()["run"]
+
+
+@pytest.fixture(scope="module")
+def mlflow(stack) -> MLflow:
+    return MLflow(stack)
+
+
+@pytest.fixture(scope="module")
+def dag(airflow):
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        errors = airflow.get("/importErrors").json().get("import_errors", [])
+        assert not errors, f"DAG import errors: {errors}"
+        if airflow.get(f"/dags/{DAG_ID}").status_code == 200:
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"{DAG_ID} not parsed by the dag-processor within 300s")
+    response = airflow.patch(f"/dags/{DAG_ID}", {"is_paused": False})
+    assert response.status_code == 200, response.text
+    return DAG_ID
+
+
+def _run(airflow, dag_id: str, conf: dict | None = None) -> tuple[str, dict]:
+    run_id = airflow.trigger(dag_id, conf)
+    state = airflow.wait(dag_id, run_id, RUN_TIMEOUT)
+    tasks = airflow.task_states(dag_id, run_id)
+    assert state == "success", f"{run_id} ended {state}: {tasks}"
+    return run_id, tasks
+
+
+@pytest.fixture(scope="module")
+def first_run(request, airflow, dag, mlflow):
+    assert mlflow.alias("champion") is None, "the stack must start without a champion"
+    began = time.monotonic()
+    run_id, tasks = _run(airflow, dag)
+    report(request.config, f"run 1 ({run_id}) took {time.monotonic() - began:.0f}s")
+    return run_id, tasks
+
+
+@pytest.fixture(scope="module")
+def second_run(request, stack, airflow, dag, first_run, mlflow):
+    champion_before = mlflow.alias("champion")
+    response = requests.post(f"{stack.router_url}/traffic", timeout=30,
+                             json={"drift_cols": ["carat", "color"]},
+                             headers={"Authorization": f"Bearer {stack.creds.router_token}"})
+    assert response.status_code == 200, response.text
+    began = time.monotonic()
+    run_id, tasks = _run(airflow, dag)
+    report(request.config, f"run 2 ({run_id}) took {time.monotonic() - began:.0f}s")
+    return run_id, tasks, champion_before
+
+
+def test_first_run_crowns_a_champion(airflow, mlflow, first_run):
+    run_id, tasks = first_run
+    assert tasks["check_champion"] == "success"
+    assert tasks["set_champion"] == "success"
+    assert tasks["fetch_current_data"] == "skipped"
+    registered = airflow.xcom(DAG_ID, run_id, "register_model")
+    assert mlflow.alias("champion") == str(registered["version"])
+
+
+def test_drift_on_carat_and_color_is_flagged_exactly(airflow, second_run):
+    run_id, tasks, _ = second_run
+    assert tasks["fetch_training_data"] == "skipped"
+    drift = airflow.xcom(DAG_ID, run_id, "detect_drift")
+    assert drift["drifted"] is True
+    assert set(drift["drifted_features"]) == {"carat", "color"}
+
+
+def test_challenger_is_registered_tested_and_decided(airflow, mlflow, second_run):
+    run_id, tasks, champion_before = second_run
+    assert tasks["train_challenger"] == "success" and tasks["ab_test"] == "success"
+    challenger = str(airflow.xcom(DAG_ID, run_id, "register_challenger")["version"])
+    assert challenger != champion_before
+    version = mlflow.get("/model-versions/get", name=mlflow.model, version=challenger)
+    assert version.status_code == 200, version.text
+    decision = airflow.xcom(DAG_ID, run_id, "ab_test")
+    assert decision["outcome"] in {"promote", "keep", "inconclusive"}
+    assert decision["reasons"], "a decision must say why"
+    assert str(decision["challenger_version"]) == challenger
+    comparison = mlflow.run(decision["comparison_run_id"])
+    assert comparison["info"]["status"] == "FINISHED"
+    if decision["outcome"] == "promote":
+        assert tasks["promote_challenger"] == "success" and tasks["keep_champion"] == "skipped"
+        assert mlflow.alias("champion") == challenger
+        # Promotion moves @champion in one step; @challenger may go with it, never elsewhere.
+        assert mlflow.alias("challenger") in (None, challenger)
+    else:
+        assert tasks["keep_champion"] == "success" and tasks["promote_challenger"] == "skipped"
+        assert mlflow.alias("champion") == champion_before
+        assert mlflow.alias("challenger") == challenger
+
+
+def test_artifacts_and_staged_frames_live_in_s3(stack, second_run):
+    s3 = boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1",
+                      aws_access_key_id=stack.creds.s3_access_key,
+                      aws_secret_access_key=stack.creds.s3_secret_key,
+                      config=Config(s3={"addressing_style": "path"}))
+    for bucket in (stack.artifact_bucket, stack.staging_bucket):
+        listed = s3.list_objects_v2(Bucket=bucket, MaxKeys=5)
+        assert listed.get("KeyCount", 0) > 0, f"nothing stored in s3://{bucket}"
