@@ -29,3 +29,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf .pytest_cache build dist src/*.egg-info
+
+## make demo: create the venv and install if needed, then run the end-to-end demo.
+.PHONY: demo
+demo: $(STAMP)
+	$(VENV)/bin/dethrone demo
+
+## make stack-test: the docker-compose topology started natively on 127.0.0.1 (PostgreSQL,
+## seaweedfs as S3, MLflow with basic auth, the router, Airflow 3) and main_pipeline run on it.
+.PHONY: stack-test
+stack-test: $(STAMP)
+	$(PIP) install -q --disable-pip-version-check -r scripts/stack/requirements.txt 2>&1 | grep -v "is ignored" || true
+	sh scripts/stack/ensure-postgres.sh
+	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack

@@ -14,6 +14,13 @@ import sys
 COMMANDS: dict[str, str] = {
     "drift": "drift_cmd",
     "router": "router_cmd",
+    "demo": "demo_cmd",
+    "up": "up_cmd",
+    "down": "down_cmd",
+    "status": "status_cmd",
+    "rollback": "rollback_cmd",
+    "traffic": "traffic_cmd",
+    "trigger": "trigger_cmd",
 }
 
 EXIT_OK, EXIT_FOUND, EXIT_BAD_INPUT = 0, 1, 2

@@ -1,0 +1,30 @@
+"""``dethrone rollback``: point @champion back to @previous-champion."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``rollback`` on the ``dethrone`` command."""
+    p = subparsers.add_parser(
+        "rollback", help="restore the previous champion",
+        description="Re-point @champion to @previous-champion in one step; the rolled-back "
+                    "version becomes @previous-champion and is tagged with the reason.")
+    p.add_argument("--reason", default="manual rollback", help="recorded on the versions")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Roll back; 1 when there is nothing to roll back to or MLflow is unreachable."""
+    from dethrone.registry import Registry, RegistryError
+    from dethrone.settings import Settings
+
+    try:
+        out = Registry(Settings.from_env()).rollback(args.reason)
+    except RegistryError as exc:
+        print(f"dethrone rollback: {exc}", file=sys.stderr)
+        return 1
+    print(f"@champion -> version {out['champion']} (was {out['previous']})")
+    return 0

@@ -1,0 +1,32 @@
+"""``dethrone status``: champion/challenger versions, last drift verdict, last decision."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``status`` on the ``dethrone`` command."""
+    p = subparsers.add_parser(
+        "status", help="show the champion, challenger, last drift check and last decision",
+        description="Read the registry aliases and the latest drift and comparison runs "
+                    "from MLflow (MLFLOW_TRACKING_URI).")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the status; 1 when MLflow cannot be reached."""
+    from dethrone.registry import RegistryError
+    from dethrone.settings import Settings
+    from dethrone.status import collect_status, format_status
+
+    try:
+        status = collect_status(Settings.from_env())
+    except RegistryError as exc:
+        print(f"dethrone status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
+    return 0

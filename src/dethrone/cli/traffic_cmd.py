@@ -1,0 +1,52 @@
+"""``dethrone traffic get|set``: read or change the router's traffic config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``traffic`` on the ``dethrone`` command."""
+    p = subparsers.add_parser(
+        "traffic", help="get or set the router's a/b split, data size and drift",
+        description="GET or POST /traffic on FLASK_URL (POST sends ROUTER_TOKEN).")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    sub.add_parser("get", help="print the current config as JSON")
+    s = sub.add_parser("set", help="update some keys (the router validates the result)")
+    s.add_argument("--a", type=float, help="share of arm A (b becomes 1 - a)")
+    s.add_argument("--data-size", type=int, help="rows per slice")
+    s.add_argument("--drift", metavar="COL[,COL...]",
+                   help="columns to drift with the seed's kind; '' clears drift")
+    s.add_argument("--json", dest="raw", metavar="BODY", help="a raw JSON body instead")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the (new) config; 1 when the router refuses or cannot be reached."""
+    from dethrone.router_client import RouterClient, RouterError
+    from dethrone.settings import Settings
+
+    client = RouterClient.from_settings(Settings.from_env(), retries=1)
+    try:
+        if args.action == "get":
+            out = client.get_traffic()
+        else:
+            body = json.loads(args.raw) if args.raw else {}
+            if args.a is not None:
+                body.update(a=args.a, b=round(1.0 - args.a, 12))
+            if args.data_size is not None:
+                body["data_size"] = args.data_size
+            if args.drift is not None:
+                body["drift_cols"] = [c.strip() for c in args.drift.split(",") if c.strip()]
+            if not body:
+                print("dethrone traffic set: nothing to set (see --help)", file=sys.stderr)
+                return 2
+            out = client.set_traffic(**body)
+    except (RouterError, json.JSONDecodeError) as exc:
+        print(f"dethrone traffic: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2))
+    return 0

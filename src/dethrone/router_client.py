@@ -1,0 +1,133 @@
+"""HTTP client of the traffic router: timeouts, retries with backoff, token, slice checks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import requests
+
+from dethrone.settings import Settings
+
+
+class RouterError(RuntimeError):
+    """The router could not be reached, refused the request, or sent an invalid answer."""
+
+
+# Server errors and throttling are worth retrying; a 4xx means the request itself is wrong.
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+def frame_from_split(payload: Any, *, what: str = "slice") -> pd.DataFrame:
+    """Turn pandas ``orient="split"`` JSON into a frame, or raise :class:`RouterError`.
+
+    Parameters
+    ----------
+    payload : dict
+        ``{"columns": [...], "index": [...], "data": [[...], ...]}``.
+    what : str
+        Name used in the error message.
+    """
+    if not isinstance(payload, dict) or not {"columns", "data"} <= set(payload):
+        keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise RouterError(f"router sent an invalid {what}: expected pandas split JSON with "
+                          f"'columns' and 'data', got {keys}")
+    columns, data = payload["columns"], payload["data"]
+    if not isinstance(columns, list) or not isinstance(data, list):
+        raise RouterError(f"router sent an invalid {what}: 'columns' and 'data' must be lists")
+    if any(not isinstance(row, list) or len(row) != len(columns) for row in data):
+        raise RouterError(f"router sent an invalid {what}: a row does not have "
+                          f"{len(columns)} values")
+    index = payload.get("index")
+    if index is not None and (not isinstance(index, list) or len(index) != len(data)):
+        raise RouterError(f"router sent an invalid {what}: index length does not match data")
+    return pd.DataFrame(data, columns=columns, index=index)
+
+
+class RouterClient:
+    """Talks to the router's HTTP API.
+
+    Parameters
+    ----------
+    base_url : str
+        e.g. ``http://127.0.0.1:8000``.
+    token : str
+        Bearer token sent with POST /traffic (empty: none).
+    timeout : float
+        Seconds per request.
+    retries : int
+        Extra attempts after a connection error, timeout or 429/5xx answer.
+    backoff : float
+        First wait in seconds; doubled after each failed attempt.
+    """
+
+    def __init__(self, base_url: str, *, token: str = "", timeout: float = 30.0,
+                 retries: int = 3, backoff: float = 0.5):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.session = requests.Session()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> RouterClient:
+        """A client for ``settings.flask_url`` with its token and timeout."""
+        return cls(settings.flask_url, token=settings.router_token,
+                   timeout=settings.router_timeout, **kwargs)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        wait = self.backoff
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code < 400:
+                    try:
+                        return resp.json()
+                    except ValueError:
+                        raise RouterError(f"{method} {url} answered {resp.status_code} "
+                                          f"with a body that is not JSON") from None
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                if resp.status_code not in _RETRY_STATUS:
+                    raise RouterError(f"{method} {url} failed: {last}")
+            if attempt < self.retries:
+                time.sleep(wait)
+                wait *= 2
+        raise RouterError(f"router at {self.base_url} unreachable after "
+                          f"{self.retries + 1} attempts ({method} {path}): {last}")
+
+    @staticmethod
+    def _params(seed: int | None) -> dict[str, int]:
+        return {} if seed is None else {"seed": int(seed)}
+
+    def get_traffic(self) -> dict[str, Any]:
+        """The router's current config (GET /traffic)."""
+        return self._request("GET", "/traffic")
+
+    def set_traffic(self, **config: Any) -> dict[str, Any]:
+        """POST /traffic with ``config``; returns the stored config."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        body = self._request("POST", "/traffic", json=config, headers=headers)
+        if not isinstance(body, dict) or "traffic" not in body:
+            raise RouterError(f"unexpected answer to POST /traffic: {body!r:.300}")
+        return body["traffic"]
+
+    def get_data(self, *, seed: int | None = None) -> pd.DataFrame:
+        """A training/current slice (GET /get_data)."""
+        return frame_from_split(self._request("GET", "/get_data", params=self._params(seed)),
+                                what="/get_data slice")
+
+    def ab_data(self, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The A and B slices (GET /ab_data)."""
+        body = self._request("GET", "/ab_data", params=self._params(seed))
+        if not isinstance(body, dict) or not {"a_data", "b_data"} <= set(body):
+            raise RouterError("router sent an invalid /ab_data answer: expected keys "
+                              "'a_data' and 'b_data'")
+        return (frame_from_split(body["a_data"], what="/ab_data a_data"),
+                frame_from_split(body["b_data"], what="/ab_data b_data"))

@@ -1,0 +1,146 @@
+"""Router client against a scripted HTTP server on loopback: retries, errors, token."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from dethrone.router_client import RouterClient, RouterError, frame_from_split
+
+SPLIT = {"columns": ["carat", "color", "price"], "index": [4, 9],
+         "data": [[0.3, "E", 500], [1.1, "J", 4200]]}
+
+
+class Script:
+    """Answers per path, consumed in order; the last one repeats."""
+
+    def __init__(self):
+        self.answers: dict[str, list[tuple[int, object, float]]] = {}
+        self.requests: list[dict] = []
+
+    def add(self, path, status, body, delay=0.0):
+        self.answers.setdefault(path, []).append((status, body, delay))
+
+
+@pytest.fixture
+def server():
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            path = self.path.split("?")[0]
+            script.requests.append({"method": self.command, "path": self.path,
+                                    "auth": self.headers.get("Authorization"),
+                                    "body": self.rfile.read(length) if length else b""})
+            queue = script.answers.get(path) or [(404, {"error": "no"}, 0.0)]
+            status, body, delay = queue.pop(0) if len(queue) > 1 else queue[0]
+            time.sleep(delay)
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def client(url, **kw):
+    kw.setdefault("backoff", 0.01)
+    return RouterClient(url, **kw)
+
+
+def test_get_data_parses_split_json_and_sends_seed(server):
+    server.add("/get_data", 200, SPLIT)
+    frame = client(server.url).get_data(seed=17)
+    expected = pd.DataFrame(SPLIT["data"], columns=SPLIT["columns"], index=SPLIT["index"])
+    pd.testing.assert_frame_equal(frame, expected)
+    assert server.requests[-1]["path"] == "/get_data?seed=17"
+
+
+def test_ab_data_returns_both_arms(server):
+    server.add("/ab_data", 200, {"a_data": SPLIT, "b_data": {**SPLIT, "index": [1, 2]}})
+    a, b = client(server.url).ab_data()
+    assert len(a) == 2 and list(b.index) == [1, 2]
+
+
+def test_server_errors_are_retried_then_succeed(server):
+    server.add("/traffic", 503, {"error": "busy"})
+    server.add("/traffic", 502, {"error": "gateway"})
+    server.add("/traffic", 200, {"a": 0.5, "b": 0.5, "data_size": 10, "drift_cols": []})
+    assert client(server.url, retries=3).get_traffic()["data_size"] == 10
+    assert len(server.requests) == 3
+
+
+def test_client_errors_are_not_retried_and_name_the_problem(server):
+    server.add("/traffic", 400, {"error": {"message": "a + b must equal 1", "field": "b"}})
+    with pytest.raises(RouterError, match="HTTP 400.*a \\+ b must equal 1"):
+        client(server.url, retries=3, token="t").set_traffic(a=0.7, b=0.7)
+    assert len(server.requests) == 1
+
+
+def test_token_is_sent_on_post(server):
+    server.add("/traffic", 200, {"status": "updated", "traffic": {"a": 0.6, "b": 0.4}})
+    out = client(server.url, token="s3cret").set_traffic(a=0.6)
+    assert out == {"a": 0.6, "b": 0.4}
+    req = server.requests[-1]
+    assert req["auth"] == "Bearer s3cret" and json.loads(req["body"]) == {"a": 0.6}
+
+
+@pytest.mark.parametrize("body, match", [
+    ({"columns": ["a"]}, "invalid /get_data slice.*'columns' and 'data'"),
+    ({"columns": ["a", "b"], "data": [[1]]}, "does not have 2 values"),
+    ({"columns": ["a"], "data": [[1]], "index": [1, 2]}, "index length"),
+    ([1, 2, 3], "invalid /get_data slice"),
+    (b"<html>oops</html>", "not JSON"),
+])
+def test_invalid_slices_raise_clear_errors(server, body, match):
+    server.add("/get_data", 200, body)
+    with pytest.raises(RouterError, match=match):
+        client(server.url).get_data()
+
+
+def test_ab_data_without_arms_is_invalid(server):
+    server.add("/ab_data", 200, {"a_data": SPLIT})
+    with pytest.raises(RouterError, match="'a_data' and 'b_data'"):
+        client(server.url).ab_data()
+
+
+def test_timeout_is_retried_then_reported(server):
+    server.add("/traffic", 200, {"a": 1}, delay=0.5)
+    start = time.monotonic()
+    with pytest.raises(RouterError, match="unreachable after 2 attempts.*ReadTimeout"):
+        client(server.url, timeout=0.1, retries=1).get_traffic()
+    assert time.monotonic() - start < 3
+
+
+def test_unreachable_router():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RouterError, match=f"127.0.0.1:{port} unreachable after 3 attempts"):
+        client(f"http://127.0.0.1:{port}", retries=2).get_traffic()
+
+
+def test_frame_from_split_without_index():
+    frame = frame_from_split({"columns": ["x"], "data": [[1], [2]]})
+    assert list(frame["x"]) == [1, 2]
