@@ -136,18 +136,29 @@ def drift_numbers(values: np.ndarray, kind: str, intensity: float,
     The array kernels are shared by :func:`apply_drift` and the router's slicer, so
     both draw the same random numbers in the same order.
     """
+    return drift_numbers_where(values, kind, intensity, rng)[0]
+
+
+def drift_numbers_where(values: np.ndarray, kind: str, intensity: float,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`drift_numbers`, also returning the mask of rows it touched (None: all).
+
+    With the mask the slicer turns ``missing`` into cell codes and formats nothing.
+    """
     n = len(values)
     if kind == "scale":
         hit = rng.random(n) < intensity
         values[hit] *= rng.uniform(0.1, 2.0, size=int(hit.sum()))
-    elif kind == "shift":
+        return values, hit
+    if kind == "shift":
         std = float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
         values += intensity * std
-    elif kind == "missing":
-        values[rng.random(n) < intensity] = np.nan
-    else:
-        raise ValueError(f"drift kind {kind!r} does not apply to numbers")
-    return values
+        return values, None
+    if kind == "missing":
+        hit = rng.random(n) < intensity
+        values[hit] = np.nan
+        return values, hit
+    raise ValueError(f"drift kind {kind!r} does not apply to numbers")
 
 
 def drift_codes(codes: np.ndarray, n_categories: int, kind: str, intensity: float,

@@ -3,8 +3,11 @@
 The router answers every data request with thousands of rows, so encoding is the
 hot path. ``DataFrame.to_json`` needs about 12 ms for 5,000 diamonds rows; here
 every cell of the data set is formatted once at start-up (per distinct value), a
-request only gathers pre-formatted byte strings and joins them, and only drifted
-columns are formatted per request (with orjson). The output parses back with
+request only gathers pre-joined byte strings and joins them. Each piece of a row
+costs a gather and a join per row, so drift adds as few pieces as it can: drifted
+codes (categories, numbers set missing) are joined into a run of their neighbours
+per code combination, and only drifted numbers are formatted per request (orjson),
+without separators. The output parses back with
 ``pandas.read_json(..., orient="split")`` to the same values as ``to_json`` gives.
 """
 
@@ -20,9 +23,12 @@ import orjson
 import pandas as pd
 
 from dethrone.injection import (DriftSpec, applicable_kinds, default_kind, drift_codes,
-                                drift_numbers, drift_series, intensity_of)
+                                drift_numbers_where, drift_series, intensity_of)
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+#: Most code combinations pre-joined for a run of columns with drifted codes: small
+#: enough to build in milliseconds, large enough to absorb a few category columns.
+_MIX_BUDGET = 1 << 14
 
 
 def _format_values(series: pd.Series) -> tuple[list[bytes], np.ndarray]:
@@ -75,17 +81,15 @@ class Slicer:
                 self.frame[col] = self.frame[col].astype("float64")
         self.columns: list[str] = [str(c) for c in self.frame.columns]
         self.n_rows = len(self.frame)
-        k = len(self.columns)
-        self._tables: list[list[bytes]] = []
-        self._codes: list[np.ndarray] = []
         self._arrays = [self.frame[c].array for c in self.frame.columns]
-        for j, col in enumerate(self.frame.columns):
+        # Cell texts without separators, so any run of columns can be joined from them.
+        self._raw: list[np.ndarray] = []
+        self._codes: list[np.ndarray] = []
+        for col in self.frame.columns:
             table, codes = _format_values(self.frame[col])
-            # Separators are baked into each cell so that a row is a plain join.
-            self._tables.append([self._affix(j, k, t) for t in table])
+            self._raw.append(np.asarray(table, dtype=object))
             self._codes.append(codes)
         self._columns_json = orjson.dumps(self.columns)
-        self._table_arrays = [np.asarray(t, dtype=object) for t in self._tables]
         # Array views for the drift kernels: numbers as float64 (NaN = missing);
         # categoricals use their codes, whose last table entry is null.
         self._floats = {j: self.frame[c].to_numpy(dtype=np.float64)
@@ -95,36 +99,80 @@ class Slicer:
                              if isinstance(self.frame[c].dtype, pd.CategoricalDtype)}
         self._default_kinds = [default_kind(self.frame[c]) for c in self.frame.columns]
         self._fits = [applicable_kinds(self.frame[c]) for c in self.frame.columns]
-        self._segment = lru_cache(maxsize=32)(self._build_segment)
-        if k:
+        self._rowseg = lru_cache(maxsize=32)(self._build_rowseg)
+        self._mixed = lru_cache(maxsize=32)(self._build_mixed)
+        self._layout = lru_cache(maxsize=64)(self._build_layout)
+        if self.columns:
             # Undrifted rows are the common case: pre-join them once, not on a request.
-            self._segment(0, k)
+            self._rowseg(0, len(self.columns), b"[", b"],")
 
-    @staticmethod
-    def _affixes(j: int, k: int) -> tuple[bytes, bytes]:
-        return (b"[" if j == 0 else b""), (b"," if j < k - 1 else b"],")
+    def _build_rowseg(self, a: int, b: int, prefix: bytes, suffix: bytes) -> np.ndarray:
+        """Text of columns ``a:b`` of every row of the data set, with the affixes."""
+        cells = [self._raw[c][self._codes[c]] for c in range(a, b)]
+        return np.asarray([prefix + b",".join(row) + suffix for row in zip(*cells)],
+                          dtype=object)
 
-    def _affix(self, j: int, k: int, text: bytes) -> bytes:
-        prefix, suffix = self._affixes(j, k)
-        return prefix + text + suffix
+    def _build_mixed(self, a: int, b: int, prefix: bytes, suffix: bytes,
+                     coded: tuple[int, ...]) -> tuple[np.ndarray, dict[int, int], np.ndarray]:
+        """Text of columns ``a:b`` for every combination of their codes (mixed radix),
+        the radix of each column, and each row's key from its undrifted columns."""
+        texts = [prefix]
+        for c in range(a, b):
+            sep = b"," if c > a else b""
+            texts = [t + sep + v for t in texts for v in self._raw[c].tolist()]
+        strides, step = {}, 1
+        for c in reversed(range(a, b)):
+            strides[c], step = step, step * len(self._raw[c])
+        fixed = np.zeros(self.n_rows, dtype=np.int64)
+        for c in range(a, b):
+            if c not in coded:
+                fixed += self._codes[c] * strides[c]
+        return np.asarray([t + suffix for t in texts], dtype=object), strides, fixed
 
-    def _format_numbers(self, j: int, values: np.ndarray) -> list[bytes]:
-        """Affixed JSON text of the numbers of column ``j``, in row order."""
-        if len(values) == 0:
-            return []
-        prefix, suffix = self._affixes(j, len(self.columns))
-        # Numbers contain no commas and orjson escapes NUL, so the separators can be
-        # put in place on the whole text at C speed, then split per value.
-        text = orjson.dumps(values, option=_NUMPY)[1:-1]
-        return (prefix + text.replace(b",", suffix + b"\x00" + prefix) + suffix).split(b"\x00")
+    def _groups(self, start: int, stop: int, coded: set[int]) -> list[tuple[int, int]]:
+        """Split columns ``start:stop`` into runs that are pre-joined per row (no drifted
+        codes) or per code combination (at most ``_MIX_BUDGET`` of them)."""
+        groups, a, size, mixed = [], start, 1, False
+        for c in range(start, stop):
+            n, is_coded = len(self._raw[c]), c in coded
+            if c > a and (mixed or is_coded) and size * n > _MIX_BUDGET:
+                groups.append((a, c))
+                a, size, mixed = c, 1, False
+            size, mixed = size * n, mixed or is_coded
+        groups.append((a, stop))
+        return groups
 
-    def _build_segment(self, start: int, stop: int) -> np.ndarray:
-        """Pre-joined text of columns ``start:stop`` for every row of the data set."""
-        cells = [self._table_arrays[j][self._codes[j]]
-                 for j in range(start, stop)]
-        if len(cells) == 1:
-            return cells[0]
-        return np.array([b"".join(row) for row in zip(*cells)], dtype=object)
+    def _build_layout(self, raw: tuple[int, ...], coded: tuple[int, ...]) -> tuple:
+        """The pieces of a row, the text opening the data and how much to strip at its end.
+
+        Freshly formatted (``raw``) cells carry no separators, so their neighbours do:
+        a run carries the separator before it and, before a raw cell, after it; a raw
+        first column gets its ``[`` from the end of the previous row.
+        """
+        k, raw_set, coded_set = len(self.columns), set(raw), set(coded)
+        closer = b"],[" if 0 in raw_set else b"],"
+        pieces: list[tuple] = []
+        j = 0
+        while j < k:
+            if j in raw_set:
+                if j > 0 and j - 1 in raw_set:
+                    pieces.append(("const", b","))
+                pieces.append(("raw", j))
+                j += 1
+                continue
+            stop = j
+            while stop < k and stop not in raw_set:
+                stop += 1
+            for a, b in self._groups(j, stop, coded_set):
+                prefix = b"[" if a == 0 else b","
+                suffix = closer if b == k else (b"," if b == stop else b"")
+                in_group = tuple(c for c in range(a, b) if c in coded_set)
+                pieces.append(("mix", a, b, prefix, suffix, in_group) if in_group
+                              else ("rows", a, b, prefix, suffix))
+            j = stop
+        if k - 1 in raw_set:
+            pieces.append(("const", closer))
+        return tuple(pieces), (b"[" if 0 in raw_set else b""), len(closer) - 1
 
     def sample_index(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """Row positions of a slice: without replacement up to the data set's size,
@@ -137,32 +185,44 @@ class Slicer:
              rng: np.random.Generator) -> Slice:
         """Draw ``size`` rows and apply ``drift`` to them.
 
-        Parameters
-        ----------
-        size : int
-            Number of rows.
-        drift : mapping of column -> DriftSpec or None
-            Columns to drift; ``None`` means the seed's kind (see
-            :mod:`dethrone.injection`).
-        rng : numpy.random.Generator
-            The only source of randomness, so a seeded generator gives the same slice.
-
-        Returns
-        -------
-        Slice
+        ``drift`` maps columns to a :class:`DriftSpec` or ``None`` (the seed's kind,
+        see :mod:`dethrone.injection`); ``rng`` is the only source of randomness, so a
+        seeded generator gives the same slice.
         """
         index = self.sample_index(size, rng)
-        drifted: dict[int, np.ndarray] = {}
+        raw: dict[int, list[bytes]] = {}
+        coded: dict[int, np.ndarray] = {}
         if drift:
             positions = {c: i for i, c in enumerate(self.columns)}
+            # In the mapping's order: that is the order apply_drift draws in.
             for col, spec in drift.items():
                 j = positions[col]
-                drifted[j] = self._drift_column(j, index, spec, rng)
-        return Slice(index, *self._rows(index, drifted), self._columns_json)
+                texts, codes = self._drift_column(j, index, spec, rng)
+                if codes is None:
+                    raw[j] = texts
+                else:
+                    coded[j] = codes
+        layout, lead, strip = self._layout(tuple(sorted(raw)), tuple(sorted(coded)))
+        parts = []
+        for piece in layout:
+            if piece[0] == "rows":
+                parts.append(self._rowseg(*piece[1:])[index].tolist())
+            elif piece[0] == "raw":
+                parts.append(raw[piece[1]])
+            elif piece[0] == "const":
+                parts.append([piece[1]] * len(index))
+            else:
+                table, strides, fixed = self._mixed(*piece[1:])
+                key = fixed[index]
+                for c in piece[5]:
+                    key += coded[c] * strides[c]
+                parts.append(table[key].tolist())
+        return Slice(index, *_interleave(parts, len(index)), self._columns_json, lead, strip)
 
     def _drift_column(self, j: int, index: np.ndarray, spec: DriftSpec | None,
-                      rng: np.random.Generator) -> list[bytes]:
-        """Affixed JSON text of column ``j`` at ``index`` after drift.
+                      rng: np.random.Generator) -> tuple[list[bytes] | None, np.ndarray | None]:
+        """Column ``j`` at ``index`` after drift: ``(texts, None)`` for fresh values
+        (JSON text without separators) or ``(None, codes)`` into its cell table.
 
         Numbers and categoricals go straight through the array kernels of
         :mod:`dethrone.injection` (a pandas Series per request costs more than the
@@ -173,74 +233,85 @@ class Slicer:
             series = pd.Series(self._arrays[j].take(index), name=self.columns[j], copy=False)
             drifted = drift_series(series, spec, rng)
             if drifted.dtype.kind in "biuf":
-                return self._format_numbers(j, drifted.to_numpy())
+                return _number_texts(drifted.to_numpy()), None
             table, codes = _format_values(drifted)
-            affixed = [self._affix(j, len(self.columns), t) for t in table]
-            return [affixed[c] for c in codes.tolist()]
+            return np.asarray(table, dtype=object)[codes].tolist(), None
         spec = spec or DriftSpec(self._default_kinds[j])
         if spec.kind not in self._fits[j]:
             raise ValueError(f"drift kind {spec.kind!r} does not apply to column "
                              f"{self.columns[j]!r}")
-        if j in self._floats:
-            values = drift_numbers(self._floats[j][index], spec.kind, intensity_of(spec), rng)
-            return self._format_numbers(j, values)
-        null = len(self._tables[j]) - 1
-        codes = drift_codes(self._codes[j][index], null, spec.kind, intensity_of(spec), rng)
-        codes[codes < 0] = null
-        return self._table_arrays[j][codes].tolist()
+        null = len(self._raw[j]) - 1
+        if j in self._categorical:
+            codes = drift_codes(self._codes[j][index], null, spec.kind, intensity_of(spec), rng)
+            codes[codes < 0] = null
+            return None, codes
+        values, hit = drift_numbers_where(self._floats[j][index], spec.kind,
+                                          intensity_of(spec), rng)
+        if spec.kind == "missing":
+            # Nothing new to format: untouched cells keep their text, the rest are null.
+            codes = self._codes[j][index]
+            codes[hit] = null
+            return None, codes
+        return _number_texts(values), None
 
     def frame_of(self, index: np.ndarray) -> pd.DataFrame:
         """The undrifted rows at ``index`` as a DataFrame (for checks and the library)."""
         return self.frame.take(index)
 
-    def _rows(self, index: np.ndarray, drifted: dict[int, list[bytes]]) -> tuple[list, int]:
-        """Row pieces as one flat list (``width`` pieces per row) and ``width``.
 
-        Interleaving through strided list assignment is C-speed and avoids building
-        a 2-D object array only to flatten it again.
-        """
-        k = len(self.columns)
-        parts: list[list[bytes]] = []
-        start = 0
-        for j in [*sorted(drifted), k]:
-            if j > start:
-                parts.append(self._segment(start, j)[index].tolist())
-            if j < k:
-                parts.append(drifted[j])
-            start = j + 1
-        if len(parts) == 1:
-            return parts[0], 1
-        width = len(parts)
-        flat: list = [None] * (len(index) * width)
-        for i, part in enumerate(parts):
-            flat[i::width] = part
-        return flat, width
+def _number_texts(values: np.ndarray) -> list[bytes]:
+    """JSON text of each number (orjson: shortest round-trip repr, null for nan/inf)."""
+    if len(values) == 0:
+        return []
+    # Numbers contain no commas, so one C-speed split separates them.
+    return orjson.dumps(values, option=_NUMPY)[1:-1].split(b",")
+
+
+def _interleave(parts: list[list[bytes]], n: int) -> tuple[list[bytes], int]:
+    """Row pieces as one flat list (``width`` pieces per row) and ``width``; strided
+    list assignment is C-speed, unlike building and flattening a 2-D object array."""
+    if len(parts) == 1:
+        return parts[0], 1
+    width = len(parts)
+    flat: list = [None] * (n * width)
+    for i, part in enumerate(parts):
+        flat[i::width] = part
+    return flat, width
 
 
 @dataclass(frozen=True)
 class Slice:
-    """One drawn slice: row positions and the pre-formatted pieces of its rows."""
+    """One drawn slice: row positions and the pre-formatted pieces of its rows.
+
+    Every row's last piece ends with ``,`` (and ``[`` opening the next row when the
+    first column was formatted fresh): ``lead`` opens the data, ``strip`` bytes go.
+    """
 
     index: np.ndarray
     pieces: list[bytes]
     width: int
     columns_json: bytes
+    lead: bytes = b""
+    strip: int = 1
 
     def __len__(self) -> int:
         return len(self.index)
 
     def split_json(self, start: int = 0, stop: int | None = None) -> bytes:
         """Rows ``start:stop`` as pandas ``orient="split"`` JSON."""
-        stop = len(self.index) if stop is None else stop
+        n = len(self.index)
+        stop = n if stop is None else stop
         index = self.index[start:stop]
         if len(index) == 0:
-            data = b"[]"
+            data: bytes | memoryview = b""
         else:
-            # Every row ends with "],"; drop the last comma and close the list.
-            pieces = self.pieces[start * self.width:stop * self.width]
-            data = b"[" + b"".join(pieces)[:-1] + b"]"
+            whole = start == 0 and stop == n
+            pieces = self.pieces if whole else self.pieces[start * self.width:stop * self.width]
+            # A view, not a copy, of the joined rows without the trailing separator.
+            data = memoryview(b"".join(pieces))[:-self.strip]
         return b"".join((b'{"columns":', self.columns_json, b',"index":',
-                         orjson.dumps(index, option=_NUMPY), b',"data":', data, b"}"))
+                         orjson.dumps(index, option=_NUMPY), b',"data":[',
+                         self.lead if len(index) else b"", data, b"]}"))
 
     def ab_json(self, a: float) -> bytes:
         """``{"a_data": split, "b_data": split}``: the first ``ab_sizes`` rows go to A."""

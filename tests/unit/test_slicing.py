@@ -85,18 +85,31 @@ def test_nullable_numbers_drift_and_encode():
     assert back["n"].isna().sum() == 1 and back["f"].notna().all()
 
 
-def test_slicer_drift_equals_apply_drift(slicer):
-    """The slicer's array fast path draws exactly what the library's apply_drift draws."""
+@pytest.mark.parametrize("specs", [
+    {"carat": None, "color": None, "price": DriftSpec("shift", 0.5),
+     "cut": DriftSpec("missing", 0.3), "depth": DriftSpec("missing", 0.2)},
+    # Fresh numbers first, last and side by side; codes between them and next to them.
+    {"z": None, "y": DriftSpec("shift", -1), "carat": DriftSpec("scale", 1.0)},
+    {"price": DriftSpec("missing", 0.5), "clarity": None, "table": None},
+    {"color": None, "cut": DriftSpec("missing", 0.5), "clarity": None},
+    {"z": DriftSpec("missing", 0.4)},
+    {"cut": None, "carat": None, "color": None, "clarity": None, "depth": None,
+     "table": None, "price": None, "x": None, "y": None, "z": None},
+])
+def test_slicer_drift_equals_apply_drift(slicer, specs):
+    """The slicer's array fast path draws exactly what the library's apply_drift draws,
+    whatever the layout of fresh and coded pieces the drifted columns lead to."""
     from dethrone.injection import apply_drift
 
-    specs = {"carat": None, "color": None, "price": DriftSpec("shift", 0.5),
-             "cut": DriftSpec("missing", 0.3), "depth": DriftSpec("missing", 0.2)}
     sl = slicer.draw(1500, specs, np.random.default_rng(9))
     rng = np.random.default_rng(9)
     index = slicer.sample_index(1500, rng)
     expected = apply_drift(slicer.frame_of(index), specs, rng)
     back = pd.read_json(io.BytesIO(sl.split_json()), orient="split")
     assert list(back.index) == list(index)
+    halves = json.loads(sl.ab_json(0.3))
+    assert halves["a_data"]["data"] + halves["b_data"]["data"] == json.loads(
+        sl.split_json())["data"]
     for col in expected.columns:
         if isinstance(expected[col].dtype, pd.CategoricalDtype):
             assert back[col].fillna("<na>").tolist() == expected[col].astype(object).fillna(
@@ -108,3 +121,12 @@ def test_slicer_drift_equals_apply_drift(slicer):
 def test_kind_that_does_not_fit_is_refused(slicer, rng):
     with pytest.raises(ValueError, match="does not apply"):
         slicer.draw(10, {"cut": DriftSpec("shift")}, rng)
+
+
+def test_one_drifted_column_frame():
+    frame = pd.DataFrame({"x": [0.1, 0.2, 0.3]})
+    sl = Slicer(frame).draw(3, {"x": DriftSpec("shift", 1.0)}, np.random.default_rng(0))
+    body = json.loads(sl.ab_json(0.5))
+    rows = body["a_data"]["data"] + body["b_data"]["data"]
+    assert all(len(r) == 1 for r in rows) and len(rows) == 3
+    assert json.loads(sl.split_json(1, 1))["data"] == []
