@@ -154,7 +154,7 @@ def _numeric(fp: FeatureProfile, series: pd.Series, settings: Settings) -> dict[
         out["status"] = "no_data"
         return out
     counts = st.count_against(fp.unique, valid)
-    d = st.ks_statistic(fp.unique, fp.cum, counts)
+    d = st.ks_statistic(fp.cum, counts)
     raw_ref = np.repeat(fp.unique, np.diff(fp.cum, prepend=0)) \
         if fp.n_valid * counts.n <= st.EXACT_KS_MAX_PRODUCT else None
     out["statistic"] = d

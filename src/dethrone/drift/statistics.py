@@ -30,17 +30,13 @@ LIMIT_DISTRIBUTION_FROM = 50_000
 class CurrentCounts:
     """Where the current values fall among the reference's distinct values.
 
-    ``lt[j]`` counts current values below ``unique[j]``, ``eq[j]`` those equal to it;
-    ``n`` is the number of (non-missing) current values.
+    ``lt[j]`` counts current values below ``unique[j]``, ``le[j]`` those below or
+    equal to it; ``n`` is the number of (non-missing) current values.
     """
 
     lt: np.ndarray
-    eq: np.ndarray
+    le: np.ndarray
     n: int
-
-    @property
-    def le(self) -> np.ndarray:
-        return self.lt + self.eq
 
 
 def count_against(unique: np.ndarray, current: np.ndarray) -> CurrentCounts:
@@ -53,12 +49,14 @@ def count_against(unique: np.ndarray, current: np.ndarray) -> CurrentCounts:
     cur = np.sort(current)
     lt = np.searchsorted(cur, unique, side="left")
     le = np.searchsorted(cur, unique, side="right")
-    return CurrentCounts(lt=lt.astype(np.int64), eq=(le - lt).astype(np.int64),
-                         n=int(cur.shape[0]))
+    return CurrentCounts(lt=lt.astype(np.int64), le=le.astype(np.int64), n=int(cur.shape[0]))
 
 
-def ks_statistic(ref_unique: np.ndarray, ref_cum: np.ndarray, counts: CurrentCounts) -> float:
+def ks_statistic(ref_cum: np.ndarray, counts: CurrentCounts) -> float:
     """Two-sample KS statistic sup |F_ref - F_cur| from summarised data.
+
+    ``ref_cum`` are the cumulative counts of the reference's sorted distinct values and
+    ``counts`` the current values counted against those same values.
 
     Between two consecutive reference values F_ref is constant and F_cur rises, so
     the supremum is reached at a reference value or just before the next one.
