@@ -25,8 +25,25 @@ CIMethod = Literal["bca", "percentile"]
 _ALTERNATIVES = ("greater", "less", "two-sided")
 
 
+class SignificanceMixin:
+    """``significant`` and ``to_dict`` for result dataclasses with ``pvalue`` and ``alpha``."""
+
+    __slots__ = ()
+
+    @property
+    def significant(self) -> bool:
+        """True when ``pvalue < alpha``."""
+        return bool(self.pvalue < self.alpha)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (non-finite floats become None, as JSON has no NaN)."""
+        out = {k: _finite_or_none(v) for k, v in asdict(self).items()}
+        out["significant"] = self.significant
+        return out
+
+
 @dataclass(frozen=True)
-class ComparisonResult:
+class ComparisonResult(SignificanceMixin):
     """Result of :func:`compare_unpaired` or :func:`compare_paired`.
 
     Attributes
@@ -82,17 +99,6 @@ class ComparisonResult:
     n_b: int
     n_boot: int
     random_state: int | None
-
-    @property
-    def significant(self) -> bool:
-        """True when ``pvalue < alpha``."""
-        return bool(self.pvalue < self.alpha)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (non-finite floats become None, as JSON has no NaN)."""
-        out = {k: _finite_or_none(v) for k, v in asdict(self).items()}
-        out["significant"] = self.significant
-        return out
 
 
 def _finite_or_none(value: Any) -> Any:

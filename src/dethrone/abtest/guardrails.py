@@ -8,7 +8,7 @@ from typing import Any
 
 from numpy.typing import ArrayLike
 
-from dethrone.abtest.compare import as_losses, t_pvalue
+from dethrone.abtest.compare import _finite_or_none, as_losses, t_pvalue
 
 __all__ = ["GuardrailResult", "guardrail_test"]
 
@@ -52,8 +52,7 @@ class GuardrailResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (non-finite floats become None)."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in asdict(self).items()}
+        return {k: _finite_or_none(v) for k, v in asdict(self).items()}
 
     def reason(self) -> str:
         """One readable sentence on the guardrail's verdict."""

@@ -13,14 +13,13 @@ equal means but different variances (Janssen 1997; Chung & Romano 2013).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from dethrone.abtest.bootstrap import make_rng
-from dethrone.abtest.compare import Alternative, _finite_or_none, as_losses
+from dethrone.abtest.compare import Alternative, SignificanceMixin, as_losses
 
 __all__ = ["PermutationResult", "permutation_welch"]
 
@@ -29,7 +28,7 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
-class PermutationResult:
+class PermutationResult(SignificanceMixin):
     """Result of :func:`permutation_welch`.
 
     Attributes
@@ -66,17 +65,6 @@ class PermutationResult:
     n_b: int
     n_resamples: int
     random_state: int | None
-
-    @property
-    def significant(self) -> bool:
-        """True when ``pvalue < alpha``."""
-        return bool(self.pvalue < self.alpha)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (non-finite floats become None)."""
-        out = {k: _finite_or_none(v) for k, v in asdict(self).items()}
-        out["significant"] = self.significant
-        return out
 
 
 def _welch_t(s1a, s2a, na, s1b, s2b, nb):
