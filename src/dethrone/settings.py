@@ -66,6 +66,10 @@ class Settings:
     ab_n_boot: int = _doc(2000, "bootstrap resamples for the confidence interval")
     srm_pvalue_threshold: float = _doc(0.001, "SRM chi-square p-value below this invalidates")
     guardrail_margin: float = _doc(0.05, "relative worsening allowed on guardrail metrics")
+    sequential_tuning_n: int = _doc(5000, "units (both arms, or pairs) where the always-valid "
+                                    "interval is tightest")
+    ab_max_units_per_arm: int = _doc(0, "sequential test keeps the champion past this many "
+                                     "units per arm (0: no cap)")
     # --- training ---------------------------------------------------------------
     task: str = _doc("auto", "regression, classification or auto (inferred from target)")
     cv_folds: int = _doc(3, "k of the k-fold cross-validation")
@@ -139,6 +143,10 @@ class Settings:
                 f"DRIFT_CORRECTION must be holm, bh or none, got {self.drift_correction!r}")
         if self.task not in {"auto", "regression", "classification"}:
             raise ValueError(f"TASK must be auto, regression or classification, got {self.task!r}")
+        if self.sequential_tuning_n < 1:
+            raise ValueError(f"SEQUENTIAL_TUNING_N must be positive, got {self.sequential_tuning_n}")
+        if self.ab_max_units_per_arm < 0:
+            raise ValueError("AB_MAX_UNITS_PER_ARM must be >= 0 (0: no cap)")
         if self.router_max_data_size < 1:
             raise ValueError("ROUTER_MAX_DATA_SIZE must be positive")
 

@@ -11,6 +11,9 @@ in :mod:`dethrone.abtest.losses`, then call :func:`decide`::
 :func:`srm_test`, :func:`compare_unpaired`, :func:`compare_paired`,
 :func:`permutation_welch` and :func:`guardrail_test` are the building blocks, usable
 on their own.
+
+For live experiments that are looked at again and again, :func:`decide_sequential`
+gives always-valid decisions (confidence sequences, anytime-valid SRM test).
 """
 
 from dethrone.abtest.compare import ComparisonResult, compare_paired, compare_unpaired
@@ -25,6 +28,9 @@ from dethrone.abtest.losses import (
     zero_one_loss,
 )
 from dethrone.abtest.permutation import PermutationResult, permutation_welch
+from dethrone.abtest.sequential import decide_sequential
+from dethrone.abtest.sequential_result import SequentialDecision, SequentialGuardrailResult
+from dethrone.abtest.sequential_srm import SequentialSRMResult, sequential_srm_test
 from dethrone.abtest.srm import SRMResult, srm_test
 
 __all__ = [
@@ -32,4 +38,6 @@ __all__ = [
     "LOSSES", "absolute_error", "compare_paired", "compare_unpaired", "decide",
     "guardrail_test", "log_loss", "permutation_welch", "row_losses", "squared_error",
     "srm_test", "zero_one_loss",
+    "SequentialDecision", "SequentialGuardrailResult", "SequentialSRMResult",
+    "decide_sequential", "sequential_srm_test",
 ]

@@ -1,0 +1,290 @@
+"""Always-valid sequential A/B decision for live experiments: look as often as you like."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from dethrone.abtest.compare import as_losses
+from dethrone.abtest.confseq import group_index, mean_cs, mean_difference_cs, mixture_rho2
+from dethrone.abtest.sequential_result import (
+    SequentialDecision,
+    SequentialGuardrailResult,
+    SequentialOutcome,
+    design,
+    gates,
+    verdict,
+)
+from dethrone.abtest.sequential_srm import sequential_srm_test
+from dethrone.settings import Settings
+
+__all__ = ["decide_sequential"]
+
+_Groups = tuple[np.ndarray, np.ndarray] | None
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _arm(values: ArrayLike, name: str, allow_empty: bool) -> np.ndarray:
+    if allow_empty and np.size(values) == 0:
+        return np.zeros(0)
+    return as_losses(values, name, min_rows=1)
+
+
+def _observations(values: np.ndarray, groups: _Groups) -> np.ndarray:
+    """Per-unit mean of ``values`` when grouped, else the rows themselves."""
+    if groups is None:
+        return values
+    inverse, rows = groups
+    return np.bincount(inverse, weights=values, minlength=rows.size) / rows
+
+
+def _stats(x: np.ndarray) -> tuple[float, float, int]:
+    """Mean, sample variance (NaN below 2 observations) and size."""
+    if x.size == 0:
+        return math.nan, math.nan, 0
+    return float(x.mean()), float(x.var(ddof=1)) if x.size > 1 else math.nan, int(x.size)
+
+
+def _difference(x_a: np.ndarray, x_b: np.ndarray, *, alpha: float, rho2: float,
+                null: float) -> tuple[float, float, float, float]:
+    ma, va, na = _stats(x_a)
+    mb, vb, nb = _stats(x_b)
+    if min(na, nb) < 2:
+        return ma - mb, math.nan, math.nan, math.nan
+    est, low, high, p = mean_difference_cs(ma, va, na, mb, vb, nb, alpha=alpha, rho2=rho2,
+                                           null=null)
+    return float(est), float(low), float(high), float(p)
+
+
+def _paired(pair: Sequence[Any] | None) -> tuple[np.ndarray, float, float, int] | None:
+    """Paired differences (per unit when a third element gives unit ids), the champion's
+    and the challenger's mean loss per observation, and the paired rows."""
+    if pair is None:
+        return None
+    if len(pair) not in (2, 3):
+        raise ValueError("paired must be (loss_champion, loss_challenger) or "
+                         "(loss_champion, loss_challenger, unit_ids)")
+    champ = as_losses(pair[0], "paired champion losses", min_rows=1)
+    chall = as_losses(pair[1], "paired challenger losses", min_rows=1)
+    if champ.size != chall.size:
+        raise ValueError(f"paired losses must have the same length, got {champ.size} and "
+                         f"{chall.size}")
+    groups = group_index(pair[2], champ.size, name="paired unit ids") if len(pair) == 3 \
+        else None
+    x_champ, x_chall = _observations(champ, groups), _observations(chall, groups)
+    return x_champ - x_chall, float(x_champ.mean()), float(x_chall.mean()), champ.size
+
+
+def _guardrails(guardrails: Mapping[str, Sequence[ArrayLike]] | None, rows: tuple[int, int],
+                groups: tuple[_Groups, _Groups], *, margin: float, alpha: float,
+                rho2: float) -> dict[str, SequentialGuardrailResult]:
+    out: dict[str, SequentialGuardrailResult] = {}
+    for name, values in (guardrails or {}).items():
+        if len(values) != 2:
+            raise ValueError(f"guardrail {name!r} must be a pair (values_a, values_b)")
+        arms = []
+        for side, v, n, g in zip("ab", values, rows, groups):
+            arr = as_losses(v, f"guardrail {name!r} values_{side}", min_rows=1)
+            if g is not None and arr.size != n:
+                raise ValueError(f"guardrail {name!r} values_{side} must have one value per "
+                                 f"loss row ({n}) when unit ids are given, got {arr.size}")
+            arms.append(_observations(arr, g))
+        mean_a = float(arms[0].mean())
+        tolerated = margin * abs(mean_a)
+        harm, low, high, p = _difference(arms[1], arms[0], alpha=alpha, rho2=rho2,
+                                         null=tolerated)
+        out[str(name)] = SequentialGuardrailResult(
+            name=str(name), mean_a=mean_a, mean_b=float(arms[1].mean()), harm=harm,
+            ci_low=low, ci_high=high, tolerated=tolerated, pvalue=p,
+            failed=bool(low > tolerated), n_a=int(arms[0].size), n_b=int(arms[1].size))
+    return out
+
+
+def _int_option(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
+                      alpha: float | None = None, margin: float | None = None,
+                      tuning_n: int | None = None, units_a: ArrayLike | None = None,
+                      units_b: ArrayLike | None = None,
+                      paired: Sequence[ArrayLike] | None = None,
+                      guardrails: Mapping[str, Sequence[ArrayLike]] | None = None,
+                      max_units_per_arm: int | None = None,
+                      settings: Settings | None = None) -> SequentialDecision:
+    """Always-valid decision between the champion (arm A) and a challenger (arm B).
+
+    Each call is one look at all data so far. The decision is valid however often, and
+    whenever, it is called: two equally good models are promoted in at most ``alpha`` of
+    experiments over *all* looks, where the fixed-horizon :func:`~dethrone.abtest.decide`
+    checked at 20 looks promotes ~20% of them (see ``bench/sequential_calibration.py``).
+
+    Method: the Gaussian-mixture asymptotic confidence sequence (Howard et al. 2021;
+    Waudby-Smith et al. 2024, eq. 9; GrowthBook's sequential test) of the improvement
+    ``theta = mean_a - mean_b`` (champion minus challenger mean loss; positive is better)::
+
+        r_n   = sigma * sqrt(2 (n rho^2 + 1) / (n^2 rho^2) * log(sqrt(n rho^2 + 1) / alpha))
+        rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / tuning_n
+        CI    = [theta_n - r_n, theta_n + r_n]
+        p     = min(1, sqrt(n rho^2 + 1) exp(-n^2 rho^2 (theta_n - margin)^2
+                                             / (2 sigma^2 (n rho^2 + 1))))
+
+    with ``n = n_a + n_b`` observations and ``sigma^2 = n (s_a^2/n_a + s_b^2/n_b)``, or,
+    when ``paired`` is given, ``n`` paired differences and their variance. See
+    :mod:`dethrone.abtest.confseq`. An observation is a unit's mean loss when unit ids
+    are given (rows of one sticky unit are correlated), else a row.
+
+    Rules, in order:
+
+    1. Invalid input raises ``ValueError`` naming the argument.
+    2. **inconclusive**: the anytime-valid SRM test of the unit counts
+       (:func:`~dethrone.abtest.sequential_srm.sequential_srm_test`) has p below
+       ``srm_pvalue_threshold``, or an arm (the pairs, when paired) has fewer than
+       ``ab_min_rows_per_arm`` units.
+    3. **keep** if a guardrail's always-valid interval of its worsening lies above
+       ``guardrail_margin * |mean_a|`` (harm shown).
+    4. **promote** if ``ci_low > margin``.
+    5. **keep** if ``ci_high < margin`` (the interval excludes a gain larger than
+       ``margin``), or if an arm (the pairs, when paired) reached ``max_units_per_arm``.
+    6. **continue** otherwise.
+
+    Parameters
+    ----------
+    loss_a, loss_b : array_like
+        Every per-row loss so far of the champion on arm A and the challenger on arm B.
+        May be empty when ``paired`` is given (shadow mode: the champion serves all
+        traffic); then no SRM test is run.
+    expected_share_a : float
+        Configured share of arm A, in (0, 1).
+    alpha : float, optional
+        1 - simultaneous coverage of the interval (``ab_alpha``, 0.05).
+    margin : float, optional
+        Required improvement of the mean loss in loss units (``ab_margin``, 0).
+    tuning_n : int, optional
+        Observations (both arms' units, or pairs) at which the interval is tightest
+        (``sequential_tuning_n``, 5000; GrowthBook's default). Fix it before the
+        experiment: choosing it after seeing data voids the guarantee.
+    units_a, units_b : array_like, optional
+        Unit id of each row of ``loss_a``/``loss_b`` (both or neither).
+    paired : (loss_champion, loss_challenger[, unit_ids]), optional
+        Both models' losses on the same rows (shadow mode); the test runs on the
+        differences, per unit when unit ids are given.
+    guardrails : mapping of str to (values_a, values_b), optional
+        Larger-is-worse metrics, row-aligned with ``loss_a``/``loss_b`` when units are
+        given; tested for harm beyond ``guardrail_margin`` with the same machinery.
+    max_units_per_arm : int, optional
+        Budget after which an undecided experiment ends in ``keep``
+        (``ab_max_units_per_arm``; 0 means no cap).
+    settings : Settings, optional
+        Defaults for options left as None (``Settings()`` when None).
+
+    Returns
+    -------
+    SequentialDecision
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.lognormal(0, 1, 4000)          # champion's absolute errors
+    >>> b = 0.8 * rng.lognormal(0, 1, 4000)    # challenger 20% better
+    >>> d = decide_sequential(a[:300], b[:300], expected_share_a=0.5)   # an early look
+    >>> d.outcome
+    'continue'
+    >>> d = decide_sequential(a, b, expected_share_a=0.5)               # a later look
+    >>> d.outcome, d.ci_low > 0, d.pvalue < 0.05
+    ('promote', True, True)
+
+    Per-unit analysis (each of 100 units has 4 correlated rows):
+
+    >>> units = np.repeat(np.arange(100), 4)
+    >>> d = decide_sequential(a[:400], b[:400], expected_share_a=0.5,
+    ...                       units_a=units, units_b=units + 100)
+    >>> d.units_a, d.rows_a, d.outcome
+    (100, 400, 'inconclusive')
+
+    References
+    ----------
+    Howard, Ramdas, McAuliffe, Sekhon (2021), Time-uniform, nonparametric, nonasymptotic
+    confidence sequences, Ann. Statist. 49(2). Waudby-Smith, Arbour, Sinha, Kennedy,
+    Ramdas (2024), Time-uniform central limit theory and asymptotic confidence sequences,
+    Ann. Statist. 52(6). Lindon, Malek (2022), Anytime-valid inference for multinomial
+    count data, NeurIPS.
+    """
+    s = settings if settings is not None else Settings()
+    alpha = float(_pick(alpha, s.ab_alpha))
+    margin = float(_pick(margin, s.ab_margin))
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
+    if not math.isfinite(margin):
+        raise ValueError(f"margin must be finite, got {margin}")
+    tuning = _int_option(_pick(tuning_n, s.sequential_tuning_n), "tuning_n", 1)
+    cap = _int_option(_pick(max_units_per_arm, s.ab_max_units_per_arm), "max_units_per_arm", 0)
+    min_units = _int_option(s.ab_min_rows_per_arm, "ab_min_rows_per_arm", 2)
+    share = float(expected_share_a)
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"expected_share_a must be strictly between 0 and 1, got {share}")
+    if (units_a is None) != (units_b is None):
+        raise ValueError("units_a and units_b must be given together")
+
+    a = _arm(loss_a, "loss_a", paired is not None)
+    b = _arm(loss_b, "loss_b", paired is not None)
+    groups: tuple[_Groups, _Groups] = (None, None)
+    if units_a is not None:
+        groups = (group_index(units_a, a.size, name="units_a"),
+                  group_index(units_b, b.size, name="units_b"))
+    x_a, x_b = _observations(a, groups[0]), _observations(b, groups[1])
+    pair = _paired(paired)
+    rho2 = mixture_rho2(tuning, alpha)
+    g_margin = float(s.guardrail_margin)
+    g_res = _guardrails(guardrails, (a.size, b.size), groups, margin=g_margin, alpha=alpha,
+                        rho2=rho2)
+
+    srm = None
+    if x_a.size and x_b.size:
+        srm = sequential_srm_test(x_a.size, x_b.size, share, threshold=s.srm_pvalue_threshold)
+    if pair is None:
+        est, low, high, p = _difference(x_a, x_b, alpha=alpha, rho2=rho2, null=margin)
+        n_obs, n_max = min(x_a.size, x_b.size), max(x_a.size, x_b.size)
+        mean_a, mean_b = float(x_a.mean()), float(x_b.mean())
+    else:
+        d, mean_a, mean_b, _ = pair
+        var = float(d.var(ddof=1)) if d.size > 1 else math.nan
+        est, low, high, p = (float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha,
+                                                       rho2=rho2, null=margin))
+        n_obs = n_max = d.size
+
+    gate_reasons = gates(srm, n_obs, min_units, paired=pair is not None,
+                   what="units" if units_a is not None else "rows")
+    if gate_reasons:
+        outcome: SequentialOutcome = "inconclusive"
+        reasons = gate_reasons + ["the experiment cannot be judged yet (or must be fixed); "
+                           "neither model is preferred"]
+    else:
+        failed = [name for name, g in g_res.items() if g.failed]
+        outcome, why = verdict(est, low, high, p, margin=margin, alpha=alpha,
+                                    capped=bool(cap) and n_max >= cap, failed=failed)
+        reasons = [srm.reason() if srm is not None
+                   else "shadow mode: no traffic split to check for sample ratio mismatch",
+                   why, *(g.reason() for g in g_res.values())]
+    per_unit = units_a is not None or (pair is not None and len(paired) == 3)
+    reasons.append(design(x_a.size, x_b.size, a.size, b.size, pair, per_unit))
+    return SequentialDecision(
+        outcome=outcome, reasons=tuple(reasons), method="unpaired" if pair is None else "paired",
+        per_unit=per_unit, estimate=float(est), ci_low=float(low), ci_high=float(high),
+        pvalue=float(p), mean_a=mean_a, mean_b=mean_b,
+        relative_improvement=float(est) / mean_a if mean_a else math.nan,
+        units_a=int(x_a.size), units_b=int(x_b.size), rows_a=int(a.size), rows_b=int(b.size),
+        pairs=0 if pair is None else int(n_obs), srm=srm, guardrails=g_res, alpha=alpha,
+        margin=margin, guardrail_margin=g_margin, srm_threshold=float(s.srm_pvalue_threshold),
+        expected_share_a=share, rho2=rho2, tuning_n=tuning, min_units_per_arm=min_units,
+        max_units_per_arm=cap)
