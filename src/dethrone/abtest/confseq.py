@@ -51,8 +51,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["mixture_rho2", "mixture_radius", "mixture_pvalue", "mean_cs",
-           "mean_difference_cs", "group_index", "unit_means"]
+__all__ = ["group_index", "mean_cs", "mean_difference_cs", "mixture_pvalue", "mixture_radius",
+           "mixture_rho2", "unit_means"]
 
 
 def _check_alpha(alpha: float) -> float:

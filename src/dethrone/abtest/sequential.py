@@ -264,11 +264,11 @@ def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a:
         n_obs = n_max = d.size
 
     gate_reasons = gates(srm, n_obs, min_units, paired=pair is not None,
-                   what="units" if units_a is not None else "rows")
+                         what="units" if units_a is not None else "rows")
     if gate_reasons:
         outcome: SequentialOutcome = "inconclusive"
-        reasons = gate_reasons + ["the experiment cannot be judged yet (or must be fixed); "
-                           "neither model is preferred"]
+        reasons = [*gate_reasons, ("the experiment cannot be judged yet (or must be fixed); "
+                                   "neither model is preferred")]
     else:
         failed = [name for name, g in g_res.items() if g.failed]
         outcome, why = verdict(est, low, high, p, margin=margin, alpha=alpha,
