@@ -49,6 +49,7 @@ central limit theory and asymptotic confidence sequences. Annals of Statistics 5
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 __all__ = ["group_index", "mean_cs", "mean_difference_cs", "mixture_pvalue", "mixture_radius",
@@ -183,24 +184,22 @@ def group_index(units: ArrayLike, n_rows: int, *, name: str = "units"
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's unit (0..n_units-1) and the rows per unit.
 
-    Computed once per arm, so the loss and every guardrail are grouped by one sort.
+    Computed once per arm, so the loss and every guardrail are grouped by one hash pass.
     """
     ids = np.asarray(units)
     if ids.ndim != 1 or ids.size != n_rows:
         raise ValueError(f"{name} must be a 1-D array with one unit id per row "
                          f"({n_rows} rows), got shape {ids.shape}")
-    if ids.dtype.kind == "f" and not np.isfinite(ids).all():
-        raise ValueError(f"{name} has NaN or infinite unit ids")
-    if ids.dtype == object:
-        ids = ids.astype(str)
-    _, inverse = np.unique(ids, return_inverse=True)
-    inverse = inverse.ravel()
+    # Hashing (pandas.factorize) is O(rows); np.unique would sort, ~10x slower at 1e6 rows.
+    inverse, _ = pd.factorize(ids, use_na_sentinel=True)
+    if inverse.size and inverse.min() < 0:
+        raise ValueError(f"{name} has missing (NaN or None) unit ids")
     return inverse, np.bincount(inverse)
 
 
 def unit_means(values: ArrayLike, units: ArrayLike, *, name: str = "units"
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``values`` per unit id (in sorted id order), and the rows per unit.
+    """Mean of ``values`` per unit id (in order of first appearance), and rows per unit.
 
     Rows of one sticky unit (a user, a session) are correlated, so the unit is the
     independent observation: its mean loss enters the analysis once.

@@ -229,6 +229,7 @@ def test_settings_are_defaults_and_arguments_win(arms) -> None:
     ({"max_units_per_arm": -1}, "max_units_per_arm"),
     ({"units_a": [1, 2]}, "units_a and units_b"),
     ({"units_a": [1, 2], "units_b": [1, 2, 3, 4]}, "units_a must be a 1-D array"),
+    ({"units_a": [1, 2, None, 4], "units_b": [1, 2, 3, 4]}, "units_a has missing"),
     ({"paired": ([1.0, 2.0], [1.0])}, "same length"),
     ({"paired": ([1.0],)}, "paired must be"),
     ({"guardrails": {"g": ([1.0],)}}, "guardrail 'g'"),
