@@ -107,6 +107,21 @@ def _guardrails(guardrails: Mapping[str, Sequence[ArrayLike]] | None, rows: tupl
     return out
 
 
+def _primary(x_a: np.ndarray, x_b: np.ndarray,
+             pair: tuple[np.ndarray, float, float, int] | None, *, alpha: float, rho2: float,
+             margin: float) -> tuple[float, float, float, float, float, float, int, int]:
+    """Estimate, interval, p-value, means, and the smallest and largest sample analysed."""
+    if pair is None:
+        est, low, high, p = _difference(x_a, x_b, alpha=alpha, rho2=rho2, null=margin)
+        return (est, low, high, p, float(x_a.mean()), float(x_b.mean()),
+                min(x_a.size, x_b.size), max(x_a.size, x_b.size))
+    d, mean_a, mean_b, _ = pair
+    var = float(d.var(ddof=1)) if d.size > 1 else math.nan
+    est, low, high, p = (float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha,
+                                                   rho2=rho2, null=margin))
+    return est, low, high, p, mean_a, mean_b, d.size, d.size
+
+
 def _int_option(value: Any, name: str, low: int) -> int:
     if isinstance(value, bool) or int(value) != value or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -212,6 +227,12 @@ def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a:
     >>> d.units_a, d.rows_a, d.outcome
     (100, 400, 'inconclusive')
 
+    Notes
+    -----
+    The interval and p-value are those of the current look, from all data so far; the
+    running intersection of the intervals (running minimum of the p-values) over looks is
+    valid too, and a caller may keep it.
+
     References
     ----------
     Howard, Ramdas, McAuliffe, Sekhon (2021), Time-uniform, nonparametric, nonasymptotic
@@ -252,16 +273,8 @@ def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a:
     srm = None
     if x_a.size and x_b.size:
         srm = sequential_srm_test(x_a.size, x_b.size, share, threshold=s.srm_pvalue_threshold)
-    if pair is None:
-        est, low, high, p = _difference(x_a, x_b, alpha=alpha, rho2=rho2, null=margin)
-        n_obs, n_max = min(x_a.size, x_b.size), max(x_a.size, x_b.size)
-        mean_a, mean_b = float(x_a.mean()), float(x_b.mean())
-    else:
-        d, mean_a, mean_b, _ = pair
-        var = float(d.var(ddof=1)) if d.size > 1 else math.nan
-        est, low, high, p = (float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha,
-                                                       rho2=rho2, null=margin))
-        n_obs = n_max = d.size
+    est, low, high, p, mean_a, mean_b, n_obs, n_max = _primary(
+        x_a, x_b, pair, alpha=alpha, rho2=rho2, margin=margin)
 
     gate_reasons = gates(srm, n_obs, min_units, paired=pair is not None,
                          what="units" if units_a is not None else "rows")
@@ -272,7 +285,7 @@ def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a:
     else:
         failed = [name for name, g in g_res.items() if g.failed]
         outcome, why = verdict(est, low, high, p, margin=margin, alpha=alpha,
-                                    capped=bool(cap) and n_max >= cap, failed=failed)
+                               capped=bool(cap) and n_max >= cap, failed=failed)
         reasons = [srm.reason() if srm is not None
                    else "shadow mode: no traffic split to check for sample ratio mismatch",
                    why, *(g.reason() for g in g_res.values())]
