@@ -30,7 +30,9 @@ class FeatureDrift:
     None where no test applies, e.g. a side with no values); ``pvalue_adjusted`` is
     after the multiple-testing correction across features. ``threshold`` is the
     threshold of the deciding quantity (the KS p-value threshold, or the PSI
-    threshold for categorical features).
+    threshold for categorical features). ``missing_pvalue`` is the two-proportion
+    z-test of the missing rates and ``missing_pvalue_adjusted`` its p-value after the
+    same correction (None when neither side has a missing value: no test).
     """
 
     name: str
@@ -49,6 +51,7 @@ class FeatureDrift:
     missing_rate_current: float = 0.0
     missing_drift: bool = False
     missing_pvalue: float | None = None
+    missing_pvalue_adjusted: float | None = None
     unseen_categories: tuple[str, ...] = ()
     bins: tuple[str, ...] = ()
     reference_share: tuple[float, ...] = ()
