@@ -35,7 +35,7 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
     the Good-Turing share: reference singletons / reference rows); comparing the share
     of rare-or-new categories instead flags only an excess of it, and a changed mix of
     the common categories. Missing values: a change of the missing rate by at least
-    ``missing_rate_threshold`` whose corrected two-proportion z-test p-value is below
+    ``missing_rate_threshold`` whose corrected Fisher exact test p-value is below
     ``ks_pvalue_threshold`` is drift.
 
     One multiple-testing correction (``drift_correction``: Holm by default) covers every
@@ -162,10 +162,10 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 
 def _missing_pvalue(fp: FeatureProfile, part: dict[str, Any]) -> float | None:
-    """Two-proportion p-value of the missing rates; None (no test) if neither side misses."""
+    """Fisher p-value of the missing rates; None (no test) if neither side misses."""
     if fp.n_missing == 0 and part["n_missing"] == 0:
         return None
-    return st.two_proportion_pvalue(fp.n_missing, fp.n, part["n_missing"], part["n"])
+    return st.fisher_pvalue(fp.n_missing, fp.n, part["n_missing"], part["n"])
 
 
 def _numeric(fp: FeatureProfile, series: pd.Series, settings: Settings) -> dict[str, Any]:
@@ -216,8 +216,14 @@ def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
     # the test: each unseen category is a column of its own (reference count 0), and
     # pool_sparse merges the sparse ones with the reference's rare categories
     new = np.fromiter(unseen.values(), dtype=np.int64, count=len(unseen))
-    pooled = st.pool_sparse(np.append(ref, np.zeros_like(new)), np.append(cur, new))
-    out["statistic"], out["pvalue"], _ = st.chi2_homogeneity(*pooled)
+    r, c, tail = st.pool_sparse(np.append(ref, np.zeros_like(new)), np.append(cur, new))
+    out["statistic"], out["pvalue"], _ = st.chi2_homogeneity(r, c)
+    if tail and r.shape[0] > 1:
+        # a flood of rare-or-new categories is one number; the chi-square spreads it
+        # over all cells, so it also gets a one-sided test (Bonferroni over the two)
+        p_tail = st.fisher_pvalue(int(r[-1]), int(r.sum()), int(c[-1]), int(c.sum()),
+                                  alternative="greater")
+        out["pvalue"] = min(1.0, 2 * min(out["pvalue"], p_tail))
     if unseen:
         out["unseen_share"] = n_unseen / (cur.sum() + n_unseen)
         out["unseen_expected"] = st.good_turing_unseen(ref)
@@ -254,7 +260,7 @@ def _verdict(fp: FeatureProfile, part: dict[str, Any], p_adj: float | None,
 
     rate_ref = fp.n_missing / fp.n if fp.n else 0.0
     rate_cur = part["n_missing"] / part["n"] if part["n"] else 0.0
-    miss_p = st.two_proportion_pvalue(fp.n_missing, fp.n, part["n_missing"], part["n"])
+    miss_p = 1.0 if part["missing_p"] is None else part["missing_p"]
     missing_drift = (miss_adj is not None and abs(rate_cur - rate_ref) >= s.missing_rate_threshold
                      and miss_adj < s.ks_pvalue_threshold)
     if missing_drift:

@@ -30,8 +30,8 @@ class FeatureDrift:
     None where no test applies, e.g. a side with no values); ``pvalue_adjusted`` is
     after the multiple-testing correction across features. ``threshold`` is the
     threshold of the deciding quantity (the KS p-value threshold, or the PSI
-    threshold for categorical features). ``missing_pvalue`` is the two-proportion
-    z-test of the missing rates and ``missing_pvalue_adjusted`` its p-value after the
+    threshold for categorical features). ``missing_pvalue`` is Fisher's exact
+    test of the missing rates and ``missing_pvalue_adjusted`` its p-value after the
     same correction (None when neither side has a missing value: no test).
     """
 
