@@ -25,7 +25,7 @@ def test_ks_matches_scipy(rng, n1, n2, ties, shift):
     d, p = _ks(a, b)
     ref = stats.ks_2samp(a, b, method="asymp")
     assert abs(d - ref.statistic) <= 1e-12
-    assert abs(p - ref.pvalue) <= 1e-3
+    assert abs(p - ref.pvalue) <= 1e-12  # without raw values: scipy's method="asymp"
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.01, 0.03])
@@ -35,7 +35,7 @@ def test_ks_large_samples_limit_distribution(rng, shift):
     d, p = _ks(a, b)
     ref = stats.ks_2samp(a, b, method="asymp")
     assert abs(d - ref.statistic) <= 1e-12
-    assert abs(p - ref.pvalue) <= 1e-3
+    assert abs(p - ref.pvalue) <= 3e-6  # README: the limit agrees with kstwo to 3e-6
 
 
 def test_ks_current_outside_reference_range(rng):
