@@ -30,3 +30,10 @@ def test_txhousing_has_the_documented_missing_values():
 def test_many_level_columns():
     assert datasets.load_midwest()["county"].nunique() == 320
     assert datasets.load_msleep()["genus"].nunique() == 77
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(datasets)
+    assert result.attempted >= 3 and result.failed == 0
