@@ -67,6 +67,7 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
     ValueError
         On an empty or non-DataFrame input, a requested feature absent from either
         side, or a column whose type differs between reference and current.
+
     Examples
     --------
     Two samples of a 5,000-level column share few categories, yet are not drift:
