@@ -59,6 +59,18 @@ def test_mcar_missing_columns_hold_the_level(settings, n):
     assert flagged <= MAX_FLAGS, f"{flagged}/{REPS} flagged at n={n}"
 
 
+def test_mcar_simulation_sees_uncorrected_tests():
+    # the same simulation with DRIFT_CORRECTION=none (8 tests at 5% each, as the missing-rate
+    # tests were before) must fail the bound, or the test above could not see the issue
+    rng = np.random.default_rng(100)
+    x = rng.normal(size=(REPS, 2, 100, 4))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    pairs = [(pd.DataFrame(x[r, 0], columns=list("abcd")),
+              pd.DataFrame(x[r, 1], columns=list("abcd"))) for r in range(REPS)]
+    flagged = _flags(pairs, Settings(drift_correction="none"))
+    assert flagged > 2 * MAX_FLAGS, f"only {flagged}/{REPS} flagged without correction"
+
+
 @pytest.mark.parametrize("n", [100, 200, 400])
 def test_txhousing_missing_columns_hold_the_level(settings, n):
     tx = load_txhousing()[TX_NUMERIC]  # 7-17% missing, real
