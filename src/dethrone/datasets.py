@@ -36,6 +36,54 @@ def load_diamonds() -> pd.DataFrame:
     return frame
 
 
+def _shipped(name: str, categorical: list[str]) -> pd.DataFrame:
+    ref = resources.files("dethrone") / "data" / f"{name}.csv.gz"
+    with resources.as_file(ref) as path:
+        frame = pd.read_csv(path, compression="gzip")
+    for col in categorical:
+        frame[col] = frame[col].astype("category")
+    return frame
+
+
+def load_txhousing() -> pd.DataFrame:
+    """Load ggplot2's ``txhousing``: Texas housing sales per MLS area and month.
+
+    8,602 rows: ``city`` (categorical, 46 levels), ``year``, ``month``, ``sales``,
+    ``volume``, ``median``, ``listings``, ``inventory``, ``date``; ``sales`` to
+    ``inventory`` have 7-17 % missing values (NaN). Shipped from plotnine's wheel
+    (MIT), see ``dethrone/data/README.md``.
+
+    >>> load_txhousing().shape
+    (8602, 9)
+    """
+    return _shipped("txhousing", ["city"])
+
+
+def load_midwest() -> pd.DataFrame:
+    """Load ggplot2's ``midwest``: 2000 US census figures of 437 Midwest counties.
+
+    28 columns; ``county`` (320 distinct names), ``state`` and ``category`` are
+    categorical. Shipped from plotnine's wheel (MIT), see ``dethrone/data/README.md``.
+
+    >>> load_midwest()["county"].nunique()
+    320
+    """
+    return _shipped("midwest", ["county", "state", "category"])
+
+
+def load_msleep() -> pd.DataFrame:
+    """Load ggplot2's ``msleep``: sleep times and weights of 83 mammals.
+
+    ``name``, ``genus`` (77 levels), ``vore``, ``order`` and ``conservation`` are
+    categorical; the numeric columns have many missing values. Shipped from
+    plotnine's wheel (MIT), see ``dethrone/data/README.md``.
+
+    >>> load_msleep()["genus"].nunique()
+    77
+    """
+    return _shipped("msleep", ["name", "genus", "vore", "order", "conservation"])
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file (chosen by suffix; ``.csv.gz`` works too).
 

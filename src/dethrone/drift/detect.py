@@ -21,15 +21,26 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
                  settings: Settings | None = None, **overrides: Any) -> DriftReport:
     """Check every feature of ``current`` for drift away from ``reference``.
 
-    Numeric features: two-sample KS test; drift when the p-value, corrected across
-    features (``drift_correction``: Holm by default), is below ``ks_pvalue_threshold``
-    and the KS statistic is at least ``ks_min_effect``. PSI on ``psi_bins``
-    reference-quantile bins is reported too. Categorical features: PSI over the union
-    of categories (categories unseen in the reference share one bucket; proportions
-    floored at 1e-4); drift when PSI >= ``psi_threshold`` and the corrected chi-square
-    p-value is below ``chi2_pvalue_threshold``. Independently, a change of the missing
-    rate by at least ``missing_rate_threshold`` (and significant, two-proportion z-test)
-    is drift.
+    Numeric features: two-sample KS test; drift when the corrected p-value is below
+    ``ks_pvalue_threshold`` and the KS statistic is at least ``ks_min_effect``. PSI on
+    ``psi_bins`` reference-quantile bins is reported too. Categorical features: PSI over
+    the union of categories (categories unseen in the reference share one bucket;
+    proportions floored at 1e-4); drift when PSI >= ``psi_threshold`` and the corrected
+    p-value of a chi-square test is below ``chi2_pvalue_threshold``. The chi-square test
+    runs on the pooled-sparse table (:func:`~dethrone.drift.statistics.pool_sparse`):
+    every category whose expected count is >= 5 on both sides keeps its cell, all rarer
+    ones -- categories the reference never saw included -- share one "other" cell. An
+    empty reference cell for unseen categories would flag every sample of a long-tailed
+    column, because a new sample always holds categories the first one missed (about
+    the Good-Turing share: reference singletons / reference rows); comparing the share
+    of rare-or-new categories instead flags only an excess of it, and a changed mix of
+    the common categories. Missing values: a change of the missing rate by at least
+    ``missing_rate_threshold`` whose corrected Fisher exact test p-value is below
+    ``ks_pvalue_threshold`` is drift.
+
+    One multiple-testing correction (``drift_correction``: Holm by default) covers every
+    test that can flag the dataset: each feature's distribution test, and the
+    missing-rate test of each feature with missing values on either side.
 
     Parameters
     ----------
@@ -56,6 +67,19 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
     ValueError
         On an empty or non-DataFrame input, a requested feature absent from either
         side, or a column whose type differs between reference and current.
+
+    Examples
+    --------
+    Two samples of a 5,000-level column share few categories, yet are not drift:
+
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pd.DataFrame({"zip": rng.integers(0, 5000, 1000).astype(str)})
+    >>> cur = pd.DataFrame({"zip": rng.integers(0, 5000, 1000).astype(str)})
+    >>> detect_drift(ref, cur, settings=Settings()).drifted
+    False
+    >>> cur.loc[:399, "zip"] = "00000"  # 40% of rows become one zip code
+    >>> detect_drift(ref, cur, settings=Settings()).drifted_features
+    ['zip']
     """
     settings = (settings or Settings.from_env()).replace(**overrides)
     if not isinstance(current, pd.DataFrame):
@@ -95,11 +119,17 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
         else:
             partial[name] = _categorical(fp, current[name])
 
-    adjusted = st.adjust_pvalues([p.get("pvalue") for p in partial.values()],
-                                 settings.drift_correction)
+    for name, part in partial.items():
+        part["missing_p"] = _missing_pvalue(profile.features[name], part)
+    # one family: the distribution tests, then the missing-rate tests
+    family = [p.get("pvalue") for p in partial.values()]
+    family += [p["missing_p"] for p in partial.values()]
+    adjusted = st.adjust_pvalues(family, settings.drift_correction)
+    k = len(partial)
     results: dict[str, FeatureDrift] = {}
-    for (name, part), p_adj in zip(partial.items(), adjusted):
-        results[name] = _verdict(profile.features[name], part, p_adj, settings)
+    for i, (name, part) in enumerate(partial.items()):
+        results[name] = _verdict(profile.features[name], part, adjusted[i], adjusted[k + i],
+                                 settings)
     for name in missing:
         fp = profile.features[name]
         results[name] = FeatureDrift(
@@ -144,6 +174,13 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return counts / total if total else counts.astype(np.float64)
 
 
+def _missing_pvalue(fp: FeatureProfile, part: dict[str, Any]) -> float | None:
+    """Fisher p-value of the missing rates; None (no test) if neither side misses."""
+    if fp.n_missing == 0 and part["n_missing"] == 0:
+        return None
+    return st.fisher_pvalue(fp.n_missing, fp.n, part["n_missing"], part["n"])
+
+
 def _numeric(fp: FeatureProfile, series: pd.Series, settings: Settings) -> dict[str, Any]:
     values = numeric_values(series, fp.name)
     nan = np.isnan(values)
@@ -160,8 +197,11 @@ def _numeric(fp: FeatureProfile, series: pd.Series, settings: Settings) -> dict[
     out["statistic"] = d
     out["pvalue"] = st.ks_pvalue(d, fp.n_valid, counts.n, ref_values=raw_ref, cur_values=valid)
     ref_bins = fp.bin_counts()
-    upper = np.append(counts.le[fp.edge_index], counts.n)
-    cur_bins = np.diff(upper, prepend=0)
+    if fp.unique.shape[0] == 1:  # constant reference: below, at and above its value
+        lt, le = int(counts.lt[0]), int(counts.le[0])
+        cur_bins = np.array([lt, le - lt, counts.n - le], dtype=np.int64)
+    else:
+        cur_bins = np.diff(np.append(counts.le[fp.edge_index], counts.n), prepend=0)
     out["ref_share"], out["cur_share"] = _shares(ref_bins), _shares(cur_bins)
     out["psi"] = st.psi(out["ref_share"], out["cur_share"])
     out["status"] = "constant" if fp.unique.shape[0] == 1 else "ok"
@@ -180,16 +220,29 @@ def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
             unseen[label] = c
     ref = fp.counts
     labels = list(fp.categories)
-    if unseen:
-        ref = np.append(ref, 0)
-        cur = np.append(cur, sum(unseen.values()))
-        labels.append(UNSEEN)
+    n_unseen = sum(unseen.values())
     out: dict[str, Any] = {"n": len(series), "n_missing": n_missing, "bins": labels,
                            "unseen": tuple(sorted(unseen, key=unseen.get, reverse=True))}
-    if fp.n_valid == 0 or cur.sum() == 0:
+    if fp.n_valid == 0 or cur.sum() + n_unseen == 0:
         out["status"] = "no_data"
         return out
-    out["statistic"], out["pvalue"], _ = st.chi2_homogeneity(ref, cur)
+    # the test: each unseen category is a column of its own (reference count 0), and
+    # pool_sparse merges the sparse ones with the reference's rare categories
+    new = np.fromiter(unseen.values(), dtype=np.int64, count=len(unseen))
+    r, c, tail = st.pool_sparse(np.append(ref, np.zeros_like(new)), np.append(cur, new))
+    out["statistic"], out["pvalue"], _ = st.chi2_homogeneity(r, c)
+    if tail and r.shape[0] > 1:
+        # a flood of rare-or-new categories is one number; the chi-square spreads it
+        # over all cells, so it also gets a one-sided test (Bonferroni over the two)
+        p_tail = st.fisher_pvalue(int(r[-1]), int(r.sum()), int(c[-1]), int(c.sum()),
+                                  alternative="greater")
+        out["pvalue"] = min(1.0, 2 * min(out["pvalue"], p_tail))
+    if unseen:
+        out["unseen_share"] = n_unseen / (cur.sum() + n_unseen)
+        out["unseen_expected"] = st.good_turing_unseen(ref)
+        ref = np.append(ref, 0)
+        cur = np.append(cur, n_unseen)
+        labels.append(UNSEEN)
     out["ref_share"], out["cur_share"] = _shares(ref), _shares(cur)
     out["psi"] = st.psi(out["ref_share"], out["cur_share"])
     out["status"] = "constant" if int((ref > 0).sum()) == 1 else "ok"
@@ -197,7 +250,7 @@ def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
 
 
 def _verdict(fp: FeatureProfile, part: dict[str, Any], p_adj: float | None,
-             s: Settings) -> FeatureDrift:
+             miss_adj: float | None, s: Settings) -> FeatureDrift:
     reasons: list[str] = []
     stat, psi_value = part.get("statistic"), part.get("psi")
     dist_drift = False
@@ -214,13 +267,15 @@ def _verdict(fp: FeatureProfile, part: dict[str, Any], p_adj: float | None,
             reasons.append(f"PSI={psi_value:.3f} >= {s.psi_threshold}, confirmed by chi-square "
                            f"corrected p={p_adj:.3g}")
     if part.get("unseen"):
-        reasons.append("categories unseen in the reference: " + ", ".join(part["unseen"][:10]))
+        reasons.append(f"categories unseen in the reference ({part['unseen_share']:.1%} of "
+                       f"rows; Good-Turing expects {part['unseen_expected']:.1%}): "
+                       + ", ".join(part["unseen"][:10]))
 
     rate_ref = fp.n_missing / fp.n if fp.n else 0.0
     rate_cur = part["n_missing"] / part["n"] if part["n"] else 0.0
-    miss_p = st.two_proportion_pvalue(fp.n_missing, fp.n, part["n_missing"], part["n"])
-    missing_drift = (abs(rate_cur - rate_ref) >= s.missing_rate_threshold
-                     and miss_p < s.ks_pvalue_threshold)
+    miss_p = 1.0 if part["missing_p"] is None else part["missing_p"]
+    missing_drift = (miss_adj is not None and abs(rate_cur - rate_ref) >= s.missing_rate_threshold
+                     and miss_adj < s.ks_pvalue_threshold)
     if missing_drift:
         reasons.append(f"missing rate changed from {rate_ref:.1%} to {rate_cur:.1%}")
     return FeatureDrift(
@@ -231,6 +286,7 @@ def _verdict(fp: FeatureProfile, part: dict[str, Any], p_adj: float | None,
         n_reference=fp.n, n_current=part["n"], status=part["status"],
         missing_rate_reference=rate_ref, missing_rate_current=rate_cur,
         missing_drift=bool(missing_drift), missing_pvalue=miss_p,
+        missing_pvalue_adjusted=miss_adj,
         unseen_categories=tuple(part.get("unseen", ())), bins=tuple(part["bins"]),
         reference_share=tuple(float(x) for x in part.get("ref_share", ())),
         current_share=tuple(float(x) for x in part.get("cur_share", ())),

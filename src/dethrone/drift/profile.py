@@ -40,11 +40,17 @@ class FeatureProfile:
         return self.n - self.n_missing
 
     def bin_counts(self) -> np.ndarray:
-        """Reference counts in the PSI bins (-inf, e1], (e1, e2], ..., (ek, inf)."""
+        """Reference counts in the PSI bins (-inf, e1], (e1, e2], ..., (ek, inf).
+
+        A constant column gets the three bins below, at and above its value, so that
+        PSI sees current values that differ from it.
+        """
         if self.kind != "numeric":
             return self.counts
         if self.n_valid == 0:
             return np.zeros(0, dtype=np.int64)
+        if self.unique.shape[0] == 1:  # constant: bins below, at and above the value
+            return np.array([0, self.n_valid, 0], dtype=np.int64)
         upper = np.append(self.cum[self.edge_index], self.n_valid)
         return np.diff(upper, prepend=0)
 
@@ -52,9 +58,14 @@ class FeatureProfile:
         """Human-readable labels of the PSI bins (or the category labels)."""
         if self.kind != "numeric":
             return list(self.categories)
+        if self.n_valid == 0:
+            return []
+        if self.unique.shape[0] == 1:
+            v = f"{self.unique[0]:.4g}"
+            return [f"< {v}", f"= {v}", f"> {v}"]
         edges = [f"{v:.4g}" for v in self.unique[self.edge_index]]
         if not edges:
-            return ["all"] if self.n_valid else []
+            return ["all"]
         labels = [f"<= {edges[0]}"]
         labels += [f"({a}, {b}]" for a, b in zip(edges[:-1], edges[1:])]
         labels.append(f"> {edges[-1]}")

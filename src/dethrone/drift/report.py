@@ -25,12 +25,17 @@ class FeatureDrift:
     """Verdict for one feature.
 
     ``method`` is ``"ks"`` (numeric: KS test, PSI reported too) or ``"psi+chi2"``
-    (categorical: PSI over the union of categories, confirmed by a chi-square test).
-    ``statistic``/``pvalue`` are those of the KS or chi-square test (``pvalue`` is
-    None where no test applies, e.g. a side with no values); ``pvalue_adjusted`` is
-    after the multiple-testing correction across features. ``threshold`` is the
+    (categorical: PSI over the union of categories, confirmed by a chi-square test on
+    the table with sparse categories pooled). ``statistic``/``pvalue`` are those of the
+    KS or chi-square test; where categories were pooled into an "other" cell, ``pvalue``
+    is min(1, 2 min(p_chi2, p_tail)) with p_tail the one-sided Fisher test of a larger
+    "other" share (``pvalue`` is None where no test applies, e.g. a side with no
+    values); ``pvalue_adjusted`` is after the multiple-testing correction over all
+    features' distribution and missing-rate tests. ``threshold`` is the
     threshold of the deciding quantity (the KS p-value threshold, or the PSI
-    threshold for categorical features).
+    threshold for categorical features). ``missing_pvalue`` is Fisher's exact
+    test of the missing rates and ``missing_pvalue_adjusted`` its p-value after the
+    same correction (None when neither side has a missing value: no test).
     """
 
     name: str
@@ -49,6 +54,7 @@ class FeatureDrift:
     missing_rate_current: float = 0.0
     missing_drift: bool = False
     missing_pvalue: float | None = None
+    missing_pvalue_adjusted: float | None = None
     unseen_categories: tuple[str, ...] = ()
     bins: tuple[str, ...] = ()
     reference_share: tuple[float, ...] = ()

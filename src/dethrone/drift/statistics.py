@@ -9,6 +9,7 @@ values into the reference's distinct values, never a sort of the reference again
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,13 @@ from scipy import stats
 
 #: proportions are floored at this value so that PSI stays finite (as in Evidently)
 PSI_FLOOR = 1e-4
-#: below this n_ref * n_cur the KS p-value is computed exactly (scipy), above it
-#: with the asymptotic Kolmogorov distribution, exactly as scipy's ``method="asymp"``
-EXACT_KS_MAX_PRODUCT = 10_000
+#: up to this n_ref * n_cur the KS p-value is scipy's default ``ks_2samp`` p-value (exact
+#: where scipy's default is exact, i.e. both sizes <= 10,000); above it the asymptotic
+#: Kolmogorov distribution, exactly as scipy's ``method="asymp"``. scipy's exact method
+#: costs O(n1*n2) (20-75 ms per column at 10,000 rows a side), too slow for a default
+#: check; at n1*n2 > 1e6 it differs from the asymptotic p-value by at most ~0.012
+#: (measured at 1,001 rows a side, smaller at larger sizes)
+EXACT_KS_MAX_PRODUCT = 1_000_000
 #: from this effective sample size on, the KS p-value uses the limiting Kolmogorov
 #: distribution at sqrt(n)*D + 1/(6 sqrt(n)) instead of scipy's finite-n ``kstwo``:
 #: it agrees with ``kstwo`` to 3e-6 there and costs microseconds instead of up to a
@@ -82,12 +87,15 @@ def ks_pvalue(d: float, n1: int, n2: int, *, ref_values: np.ndarray | None = Non
               cur_values: np.ndarray | None = None) -> float:
     """Two-sided KS p-value.
 
-    Asymptotic (scipy's ``method="asymp"``: the Kolmogorov distribution with
-    n = round(n1*n2/(n1+n2))) unless ``n1*n2 <= EXACT_KS_MAX_PRODUCT`` and the raw
-    values are given, in which case scipy's exact distribution is used.
+    If ``n1*n2 <= EXACT_KS_MAX_PRODUCT`` and the raw values are given: scipy's default
+    ``ks_2samp(ref_values, cur_values).pvalue`` (exact when both sizes are <= 10,000).
+    Otherwise scipy's ``method="asymp"``: the finite-n Kolmogorov distribution ``kstwo``
+    with n = round(n1*n2/(n1+n2)), or its limit (see ``LIMIT_DISTRIBUTION_FROM``).
     """
     if n1 * n2 <= EXACT_KS_MAX_PRODUCT and ref_values is not None and cur_values is not None:
-        return float(stats.ks_2samp(ref_values, cur_values, method="exact").pvalue)
+        with warnings.catch_warnings():  # scipy falls back to asymp itself, with a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(stats.ks_2samp(ref_values, cur_values).pvalue)
     m, n = sorted([float(n1), float(n2)], reverse=True)
     en = np.round(m * n / (m + n))
     if en >= LIMIT_DISTRIBUTION_FROM:
@@ -110,8 +118,10 @@ def psi(reference_share: np.ndarray, current_share: np.ndarray, *,
 def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, int]:
     """Chi-square test that two count vectors come from one distribution.
 
-    The same as ``scipy.stats.chi2_contingency`` on the 2 x K table (no continuity
-    correction), after dropping buckets empty on both sides. Returns
+    The same as ``scipy.stats.chi2_contingency(table, correction=False)`` on the 2 x K
+    table after dropping buckets empty on both sides: no Yates continuity correction,
+    not even with two buckets (where scipy's default would apply it), so that the
+    statistic is the same Pearson sum whatever the number of buckets. Returns
     ``(statistic, pvalue, dof)``; with fewer than two non-empty buckets the samples
     cannot differ and the result is ``(0.0, 1.0, 0)``.
     """
@@ -125,6 +135,76 @@ def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[fl
     statistic = float(np.sum((table - expected) ** 2 / expected))
     dof = table.shape[1] - 1
     return statistic, float(stats.chi2.sf(statistic, dof)), dof
+
+
+def pool_sparse(ref_counts: np.ndarray, cur_counts: np.ndarray, *,
+                min_expected: float = 5.0) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Merge categories too sparse for a chi-square test into one "other" bucket.
+
+    A category keeps its own bucket when its expected count under homogeneity is at
+    least ``min_expected`` on both sides (pooled count * min(n1, n2) / (n1 + n2));
+    the others share one bucket, which itself joins the smallest kept bucket if it is
+    still too sparse. Which buckets are merged depends only on the pooled counts,
+    which are fixed under the permutation null, so the test stays valid conditionally
+    on them; categories absent from the reference are treated like any other.
+
+    Returns the pooled reference and current counts, and whether their last bucket is
+    the "other" bucket of its own.
+
+    >>> pool_sparse(np.array([50, 40, 3, 0, 4]), np.array([45, 50, 2, 5, 1]))
+    (array([50, 40,  7]), array([45, 50,  8]), True)
+    """
+    ref = np.asarray(ref_counts, dtype=np.int64)
+    cur = np.asarray(cur_counts, dtype=np.int64)
+    n1, n2 = int(ref.sum()), int(cur.sum())
+    if n1 == 0 or n2 == 0:
+        return ref, cur, False
+    scale = min(n1, n2) / (n1 + n2)
+    keep = (ref + cur) * scale >= min_expected
+    if keep.all():
+        return ref, cur, False
+    other_r, other_c = int(ref[~keep].sum()), int(cur[~keep].sum())
+    ref, cur = ref[keep], cur[keep]
+    if (other_r + other_c) * scale >= min_expected or ref.shape[0] == 0:
+        return np.append(ref, other_r), np.append(cur, other_c), True
+    smallest = int(np.argmin(ref + cur))
+    ref[smallest] += other_r
+    cur[smallest] += other_c
+    return ref, cur, False
+
+
+def good_turing_unseen(ref_counts: np.ndarray) -> float:
+    """Good-Turing estimate of the probability mass of categories absent from a sample.
+
+    The share of the sample made of categories seen exactly once (singletons / rows).
+
+    >>> good_turing_unseen(np.array([5, 1, 1, 3]))
+    0.2
+    """
+    counts = np.asarray(ref_counts)
+    total = counts.sum()
+    return float((counts == 1).sum() / total) if total else 0.0
+
+
+def fisher_pvalue(x1: int, n1: int, x2: int, n2: int, *,
+                  alternative: str = "two-sided") -> float:
+    """Fisher exact p-value that x1 of n1 and x2 of n2 share one proportion.
+
+    ``alternative="greater"`` tests against a larger second proportion (x2/n2).
+
+    Used for missing rates: it is exact (the pooled z-test is liberal in the far tail
+    that a multiple-testing correction looks at: with 4 columns of 20% missing values
+    at 200 rows a side, Holm-corrected z-tests flagged 3.8% of 1,000 same-population
+    runs, Fisher 2.6%), and scipy computes it in about 2 ms even at 1M rows a side.
+
+    >>> round(fisher_pvalue(3, 10, 8, 10), 4)
+    0.0698
+    """
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    table = [[x1, n1 - x1], [x2, n2 - x2]]
+    scipy_alt = {"two-sided": "two-sided", "greater": "less"}[alternative]
+    return float(stats.fisher_exact(table, alternative=scipy_alt).pvalue)
 
 
 def two_proportion_pvalue(x1: int, n1: int, x2: int, n2: int) -> float:

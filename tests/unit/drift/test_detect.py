@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from dethrone.drift import DriftReport, ReferenceProfile, detect_drift, render_html
+from dethrone.drift import statistics as st
 from dethrone.injection import apply_drift
 from dethrone.settings import Settings
 
@@ -165,3 +166,57 @@ def test_datetime_column_is_a_clear_error(settings):
     ref = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=5)})
     with pytest.raises(ValueError, match="'t'"):
         detect_drift(ref, ref, settings=settings)
+
+
+def test_constant_reference_psi_sees_new_values(settings):
+    ref = pd.DataFrame({"c": np.full(500, 1.0)})
+    cur = pd.DataFrame({"c": np.r_[np.full(200, 1.0), np.full(200, 2.0)]})
+    f = detect_drift(ref, cur, settings=settings).features["c"]
+    assert f.bins == ("< 1", "= 1", "> 1") and f.current_share == (0.0, 0.5, 0.5)
+    # floored shares: (0.5-1)ln(0.5) + (0.5-1e-4)ln(0.5/1e-4); the first bin adds 0
+    expected = -0.5 * np.log(0.5) + (0.5 - 1e-4) * np.log(0.5 / 1e-4)
+    assert f.psi == pytest.approx(expected, rel=1e-12) and f.drifted
+
+
+def test_constant_categorical_reference_psi_sees_new_values(settings):
+    ref = pd.DataFrame({"c": ["a"] * 500})
+    cur = pd.DataFrame({"c": ["a"] * 200 + ["b"] * 200})
+    f = detect_drift(ref, cur, settings=settings).features["c"]
+    assert f.psi > 1 and f.drifted and f.bins == ("a", "<unseen>")
+
+
+def test_missing_rate_tests_share_the_correction(settings, rng):
+    n = 300
+    ref = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    cur = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    ref.loc[:59, "a"] = np.nan   # 20% missing on both sides
+    cur.loc[:44, "a"] = np.nan   # 15%
+    report = detect_drift(ref, cur, settings=settings)
+    a, b = report.features["a"], report.features["b"]
+    # family: KS(a), KS(b), missing(a) -> Holm multiplies the smallest p-value by 3
+    assert settings.drift_correction == "holm"
+    holm = st.adjust_pvalues([a.pvalue, b.pvalue, a.missing_pvalue], "holm")
+    assert a.missing_pvalue_adjusted == pytest.approx(holm[2], rel=1e-12)
+    assert a.pvalue_adjusted == pytest.approx(holm[0], rel=1e-12)
+    assert b.missing_pvalue_adjusted is None and b.missing_pvalue == 1.0
+    assert a.missing_pvalue_adjusted >= a.missing_pvalue
+
+
+def test_real_missing_rate_shift_is_flagged(settings):
+    from dethrone.datasets import load_txhousing
+
+    tx = load_txhousing()  # sales is missing in 17% of 2000-2002 rows, 0.1% of 2011-2014
+    ref, cur = tx[tx.year <= 2002], tx[(tx.year >= 2011) & (tx.year <= 2014)]
+    f = detect_drift(ref, cur, features=["sales"], settings=settings).features["sales"]
+    assert f.missing_rate_reference > 0.15 and f.missing_rate_current < 0.005
+    assert f.missing_drift and f.missing_pvalue_adjusted < 1e-10
+    assert any("missing rate changed" in r for r in f.reasons)
+
+
+def test_unseen_categories_reason_has_good_turing_expectation(settings):
+    ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 30 + [f"r{i}" for i in range(20)]})
+    cur = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 30 + [f"n{i}" for i in range(20)]})
+    f = detect_drift(ref, cur, settings=settings).features["c"]
+    # 20 singletons of 100 rows: 20% expected unseen, 20% seen -> the mix is the same
+    assert "20.0% of rows; Good-Turing expects 20.0%" in " ".join(f.reasons)
+    assert not f.drifted and f.pvalue == pytest.approx(1.0)
