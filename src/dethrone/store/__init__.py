@@ -11,12 +11,23 @@ by the service itself (:func:`upgrade`, safe when many processes start at once).
 (0, {'a': 0.5})
 """
 
-from dethrone.store.config_store import SqlConfigStore
-from dethrone.store.engine import database_url, default_url, make_engine, write_transaction
-from dethrone.store.errors import StoreUnavailable, VersionConflict
-from dethrone.store.migrate import current_revision, head_revision, upgrade
-from dethrone.store.prediction_log import LogHealth, PredictionLogWriter
+from __future__ import annotations
 
-__all__ = ["LogHealth", "PredictionLogWriter", "SqlConfigStore", "StoreUnavailable",
-           "VersionConflict", "current_revision", "database_url", "default_url", "head_revision",
-           "make_engine", "upgrade", "write_transaction"]
+import importlib
+from typing import Any
+
+# Lazy (PEP 562): Settings imports the light parsers of this package, and must not pull in
+# SQLAlchemy and Alembic with them.
+_EXPORTS = {
+    "SqlConfigStore": "config_store", "database_url": "engine", "default_url": "engine",
+    "make_engine": "engine", "write_transaction": "engine", "StoreUnavailable": "errors",
+    "VersionConflict": "errors", "current_revision": "migrate", "head_revision": "migrate",
+    "upgrade": "migrate", "LogHealth": "prediction_log", "PredictionLogWriter": "prediction_log",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dethrone.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dethrone.store.{_EXPORTS[name]}"), name)

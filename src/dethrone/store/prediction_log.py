@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dethrone.store.durations import parse_log_features
 from dethrone.store.errors import StoreUnavailable
 from dethrone.store.schema import PREDICTION_FIELDS, predictions
 
@@ -53,25 +54,6 @@ class LogHealth:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
-
-
-def parse_log_features(value: str | float) -> float:
-    """Share of requests whose features are logged: ``all`` → 1, ``none`` → 0, or a number.
-
-    >>> parse_log_features("all"), parse_log_features("none"), parse_log_features("0.1")
-    (1.0, 0.0, 0.1)
-    """
-    text = str(value).strip().lower()
-    share = {"all": 1.0, "none": 0.0}.get(text)
-    if share is None:
-        try:
-            share = float(text)
-        except ValueError:
-            share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"SERVING_LOG_FEATURES must be all, none or a share in [0, 1], "
-                         f"got {value!r}")
-    return share
 
 
 def _insert_statement(engine: Engine):
