@@ -59,7 +59,10 @@ def to_epoch(value: Any, *, now: float | None = None) -> float | None:
         return (time.time() if now is None else now) - parse_duration(value)
     except ValueError:
         pass
-    stamp = pd.Timestamp(value)
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        raise ValueError(f"not a time (ISO) nor a duration (7d, 12h): {value!r}") from None
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).timestamp()
 
 
