@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from dethrone.store import schema
-from dethrone.store.engine import sqlite_folder, write_transaction
+from dethrone.store.engine import IMMEDIATE, sqlite_folder, write_transaction
 from dethrone.store.errors import StoreUnavailable, VersionConflict, unavailable_as_typed
 from dethrone.store.migrate import upgrade
 
@@ -126,10 +126,13 @@ class SqlConfigStore:
         """True when a write transaction can be opened right now."""
         folder = sqlite_folder(self.engine)
         try:
-            with write_transaction(self.engine) as conn:
-                # Locking the row needs write access on PostgreSQL too (a read-only standby
-                # or default_transaction_read_only refuse it).
-                conn.execute(select(_cfg.c.id).where(_cfg.c.id == 1).with_for_update())
+            with self.engine.connect() as conn:
+                conn.execution_options(**{IMMEDIATE: True})
+                with conn.begin() as tx:
+                    # A write that changes nothing, rolled back: refused by a read-only file,
+                    # a full disk, a read-only PostgreSQL (standby, default_transaction_read_only).
+                    conn.execute(update(_cfg).where(_cfg.c.id == 1).values(version=_cfg.c.version))
+                    tx.rollback()
         except Exception:  # noqa: BLE001 - any failure means "not writable now"
             return False
         # SQLite writes its -wal and -shm files next to the database.
