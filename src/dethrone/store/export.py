@@ -85,8 +85,11 @@ def _query(experiment: str | None, since: float | None, until: float | None, aft
 
 
 def iter_joined(engine: Engine, *, experiment: str | None = None, since: Any = None,
-                until: Any = None, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-    """Joined rows in chunks of at most ``chunk_rows``, ordered by ``id``; see :func:`joined_predictions`."""
+                until: Any = None, chunk_rows: int = 50_000) -> Iterator[pa.Table]:
+    """Joined rows as Arrow tables of :data:`SCHEMA`, at most ``chunk_rows`` each, by ``id``.
+
+    See :func:`joined_predictions` for the columns.
+    """
     since, until, after = to_epoch(since), to_epoch(until), 0
     while True:
         with unavailable_as_typed(), engine.connect() as conn:
@@ -100,22 +103,33 @@ def iter_joined(engine: Engine, *, experiment: str | None = None, since: Any = N
             return
 
 
-def _derive(frame: pd.DataFrame) -> pd.DataFrame:
+def _derive(frame: pd.DataFrame) -> pa.Table:
     pred = [_decode(text) for text in frame["prediction_json"]]
     label = [_decode(text) for text in frame["label_json"]]
     out = frame.copy()
     out["prediction"], out["predicted_class"] = _number(pred), _cls(pred)
     out["label"], out["label_class"] = _number(label), _cls(label)
     numeric = out["prediction"].notna() & out["label"].notna()
-    zero_one = (out["predicted_class"] != out["label_class"]).astype(float)
+    # A class label against a numeric prediction (a classifier answering 0/1) compares the
+    # number's text; class against class compares the most probable class.
+    zero_one = (_cls(pred, numbers=True) != _cls(label, numbers=True)).astype(float)
     out["loss"] = np.where(numeric, (out["prediction"] - out["label"]).abs(),
                            np.where(out["label_json"].notna() & ~numeric, zero_one, np.nan))
-    for col in ("ts", "labelled_at"):
-        micros = (out[col].astype(float) * 1e6).round()
-        out[col] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[us, UTC]")
     out["latency_ms"] = out["latency_ms"].astype(float)
     out["served"] = out["served"].astype(bool)
-    return out[SCHEMA.names]
+    times = {col: _timestamps(out.pop(col)) for col in ("ts", "labelled_at")}
+    plain = pa.schema([f for f in SCHEMA if f.name not in times])
+    table = pa.Table.from_pandas(out[plain.names], schema=plain, preserve_index=False)
+    for col, array in times.items():
+        table = table.append_column(SCHEMA.field(col), array)
+    return table.select(SCHEMA.names)
+
+
+def _timestamps(seconds: pd.Series) -> pa.Array:
+    # Epoch seconds to microseconds in Arrow directly (pandas' own tz path is deprecated).
+    values = seconds.astype(float).to_numpy()
+    micros = np.round(np.nan_to_num(values) * 1e6).astype(np.int64)
+    return pa.array(micros, type=pa.int64(), mask=np.isnan(values)).cast(_TS)
 
 
 def _decode(text: Any) -> Any:
@@ -127,17 +141,20 @@ def _number(values: list[Any]) -> pd.Series:
                       else np.nan for v in values], dtype=float)
 
 
-def _cls(values: list[Any]) -> pd.Series:
+def _cls(values: list[Any], *, numbers: bool = False) -> pd.Series:
+    """The class of each value; numbers only when ``numbers`` (as text, ``1.0`` → ``"1"``)."""
     def one(v: Any) -> str | None:
         if isinstance(v, dict) and v:      # class probabilities: the most probable class
             return str(max(v, key=v.get))
         if isinstance(v, list) and v:      # unnamed probabilities: the index of the largest
             return str(int(np.argmax(v)))
-        if isinstance(v, bool) or v is None:
-            return None if v is None else str(v).lower()
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v)
+        if isinstance(v, str):
+            return v
+        if isinstance(v, bool):
+            return str(v).lower()
+        if numbers and isinstance(v, int | float):
+            return str(int(v)) if float(v).is_integer() else str(v)
+        return None
     return pd.Series([one(v) for v in values], dtype=object)
 
 
@@ -163,10 +180,8 @@ def joined_predictions(engine: Engine, *, experiment: str | None = None, since: 
         the most probable class for probabilities), their JSON, ``labelled_at`` and ``loss``
         (absolute error for numbers, 0/1 for classes, NaN without a label).
     """
-    chunks = list(iter_joined(engine, experiment=experiment, since=since, until=until))
-    if not chunks:
-        return SCHEMA.empty_table().to_pandas()
-    return pd.concat(chunks, ignore_index=True)
+    tables = list(iter_joined(engine, experiment=experiment, since=since, until=until))
+    return pa.concat_tables(tables or [SCHEMA.empty_table()]).to_pandas()
 
 
 @dataclass(frozen=True)
@@ -193,11 +208,10 @@ def export(engine: Engine, out: str | Path, *, experiment: str | None = None, si
     partial, rows = out.with_name(out.name + ".partial"), 0
     try:
         with pq.ParquetWriter(partial, SCHEMA) as writer:
-            for chunk in iter_joined(engine, experiment=experiment, since=since, until=until,
+            for table in iter_joined(engine, experiment=experiment, since=since, until=until,
                                      chunk_rows=chunk_rows):
-                writer.write_table(pa.Table.from_pandas(chunk, schema=SCHEMA,
-                                                        preserve_index=False))
-                rows += len(chunk)
+                writer.write_table(table)
+                rows += table.num_rows
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
@@ -230,7 +244,8 @@ def stats(engine: Engine, *, experiment: str | None = None, since: Any = None,
     (see :func:`joined_predictions`); ``mean_loss`` is None for an arm with no label yet.
     """
     total: dict[str, list[float]] = {}
-    for chunk in iter_joined(engine, experiment=experiment, since=since, until=until):
+    for table in iter_joined(engine, experiment=experiment, since=since, until=until):
+        chunk = table.select(["id", "arm", "loss"]).to_pandas()
         grouped = chunk.groupby("arm").agg(rows=("id", "size"), labelled=("loss", "count"),
                                            loss=("loss", "sum"))
         for arm, rec in grouped.iterrows():
