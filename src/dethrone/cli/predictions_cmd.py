@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from dethrone.store import StoreUnavailable, database_url, make_engine, upgrade
     from dethrone.store import export as ex
 
+    engine = None
     try:
         settings = Settings.from_env()
         engine = make_engine(args.database_url or database_url(settings))
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"dethrone predictions: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if engine is not None:
+            engine.dispose()
     if args.json:
         print(json.dumps([a.to_dict() for a in arms], indent=2))
     else:

@@ -105,3 +105,19 @@ def engine(db_url):
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def new_engine():
+    """``new_engine(url)``: more engines on a database (as other workers have), disposed after."""
+    from dethrone.store import make_engine
+
+    made = []
+
+    def make(url: str):
+        made.append(make_engine(url))
+        return made[-1]
+
+    yield make
+    for eng in made:
+        eng.dispose()

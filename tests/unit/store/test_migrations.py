@@ -8,13 +8,13 @@ import sys
 import pytest
 from sqlalchemy import inspect
 
-from dethrone.store import current_revision, head_revision, make_engine, upgrade
+from dethrone.store import current_revision, head_revision, upgrade
 
 TABLES = {"config", "history", "predictions", "feedback", "alembic_version"}
 
 
-def test_upgrade_creates_every_table_and_is_idempotent(db_url):
-    engine = make_engine(db_url)
+def test_upgrade_creates_every_table_and_is_idempotent(db_url, new_engine):
+    engine = new_engine(db_url)
     assert current_revision(engine) is None
     assert upgrade(engine) == head_revision()
     assert upgrade(engine) == head_revision()
@@ -22,7 +22,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(db_url):
     assert current_revision(engine) == head_revision()
 
 
-def test_concurrent_starts_migrate_once(db_url):
+def test_concurrent_starts_migrate_once(db_url, new_engine):
     # Five processes start at once, as gunicorn workers and replicas do.
     code = ("import sys; from dethrone.store import make_engine, upgrade; "
             "print(upgrade(make_engine(sys.argv[1])))")
@@ -31,10 +31,10 @@ def test_concurrent_starts_migrate_once(db_url):
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, [err for _, err in outs]
     assert {out.strip() for out, _ in outs} == {head_revision()}
-    assert TABLES <= set(inspect(make_engine(db_url)).get_table_names())
+    assert TABLES <= set(inspect(new_engine(db_url)).get_table_names())
 
 
-def test_seed_era_file_is_adopted_with_its_config(tmp_path):
+def test_seed_era_file_is_adopted_with_its_config(tmp_path, new_engine):
     pytest.importorskip("flask")
     from dethrone_router.store import ConfigStore
 
@@ -42,6 +42,6 @@ def test_seed_era_file_is_adopted_with_its_config(tmp_path):
 
     old = ConfigStore(tmp_path, {"a": 0.5})
     old.update(lambda c: {**c, "a": 0.2})
-    new = SqlConfigStore(make_engine(default_url(tmp_path)), {"a": 0.9})
+    new = SqlConfigStore(new_engine(default_url(tmp_path)), {"a": 0.9})
     assert new.current() == (1, {"a": 0.2})
     assert new.history() == old.history()

@@ -14,7 +14,7 @@ import pytest
 from native_procs import free_port, wait_until
 from sqlalchemy import event, func, select
 
-from dethrone.store import PredictionLogWriter, make_engine, upgrade
+from dethrone.store import PredictionLogWriter, upgrade
 from dethrone.store.schema import predictions
 
 CHILD = Path(__file__).with_name("writer_child.py")
@@ -61,8 +61,8 @@ def test_full_batches_are_written_before_the_interval(engine):
     assert count(engine) == 250
 
 
-def test_unreachable_database_buffers_to_the_bound_then_drops():
-    engine = make_engine(f"postgresql://u:p@127.0.0.1:{free_port()}/none")
+def test_unreachable_database_buffers_to_the_bound_then_drops(new_engine):
+    engine = new_engine(f"postgresql://u:p@127.0.0.1:{free_port()}/none")
     drops: list[int] = []
     log = PredictionLogWriter(engine, flush_seconds=0.05, buffer_rows=100, on_drop=drops.append)
     assert log.append(rows(60)) == 60
@@ -75,8 +75,8 @@ def test_unreachable_database_buffers_to_the_bound_then_drops():
     assert log.dropped_total == 120
 
 
-def test_writing_resumes_when_the_database_comes_back(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+def test_writing_resumes_when_the_database_comes_back(tmp_path, new_engine):
+    engine = new_engine(f"sqlite:///{tmp_path / 'log.sqlite3'}")
     upgrade(engine)
     full = {"on": True}
 
@@ -148,6 +148,7 @@ def test_kill_9_loses_at_most_the_unflushed_buffer(db_url, engine):
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=10)
     reader.join(timeout=10)
+    child.stdout.close()
     with engine.connect() as conn:
         stored = {int(r[0][1:]) for r in conn.execute(select(predictions.c.request_id))}
     lost = sorted(set(acked) - stored)
@@ -161,8 +162,8 @@ def test_kill_9_loses_at_most_the_unflushed_buffer(db_url, engine):
 
 
 @pytest.mark.integration
-def test_postgresql_stopped_mid_writing(pg_server):
-    engine = make_engine(pg_server.create_database())
+def test_postgresql_stopped_mid_writing(pg_server, new_engine):
+    engine = new_engine(pg_server.create_database())
     upgrade(engine)
     drops: list[int] = []
     log = PredictionLogWriter(engine, flush_seconds=0.1, buffer_rows=1_000, max_backoff=0.5,
@@ -189,4 +190,3 @@ def test_postgresql_stopped_mid_writing(pg_server):
     health = log.health()
     assert health.last_error is None and health.written_total == 1_250
     assert count(engine) == 1_250
-    engine.dispose()

@@ -8,7 +8,7 @@ import pytest
 from native_procs import free_port
 from sqlalchemy import event
 
-from dethrone.store import SqlConfigStore, StoreUnavailable, VersionConflict, make_engine
+from dethrone.store import SqlConfigStore, StoreUnavailable, VersionConflict
 
 DEFAULTS = {"a": 0.5, "b": 0.5, "data_size": 1000, "drift": {}, "seed": None}
 
@@ -36,9 +36,9 @@ def test_update_returns_before_after_and_records_history(store):
     assert store.updated_at() == hist[1]["at"]
 
 
-def test_second_store_on_same_database_keeps_the_config(db_url, store):
+def test_second_store_on_same_database_keeps_the_config(db_url, store, new_engine):
     store.update(lambda c: {**c, "a": 0.1})
-    other = SqlConfigStore(make_engine(db_url), {"a": 0.9})
+    other = SqlConfigStore(new_engine(db_url), {"a": 0.9})
     assert other.current() == (1, {**DEFAULTS, "a": 0.1})
     other.update(lambda c: {**c, "a": 0.2})
     assert store.current()[1]["a"] == 0.2
@@ -68,9 +68,9 @@ def test_current_is_cached_until_the_version_changes(store):
     assert store.current()[1] is not first[1]
 
 
-def test_concurrent_updates_lose_nothing(db_url, store):
+def test_concurrent_updates_lose_nothing(db_url, store, new_engine):
     # Each thread has its own store (as each worker or replica does) and increments a counter.
-    stores = [SqlConfigStore(make_engine(db_url), DEFAULTS) for _ in range(4)]
+    stores = [SqlConfigStore(new_engine(db_url), DEFAULTS) for _ in range(4)]
     errors: list[BaseException] = []
 
     def bump(s: SqlConfigStore) -> None:
@@ -95,18 +95,18 @@ def test_writable(store):
     assert store.writable() is True
 
 
-def test_read_only_sqlite_raises_typed_error(tmp_path):
+def test_read_only_sqlite_raises_typed_error(tmp_path, new_engine):
     path = tmp_path / "router.sqlite3"
-    SqlConfigStore(make_engine(f"sqlite:///{path}"), DEFAULTS)
-    ro = SqlConfigStore(make_engine(f"sqlite:///file:{path}?mode=ro&uri=true"), DEFAULTS)
+    SqlConfigStore(new_engine(f"sqlite:///{path}"), DEFAULTS)
+    ro = SqlConfigStore(new_engine(f"sqlite:///file:{path}?mode=ro&uri=true"), DEFAULTS)
     assert ro.current() == (0, DEFAULTS)
     assert ro.writable() is False
     with pytest.raises(StoreUnavailable, match="readonly"):
         ro.update(lambda c: {**c, "a": 0.1})
 
 
-def test_full_sqlite_raises_typed_error_and_writes_nothing(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'router.sqlite3'}")
+def test_full_sqlite_raises_typed_error_and_writes_nothing(tmp_path, new_engine):
+    engine = new_engine(f"sqlite:///{tmp_path / 'router.sqlite3'}")
     store = SqlConfigStore(engine, DEFAULTS)
 
     @event.listens_for(engine, "checkout")
@@ -120,7 +120,7 @@ def test_full_sqlite_raises_typed_error_and_writes_nothing(tmp_path):
     assert store.current() == (0, DEFAULTS) and store.history() == []
 
 
-def test_database_down_raises_typed_error():
-    engine = make_engine(f"postgresql://u:p@127.0.0.1:{free_port()}/x")
+def test_database_down_raises_typed_error(new_engine):
+    engine = new_engine(f"postgresql://u:p@127.0.0.1:{free_port()}/x")
     with pytest.raises(StoreUnavailable, match="database unavailable"):
         SqlConfigStore(engine, DEFAULTS)
