@@ -140,7 +140,8 @@ def _item(raw: Any, where: str) -> FeedbackItem:
         raise FeedbackInvalid(name(sorted(extra)[0]), "unknown field")
     rid, row, label = raw.get("request_id"), raw.get("row"), raw.get("label")
     if not isinstance(rid, str) or not 0 < len(rid) <= _MAX_TEXT:
-        raise FeedbackInvalid(name("request_id"), f"must be a string of 1 to {_MAX_TEXT} characters")
+        raise FeedbackInvalid(name("request_id"),
+                              f"must be a string of 1 to {_MAX_TEXT} characters")
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < 2**31:
         raise FeedbackInvalid(name("row"), "must be an integer >= 0")
     if isinstance(label, bool) or not isinstance(label, int | float | str):

@@ -32,7 +32,7 @@ def served(rng, n: int) -> list[dict]:
         else:
             probs = rng.dirichlet([1, 1, 1]).round(6)
             out.append({**base, "arm": arm, "model_version": "1",
-                        "prediction": dict(zip("abc", probs.tolist()))})
+                        "prediction": dict(zip("abc", probs.tolist(), strict=True))})
             out.append({**base, "arm": "shadow", "served": False, "model_version": "2",
                         "prediction": {"a": 0.1, "b": 0.2, "c": 0.7}})
     return out

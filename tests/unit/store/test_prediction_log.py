@@ -97,6 +97,13 @@ def test_writing_resumes_when_the_database_comes_back(tmp_path, new_engine):
     log.close()
 
 
+def test_tuple_order_covers_every_column():
+    from dethrone.store.prediction_log import COLUMNS
+    from dethrone.store.schema import PREDICTION_FIELDS
+
+    assert sorted(COLUMNS) == sorted(PREDICTION_FIELDS)
+
+
 def test_append_never_raises_and_counts_bad_rows(engine):
     log = PredictionLogWriter(engine, flush_seconds=0.05)
     assert log.append([{"row": 0, "arm": "a"}, {"request_id": "x", "row": 0, "arm": "a"}]) == 1
