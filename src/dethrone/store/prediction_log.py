@@ -19,6 +19,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -139,6 +140,10 @@ class PredictionLogWriter:
         self._closed = False
         self._reset()
         atexit.register(self.close)
+        # Gunicorn forks workers after the app (and this writer) was built: the child gets
+        # no thread, a held lock maybe, and the parent's pooled connections. Start afresh.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (w := ref()) and w._after_fork())
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Any, **kwargs: Any) -> PredictionLogWriter:
@@ -156,13 +161,18 @@ class PredictionLogWriter:
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _after_fork(self) -> None:
+        self.engine.dispose(close=False)
+        self._reset()
+
     def _ensure_thread(self) -> None:
-        if self._pid != os.getpid():
-            self.engine.dispose(close=False)
-            self._reset()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-            self._thread.start()
+            with self._lock:
+                if self._thread is None:
+                    thread = threading.Thread(target=self._run, name="prediction-log",
+                                              daemon=True)
+                    thread.start()
+                    self._thread = thread
 
     # ------------------------------------------------------------------ request path
     def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -289,7 +299,7 @@ class PredictionLogWriter:
         if self._closed:
             return 0
         self._closed = True
-        thread = self._thread if self._pid == os.getpid() else None
+        thread = self._thread
         if thread is not None:
             self._stop.set()
             self._wake.set()

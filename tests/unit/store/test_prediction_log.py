@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -95,6 +96,26 @@ def test_writing_resumes_when_the_database_comes_back(tmp_path, new_engine):
     health = log.health()
     assert (health.last_error, health.buffered, health.dropped_total) == (None, 0, 0)
     log.close()
+
+
+def test_forked_worker_writes_its_own_rows(engine):
+    # As gunicorn does: the writer is made before the fork, used in the worker.
+    log = PredictionLogWriter(engine, flush_seconds=0.05)
+    log.append(rows(10))
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            code = 0 if log.append(rows(5, 100)) == 5 and log.close() == 0 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert log.close() == 0
+    with engine.connect() as conn:
+        ids = {r[0] for r in conn.execute(select(predictions.c.request_id))}
+    # The parent's buffered rows are written once, by the parent only.
+    assert ids == {f"r{i}" for i in [*range(10), *range(100, 105)]}
 
 
 def test_tuple_order_covers_every_column():
