@@ -96,7 +96,7 @@ def iter_joined(engine: Engine, *, experiment: str | None = None, since: Any = N
             result = conn.execute(_query(experiment, since, until, after, chunk_rows))
             keys, rows = list(result.keys()), result.fetchall()
         # Column-wise: pandas probing each Row object for attributes costs more than the query.
-        frame = pd.DataFrame(dict(zip(keys, zip(*rows), strict=True)) if rows else {},
+        frame = pd.DataFrame(dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {},
                              columns=keys)
         if frame.empty:
             return
