@@ -83,6 +83,12 @@ class Settings:
     aws_access_key_id: str = _doc("", "S3 access key")
     aws_secret_access_key: str = _doc("", "S3 secret key")
     aws_default_region: str = _doc("us-east-1", "S3 region")
+    # --- prediction log -----------------------------------------------------------
+    router_database_url: str = _doc("", "database of config, log, feedback (empty: SQLite file)")
+    log_flush_seconds: float = _doc(1.0, "longest wait of a served row before its commit")
+    log_buffer_rows: int = _doc(100_000, "rows buffered while the database is down, then dropped")
+    serving_log_features: str = _doc("all", "log features: all, none or a share of requests")
+    feedback_max_age: str = _doc("30d", "labels accepted for rows logged up to this long ago")
 
     @classmethod
     def env_names(cls) -> list[str]:
@@ -149,6 +155,12 @@ class Settings:
             raise ValueError("AB_MAX_UNITS_PER_ARM must be >= 0 (0: no cap)")
         if self.router_max_data_size < 1:
             raise ValueError("ROUTER_MAX_DATA_SIZE must be positive")
+        if self.log_flush_seconds <= 0 or self.log_buffer_rows < 1:
+            raise ValueError("LOG_FLUSH_SECONDS and LOG_BUFFER_ROWS must be positive")
+        from dethrone.store.durations import parse_duration, parse_log_features
+
+        parse_log_features(self.serving_log_features)
+        parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """Settings as a dict; secrets are replaced by ``"***"`` unless ``redact=False``."""

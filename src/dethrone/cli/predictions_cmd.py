@@ -1,0 +1,77 @@
+"""``dethrone predictions export|stats|prune``: the prediction log and its labels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``predictions`` on the ``dethrone`` command."""
+    p = subparsers.add_parser(
+        "predictions", help="export, summarise or prune the prediction log",
+        description="Read the router's database (ROUTER_DATABASE_URL, default the SQLite file "
+                    "under ROUTER_DATA_DIR). Times: ISO (2026-11-01T00:00Z) or a duration "
+                    "before now (7d, 12h).")
+    p.add_argument("--database-url", help="instead of ROUTER_DATABASE_URL")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    e = sub.add_parser("export", help="write predictions joined to their labels to Parquet")
+    s = sub.add_parser("stats", help="per-arm rows, label coverage and live loss")
+    for q in (e, s):
+        q.add_argument("--experiment", help="only rows of this experiment id")
+        q.add_argument("--since", help="only rows logged at or after this time")
+        q.add_argument("--until", help="only rows logged before this time")
+    e.add_argument("--out", required=True, metavar="FILE.parquet", help="output file")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    r = sub.add_parser("prune", help="delete predictions (and their labels) older than AGE")
+    r.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 on success, 1 when the database cannot be reached, 2 on bad input."""
+    from dethrone.settings import Settings
+    from dethrone.store import StoreUnavailable, database_url, make_engine, upgrade
+    from dethrone.store import export as ex
+
+    engine = None
+    try:
+        settings = Settings.from_env()
+        engine = make_engine(args.database_url or database_url(settings))
+        upgrade(engine)
+        if args.action == "prune":
+            print(json.dumps(ex.prune(engine, older_than=args.older_than).to_dict()))
+            return 0
+        window = {"experiment": args.experiment, "since": ex.to_epoch(args.since),
+                  "until": ex.to_epoch(args.until)}
+        if args.action == "export":
+            print(json.dumps(ex.export(engine, args.out, **window).to_dict()))
+            return 0
+        arms = ex.stats(engine, **window)
+    except StoreUnavailable as exc:
+        print(f"dethrone predictions: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"dethrone predictions: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if engine is not None:
+            engine.dispose()
+    if args.json:
+        print(json.dumps([a.to_dict() for a in arms], indent=2))
+    else:
+        print(format_stats(arms))
+    return 0
+
+
+def format_stats(arms) -> str:
+    """A plain table of :func:`dethrone.store.export.stats`."""
+    lines = [f"{'arm':<20} {'rows':>10} {'labelled':>10} {'coverage':>9} {'live loss':>12}"]
+    for a in arms:
+        loss = "-" if a.mean_loss is None else f"{a.mean_loss:.6g}"
+        lines.append(f"{a.arm:<20} {a.rows:>10} {a.labelled:>10} {a.coverage:>9.1%} {loss:>12}")
+    if not arms:
+        lines.append("(no logged predictions)")
+    return "\n".join(lines)

@@ -1,0 +1,294 @@
+"""Feedback: the true label of a served row, joined to the log by ``(request_id, row)``.
+
+Each item gets one status, so the HTTP answer is a lookup (:attr:`FeedbackResult.http_status`):
+
+========== ===================================================== ===========
+status     meaning                                               single item
+========== ===================================================== ===========
+stored     first label for this row                              200
+overwritten a different label replaced the old one (overwrite)   200
+duplicate  the same label again: nothing changes (idempotent)    200
+conflict   a different label is stored; refused (no overwrite)   409
+unknown    no logged prediction has this request id and row      404
+too_old    the row was logged more than ``max_age`` ago          410
+========== ===================================================== ===========
+
+A list gets 200 when every item is stored, overwritten or duplicate, else 207 with the
+per-item statuses. A malformed body raises :class:`FeedbackInvalid` (400) naming the field,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dethrone.store.engine import write_transaction
+from dethrone.store.errors import unavailable_as_typed
+from dethrone.store.schema import feedback as _fb
+from dethrone.store.schema import predictions as _pred
+
+#: most items accepted in one call (one POST /feedback)
+MAX_BATCH = 1_000
+#: default of ``FEEDBACK_MAX_AGE``: labels for rows logged up to 30 days ago are accepted
+DEFAULT_MAX_AGE = 30 * 86_400.0
+_MAX_TEXT = 128
+_OK = frozenset({"stored", "overwritten", "duplicate"})
+_SINGLE_STATUS = {"stored": 200, "overwritten": 200, "duplicate": 200, "conflict": 409,
+                  "unknown": 404, "too_old": 410}
+_IN_CHUNK = 500  # request ids per IN (...) list, well under every driver's parameter limit
+
+
+class FeedbackInvalid(ValueError):
+    """A malformed feedback body; ``field`` names the offending field (``"[3].row"``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One validated label."""
+
+    request_id: str
+    row: int
+    label: float | int | str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item; ``arm`` is the served arm (None when unknown)."""
+
+    request_id: str
+    row: int
+    status: str
+    arm: str | None = None
+    label: Any = None
+    previous: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "label"}
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """Per-item results of :func:`record_feedback`, in the order of the items."""
+
+    items: tuple[ItemResult, ...]
+    single: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(_SINGLE_STATUS, 0)
+        for item in self.items:
+            out[item.status] += 1
+        return out
+
+    @property
+    def http_status(self) -> int:
+        """200, or 207 for a list with a refused item; a single item's own status."""
+        if self.single:
+            return _SINGLE_STATUS[self.items[0].status]
+        return 200 if all(i.status in _OK for i in self.items) else 207
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.single:
+            return self.items[0].to_dict()
+        return {"results": [i.to_dict() for i in self.items], "counts": self.counts}
+
+
+def parse_feedback(body: Any) -> tuple[list[FeedbackItem], bool, bool]:
+    """Validate a ``POST /feedback`` body; returns ``(items, overwrite, single)``.
+
+    Accepted: one item ``{"request_id", "row", "label"[, "overwrite"]}``, a list of items,
+    or ``{"items": [...], "overwrite": bool}``.
+
+    >>> parse_feedback({"request_id": "r1", "row": 0, "label": 2.5})
+    ([FeedbackItem(request_id='r1', row=0, label=2.5)], False, True)
+    """
+    if isinstance(body, Mapping) and "items" in body:
+        raw, single, prefix = body["items"], False, "items"
+    elif isinstance(body, Mapping):
+        raw, single, prefix = [body], True, ""
+    else:
+        raw, single, prefix = body, False, ""
+    overwrite = body.get("overwrite", False) if isinstance(body, Mapping) else False
+    if not isinstance(overwrite, bool):
+        raise FeedbackInvalid("overwrite", "must be true or false")
+    if not isinstance(raw, list):
+        raise FeedbackInvalid(prefix or "body", "must be an object or a list of objects")
+    if not 1 <= len(raw) <= MAX_BATCH:
+        raise FeedbackInvalid(prefix or "body", f"must hold 1 to {MAX_BATCH} items, got {len(raw)}")
+    items = [_item(x, "" if single else f"{prefix}[{i}]") for i, x in enumerate(raw)]
+    return _no_repeats(items, prefix), overwrite, single
+
+
+def _item(raw: Any, where: str) -> FeedbackItem:
+    def name(field: str) -> str:
+        return f"{where}.{field}" if where else field
+
+    if not isinstance(raw, Mapping):
+        raise FeedbackInvalid(where or "body", "must be an object")
+    extra = set(raw) - {"request_id", "row", "label", "overwrite"}
+    if extra:
+        raise FeedbackInvalid(name(sorted(extra)[0]), "unknown field")
+    rid, row, label = raw.get("request_id"), raw.get("row"), raw.get("label")
+    if not isinstance(rid, str) or not 0 < len(rid) <= _MAX_TEXT:
+        raise FeedbackInvalid(name("request_id"),
+                              f"must be a string of 1 to {_MAX_TEXT} characters")
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < 2**31:
+        raise FeedbackInvalid(name("row"), "must be an integer >= 0")
+    if isinstance(label, bool) or not isinstance(label, int | float | str):
+        raise FeedbackInvalid(name("label"), "must be a number or a string")
+    if isinstance(label, float) and not math.isfinite(label):
+        raise FeedbackInvalid(name("label"), "must be a finite number")
+    if isinstance(label, str) and not 0 < len(label) <= _MAX_TEXT:
+        raise FeedbackInvalid(name("label"), f"must be 1 to {_MAX_TEXT} characters")
+    return FeedbackItem(rid, row, label)
+
+
+def _no_repeats(items: list[FeedbackItem], prefix: str) -> list[FeedbackItem]:
+    seen: dict[tuple[str, int], int] = {}
+    for i, item in enumerate(items):
+        first = seen.setdefault((item.request_id, item.row), i)
+        if first != i:
+            raise FeedbackInvalid(f"{prefix}[{i}]", f"same request_id and row as item {first}")
+    return items
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return float(a) == float(b)
+
+
+def record_feedback(engine: Engine, items: Sequence[FeedbackItem | Mapping[str, Any]], *,
+                    overwrite: bool = False, max_age: float = DEFAULT_MAX_AGE,
+                    now: float | None = None, single: bool = False) -> FeedbackResult:
+    """Store labels for logged rows in one transaction; see the module for the statuses.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        A migrated database.
+    items : sequence of FeedbackItem or mapping
+        Mappings are validated like :func:`parse_feedback` items.
+    overwrite : bool
+        Replace a different stored label instead of refusing it with ``conflict``.
+    max_age : float
+        Seconds; a row logged longer ago gets ``too_old`` (``FEEDBACK_MAX_AGE``).
+    now : float, optional
+        Current time (seconds since the epoch), for tests.
+    single : bool
+        The body was one item (changes only :attr:`FeedbackResult.http_status`).
+
+    Raises
+    ------
+    FeedbackInvalid
+        Before anything is written.
+    StoreUnavailable
+        When the database is down, full or read-only; nothing is written then.
+    """
+    import time
+
+    if len(items) > MAX_BATCH:
+        raise FeedbackInvalid("body", f"must hold 1 to {MAX_BATCH} items, got {len(items)}")
+    clean = _no_repeats([i if isinstance(i, FeedbackItem) else _item(i, f"[{n}]")
+                         for n, i in enumerate(items)], "")
+    now = time.time() if now is None else now
+    with unavailable_as_typed(), write_transaction(engine) as conn:
+        logged, stored = _lookup(conn, clean)
+        results, new, changed = [], [], []
+        for item in clean:
+            key = (item.request_id, item.row)
+            status, arm, previous = _classify(item, logged.get(key), stored.get(key, _NONE),
+                                              overwrite, now - max_age)
+            if status == "stored":
+                new.append({"request_id": key[0], "row": key[1], "label": item.label,
+                            "received_at": now})
+            elif status == "overwritten":
+                changed.append({"k_id": key[0], "k_row": key[1], "label": item.label,
+                                "received_at": now})
+            results.append(ItemResult(key[0], key[1], status, arm, item.label, previous))
+        lost = _insert_new(conn, new)
+        if changed:
+            conn.execute(update(_fb).where(_fb.c.request_id == bindparam("k_id"),
+                                           _fb.c.row == bindparam("k_row")), changed)
+    if lost:
+        # Another writer stored these rows between our read and our insert: ask again.
+        again = record_feedback(engine, [i for i in clean if (i.request_id, i.row) in lost],
+                                overwrite=overwrite, max_age=max_age, now=now)
+        redo = {(r.request_id, r.row): r for r in again.items}
+        results = [redo.get((r.request_id, r.row), r) for r in results]
+    return FeedbackResult(tuple(results), single=single)
+
+
+_NONE = object()
+
+
+def _classify(item: FeedbackItem, logged: tuple[float, str | None] | None, stored: Any,
+              overwrite: bool, oldest: float) -> tuple[str, str | None, Any]:
+    if logged is None:
+        return "unknown", None, None
+    ts, arm = logged
+    if ts < oldest:
+        return "too_old", arm, None
+    if stored is _NONE:
+        return "stored", arm, None
+    if _same(stored, item.label):
+        return "duplicate", arm, None
+    return ("overwritten" if overwrite else "conflict"), arm, stored
+
+
+def _lookup(conn, items: list[FeedbackItem]) -> tuple[dict, dict]:
+    """Logged rows ``{key: (first ts, served arm)}`` and stored labels ``{key: label}``."""
+    wanted = {(i.request_id, i.row) for i in items}
+    ids = sorted({i.request_id for i in items})
+    logged: dict[tuple[str, int], tuple[float, str | None]] = {}
+    stored: dict[tuple[str, int], Any] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start:start + _IN_CHUNK]
+        for rid, row, ts, arm, served in conn.execute(
+                select(_pred.c.request_id, _pred.c.row, _pred.c.ts, _pred.c.arm, _pred.c.served)
+                .where(_pred.c.request_id.in_(chunk))):
+            key = (rid, row)
+            if key not in wanted:
+                continue
+            old_ts, old_arm = logged.get(key, (ts, None))
+            logged[key] = (min(ts, old_ts), arm if served else old_arm)
+        for rid, row, label in conn.execute(
+                select(_fb.c.request_id, _fb.c.row, _fb.c.label)
+                .where(_fb.c.request_id.in_(chunk)).with_for_update()):
+            stored[(rid, row)] = label
+    return logged, stored
+
+
+def _insert_new(conn, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    """Insert the new labels; returns the keys someone else inserted first."""
+    if not rows:
+        return set()
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(_fb).on_conflict_do_nothing().returning(_fb.c.request_id, _fb.c.row)
+    done = {tuple(r) for r in conn.execute(stmt, rows)}
+    return {(r["request_id"], r["row"]) for r in rows} - done
+
+
+def stored_labels(engine: Engine, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The stored label of each ``(request_id, row)`` that has one."""
+    keys = set(keys)
+    ids = sorted({k[0] for k in keys})
+    out: dict[tuple[str, int], Any] = {}
+    with unavailable_as_typed(), engine.connect() as conn:
+        for start in range(0, len(ids), _IN_CHUNK):
+            for rid, row, label in conn.execute(
+                    select(_fb.c.request_id, _fb.c.row, _fb.c.label)
+                    .where(_fb.c.request_id.in_(ids[start:start + _IN_CHUNK]))):
+                if (rid, row) in keys:
+                    out[(rid, row)] = label
+    return out

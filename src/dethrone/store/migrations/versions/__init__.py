@@ -1,0 +1,1 @@
+"""Alembic revisions of the router's database (one module per revision)."""

@@ -1,0 +1,71 @@
+"""Tables of the router's database (SQLAlchemy Core): config, history, predictions, feedback.
+
+Times of the log are UTC seconds since the epoch (double precision): the same type and the
+same comparisons on SQLite and PostgreSQL, one number per row to write, and exact enough
+(well under a microsecond today). Config times keep the seed's ISO strings, so the JSON of
+``GET /traffic/history`` is unchanged.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Float, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint)
+
+metadata = MetaData()
+
+#: one row (id = 1): the current traffic config
+config = Table(
+    "config", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    CheckConstraint("id = 1", name="config_single_row"),
+)
+
+#: every accepted change of the config, keyed by the version it created
+history = Table(
+    "history", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),
+    Column("before", Text, nullable=False),
+    Column("after", Text, nullable=False),
+)
+
+_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias must be INTEGER
+
+#: one row per (request, row of the request, arm); a shadow prediction has its own arm
+predictions = Table(
+    "predictions", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("arm", String(64), nullable=False),
+    Column("served", Boolean, nullable=False, default=True),
+    Column("unit", String(256)),
+    Column("model_name", String(256)),
+    Column("model_version", String(64)),
+    Column("experiment_id", String(128)),
+    Column("champion_version", String(64)),
+    Column("challenger_version", String(64)),
+    Column("salt", String(128)),
+    Column("ts", Float(precision=53), nullable=False),
+    Column("prediction", JSON(none_as_null=True)),
+    Column("latency_ms", Float),
+    Column("features", JSON(none_as_null=True)),
+    UniqueConstraint("request_id", "row", "arm", name="predictions_request_row_arm"),
+    Index("predictions_ts", "ts"),
+    Index("predictions_experiment_ts", "experiment_id", "ts"),
+)
+
+#: the true outcome of one served row; at most one label per (request_id, row)
+feedback = Table(
+    "feedback", metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("row", Integer, primary_key=True, autoincrement=False),
+    Column("label", JSON, nullable=False),
+    Column("received_at", Float(precision=53), nullable=False),
+)
+
+#: columns of a logged prediction that a caller may give (``id`` is the database's)
+PREDICTION_FIELDS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
