@@ -68,7 +68,9 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
         "Health": {"type": "object", "required": ["status", "checks"], "properties": {
             "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
-            "config_version": {"type": "integer"}, "dataset": {"type": "object"}}},
+            "config_version": {"type": "integer", "nullable": True},
+            "store": {"type": "object"}, "metrics": {"type": "string", "nullable": True},
+            "dataset": {"type": "object"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "field", "status"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
