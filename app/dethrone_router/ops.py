@@ -51,4 +51,5 @@ def openapi():
     """The OpenAPI 3.0 description of this router (columns and limits filled in)."""
     st = state()
     return jsonify(build_spec(st.slicer.columns, st.settings.router_max_data_size,
-                              bool(st.settings.router_token)))
+                              bool(st.settings.router_token),
+                              bool(st.settings.router_read_token)))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 
 from flask import Blueprint, jsonify, request
 
 from dethrone_router import state
+from dethrone_router.auth import require_read, require_write
 from dethrone_router.errors import ApiError
 from dethrone_router.store import VersionConflict
 from dethrone_router.validation import (MAX_JSON_DEPTH, ValidationError, merge_update,
@@ -21,17 +21,6 @@ _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 def _reject_constant(name: str) -> float:
     # Python's json accepts NaN and Infinity; JSON does not, and a/b must be finite.
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _check_token() -> None:
-    token = state().settings.router_token
-    if not token:
-        return
-    given = request.headers.get("Authorization", "")
-    # compare_digest takes constant time, so the answer time leaks nothing of the token.
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthorized", "POST /traffic needs 'Authorization: Bearer <token>'",
-                       "Authorization", {"WWW-Authenticate": 'Bearer realm="dethrone-router"'})
 
 
 def _json_body():
@@ -69,6 +58,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 @bp.get("/traffic")
 def get_traffic():
     """The current config plus its ``version``."""
+    require_read()
     version, cfg, _ = state().config()
     return jsonify({**cfg, "version": version})
 
@@ -80,7 +70,7 @@ def post_traffic():
     An optional ``version`` key makes the update conditional: 409 unless it is the
     current version (optimistic locking for read-modify-write clients).
     """
-    _check_token()
+    require_write()
     body = _json_body()
     expected = None
     if isinstance(body, dict) and "version" in body:
@@ -105,6 +95,7 @@ def post_traffic():
 @bp.get("/traffic/history")
 def history():
     """Every accepted change, oldest first; ``?limit=N`` keeps the newest N."""
+    require_read()
     limit = request.args.get("limit")
     if limit is not None:
         # ASCII digits only: str.isdigit() accepts '²' (int() then fails) and '٣'.
