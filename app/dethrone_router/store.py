@@ -18,16 +18,15 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dethrone_router.connections import Connections
+
 log = logging.getLogger("dethrone_router")
-#: Seconds a read-only fallback connection is used before read-write is tried again.
-RETRY_SECONDS = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (
@@ -71,6 +70,16 @@ def _cause(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends the transaction itself on SQLITE_FULL and some I/O errors; a ROLLBACK
+    # then fails and would hide the real cause.
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -90,7 +99,7 @@ class ConfigStore:
         self.directory = Path(directory).resolve()
         self.path = self.directory / "router.sqlite3"
         self.defaults = defaults
-        self._local = threading.local()
+        self._db = Connections(self.path)
         self._cache: tuple[int, dict[str, Any]] | None = None
         self._probe: tuple[float, str | None] = (-1e9, None)
         self._ready = False
@@ -107,21 +116,17 @@ class ConfigStore:
         self._check_access()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            conn = self._conn(write=True)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("INSERT OR IGNORE INTO config VALUES (1, 0, ?, ?)",
-                             (json.dumps(self.defaults), _now()))
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except (sqlite3.Error, OSError) as exc:
-            self._drop()
+        except OSError as exc:
             raise StoreUnavailable(self.path, "write", _cause(exc)) from exc
+
+        def create(conn: sqlite3.Connection) -> None:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO config VALUES (1, 0, ?, ?)",
+                         (json.dumps(self.defaults), _now()))
+
+        self._write(create)
         self._ready = True
 
     def _check_access(self) -> None:
@@ -136,68 +141,13 @@ class ConfigStore:
             raise StoreUnavailable(self.path, "write", f"no write access to {target} "
                                                        f"(read-only)")
 
-    def _open(self, readonly: bool) -> sqlite3.Connection:
-        if not readonly:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                # FULL: an acknowledged config change survives a power cut, not only a crash.
-                conn.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error:
-                conn.close()
-                raise
-            return conn
-        uri = self.path.as_uri()
-        try:
-            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0,
-                                   isolation_level=None)
-            conn.execute("SELECT 1 FROM config").fetchone()
-            return conn
-        except sqlite3.Error:
-            # On a read-only file system without the WAL index nobody can write the
-            # file, so reading it as immutable is exact (and retried after a second).
-            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
-            conn.execute("SELECT 1 FROM config").fetchone()
-            return conn
-
-    def _conn(self, write: bool = False) -> sqlite3.Connection:
-        # One connection per thread and process: sqlite3 connections must not cross
-        # a fork (gunicorn) nor be shared between threads (gthread workers).
-        local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is not None and local.pid != os.getpid():
-            conn = None
-        if conn is not None and local.readonly and (
-                write or time.monotonic() - local.opened > RETRY_SECONDS):
-            self._drop()
-            conn = None
-        if conn is None:
-            try:
-                conn, readonly = self._open(readonly=False), False
-            except sqlite3.Error:
-                if write or not self.path.exists():
-                    raise
-                conn, readonly = self._open(readonly=True), True
-            local.conn, local.pid, local.readonly = conn, os.getpid(), readonly
-            local.opened = time.monotonic()
-        return conn
-
-    def _drop(self) -> None:
-        """Forget this thread's connection, so the next call opens a fresh one."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None and self._local.pid == os.getpid():
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         for attempt in (1, 2):
             try:
-                return self._conn().execute(sql, params).fetchall()
+                with self._db.use() as conn:
+                    return conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                self._drop()
+                self._db.drop()
                 if attempt == 2:
                     raise StoreUnavailable(self.path, "read", _cause(exc)) from exc
         raise AssertionError("unreachable")
@@ -247,22 +197,8 @@ class ConfigStore:
         """
         self._ensure_schema()
         self._check_access()
-        for attempt in (1, 2):
-            try:
-                return self._update_once(change, expected_version)
-            except sqlite3.Error as exc:
-                self._drop()
-                # A connection opened while the file was read-only stays read-only;
-                # one retry on a fresh connection tells that from a real failure.
-                if attempt == 2:
-                    raise StoreUnavailable(self.path, "write", _cause(exc)) from exc
-        raise AssertionError("unreachable")
 
-    def _update_once(self, change: Callable[[dict[str, Any]], dict[str, Any]],
-                     expected_version: int | None) -> tuple[int, dict, dict]:
-        conn = self._conn(write=True)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        def apply(conn: sqlite3.Connection) -> tuple[int, dict, dict]:
             version, body = conn.execute(
                 "SELECT version, body FROM config WHERE id = 1").fetchone()
             if expected_version is not None and expected_version != version:
@@ -274,20 +210,32 @@ class ConfigStore:
                          (new_version, json.dumps(after), at))
             conn.execute("INSERT INTO history VALUES (?, ?, ?, ?)",
                          (new_version, at, json.dumps(before), json.dumps(after)))
-            conn.execute("COMMIT")
-        except BaseException:
-            self._rollback(conn)
-            raise
-        return new_version, before, after
+            return new_version, before, after
 
-    def _rollback(self, conn: sqlite3.Connection) -> None:
-        # SQLite ends the transaction itself on SQLITE_FULL and some I/O errors; a
-        # ROLLBACK then fails and would hide the real cause.
-        try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            self._drop()
+        return self._write(apply)
+
+    def _write(self, apply: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``apply`` in one ``BEGIN IMMEDIATE`` transaction and commit it.
+
+        A failed attempt is retried once after closing every connection of the process:
+        one opened while the file was read-only keeps the WAL index read-only for all.
+        """
+        for attempt in (1, 2):
+            try:
+                with self._db.use(write=True) as conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = apply(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                return result
+            except sqlite3.Error as exc:
+                self._db.drop_all()
+                if attempt == 2:
+                    raise StoreUnavailable(self.path, "write", _cause(exc)) from exc
+        raise AssertionError("unreachable")
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Accepted changes, oldest first (the newest ``limit`` when given)."""
@@ -317,21 +265,9 @@ class ConfigStore:
         return problem
 
     def update_probe(self) -> None:
-        """Commit one probe row (retried once on a fresh connection, like updates)."""
-        for attempt in (1, 2):
-            conn = None
-            try:
-                conn = self._conn(write=True)
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("INSERT OR REPLACE INTO probe VALUES (1, ?)", (_now(),))
-                conn.execute("COMMIT")
-                return
-            except sqlite3.Error as exc:
-                if conn is not None:
-                    self._rollback(conn)
-                self._drop()
-                if attempt == 2:
-                    raise StoreUnavailable(self.path, "write", _cause(exc)) from exc
+        """Commit one probe row, the way a config change is committed."""
+        self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO probe VALUES (1, ?)",
+                                              (_now(),)))
 
     def writable(self) -> bool:
         """True when a write can be committed right now (see :meth:`write_problem`)."""

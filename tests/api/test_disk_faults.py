@@ -7,6 +7,7 @@ machine allows neither, the tests skip and say why.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -219,8 +220,6 @@ def test_gunicorn_refusals_use_the_json_error_shape(router_server):
                 answer += chunk
         head, _, body = answer.partition(b"\r\n\r\n")
         assert b"Content-Type: application/json" in head, answer[:300]
-        import json
-
         error = json.loads(body)["error"]
         status = int(head.split()[1])
         assert error["status"] == status and 400 <= status < 500 and error["message"]
