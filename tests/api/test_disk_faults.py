@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -223,3 +224,17 @@ def test_gunicorn_refusals_use_the_json_error_shape(router_server):
         error = json.loads(body)["error"]
         status = int(head.split()[1])
         assert error["status"] == status and 400 <= status < 500 and error["message"]
+
+
+def test_metrics_files_live_outside_the_store_and_go_at_stop(router_server, tmp_path):
+    server = router_server(tmp_path / "router", workers=2)
+    assert _new(server.url + "/get_data").status_code == 200
+    shm = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
+    folder = shm / f"dethrone-router-{server.port}"
+    deadline = time.monotonic() + 20  # the second worker may still be loading the data set
+    while len(list(folder.glob("*.db"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(list(folder.glob("*.db"))) == 4  # counter and histogram of each worker
+    assert not (tmp_path / "router" / "metrics").exists()
+    server.stop()
+    assert not folder.exists()
