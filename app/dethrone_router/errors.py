@@ -7,6 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from dethrone_router.store import StoreUnavailable
 from dethrone_router.validation import ValidationError
 
 log = logging.getLogger("dethrone_router")
@@ -36,6 +37,9 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 def _handle(exc: Exception):
     if isinstance(exc, ValidationError):
         return error_response(400, exc.code, exc.message, exc.field)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s", exc)
+        return error_response(503, "store_unavailable", str(exc), None, {"Retry-After": "5"})
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
     if isinstance(exc, HTTPException):

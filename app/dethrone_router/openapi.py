@@ -9,7 +9,9 @@ from dethrone.injection import KINDS
 _ERROR_CODES = {"400": "invalid request (the error names the field and rule)",
                 "401": "missing or wrong bearer token", "409": "version conflict",
                 "413": "body too large", "415": "Content-Type is not application/json",
-                "503": "stored config does not fit the data set"}
+                "429": "the worker already serves its large slices (see Retry-After)",
+                "503": "stored config does not fit the data set, or the config store "
+                       "cannot be read or written now (see Retry-After)"}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -68,7 +70,9 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
         "Health": {"type": "object", "required": ["status", "checks"], "properties": {
             "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
-            "config_version": {"type": "integer"}, "dataset": {"type": "object"}}},
+            "config_version": {"type": "integer", "nullable": True},
+            "store": {"type": "object"}, "metrics": {"type": "string", "nullable": True},
+            "dataset": {"type": "object"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "field", "status"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
@@ -77,7 +81,8 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
     }
 
 
-def build_spec(columns: list[str], max_data_size: int, auth: bool) -> dict[str, Any]:
+def build_spec(columns: list[str], max_data_size: int, auth: bool,
+               read_auth: bool = False) -> dict[str, Any]:
     """Build the OpenAPI document.
 
     Parameters
@@ -88,6 +93,8 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool) -> dict[str, 
         Largest accepted ``data_size``.
     auth : bool
         Whether POST /traffic requires a bearer token.
+    read_auth : bool
+        Whether the reads (traffic, history, data) require one (``ROUTER_READ_TOKEN``).
 
     Returns
     -------
@@ -100,18 +107,20 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool) -> dict[str, 
     seed_param = {"name": "seed", "in": "query", "required": False,
                   "description": "overrides the config's seed for this request",
                   "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}}
-    errs = {k: _error(v) for k, v in _ERROR_CODES.items() if k in ("400", "503")}
+    errs = {k: _error(v) for k, v in _ERROR_CODES.items() if k in ("400", "401", "503")}
+    read_security = {"security": [{"bearer": []}]} if read_auth else {}
 
     def data_op(ref: str, summary: str) -> dict[str, Any]:
-        return {"summary": summary, "parameters": [seed_param],
-                "responses": {"200": _json(ref, "the slice", data_headers), **errs}}
+        return {"summary": summary, "parameters": [seed_param], **read_security,
+                "responses": {"200": _json(ref, "the slice", data_headers), **errs,
+                              "429": _error(_ERROR_CODES["429"])}}
 
     post_traffic: dict[str, Any] = {
         "summary": "validate and store a (partial) config",
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/TrafficUpdate"}}}},
         "responses": {"200": _json("TrafficUpdated", "stored"),
-                      **{k: _error(v) for k, v in _ERROR_CODES.items() if k != "503"}}}
+                      **{k: _error(v) for k, v in _ERROR_CODES.items() if k != "429"}}}
     if auth:
         post_traffic["security"] = [{"bearer": []}]
     get_data = data_op("Split", "a slice of data_size rows with drift applied")
@@ -120,15 +129,15 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool) -> dict[str, 
         "openapi": "3.0.3",
         "info": {"title": "dethrone traffic router", "version": "1"},
         "paths": {
-            "/traffic": {"get": {"summary": "current config",
+            "/traffic": {"get": {"summary": "current config", **read_security,
                                  "responses": {"200": _json("Traffic"), **errs}},
                          "post": post_traffic},
             "/traffic/history": {"get": {
-                "summary": "every accepted change, oldest first",
+                "summary": "every accepted change, oldest first", **read_security,
                 "parameters": [{"name": "limit", "in": "query", "required": False,
                                 "schema": {"type": "integer", "minimum": 1,
                                            "maximum": 100_000}}],
-                "responses": {"200": _json("History"), "400": _error(_ERROR_CODES["400"])}}},
+                "responses": {"200": _json("History"), **errs}}},
             "/get_data": {"get": get_data, "post": {**get_data, "operationId": "postGetData"}},
             "/ab_data": {"get": ab_data, "post": {**ab_data, "operationId": "postAbData"}},
             "/health": {"get": {"summary": "readiness", "responses": {

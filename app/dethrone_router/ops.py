@@ -8,23 +8,33 @@ from dethrone_router import state
 from dethrone_router.errors import ApiError
 from dethrone_router.metrics import CONTENT_TYPE
 from dethrone_router.openapi import build_spec
+from dethrone_router.store import StoreUnavailable
 
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/health")
 def health():
-    """200 when ready (data set loaded, store writable, config fits), else 503."""
+    """200 when ready (data set loaded, store writable, config fits), else 503.
+
+    ``store_writable`` comes from a real write (see ``ConfigStore.write_problem``);
+    ``store.problem`` names the cause when it fails.
+    """
     st = state()
-    checks = {"dataset": st.slicer.n_rows > 0, "store_writable": st.store.writable()}
+    problem = st.store.write_problem()
+    checks = {"dataset": st.slicer.n_rows > 0, "store_writable": problem is None}
     try:
         version = st.config()[0]
         checks["config_valid"] = True
     except ApiError:
         version, checks["config_valid"] = st.store.current()[0], False
+    except StoreUnavailable as exc:
+        version, checks["config_valid"], problem = None, False, str(exc)
     ready = all(checks.values())
     body = {"status": "ok" if ready else "unavailable", "checks": checks,
             "config_version": version,
+            "store": {"path": str(st.store.path), "problem": problem},
+            "metrics": st.metrics.problem,
             "dataset": {"rows": st.slicer.n_rows, "columns": st.slicer.columns,
                         "target": st.settings.target}}
     return jsonify(body), 200 if ready else 503
@@ -41,4 +51,5 @@ def openapi():
     """The OpenAPI 3.0 description of this router (columns and limits filled in)."""
     st = state()
     return jsonify(build_spec(st.slicer.columns, st.settings.router_max_data_size,
-                              bool(st.settings.router_token)))
+                              bool(st.settings.router_token),
+                              bool(st.settings.router_read_token)))

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import hmac
 import json
+import re
 
 from flask import Blueprint, jsonify, request
 
 from dethrone_router import state
+from dethrone_router.auth import require_read, require_write
 from dethrone_router.errors import ApiError
 from dethrone_router.store import VersionConflict
-from dethrone_router.validation import ValidationError, merge_update, validate_config
+from dethrone_router.validation import (MAX_JSON_DEPTH, ValidationError, merge_update,
+                                        nesting_depth, validate_config)
 
 bp = Blueprint("traffic", __name__)
+_LIMIT_RE = re.compile(r"[0-9]{1,6}")
 
 
 def _reject_constant(name: str) -> float:
     # Python's json accepts NaN and Infinity; JSON does not, and a/b must be finite.
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _check_token() -> None:
-    token = state().settings.router_token
-    if not token:
-        return
-    given = request.headers.get("Authorization", "")
-    # compare_digest takes constant time, so the answer time leaks nothing of the token.
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthorized", "POST /traffic needs 'Authorization: Bearer <token>'",
-                       "Authorization", {"WWW-Authenticate": 'Bearer realm="dethrone-router"'})
 
 
 def _json_body():
@@ -39,15 +31,34 @@ def _json_body():
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise ValidationError(None, "empty", "body is empty; send a JSON object")
+    depth = nesting_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        # Deep nesting would only reach recursion limits (a 500) further on.
+        raise ValidationError(None, "too_deep", f"body nests {depth} levels deep; a config "
+                                                f"needs at most {MAX_JSON_DEPTH}")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(raw, parse_constant=_reject_constant,
+                          object_pairs_hook=_unique_keys)
+    except ValidationError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(None, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    # json.loads keeps the last of duplicate keys silently; a config must say one thing.
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValidationError(dup, "duplicate_key", f"key {dup!r} appears twice in one object")
+    return out
 
 
 @bp.get("/traffic")
 def get_traffic():
     """The current config plus its ``version``."""
+    require_read()
     version, cfg, _ = state().config()
     return jsonify({**cfg, "version": version})
 
@@ -59,7 +70,7 @@ def post_traffic():
     An optional ``version`` key makes the update conditional: 409 unless it is the
     current version (optimistic locking for read-modify-write clients).
     """
-    _check_token()
+    require_write()
     body = _json_body()
     expected = None
     if isinstance(body, dict) and "version" in body:
@@ -84,9 +95,11 @@ def post_traffic():
 @bp.get("/traffic/history")
 def history():
     """Every accepted change, oldest first; ``?limit=N`` keeps the newest N."""
+    require_read()
     limit = request.args.get("limit")
     if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
+        # ASCII digits only: str.isdigit() accepts '²' (int() then fails) and '٣'.
+        if not _LIMIT_RE.fullmatch(limit) or not 1 <= int(limit) <= 100_000:
             raise ValidationError("limit", "range", "limit must be an integer in [1, 100000]")
         limit = int(limit)
     st = state()

@@ -3,7 +3,9 @@
 Same services, same configuration knobs, same project scripts as docker-compose.yml:
 PostgreSQL (postgres/init-databases.sh) as the backend of MLflow and Airflow; seaweedfs as
 the S3 store with the buckets of minio/create-bucket.sh; MLflow through mlflow/entrypoint.sh
-with the basic-auth app and S3 artifact proxy; the router under gunicorn with a token;
+with the basic-auth app and S3 artifact proxy; the router under gunicorn with its write and
+read tokens, behind nginx (Debian's package, installed by ensure-nginx.sh when missing) with
+nginx/router.conf.template, the file compose's nginx uses;
 Airflow 3 with LocalExecutor and the FAB auth manager (db migrate, admin user, api-server,
 scheduler, dag-processor). Differences, all forced by running without containers: every
 service binds 127.0.0.1 on a free port, Airflow's log server is skipped (it binds every
@@ -30,8 +32,10 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import nginx_proxy  # type: ignore
     from native_procs import Procs, free_port, http_ok, port_open, wait_until  # type: ignore
 else:
+    from . import nginx_proxy
     from .native_procs import Procs, free_port, http_ok, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +62,7 @@ class Credentials:
     airflow_user: str = "admin"
     airflow_password: str = field(default_factory=_secret)
     router_token: str = field(default_factory=_secret)
+    router_read_token: str = field(default_factory=_secret)
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Ports:
     s3: int = field(default_factory=free_port)
     mlflow: int = field(default_factory=free_port)
     router: int = field(default_factory=free_port)
+    nginx: int = field(default_factory=free_port)
     airflow: int = field(default_factory=free_port)
     scheduler_health: int = field(default_factory=free_port)
 
@@ -94,6 +100,12 @@ class Stack:
 
     @property
     def router_url(self) -> str:
+        """The router as the outside sees it: through nginx (compose publishes only nginx)."""
+        return f"http://127.0.0.1:{self.ports.nginx}"
+
+    @property
+    def router_direct_url(self) -> str:
+        """gunicorn itself, as the pipeline reaches it on compose's network."""
         return f"http://127.0.0.1:{self.ports.router}"
 
     @property
@@ -125,8 +137,9 @@ class Stack:
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "MLFLOW_TRACKING_USERNAME": self.creds.mlflow_user,
             "MLFLOW_TRACKING_PASSWORD": self.creds.mlflow_password,
-            "FLASK_URL": self.router_url,
+            "FLASK_URL": self.router_direct_url,
             "ROUTER_TOKEN": self.creds.router_token,
+            "ROUTER_READ_TOKEN": self.creds.router_read_token,
             "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
             "S3_ENDPOINT_URL": self.s3_url,
             "STAGING_BUCKET": self.staging_bucket,
@@ -173,7 +186,7 @@ class Stack:
         self._jwt_secret = _secret()
         self._api_secret = _secret()
         for step in (self.start_postgres, self.start_s3, self.start_mlflow, self.start_router,
-                     self.start_airflow):
+                     self.start_nginx, self.start_airflow):
             began = time.monotonic()
             step()
             self.timings[step.__name__] = round(time.monotonic() - began, 1)
@@ -286,12 +299,25 @@ class Stack:
     # ------------------------------------------------------------------ router
     def start_router(self) -> None:
         env = {**self.base_env(), "ROUTER_TOKEN": self.creds.router_token,
+               "ROUTER_READ_TOKEN": self.creds.router_read_token,
                "ROUTER_DATA_DIR": str(self.workdir / "router"), "ROUTER_WORKERS": "2"}
         server = self.procs.spawn("router", [
             sys.executable, "-m", "gunicorn", "-c", str(ROOT / "app" / "gunicorn.conf.py"),
             "--bind", f"127.0.0.1:{self.ports.router}", "--workers", "2",
             "dethrone_router.wsgi:app"], env, cwd=ROOT / "app", stop_timeout=15)
-        wait_until("router", http_ok(f"{self.router_url}/health"), timeout=120, proc=server)
+        wait_until("router", http_ok(f"{self.router_direct_url}/health"), timeout=120,
+                   proc=server)
+
+    def start_nginx(self) -> None:
+        binary = nginx_proxy.nginx_binary(install=True)
+        if binary is None:
+            raise RuntimeError("nginx not found: run scripts/stack/ensure-nginx.sh "
+                               "(apt-get install -y nginx)")
+        conf = nginx_proxy.render(self.workdir / "nginx", listen=f"127.0.0.1:{self.ports.nginx}",
+                                  upstream=f"127.0.0.1:{self.ports.router}")
+        proxy = self.procs.spawn("nginx", nginx_proxy.command(conf, binary), self.base_env(),
+                                 cwd=self.workdir, stop_timeout=10)
+        wait_until("nginx", http_ok(f"{self.router_url}/health"), timeout=60, proc=proxy)
 
     # ------------------------------------------------------------------ Airflow
     def start_airflow(self) -> None:
@@ -327,7 +353,8 @@ class Stack:
             f"workdir      {self.workdir}",
             f"MLflow       {self.mlflow_url}  user {self.creds.mlflow_user} password {self.creds.mlflow_password}",
             f"Airflow      {self.airflow_url}  user {self.creds.airflow_user} password {self.creds.airflow_password}",
-            f"router       {self.router_url}  token {self.creds.router_token}",
+            f"router       {self.router_url} (nginx; gunicorn {self.router_direct_url})  "
+            f"token {self.creds.router_token} read token {self.creds.router_read_token}",
             f"S3           {self.s3_url}  key {self.creds.s3_access_key} secret {self.creds.s3_secret_key}",
             f"PostgreSQL   127.0.0.1:{self.ports.postgres}",
         ])

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import gzip
+import lzma
+import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -82,10 +87,71 @@ def load_msleep() -> pd.DataFrame:
     77
     """
     return _shipped("msleep", ["name", "genus", "vore", "order", "conservation"])
+#: Bytes of a CSV looked at before pandas reads it, and the longest first line allowed.
+SNIFF_BYTES = 64 * 1024
+MAX_FIRST_LINE = 1 << 20
+
+
+def _open_text(path: Path, name: str):
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if name.endswith(".xz"):
+        return lzma.open(path, "rb")
+    if name.endswith(".zip"):
+        archive = zipfile.ZipFile(path)
+        return archive.open(archive.namelist()[0])
+    return open(path, "rb")
+
+
+def _sniff_csv(path: Path, name: str) -> None:
+    """Refuse binary content before pandas reads it (a file of NUL bytes without a line
+    break would otherwise be read whole into memory as one line)."""
+    try:
+        with _open_text(path, name) as fh:
+            head = fh.read(SNIFF_BYTES)
+            first_break = head.find(b"\n")
+            while first_break < 0 and len(head) < MAX_FIRST_LINE:
+                more = fh.read(SNIFF_BYTES)
+                if not more:
+                    break
+                head += more
+                first_break = head.find(b"\n")
+    except (OSError, EOFError, IndexError, ValueError, zipfile.BadZipFile,
+            lzma.LZMAError) as exc:
+        raise ValueError(f"cannot read {path} as CSV: {exc}") from exc
+    if b"\0" in head[:SNIFF_BYTES]:
+        raise ValueError(f"{path} is not a CSV file: it contains NUL bytes (binary content)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head[:SNIFF_BYTES], final=False)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a CSV file: not UTF-8 text (byte "
+                         f"{exc.start}: binary content?)") from None
+    if first_break < 0 and len(head) >= MAX_FIRST_LINE:
+        raise ValueError(f"{path} is not a CSV file: no line break in the first "
+                         f"{MAX_FIRST_LINE >> 20} MiB")
+
+
+def _sniff_parquet(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(max(0, size - 4))
+            tail = fh.read(4)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    if head != b"PAR1" or tail != b"PAR1" or size < 12:
+        raise ValueError(f"{path} is not a Parquet file (no PAR1 magic bytes)")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file (chosen by suffix; ``.csv.gz`` works too).
+
+    The first bytes are checked before the file is parsed, so binary content (NUL
+    bytes, not UTF-8, no line break in the first MiB, no Parquet magic) is refused at
+    once with bounded memory.
 
     Raises
     ------
@@ -97,15 +163,21 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a CSV or Parquet file")
     name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        _sniff_parquet(path)
+        reader = pd.read_parquet
+    elif name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")):
+        _sniff_csv(path, name)
+        reader = pd.read_csv
+    else:
+        raise ValueError(f"unsupported file type {path.name!r}: use .csv or .parquet")
     try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")):
-            return pd.read_csv(path)
+        return reader(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from exc
-    raise ValueError(f"unsupported file type {path.name!r}: use .csv or .parquet")
 
 
 def load_dataset(path: str | Path | None = None) -> pd.DataFrame:

@@ -54,6 +54,8 @@ class RouterClient:
         e.g. ``http://127.0.0.1:8000``.
     token : str
         Bearer token sent with POST /traffic (empty: none).
+    read_token : str
+        Bearer token sent with every read (``ROUTER_READ_TOKEN``; empty: none).
     timeout : float
         Seconds per request.
     retries : int
@@ -63,18 +65,22 @@ class RouterClient:
     """
 
     def __init__(self, base_url: str, *, token: str = "", timeout: float = 30.0,
-                 retries: int = 3, backoff: float = 0.5):
+                 retries: int = 3, backoff: float = 0.5, read_token: str = ""):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.session = requests.Session()
+        if read_token:
+            # POST /traffic sends its own header with the write token, which wins.
+            self.session.headers["Authorization"] = f"Bearer {read_token}"
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> RouterClient:
         """A client for ``settings.flask_url`` with its token and timeout."""
         return cls(settings.flask_url, token=settings.router_token,
+                   read_token=settings.router_read_token,
                    timeout=settings.router_timeout, **kwargs)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:

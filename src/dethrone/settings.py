@@ -48,6 +48,11 @@ class Settings:
     router_bind: str = _doc("127.0.0.1:8000", "host:port gunicorn binds the router to")
     router_workers: int = _doc(0, "gunicorn workers of the router (0: one per CPU core)")
     router_log_level: str = _doc("info", "router log level (info logs one line per request)")
+    router_read_token: str = _doc("", "bearer token required by the router's data and traffic "
+                                      "reads (empty: open; /health and /metrics stay open)")
+    router_large_slice_rows: int = _doc(100_000, "slices above this many rows count as large")
+    router_max_large_slices: int = _doc(1, "large slices served at once per router worker "
+                                           "(more: 429 with Retry-After)")
     dataset_path: str = _doc("", "CSV or Parquet served by the router (empty: diamonds)")
     target: str = _doc("price", "target column of the data set")
     # --- drift ----------------------------------------------------------------
@@ -161,6 +166,9 @@ class Settings:
 
         parse_log_features(self.serving_log_features)
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
+        if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
+            raise ValueError("ROUTER_LARGE_SLICE_ROWS and ROUTER_MAX_LARGE_SLICES must be "
+                             "positive")
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """Settings as a dict; secrets are replaced by ``"***"`` unless ``redact=False``."""

@@ -189,7 +189,12 @@ class Slicer:
         see :mod:`dethrone.injection`); ``rng`` is the only source of randomness, so a
         seeded generator gives the same slice.
         """
-        index = self.sample_index(size, rng)
+        return self.draw_at(self.sample_index(size, rng), drift, rng)
+
+    def draw_at(self, index: np.ndarray, drift: Mapping[str, DriftSpec | None] | None,
+                rng: np.random.Generator) -> Slice:
+        """The rows at ``index`` with ``drift`` applied (see :meth:`draw`); a caller that
+        streams a huge slice draws its index once and the rows in pieces."""
         raw: dict[int, list[bytes]] = {}
         coded: dict[int, np.ndarray] = {}
         if drift:
@@ -312,6 +317,12 @@ class Slice:
         return b"".join((b'{"columns":', self.columns_json, b',"index":',
                          orjson.dumps(index, option=_NUMPY), b',"data":[',
                          self.lead if len(index) else b"", data, b"]}"))
+
+    def rows_json(self) -> bytes:
+        """The rows as the inside of a JSON array (``[...],[...]``; empty: ``b""``)."""
+        if len(self.index) == 0:
+            return b""
+        return self.lead + memoryview(b"".join(self.pieces))[:-self.strip].tobytes()
 
     def ab_json(self, a: float) -> bytes:
         """``{"a_data": split, "b_data": split}``: the first ``ab_sizes`` rows go to A."""

@@ -61,7 +61,8 @@ def free_port() -> int:
 class RouterServer:
     """The router under real gunicorn on 127.0.0.1; stop() ends it by PID."""
 
-    def __init__(self, data_dir: Path, workers: int = 2, env: dict | None = None) -> None:
+    def __init__(self, data_dir: Path, workers: int = 2, env: dict | None = None,
+                 wrap: list[str] | None = None, ready: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"gunicorn-{self.port}.log"
@@ -77,28 +78,44 @@ class RouterServer:
             cmd = [sys.executable, "-m", "gunicorn", "-c", "python:dethrone_router.gunicorn_conf",
                    "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
                    "dethrone_router.wsgi:app"]
+        cmd = list(wrap or []) + cmd
         with open(self.log, "wb") as log:
             # A session of its own, so stop() can end the whole group by this PID.
             self.proc = subprocess.Popen(cmd, env=full_env, cwd=REPO, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            self._wait_ready()
+            self._wait_ready(ok=(200,) if ready else (200, 503))
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
+    def _wait_ready(self, timeout: float = 60.0, ok: tuple[int, ...] = (200,)) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"router exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                if requests.get(self.url + "/health", timeout=2).status_code in ok:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"router not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def worker_pids(self) -> set[int]:
+        """PIDs of the gunicorn workers (the grandchildren or children of the process)."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        children = lambda pid: {c for c, p in parents.items() if p == pid}  # noqa: E731
+        level = children(self.proc.pid)
+        masters = {c for c in level if children(c)} if len(level) == 1 else set()
+        return set().union(*(children(m) for m in masters)) if masters else level
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the server's process group, SIGKILL it after ``timeout`` seconds."""
@@ -118,12 +135,15 @@ class RouterServer:
 
 @pytest.fixture
 def router_server(tmp_path) -> Iterator[Callable[..., RouterServer]]:
-    """``router_server(data_dir=None, workers=2)`` starts a gunicorn router; all that
-    were started are stopped at teardown, also when the test failed."""
+    """``router_server(data_dir=None, workers=2, wrap=None, ready=True, **env)`` starts a
+    gunicorn router (``wrap``: a command prefix such as ``setpriv ...``; ``ready=False``:
+    a 503 from /health counts as started); all that were started are stopped at
+    teardown, also when the test failed."""
     started: list[RouterServer] = []
 
-    def start(data_dir: Path | None = None, workers: int = 2, **env: str) -> RouterServer:
-        server = RouterServer(data_dir or tmp_path / "router", workers, env)
+    def start(data_dir: Path | None = None, workers: int = 2, *, wrap: list[str] | None = None,
+              ready: bool = True, **env: str) -> RouterServer:
+        server = RouterServer(data_dir or tmp_path / "router", workers, env, wrap, ready)
         started.append(server)
         return server
 

@@ -403,7 +403,59 @@ def test_prometheus_scrapes_the_router_service(services):
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = jobs["router"]["static_configs"][0]["targets"]
     assert targets == ["router:8000"]
-    assert any(p.endswith(":8000") for p in services["router"]["ports"])
+    assert any(p.endswith(":8000") for p in services["nginx"]["ports"])
+
+
+# ------------------------------------------------------------------------ faults and limits
+
+
+def _bytes(limit: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", str(limit).lower()).groups()
+    return int(number) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[unit]
+
+
+def test_every_service_has_a_memory_limit(services):
+    for name, service in services.items():
+        limit = service.get("mem_limit")
+        assert limit, f"{name} has no mem_limit"
+        assert 128 * 2**20 <= _bytes(limit) <= 8 * 2**30, f"{name}: mem_limit {limit}"
+
+
+def test_router_is_published_only_through_nginx(services):
+    assert "ports" not in services["router"], "the router must be reached through nginx"
+    nginx = services["nginx"]
+    assert nginx["depends_on"]["router"]["condition"] == "service_healthy"
+    env = _environment(nginx)
+    assert env["ROUTER_UPSTREAM"] == "router:8000" and env["NGINX_LISTEN"] == "8000"
+    mounts = [v.split(":") for v in nginx["volumes"]]
+    assert ["./nginx/router.conf.template", "/etc/nginx/templates/router.conf.template",
+            "ro"] in mounts
+
+
+def test_nginx_config_shields_the_router():
+    text = (ROOT / "nginx" / "router.conf.template").read_text()
+    settings = dict(re.findall(r"^\s*([a-z_]+)\s+([^;{]+);", text, re.MULTILINE))
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert int(settings[directive].rstrip("s")) <= 60, directive
+    assert settings["client_max_body_size"] == "64k"
+    assert settings["proxy_request_buffering"] == "on" and settings["proxy_buffering"] == "on"
+    assert "${ROUTER_UPSTREAM}" in text and "${NGINX_LISTEN}" in text
+
+
+def test_native_nginx_config_is_valid(tmp_path):
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts" / "stack"))
+    import nginx_proxy
+
+    binary = nginx_proxy.nginx_binary(install=False)
+    if binary is None:
+        pytest.skip("nginx is not installed (scripts/stack/ensure-nginx.sh installs it)")
+    conf = nginx_proxy.render(tmp_path, listen="127.0.0.1:18080", upstream="127.0.0.1:18081")
+    res = subprocess.run([*nginx_proxy.command(conf, binary)[:-2], "-t"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
 
 
 def test_dashboard_queries_use_metrics_the_router_exports():

@@ -30,18 +30,20 @@ def test_mlflow_answers_401_without_credentials(stack):
 
 
 def test_post_traffic_without_the_token_answers_401_and_changes_nothing(stack):
-    before = requests.get(f"{stack.router_url}/traffic", timeout=30)
+    read = {"Authorization": f"Bearer {stack.creds.router_read_token}"}
+    before = requests.get(f"{stack.router_url}/traffic", timeout=30, headers=read)
     assert before.status_code == 200
-    history = requests.get(f"{stack.router_url}/traffic/history", timeout=30)
+    history = requests.get(f"{stack.router_url}/traffic/history", timeout=30, headers=read)
     change = {"a": 0.2, "b": 0.8, "drift_cols": ["carat"]}
     for headers in ({}, {"Authorization": "Bearer wrong-token"},
                     {"Authorization": f"Basic {stack.creds.router_token}"}):
         response = requests.post(f"{stack.router_url}/traffic", json=change, headers=headers, timeout=30)
         assert response.status_code == 401, (headers, response.text)
-    after = requests.get(f"{stack.router_url}/traffic", timeout=30)
+    after = requests.get(f"{stack.router_url}/traffic", timeout=30, headers=read)
     assert after.json() == before.json()
     if history.status_code == 200:
-        assert requests.get(f"{stack.router_url}/traffic/history", timeout=30).json() == history.json()
+        assert requests.get(f"{stack.router_url}/traffic/history", timeout=30,
+                            headers=read).json() == history.json()
     # The token itself is accepted: re-post the current split unchanged.
     current = before.json()
     same = {"a": current["a"], "b": current["b"]}
@@ -123,3 +125,18 @@ def test_mlflow_auth_config_was_rendered_private(stack):
     assert config.exists()
     assert os.stat(config).st_mode & 0o077 == 0
     assert stack.creds.mlflow_password not in config.read_text()
+
+
+def test_router_is_reached_through_nginx_and_guards_reads(stack):
+    health = requests.get(f"{stack.router_url}/health", timeout=30)
+    assert health.status_code == 200 and health.headers["Server"] == "nginx"
+    assert requests.get(f"{stack.router_url}/metrics", timeout=30).status_code == 200
+    for path in ("/traffic", "/get_data", "/ab_data", "/traffic/history"):
+        refused = requests.get(f"{stack.router_url}{path}", timeout=30)
+        assert refused.status_code == 401 and refused.json()["error"]["field"] == "Authorization"
+    read = {"Authorization": f"Bearer {stack.creds.router_read_token}"}
+    assert requests.get(f"{stack.router_url}/get_data", timeout=60, headers=read).ok
+    # nginx refuses an oversized body itself, in the router's JSON error shape.
+    big = requests.post(f"{stack.router_url}/traffic", data=b" " * 70_000, timeout=30,
+                        headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["status"] == 413

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
@@ -50,28 +53,77 @@ def _table(report) -> str:
     return "\n".join(lines)
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse bad options before any file is read (ValueError naming the option)."""
+    psi, ks = args.psi_threshold, args.ks_pvalue_threshold
+    if psi is not None and not (math.isfinite(psi) and psi > 0):
+        raise ValueError(f"--psi-threshold must be a positive finite number, got {psi}")
+    if ks is not None and not 0 < ks < 1:
+        raise ValueError(f"--ks-pvalue-threshold must be in (0, 1), got {ks}")
+    if args.html:
+        out = Path(args.html)
+        if out.is_dir():
+            raise ValueError(f"--html {out} is a directory; give a file name")
+        if not out.parent.is_dir():
+            raise ValueError(f"--html {out}: folder {out.parent} does not exist")
+
+
+def _load_profile(path: Path):
+    from dethrone.drift import ReferenceProfile
+
+    try:
+        return ReferenceProfile.load(path)
+    except FileNotFoundError:
+        raise
+    # A damaged archive fails inside numpy/zipfile/zlib with many exception types;
+    # each means the same thing to the user.
+    except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError,
+            zipfile.BadZipFile, zlib.error) as exc:
+        text = str(exc)
+        if not text.startswith(str(path)):
+            text = f"{path} is not a readable dethrone reference profile " \
+                   f"({type(exc).__name__}: {text})"
+        raise ValueError(text.splitlines()[0] if text else str(path)) from exc
+
+
+def _check_categorical(categorical: list[str] | None, reference, current) -> None:
+    for name in categorical or []:
+        in_ref = name in reference.columns
+        if not in_ref or name not in current.columns:
+            side = "the reference" if not in_ref else "the current data"
+            raise ValueError(f"--categorical names column {name!r}, which {side} lacks")
+
+
 def run(args: argparse.Namespace) -> int:
     from dethrone.datasets import read_table
-    from dethrone.drift import ReferenceProfile, detect_drift, render_html
+    from dethrone.drift import detect_drift, render_html
     from dethrone.settings import Settings
 
     overrides = {k: v for k, v in (("psi_threshold", args.psi_threshold),
                                    ("ks_pvalue_threshold", args.ks_pvalue_threshold))
                  if v is not None}
     try:
+        _check_options(args)
         settings = Settings.from_env(**overrides)
         ref_path = Path(args.reference)
         if ref_path.suffix == ".npz":
-            reference = ReferenceProfile.load(ref_path)
+            reference = _load_profile(ref_path)
         else:
             reference = read_table(ref_path)
         current = read_table(args.current)
-        report = detect_drift(reference, current, categorical=_split(args.categorical),
+        categorical = _split(args.categorical)
+        _check_categorical(categorical, reference, current)
+        report = detect_drift(reference, current, categorical=categorical,
                               features=_split(args.features), settings=settings)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"dethrone drift: error: {exc}", file=sys.stderr)
+        if args.html:
+            Path(args.html).write_text(render_html(report), encoding="utf-8")
+    except (ValueError, OSError) as exc:
+        print(f"dethrone drift: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.html:
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
     print(json.dumps(report.to_dict(), indent=2) if args.json else _table(report))
     return EXIT_DRIFT if report.drifted else EXIT_OK
+
+
+def _one_line(exc: Exception) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
