@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import requests
@@ -12,7 +13,27 @@ from dethrone.settings import Settings
 
 
 class RouterError(RuntimeError):
-    """The router could not be reached, refused the request, or sent an invalid answer."""
+    """The router could not be reached, refused the request, or sent an invalid answer.
+
+    ``permanent`` is True when retrying cannot help (a 4xx answer, an invalid body).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = True):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+#: header naming the config version a data answer was drawn with.
+VERSION_HEADER = "X-Dethrone-Config-Version"
+
+
+class ABSlices(NamedTuple):
+    """One /ab_data answer: both arms plus the split and config they were cut by."""
+
+    a: pd.DataFrame
+    b: pd.DataFrame
+    share_a: float
+    config_version: str | None
 
 
 # Server errors and throttling are worth retrying; a 4xx means the request itself is wrong.
@@ -77,7 +98,8 @@ class RouterClient:
         return cls(settings.flask_url, token=settings.router_token,
                    timeout=settings.router_timeout, **kwargs)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, with_headers: bool = False,
+                 **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
         wait = self.backoff
         last: str = ""
@@ -89,10 +111,11 @@ class RouterClient:
             else:
                 if resp.status_code < 400:
                     try:
-                        return resp.json()
+                        body = resp.json()
                     except ValueError:
                         raise RouterError(f"{method} {url} answered {resp.status_code} "
                                           f"with a body that is not JSON") from None
+                    return (body, resp.headers) if with_headers else body
                 last = f"HTTP {resp.status_code}: {resp.text[:300]}"
                 if resp.status_code not in _RETRY_STATUS:
                     raise RouterError(f"{method} {url} failed: {last}")
@@ -100,7 +123,8 @@ class RouterClient:
                 time.sleep(wait)
                 wait *= 2
         raise RouterError(f"router at {self.base_url} unreachable after "
-                          f"{self.retries + 1} attempts ({method} {path}): {last}")
+                          f"{self.retries + 1} attempts ({method} {path}): {last}",
+                          permanent=False)
 
     @staticmethod
     def _params(seed: int | None) -> dict[str, int]:
@@ -125,9 +149,26 @@ class RouterClient:
 
     def ab_data(self, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The A and B slices (GET /ab_data)."""
-        body = self._request("GET", "/ab_data", params=self._params(seed))
+        found = self.ab_slices(seed=seed)
+        return found.a, found.b
+
+    def ab_slices(self, *, seed: int | None = None) -> ABSlices:
+        """The A and B slices with the split and config version of the same answer.
+
+        Reading the split from a separate GET /traffic would race with a config change
+        in between and make the SRM check test the wrong split.
+        """
+        body, headers = self._request("GET", "/ab_data", params=self._params(seed),
+                                      with_headers=True)
         if not isinstance(body, dict) or not {"a_data", "b_data"} <= set(body):
             raise RouterError("router sent an invalid /ab_data answer: expected keys "
                               "'a_data' and 'b_data'")
-        return (frame_from_split(body["a_data"], what="/ab_data a_data"),
-                frame_from_split(body["b_data"], what="/ab_data b_data"))
+        split = body.get("split")
+        share_a = split.get("a") if isinstance(split, dict) else None
+        if (isinstance(share_a, bool) or not isinstance(share_a, (int, float))
+                or not math.isfinite(share_a) or not 0.0 <= share_a <= 1.0):
+            raise RouterError("router sent an /ab_data answer without a valid 'split' "
+                              "({'a': share, 'b': share}); upgrade the router")
+        return ABSlices(frame_from_split(body["a_data"], what="/ab_data a_data"),
+                        frame_from_split(body["b_data"], what="/ab_data b_data"),
+                        float(share_a), headers.get(VERSION_HEADER))

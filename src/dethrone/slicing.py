@@ -314,10 +314,15 @@ class Slice:
                          self.lead if len(index) else b"", data, b"]}"))
 
     def ab_json(self, a: float) -> bytes:
-        """``{"a_data": split, "b_data": split}``: the first ``ab_sizes`` rows go to A."""
+        """``{"a_data", "b_data", "split"}``: the first ``ab_sizes`` rows go to A.
+
+        ``split`` is the ``{"a", "b"}`` the rows were cut by, so a reader never has to
+        ask /traffic separately (the config may change in between).
+        """
         n_a, _ = ab_sizes(len(self.index), a)
+        split = orjson.dumps({"a": float(a), "b": round(1.0 - float(a), 12)})
         return b"".join((b'{"a_data":', self.split_json(0, n_a), b',"b_data":',
-                         self.split_json(n_a), b"}"))
+                         self.split_json(n_a), b',"split":', split, b"}"))
 
 
 def ab_sizes(n: int, a: float) -> tuple[int, int]:
