@@ -230,7 +230,7 @@ def ab_test(ctx: PipelineContext, *, champion_version: str, challenger_version: 
     from dethrone import abtest
 
     reg, settings = ctx.registry, ctx.settings
-    ab = ctx.router.ab_data(seed=run_seed(dag_run_id, "ab", settings, seed))
+    ab = ctx.router.ab_slices(seed=run_seed(dag_run_id, "ab", settings, seed))
     info_a, info_b = reg.model_info(champion_version), reg.model_info(challenger_version)
     if info_a.task != info_b.task:
         raise ValueError(f"champion is a {info_a.task} model, challenger a {info_b.task} one")

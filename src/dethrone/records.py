@@ -39,11 +39,6 @@ MAX_TAG_LENGTH = 5000
 _NAMESPACE = "dethrone."
 
 
-def _json_field(default: Any = None) -> Any:
-    # Marks a field stored as JSON even when its value happens to be a string.
-    return field(default=default, metadata={"json": True})
-
-
 @dataclass(frozen=True)
 class TagRecord:
     """Base of all records: fields map one-to-one onto tags ``PREFIX + field name``."""
@@ -64,7 +59,7 @@ class TagRecord:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            plain = isinstance(value, str) and not f.metadata.get("json")
+            plain = isinstance(value, str)
             out[f"{self.PREFIX}{f.name}"] = (value if plain else json.dumps(value))[
                 :MAX_TAG_LENGTH]
         return out
@@ -77,7 +72,7 @@ class TagRecord:
             raw = tags.get(f"{cls.PREFIX}{f.name}")
             if raw is None:
                 continue
-            plain = f.type in ("str", "str | None") and not f.metadata.get("json")
+            plain = f.type in ("str", "str | None")
             values[f.name] = raw if plain else _loads(raw)
         return cls(**values)
 
@@ -155,7 +150,7 @@ class Decision(TagRecord):
     ci: list[float | None] | None = None
     loss: str | None = None
     expected_share_a: float | None = None
-    config_version: str | None = _json_field()
+    config_version: str | None = None
 
 
 @dataclass(frozen=True)
