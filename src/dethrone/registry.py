@@ -240,9 +240,9 @@ class Registry:
             if pending.version == version:
                 return done
         old, prev = self._alias(CHAMPION), self._alias(PREVIOUS)
-        if old == version:
+        if old == version:  # already done (e.g. a retry after the last call was cut)
             self._drop_challenger(version)
-            return {"champion": version, "previous": None}
+            return {"champion": version, "previous": prev}
         return self._complete(self._record_intent(
             {"kind": "promote", "version": version, "old_champion": old, "old_previous": prev}))
 
