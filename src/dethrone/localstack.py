@@ -31,6 +31,12 @@ from dethrone.process import (
 __all__ = ["DEFAULT_PORTS", "HOST", "LocalStack", "ServiceInfo", "StackError", "free_port",
            "port_free", "stop_process_group"]
 DEFAULT_PORTS = {"mlflow": 5000, "router": 8000, "airflow": 8080}
+#: Airflow components besides the API server; their log servers stay off (see start_airflow).
+AIRFLOW_COMPONENTS = {"airflow-scheduler": ["scheduler", "--skip-serve-logs"],
+                      "airflow-dag-processor": ["dag-processor"],
+                      "airflow-triggerer": ["triggerer", "--skip-serve-logs"]}
+_SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
 
 
 class StackError(RuntimeError):
@@ -145,7 +151,8 @@ class LocalStack:
         if current is not None and current.alive():
             return current
         self._forget(name)
-        self._check_port(name, port)
+        if port:
+            self._check_port(name, port)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.log"
@@ -163,7 +170,10 @@ class LocalStack:
         if info is None:
             raise StackError(f"{name} is not running")
         health, timeout = self._health.get(name, (info.url, 120.0))
-        if wait_until(lambda: requests.get(health, timeout=2).status_code < 500,
+        if not health:  # a worker without a port: alive is all we can check
+            if wait_until(lambda: False, timeout=2.0, alive=info.alive) or info.alive():
+                return info
+        elif wait_until(lambda: requests.get(health, timeout=2).status_code < 500,
                       timeout=timeout, alive=info.alive):
             return info
         if not info.alive():
@@ -204,16 +214,30 @@ class LocalStack:
         return self._spawn("router", cmd, port, url, f"{url}/traffic", env=env, wait=wait)
 
     def start_airflow(self, port: int = DEFAULT_PORTS["airflow"]) -> ServiceInfo:
-        """``airflow standalone`` (UI, scheduler, DAG processor) for browsing runs."""
+        """Airflow's API server (UI), scheduler, DAG processor and triggerer on loopback.
+
+        These are the components ``airflow standalone`` runs, started one by one because
+        standalone cannot turn off the scheduler's and triggerer's log servers, which
+        bind every interface (0.0.0.0/[::], ports 8793/8794) whatever the config says.
+        Without them the UI reads task logs from the local log folder.
+        """
         self.migrate_airflow()
         env = self.env()
-        env["AIRFLOW__API__PORT"] = str(port)
-        env["AIRFLOW__API__HOST"] = HOST
-        # task workers reach the API server here; the default assumes port 8080
-        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://{HOST}:{port}/execution/"
+        env.update({"AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": HOST,
+                    # task workers reach the API server here; the default assumes 8080
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
+                        f"http://{HOST}:{port}/execution/",
+                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    "AIRFLOW__CORE__AUTH_MANAGER": _SIMPLE_AUTH_MANAGER})
+        for name, args in AIRFLOW_COMPONENTS.items():
+            self._spawn(name, [_bin("airflow"), *args], 0, "", "", env=env, wait=False)
         url = f"http://{HOST}:{port}"
-        return self._spawn("airflow", [_bin("airflow"), "standalone"], port, url,
+        info = self._spawn("airflow", [_bin("airflow"), "api-server", "--host", HOST,
+                                       "--port", str(port)], port, url,
                            f"{url}/api/v2/monitor/health", env=env, timeout=240)
+        for name in AIRFLOW_COMPONENTS:  # still running once the API answers?
+            self.wait_ready(name)
+        return info
 
     def stop(self, name: str, timeout: float = 20.0) -> bool:
         """Stop service ``name`` by its recorded PID; True when something was stopped."""
@@ -239,7 +263,8 @@ class LocalStack:
         out = subprocess.run([_bin("airflow"), "db", "migrate"], env=self.env(),
                              capture_output=True, text=True, cwd=self.home)
         if out.returncode != 0:
-            raise StackError(f"airflow db migrate failed:\n{out.stdout[-1500:]}{out.stderr[-1500:]}")
+            raise StackError(f"airflow db migrate failed:\n{out.stdout[-1500:]}"
+                             f"{out.stderr[-1500:]}")
 
     def run_dag(self, conf: dict[str, Any] | None = None, *, log_name: str = "dag_run",
                 echo: bool = False) -> tuple[int, Path]:

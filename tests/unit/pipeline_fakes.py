@@ -216,8 +216,8 @@ class FakeTracker:
         info = ModelInfo(features=result.features, categorical=result.categorical,
                          numeric=result.numeric, target=result.target, task=result.task)
         self.registry.artifacts[run_id] = (result.model, profile)
-        self.registry.fake.add_run(run_id, {**RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
-                                     **info.to_tags()})
+        identity = RunIdentity(role=role, dag_run_id=dag_run_id)
+        self.registry.fake.add_run(run_id, {**identity.to_tags(), **info.to_tags()})
         self.logged.append(("training", {"run_id": run_id, "rows": len(frame),
                                          "data_uri": data_uri}))
         return run_id
