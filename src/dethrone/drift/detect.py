@@ -43,7 +43,7 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
         Columns to check (default: the reference's columns; a reference column absent
         from ``current`` is reported as drifted with status ``"missing_column"``).
     settings : Settings, optional
-        Thresholds; default ``Settings.from_env()``.
+        Thresholds; default ``Settings()`` (pass ``Settings.from_env()`` at the edge).
     **overrides
         Per-call threshold overrides, e.g. ``psi_threshold=0.2``.
 
@@ -57,7 +57,7 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
         On an empty or non-DataFrame input, a requested feature absent from either
         side, or a column whose type differs between reference and current.
     """
-    settings = (settings or Settings.from_env()).replace(**overrides)
+    settings = (settings or Settings()).replace(**overrides)
     if not isinstance(current, pd.DataFrame):
         raise ValueError(f"current must be a pandas DataFrame, got {type(current).__name__}")
     if len(current) == 0:
