@@ -17,6 +17,7 @@ bp = Blueprint("data", __name__)
 
 VERSION_HEADER = "X-Dethrone-Config-Version"
 SEED_HEADER = "X-Dethrone-Seed"
+SHARE_HEADER = "X-Dethrone-Share-A"  # the split of this answer: readers need no GET /traffic
 
 
 def _serve(encode: Callable[[Slice, dict[str, Any]], bytes]) -> Response:
@@ -36,6 +37,7 @@ def _serve(encode: Callable[[Slice, dict[str, Any]], bytes]) -> Response:
     resp = Response(encode(sl, cfg), mimetype="application/json")
     resp.headers[VERSION_HEADER] = str(version)
     resp.headers[SEED_HEADER] = str(seed)
+    resp.headers[SHARE_HEADER] = repr(float(cfg["a"]))
     return resp
 
 

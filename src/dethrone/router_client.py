@@ -23,8 +23,8 @@ class RouterError(RuntimeError):
         self.permanent = permanent
 
 
-#: header naming the config version a data answer was drawn with.
-VERSION_HEADER = "X-Dethrone-Config-Version"
+#: headers naming the config version and the share of A a data answer was drawn with.
+VERSION_HEADER, SHARE_HEADER = "X-Dethrone-Config-Version", "X-Dethrone-Share-A"
 
 
 class ABSlices(NamedTuple):
@@ -147,10 +147,19 @@ class RouterClient:
         return frame_from_split(self._request("GET", "/get_data", params=self._params(seed)),
                                 what="/get_data slice")
 
+    def _ab_answer(self, seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+        body, headers = self._request("GET", "/ab_data", params=self._params(seed),
+                                      with_headers=True)
+        if not isinstance(body, dict) or not {"a_data", "b_data"} <= set(body):
+            raise RouterError("router sent an invalid /ab_data answer: expected keys "
+                              "'a_data' and 'b_data'")
+        return (frame_from_split(body["a_data"], what="/ab_data a_data"),
+                frame_from_split(body["b_data"], what="/ab_data b_data"), headers)
+
     def ab_data(self, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The A and B slices (GET /ab_data)."""
-        found = self.ab_slices(seed=seed)
-        return found.a, found.b
+        a, b, _ = self._ab_answer(seed)
+        return a, b
 
     def ab_slices(self, *, seed: int | None = None) -> ABSlices:
         """The A and B slices with the split and config version of the same answer.
@@ -158,17 +167,12 @@ class RouterClient:
         Reading the split from a separate GET /traffic would race with a config change
         in between and make the SRM check test the wrong split.
         """
-        body, headers = self._request("GET", "/ab_data", params=self._params(seed),
-                                      with_headers=True)
-        if not isinstance(body, dict) or not {"a_data", "b_data"} <= set(body):
-            raise RouterError("router sent an invalid /ab_data answer: expected keys "
-                              "'a_data' and 'b_data'")
-        split = body.get("split")
-        share_a = split.get("a") if isinstance(split, dict) else None
-        if (isinstance(share_a, bool) or not isinstance(share_a, (int, float))
-                or not math.isfinite(share_a) or not 0.0 <= share_a <= 1.0):
-            raise RouterError("router sent an /ab_data answer without a valid 'split' "
-                              "({'a': share, 'b': share}); upgrade the router")
-        return ABSlices(frame_from_split(body["a_data"], what="/ab_data a_data"),
-                        frame_from_split(body["b_data"], what="/ab_data b_data"),
-                        float(share_a), headers.get(VERSION_HEADER))
+        a, b, headers = self._ab_answer(seed)
+        try:
+            share_a = float(headers.get(SHARE_HEADER, "nan"))
+        except ValueError:
+            share_a = math.nan
+        if not 0.0 <= share_a <= 1.0:  # also false for nan
+            raise RouterError(f"router sent an /ab_data answer without a valid {SHARE_HEADER} "
+                              f"header (the split of the rows); upgrade the router")
+        return ABSlices(a, b, share_a, headers.get(VERSION_HEADER))

@@ -321,15 +321,10 @@ class Slice:
                          self.lead if len(index) else b"", data, b"]}"))
 
     def ab_json(self, a: float) -> bytes:
-        """``{"a_data", "b_data", "split"}``: the first ``ab_sizes`` rows go to A.
-
-        ``split`` is the ``{"a", "b"}`` the rows were cut by, so a reader never has to
-        ask /traffic separately (the config may change in between).
-        """
+        """``{"a_data": split, "b_data": split}``: the first ``ab_sizes`` rows go to A."""
         n_a, _ = ab_sizes(len(self.index), a)
-        split = orjson.dumps({"a": float(a), "b": round(1.0 - float(a), 12)})
         return b"".join((b'{"a_data":', self.split_json(0, n_a), b',"b_data":',
-                         self.split_json(n_a), b',"split":', split, b"}"))
+                         self.split_json(n_a), b"}"))
 
 
 def ab_sizes(n: int, a: float) -> tuple[int, int]:
