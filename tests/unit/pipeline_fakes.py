@@ -105,6 +105,10 @@ class FakeMlflowClient:
             raise _missing(f"run {run_id}")
         return SimpleNamespace(data=SimpleNamespace(tags=self.runs[run_id]))
 
+    def get_experiment_by_name(self, name: str) -> None:
+        self._count("get_experiment_by_name")
+        return None  # no runs logged: status shows only the registry
+
     def get_registered_model(self, name: str) -> SimpleNamespace:
         self._count("get_registered_model")
         return SimpleNamespace(name=name, tags=dict(self._model(name)["tags"]))

@@ -89,3 +89,20 @@ def test_interrupted_rollback_is_finished_by_the_next_one(k):
     assert reg.pending_promotion() is not None
     reg.rollback("bad")  # finishes the first rollback, then rolls back again
     assert reg.aliases() == BEFORE
+
+
+def test_status_shows_an_interrupted_promotion_until_it_is_finished():
+    from dethrone.status import collect_status, format_status
+
+    reg = _registry()
+    reg.fake.cut_after = reg.fake.calls + 7  # intent recorded, aliases half-moved
+    with pytest.raises(RegistryError):
+        reg.promote("3", Decision(outcome="promote"))
+    reg.fake.cut_after = None
+    status = collect_status(reg.settings, reg)
+    assert status["pending_promotion"]["version"] == "3"
+    assert "INTERRUPTED promote to version 3 (was 2)" in format_status(status)
+    reg.promote("3", Decision(outcome="promote"))
+    status = collect_status(reg.settings, reg)
+    assert status["pending_promotion"] is None and status["aliases"] == AFTER
+    assert "INTERRUPTED" not in format_status(status)
