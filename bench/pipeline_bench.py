@@ -20,7 +20,9 @@ import time
 from datetime import datetime
 
 from dethrone import pipeline
-from dethrone.localstack import LocalStack, free_port
+from dethrone.context import PipelineContext
+from dethrone.localstack import LocalStack
+from dethrone.process import free_port
 from dethrone.router_client import RouterClient
 from dethrone.settings import Settings
 
@@ -33,7 +35,7 @@ def timed(times: dict, name: str, fn):
 
 
 def bench_size(settings: Settings, router: RouterClient, size: int) -> tuple[dict, dict]:
-    s = settings.replace(model_name=f"bench-{size}")
+    s = PipelineContext.from_settings(settings.replace(model_name=f"bench-{size}"))
     router.set_traffic(a=0.5, b=0.5, data_size=size, drift_cols=[])
     first: dict[str, float] = {}
     run1 = f"bench-{size}-first"
@@ -43,8 +45,8 @@ def bench_size(settings: Settings, router: RouterClient, size: int) -> tuple[dic
         s, data_uri=data["uri"], dag_run_id=run1, role="champion"))
     reg = timed(first, "register_model", lambda: pipeline.register_model(
         s, run_id=trained["run_id"], dag_run_id=run1, role="champion"))
-    timed(first, "set_champion", lambda: pipeline.promote(
-        s, version=reg["version"], decision={"outcome": "first-champion"}))
+    timed(first, "set_champion", lambda: pipeline.first_champion(
+        s, version=reg["version"], dag_run_id=run1))
 
     router.set_traffic(drift_cols=["carat", "color"])
     drift: dict[str, float] = {}
@@ -53,7 +55,7 @@ def bench_size(settings: Settings, router: RouterClient, size: int) -> tuple[dic
     champ = timed(drift, "check_champion", lambda: pipeline.check_champion(s))
     current = timed(drift, "fetch_current_data", lambda: pipeline.fetch_data(
         s, dag_run_id=run2, purpose="current", seed=1))
-    verdict = timed(drift, "detect_drift", lambda: pipeline.detect_drift(
+    verdict = timed(drift, "detect_drift", lambda: pipeline.check_drift(
         s, data_uri=current["uri"], champion_version=champ["champion_version"],
         dag_run_id=run2))
     chall = timed(drift, "train_challenger", lambda: pipeline.train_model(
@@ -64,8 +66,8 @@ def bench_size(settings: Settings, router: RouterClient, size: int) -> tuple[dic
         s, champion_version=champ["champion_version"], challenger_version=creg["version"],
         dag_run_id=run2, holdout_uri=chall["holdout_uri"], seed=1))
     if decision["outcome"] == "promote":
-        timed(drift, "promote_challenger", lambda: pipeline.promote(
-            s, version=creg["version"], decision={"outcome": "promote"}))
+        timed(drift, "promote_challenger", lambda: pipeline.promote_challenger(
+            s, decision=decision))
     drift["TOTAL drift->decision"] = time.perf_counter() - start
     drift["_outcome"] = decision["outcome"]
     drift["_drifted"] = ",".join(verdict["drifted_features"])

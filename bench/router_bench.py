@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dethrone.process import free_port
+
 SEED_RPS = (14.0, 19.0)
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_router(data_dir: str, port: int, workers: int, log_path: str) -> subprocess.Popen:

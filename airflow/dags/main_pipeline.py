@@ -6,16 +6,18 @@ check_champion ─┬─ (none) fetch_training_data → train_model → register
     train_challenger → register_challenger → ab_test → decision_branch ─┬─ promote_challenger
                                                                        └─ keep_champion
 
-The DAG is a thin shell: every task calls one function of ``dethrone.pipeline`` with the
-settings (environment overridden by the run's params) and passes on its small dict.
-Nothing is imported from dethrone, and nothing is read or fetched, at parse time.
+The DAG is only wiring: every task calls one step of ``dethrone.pipeline`` through
+:func:`_step`, which builds the run's context (settings = environment overridden by the
+run's params, plus the registry, router client and stager) and turns errors that a retry
+cannot fix into an immediate failure. Airflow injects ``params`` and ``run_id`` into each
+task. Nothing is imported from dethrone, and nothing is read or fetched, at parse time.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 
 def _param(description: str, kind: str) -> Param:
@@ -43,12 +45,20 @@ PARAMS = {
 }
 
 
-def _ctx() -> tuple:
-    from dethrone.pipeline import settings_from_params
+def _step(name: str, params: dict, **kwargs):
+    """Run ``dethrone.pipeline.<name>`` with a fresh context; no retries for bad input."""
+    from airflow.exceptions import AirflowFailException
 
-    ctx = get_current_context()
-    params = dict(ctx["params"])
-    return settings_from_params(params), ctx["run_id"], params
+    from dethrone import pipeline
+    from dethrone.context import PipelineContext
+
+    try:
+        ctx = PipelineContext.from_settings(pipeline.settings_from_params(params))
+        return getattr(pipeline, name)(ctx, **kwargs)
+    except Exception as exc:
+        if pipeline.is_permanent(exc):
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 @dag(
@@ -65,70 +75,44 @@ def _ctx() -> tuple:
 )
 def main_pipeline():
     @task.branch
-    def check_champion() -> str:
-        from dethrone import pipeline
-
-        settings, _, _ = _ctx()
-        found = pipeline.check_champion(settings)["champion_version"]
+    def check_champion(params=None) -> str:
+        found = _step("check_champion", params)["champion_version"]
         return "fetch_current_data" if found else "fetch_training_data"
 
     # --- no champion yet: train the first one ----------------------------------------
     @task
-    def fetch_training_data() -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, params = _ctx()
-        return pipeline.fetch_data(settings, dag_run_id=run_id, purpose="training",
-                                   seed=params.get("seed"))
+    def fetch_training_data(params=None, run_id=None) -> dict:
+        return _step("fetch_data", params, dag_run_id=run_id, purpose="training",
+                     seed=params.get("seed"))
 
     @task
-    def train_model(data: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, _ = _ctx()
-        return pipeline.train_model(settings, data_uri=data["uri"], dag_run_id=run_id,
-                                    role="champion")
+    def train_model(data: dict, params=None, run_id=None) -> dict:
+        return _step("train_model", params, data_uri=data["uri"], dag_run_id=run_id,
+                     role="champion")
 
     @task
-    def register_model(trained: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, _ = _ctx()
-        return pipeline.register_model(settings, run_id=trained["run_id"], dag_run_id=run_id,
-                                       role="champion")
+    def register_model(trained: dict, params=None, run_id=None) -> dict:
+        return _step("register_model", params, run_id=trained["run_id"], dag_run_id=run_id,
+                     role="champion")
 
     @task
-    def set_champion(registered: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, _ = _ctx()
-        return pipeline.promote(settings, version=registered["version"], decision={
-            "outcome": "first-champion", "dag_run_id": run_id,
-            "reasons": ["no champion existed; the first trained model becomes champion"]})
+    def set_champion(registered: dict, params=None, run_id=None) -> dict:
+        return _step("first_champion", params, version=registered["version"],
+                     dag_run_id=run_id)
 
     # --- champion exists: check drift, maybe challenge it ----------------------------
     @task
-    def fetch_current_data() -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, params = _ctx()
-        out = pipeline.fetch_data(settings, dag_run_id=run_id, purpose="current",
-                                  seed=params.get("seed"))
-        # Pin the champion now so drift and A/B use the same version even if it moves.
-        out["champion_version"] = pipeline.check_champion(settings)["champion_version"]
-        return out
+    def fetch_current_data(params=None, run_id=None) -> dict:
+        return _step("fetch_data", params, dag_run_id=run_id, purpose="current",
+                     seed=params.get("seed"), pin_champion=True)
 
     @task
-    def detect_drift(current: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, _ = _ctx()
-        return pipeline.detect_drift(settings, data_uri=current["uri"], dag_run_id=run_id,
-                                     champion_version=current["champion_version"])
+    def detect_drift(current: dict, params=None, run_id=None) -> dict:
+        return _step("check_drift", params, data_uri=current["uri"], dag_run_id=run_id,
+                     champion_version=current["champion_version"])
 
     @task.branch
-    def drift_branch(drift: dict) -> str:
-        _, _, params = _ctx()
+    def drift_branch(drift: dict, params=None) -> str:
         if drift["drifted"] or params.get("force_challenger"):
             return "train_challenger"
         return "no_drift"
@@ -138,46 +122,29 @@ def main_pipeline():
         return {"outcome": "no-drift", "champion_version": drift["champion_version"]}
 
     @task
-    def train_challenger(current: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, params = _ctx()
-        return pipeline.train_model(settings, data_uri=current["uri"], dag_run_id=run_id,
-                                    role="challenger",
-                                    holdout_share=float(params.get("holdout_share") or 0.0))
+    def train_challenger(current: dict, params=None, run_id=None) -> dict:
+        return _step("train_model", params, data_uri=current["uri"], dag_run_id=run_id,
+                     role="challenger", holdout_share=float(params.get("holdout_share") or 0))
 
     @task
-    def register_challenger(trained: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, _ = _ctx()
-        out = pipeline.register_model(settings, run_id=trained["run_id"], dag_run_id=run_id,
-                                      role="challenger", alias="challenger")
+    def register_challenger(trained: dict, params=None, run_id=None) -> dict:
+        out = _step("register_model", params, run_id=trained["run_id"], dag_run_id=run_id,
+                    role="challenger", alias="challenger")
         return {**out, "holdout_uri": trained["holdout_uri"]}
 
     @task
-    def ab_test(current: dict, challenger: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, run_id, params = _ctx()
-        return pipeline.ab_test(settings, champion_version=current["champion_version"],
-                                challenger_version=challenger["version"], dag_run_id=run_id,
-                                holdout_uri=challenger["holdout_uri"], seed=params.get("seed"))
+    def ab_test(current: dict, challenger: dict, params=None, run_id=None) -> dict:
+        return _step("ab_test", params, champion_version=current["champion_version"],
+                     challenger_version=challenger["version"], dag_run_id=run_id,
+                     holdout_uri=challenger["holdout_uri"], seed=params.get("seed"))
 
     @task.branch
     def decision_branch(decision: dict) -> str:
         return "promote_challenger" if decision["outcome"] == "promote" else "keep_champion"
 
     @task
-    def promote_challenger(decision: dict) -> dict:
-        from dethrone import pipeline
-
-        settings, _, _ = _ctx()
-        record = {k: v for k, v in decision.items()
-                  if k in ("outcome", "comparison_run_id", "pvalue", "paired_pvalue", "ci",
-                           "reasons", "dag_run_id")}
-        return pipeline.promote(settings, version=decision["challenger_version"],
-                                decision=record)
+    def promote_challenger(decision: dict, params=None) -> dict:
+        return _step("promote_challenger", params, decision=decision)
 
     @task
     def keep_champion(decision: dict) -> dict:

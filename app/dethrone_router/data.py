@@ -31,6 +31,7 @@ bp = Blueprint("data", __name__)
 
 VERSION_HEADER = "X-Dethrone-Config-Version"
 SEED_HEADER = "X-Dethrone-Seed"
+SHARE_HEADER = "X-Dethrone-Share-A"  # the split of this answer: readers need no GET /traffic
 #: Rows drawn and encoded at a time when streaming (about 40 MiB with every column drifted).
 CHUNK_ROWS = 25_000
 #: Rows per second a worker streams with every column drifted (measured; for Retry-After).
@@ -104,6 +105,7 @@ def _serve(ab: bool) -> Response:
             resp.call_on_close(release)
     resp.headers[VERSION_HEADER] = str(version)
     resp.headers[SEED_HEADER] = str(seed)
+    resp.headers[SHARE_HEADER] = repr(float(cfg["a"]))
     return resp
 
 

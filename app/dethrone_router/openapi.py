@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dethrone.injection import KINDS
+from dethrone.injection import INTENSITY_BOUNDS, KINDS
 
 _ERROR_CODES = {"400": "invalid request (the error names the field and rule)",
                 "401": "missing or wrong bearer token", "409": "version conflict",
@@ -32,7 +32,8 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
     seed = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1, "nullable": True}
     spec = {"type": "object", "required": ["kind"], "additionalProperties": False,
             "properties": {"kind": {"type": "string", "enum": list(KINDS)},
-                           "intensity": {"type": "number", "minimum": -10, "maximum": 10,
+                           "intensity": {"type": "number", "minimum": INTENSITY_BOUNDS[0],
+                                         "maximum": INTENSITY_BOUNDS[1],
                                          "nullable": True}}}
     fields = {"a": prob, "b": prob,
               "data_size": {"type": "integer", "minimum": 1, "maximum": max_data_size},
@@ -104,6 +105,8 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool,
     data_headers = {h: {"description": d, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
                     for h, d in (("X-Dethrone-Config-Version", "config version used"),
                                  ("X-Dethrone-Seed", "seed that redraws this exact slice"))}
+    data_headers["X-Dethrone-Share-A"] = {"description": "share a the slice was split by",
+                                          "schema": {"type": "string"}}
     seed_param = {"name": "seed", "in": "query", "required": False,
                   "description": "overrides the config's seed for this request",
                   "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}}

@@ -20,11 +20,7 @@ from pathlib import Path
 
 import psutil
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dethrone.process import free_port  # noqa: F401 - re-exported for native_stack
 
 
 @dataclass

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dethrone.localstack import DEFAULT_PORTS, LocalStack, StackError, free_port, port_free
+from dethrone.localstack import DEFAULT_PORTS, LocalStack, StackError
+from dethrone.process import free_port, port_free
 from dethrone.settings import Settings
 
 BASELINE = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
@@ -54,6 +55,8 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
     StackError
         When a server does not start or a DAG run fails (the message names the log).
     """
+    from dethrone.context import configure_mlflow
+    from dethrone.registry import Registry
     from dethrone.router_client import RouterClient
     from dethrone.status import collect_status, format_status
 
@@ -98,7 +101,8 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
         settings = Settings.from_env().replace(mlflow_tracking_uri=mlflow.url,
                                                flask_url=router.url,
                                                dethrone_home=str(stack.home))
-        status = collect_status(settings)
+        configure_mlflow(settings)
+        status = collect_status(settings, Registry(settings))
     except BaseException:
         if stop:
             stack.stop_all()

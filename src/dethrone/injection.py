@@ -25,9 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-KINDS = ("scale", "shift", "redraw", "missing")
+#: every drift kind and the closed range of its ``intensity``: the one definition used by
+#: injection, slicing, the router's validation and its OpenAPI schema.
+INTENSITY_RANGES: dict[str, tuple[float, float]] = {
+    "scale": (0.0, 1.0), "shift": (-10.0, 10.0), "redraw": (0.0, 1.0), "missing": (0.0, 1.0)}
+KINDS = tuple(INTENSITY_RANGES)
 NUMERIC_KINDS = {"scale", "shift", "missing"}
 CATEGORICAL_KINDS = {"redraw", "missing"}
+#: the widest intensity any kind accepts (a schema without per-kind ranges uses this).
+INTENSITY_BOUNDS = (min(lo for lo, _ in INTENSITY_RANGES.values()),
+                    max(hi for _, hi in INTENSITY_RANGES.values()))
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,7 @@ class DriftSpec:
 
 def intensity_range(kind: str) -> tuple[float, float]:
     """Allowed closed range of ``intensity`` for ``kind``."""
-    return {"scale": (0.0, 1.0), "shift": (-10.0, 10.0),
-            "redraw": (0.0, 1.0), "missing": (0.0, 1.0)}[kind]
+    return INTENSITY_RANGES[kind]
 
 
 def default_kind(series: pd.Series) -> str:

@@ -10,19 +10,33 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
-HOST = "127.0.0.1"
+from dethrone.process import (
+    HOST,
+    free_port,
+    pid_alive,
+    port_free,
+    start,
+    stop_process_group,
+    wait_until,
+)
+
+__all__ = ["DEFAULT_PORTS", "HOST", "LocalStack", "ServiceInfo", "StackError", "free_port",
+           "port_free", "stop_process_group"]
 DEFAULT_PORTS = {"mlflow": 5000, "router": 8000, "airflow": 8080}
+#: Airflow components besides the API server; their log servers stay off (see start_airflow).
+AIRFLOW_COMPONENTS = {"airflow-scheduler": ["scheduler", "--skip-serve-logs"],
+                      "airflow-dag-processor": ["dag-processor"],
+                      "airflow-triggerer": ["triggerer", "--skip-serve-logs"]}
+_SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
 
 
 class StackError(RuntimeError):
@@ -41,40 +55,7 @@ class ServiceInfo:
 
     def alive(self) -> bool:
         """Whether the recorded process still exists (and is not a zombie)."""
-        return _pid_alive(self.pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:  # reap it first if it is an exited child of ours (else it lingers as a zombie)
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a zombie still answers kill(0); /proc tells the truth on Linux
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def port_free(port: int, host: str = HOST) -> bool:
-    """True when nothing listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = HOST) -> int:
-    """A port the OS says is free right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+        return pid_alive(self.pid)
 
 
 def repo_dags_folder() -> Path:
@@ -170,14 +151,12 @@ class LocalStack:
         if current is not None and current.alive():
             return current
         self._forget(name)
-        self._check_port(name, port)
+        if port:
+            self._check_port(name, port)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.log"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env or self.env(),
-                                    cwd=self.home, start_new_session=True)
+        proc = start(cmd, log=log_path, env=env or self.env(), cwd=self.home)
         info = ServiceInfo(name=name, pid=proc.pid, port=port, url=url, log=str(log_path))
         self._record(info)
         self._health[name] = (health, timeout)
@@ -191,18 +170,16 @@ class LocalStack:
         if info is None:
             raise StackError(f"{name} is not running")
         health, timeout = self._health.get(name, (info.url, 120.0))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not info.alive():
-                self._forget(name)
-                tail = Path(info.log).read_text(errors="replace")[-2000:]
-                raise StackError(f"{name} exited while starting; log {info.log}:\n{tail}")
-            try:
-                if requests.get(health, timeout=2).status_code < 500:
-                    return info
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
+        if not health:  # a worker without a port: alive is all we can check
+            if wait_until(lambda: False, timeout=2.0, alive=info.alive) or info.alive():
+                return info
+        elif wait_until(lambda: requests.get(health, timeout=2).status_code < 500,
+                      timeout=timeout, alive=info.alive):
+            return info
+        if not info.alive():
+            self._forget(name)
+            tail = Path(info.log).read_text(errors="replace")[-2000:]
+            raise StackError(f"{name} exited while starting; log {info.log}:\n{tail}")
         self.stop(name)
         raise StackError(f"{name} did not answer {health} within {timeout:.0f} s; "
                          f"see {info.log}")
@@ -237,16 +214,30 @@ class LocalStack:
         return self._spawn("router", cmd, port, url, f"{url}/traffic", env=env, wait=wait)
 
     def start_airflow(self, port: int = DEFAULT_PORTS["airflow"]) -> ServiceInfo:
-        """``airflow standalone`` (UI, scheduler, DAG processor) for browsing runs."""
+        """Airflow's API server (UI), scheduler, DAG processor and triggerer on loopback.
+
+        These are the components ``airflow standalone`` runs, started one by one because
+        standalone cannot turn off the scheduler's and triggerer's log servers, which
+        bind every interface (0.0.0.0/[::], ports 8793/8794) whatever the config says.
+        Without them the UI reads task logs from the local log folder.
+        """
         self.migrate_airflow()
         env = self.env()
-        env["AIRFLOW__API__PORT"] = str(port)
-        env["AIRFLOW__API__HOST"] = HOST
-        # task workers reach the API server here; the default assumes port 8080
-        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://{HOST}:{port}/execution/"
+        env.update({"AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": HOST,
+                    # task workers reach the API server here; the default assumes 8080
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
+                        f"http://{HOST}:{port}/execution/",
+                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    "AIRFLOW__CORE__AUTH_MANAGER": _SIMPLE_AUTH_MANAGER})
+        for name, args in AIRFLOW_COMPONENTS.items():
+            self._spawn(name, [_bin("airflow"), *args], 0, "", "", env=env, wait=False)
         url = f"http://{HOST}:{port}"
-        return self._spawn("airflow", [_bin("airflow"), "standalone"], port, url,
+        info = self._spawn("airflow", [_bin("airflow"), "api-server", "--host", HOST,
+                                       "--port", str(port)], port, url,
                            f"{url}/api/v2/monitor/health", env=env, timeout=240)
+        for name in AIRFLOW_COMPONENTS:  # still running once the API answers?
+            self.wait_ready(name)
+        return info
 
     def stop(self, name: str, timeout: float = 20.0) -> bool:
         """Stop service ``name`` by its recorded PID; True when something was stopped."""
@@ -272,7 +263,8 @@ class LocalStack:
         out = subprocess.run([_bin("airflow"), "db", "migrate"], env=self.env(),
                              capture_output=True, text=True, cwd=self.home)
         if out.returncode != 0:
-            raise StackError(f"airflow db migrate failed:\n{out.stdout[-1500:]}{out.stderr[-1500:]}")
+            raise StackError(f"airflow db migrate failed:\n{out.stdout[-1500:]}"
+                             f"{out.stderr[-1500:]}")
 
     def run_dag(self, conf: dict[str, Any] | None = None, *, log_name: str = "dag_run",
                 echo: bool = False) -> tuple[int, Path]:
@@ -287,24 +279,3 @@ class LocalStack:
             proc = subprocess.run(cmd, stdout=None if echo else log,
                                   stderr=subprocess.STDOUT, env=self.env(), cwd=self.home)
         return proc.returncode, log_path
-
-
-def stop_process_group(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM the process group led by ``pid``; SIGKILL it if it outlives ``timeout``."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            break
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)  # stragglers of the group (workers) as well
-    except ProcessLookupError:
-        pass
-    try:  # reap it if it is our child
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -1,8 +1,11 @@
-"""Everything dethrone writes to MLflow runs: training, drift reports and comparisons."""
+"""Everything dethrone writes to MLflow runs: training, drift reports and comparisons.
+
+Tag names and artifact paths come from :mod:`dethrone.records`; MLflow itself must have
+been configured once by :func:`dethrone.context.configure_mlflow`.
+"""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dethrone.registry import MODEL_NAME_IN_RUN, PROFILE_PATH, TRAINING_DATA_PATH
+from dethrone.records import (
+    COMPARISON_DIR,
+    DECISION_JSON,
+    DRIFT_REPORT_HTML,
+    DRIFT_REPORT_JSON,
+    MODEL_NAME_IN_RUN,
+    PROFILE_PATH,
+    ROLE_AB_TEST,
+    ROLE_DRIFT_CHECK,
+    TRAINING_DATA_PATH,
+    Decision,
+    DriftVerdict,
+    ModelInfo,
+    RunIdentity,
+    TrainingRecord,
+)
 from dethrone.settings import Settings
 from dethrone.training import TrainResult, prepare_features
 
@@ -27,7 +45,7 @@ def _flat_metrics(prefix: str, values: dict[str, Any]) -> dict[str, float]:
 
 def log_training_run(result: TrainResult, frame: pd.DataFrame, profile: Any,
                      settings: Settings, *, dag_run_id: str, role: str,
-                     extra_tags: dict[str, str] | None = None) -> str:
+                     data_uri: str | None = None) -> str:
     """Log a training run to ``EXPERIMENT_NAME``: params, CV metrics, model and its data.
 
     The model is logged with a signature and an input example; the training rows and
@@ -43,14 +61,14 @@ def log_training_run(result: TrainResult, frame: pd.DataFrame, profile: Any,
     from mlflow.models import infer_signature
 
     mlflow.set_experiment(settings.experiment_name)
-    info = {"features": result.features, "categorical": result.categorical,
-            "numeric": result.numeric, "target": result.target, "task": result.task}
+    info = ModelInfo(features=result.features, categorical=result.categorical,
+                     numeric=result.numeric, target=result.target, task=result.task)
     X = prepare_features(frame, result.features, result.categorical)
     example = X.head(5)
     signature = infer_signature(example, result.model.predict(example))
     with mlflow.start_run(run_name=f"{role}-{dag_run_id}") as run:
-        mlflow.set_tags({"dethrone.role": role, "dethrone.dag_run_id": dag_run_id,
-                         "dethrone.model_info": json.dumps(info), **(extra_tags or {})})
+        mlflow.set_tags({**RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
+                         **info.to_tags(), **TrainingRecord(data_uri=data_uri).to_tags()})
         mlflow.log_params({"candidate": result.best, "task": result.task,
                            "target": result.target, "cv_folds": settings.cv_folds,
                            "random_state": result.random_state, "n_rows": result.n_rows,
@@ -66,7 +84,7 @@ def log_training_run(result: TrainResult, frame: pd.DataFrame, profile: Any,
             pip_requirements=[f"scikit-learn=={_version('sklearn')}",
                               f"pandas=={_version('pandas')}"],
             serialization_format="cloudpickle")
-        mlflow.set_tag("dethrone.model_id", logged.model_id)
+        mlflow.set_tags(TrainingRecord(model_id=logged.model_id).to_tags())
         with tempfile.TemporaryDirectory() as tmp:
             data_path = Path(tmp) / Path(TRAINING_DATA_PATH).name
             frame.to_parquet(data_path)
@@ -91,10 +109,11 @@ def log_drift(report: Any, html: str | None, settings: Settings, *, dag_run_id: 
     mlflow.set_experiment(settings.experiment_name)
     data = report.to_dict()
     with mlflow.start_run(run_name=f"drift-{dag_run_id}") as run:
-        mlflow.set_tags({"dethrone.role": "drift-check", "dethrone.dag_run_id": dag_run_id,
-                         "dethrone.champion_version": str(champion_version),
-                         "dethrone.drifted": str(bool(report.drifted)).lower(),
-                         "dethrone.drifted_features": ",".join(report.drifted_features)})
+        verdict = DriftVerdict(champion_version=str(champion_version),
+                               drifted=bool(report.drifted),
+                               drifted_features=list(report.drifted_features))
+        mlflow.set_tags({**RunIdentity(role=ROLE_DRIFT_CHECK, dag_run_id=dag_run_id).to_tags(),
+                         **verdict.to_tags()})
         mlflow.log_metric("drift_detected", float(bool(report.drifted)))
         mlflow.log_metric("n_drifted_features", float(len(report.drifted_features)))
         for name, fd in report.features.items():
@@ -102,9 +121,9 @@ def log_drift(report: Any, html: str | None, settings: Settings, *, dag_run_id: 
                 value = getattr(fd, key, None)
                 if value is not None and np.isfinite(value):
                     mlflow.log_metric(f"{key}_{name}", float(value))
-        mlflow.log_dict(data, "drift/report.json")
+        mlflow.log_dict(data, DRIFT_REPORT_JSON)
         if html:
-            mlflow.log_text(html, "drift/report.html")
+            mlflow.log_text(html, DRIFT_REPORT_HTML)
         return run.info.run_id
 
 
@@ -135,8 +154,7 @@ def _error_plot(loss_a: np.ndarray, loss_b: np.ndarray, path: Path, label: str) 
 
 
 def log_comparison(decision: Any, loss_a: np.ndarray, loss_b: np.ndarray,
-                   settings: Settings, *, dag_run_id: str, champion_version: str,
-                   challenger_version: str, loss_name: str,
+                   settings: Settings, *, record: Decision,
                    extra_metrics: dict[str, float] | None = None) -> str:
     """Log an A/B comparison run in ``COMPARISON_NAME``; return its id.
 
@@ -147,12 +165,10 @@ def log_comparison(decision: Any, loss_a: np.ndarray, loss_b: np.ndarray,
 
     mlflow.set_experiment(settings.comparison_name)
     data = decision.to_dict()
-    with mlflow.start_run(run_name=f"ab-{dag_run_id}") as run:
-        mlflow.set_tags({"dethrone.dag_run_id": dag_run_id,
-                         "dethrone.champion_version": str(champion_version),
-                         "dethrone.challenger_version": str(challenger_version),
-                         "dethrone.outcome": decision.outcome,
-                         "dethrone.reasons": " | ".join(decision.reasons)[:5000]})
+    loss_name = record.loss or "loss"
+    with mlflow.start_run(run_name=f"ab-{record.dag_run_id}") as run:
+        mlflow.set_tags({**RunIdentity(role=ROLE_AB_TEST, dag_run_id=record.dag_run_id).to_tags(),
+                         **record.to_tags()})
         mlflow.log_params({"loss": loss_name, "alpha": settings.ab_alpha,
                            "margin": settings.ab_margin,
                            "min_rows_per_arm": settings.ab_min_rows_per_arm})
@@ -161,11 +177,11 @@ def log_comparison(decision: Any, loss_a: np.ndarray, loss_b: np.ndarray,
         metrics.update(extra_metrics or {})
         metrics.update(_flat_metrics("", _flatten(data)))
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(data, "comparison/decision.json")
+        mlflow.log_dict(data, DECISION_JSON)
         with tempfile.TemporaryDirectory() as tmp:
             plot = Path(tmp) / "errors.png"
             if _error_plot(np.asarray(loss_a), np.asarray(loss_b), plot, loss_name):
-                mlflow.log_artifact(str(plot), "comparison")
+                mlflow.log_artifact(str(plot), COMPARISON_DIR)
         return run.info.run_id
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import requests
@@ -12,7 +13,27 @@ from dethrone.settings import Settings
 
 
 class RouterError(RuntimeError):
-    """The router could not be reached, refused the request, or sent an invalid answer."""
+    """The router could not be reached, refused the request, or sent an invalid answer.
+
+    ``permanent`` is True when retrying cannot help (a 4xx answer, an invalid body).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = True):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+#: headers naming the config version and the share of A a data answer was drawn with.
+VERSION_HEADER, SHARE_HEADER = "X-Dethrone-Config-Version", "X-Dethrone-Share-A"
+
+
+class ABSlices(NamedTuple):
+    """One /ab_data answer: both arms plus the split and config they were cut by."""
+
+    a: pd.DataFrame
+    b: pd.DataFrame
+    share_a: float
+    config_version: str | None
 
 
 # Server errors and throttling are worth retrying; a 4xx means the request itself is wrong.
@@ -83,7 +104,8 @@ class RouterClient:
                    read_token=settings.router_read_token,
                    timeout=settings.router_timeout, **kwargs)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, with_headers: bool = False,
+                 **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
         wait = self.backoff
         last: str = ""
@@ -95,10 +117,11 @@ class RouterClient:
             else:
                 if resp.status_code < 400:
                     try:
-                        return resp.json()
+                        body = resp.json()
                     except ValueError:
                         raise RouterError(f"{method} {url} answered {resp.status_code} "
                                           f"with a body that is not JSON") from None
+                    return (body, resp.headers) if with_headers else body
                 last = f"HTTP {resp.status_code}: {resp.text[:300]}"
                 if resp.status_code not in _RETRY_STATUS:
                     raise RouterError(f"{method} {url} failed: {last}")
@@ -106,7 +129,8 @@ class RouterClient:
                 time.sleep(wait)
                 wait *= 2
         raise RouterError(f"router at {self.base_url} unreachable after "
-                          f"{self.retries + 1} attempts ({method} {path}): {last}")
+                          f"{self.retries + 1} attempts ({method} {path}): {last}",
+                          permanent=False)
 
     @staticmethod
     def _params(seed: int | None) -> dict[str, int]:
@@ -129,11 +153,32 @@ class RouterClient:
         return frame_from_split(self._request("GET", "/get_data", params=self._params(seed)),
                                 what="/get_data slice")
 
-    def ab_data(self, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The A and B slices (GET /ab_data)."""
-        body = self._request("GET", "/ab_data", params=self._params(seed))
+    def _ab_answer(self, seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+        body, headers = self._request("GET", "/ab_data", params=self._params(seed),
+                                      with_headers=True)
         if not isinstance(body, dict) or not {"a_data", "b_data"} <= set(body):
             raise RouterError("router sent an invalid /ab_data answer: expected keys "
                               "'a_data' and 'b_data'")
         return (frame_from_split(body["a_data"], what="/ab_data a_data"),
-                frame_from_split(body["b_data"], what="/ab_data b_data"))
+                frame_from_split(body["b_data"], what="/ab_data b_data"), headers)
+
+    def ab_data(self, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The A and B slices (GET /ab_data)."""
+        a, b, _ = self._ab_answer(seed)
+        return a, b
+
+    def ab_slices(self, *, seed: int | None = None) -> ABSlices:
+        """The A and B slices with the split and config version of the same answer.
+
+        Reading the split from a separate GET /traffic would race with a config change
+        in between and make the SRM check test the wrong split.
+        """
+        a, b, headers = self._ab_answer(seed)
+        try:
+            share_a = float(headers.get(SHARE_HEADER, "nan"))
+        except ValueError:
+            share_a = math.nan
+        if not 0.0 <= share_a <= 1.0:  # also false for nan
+            raise RouterError(f"router sent an /ab_data answer without a valid {SHARE_HEADER} "
+                              f"header (the split of the rows); upgrade the router")
+        return ABSlices(a, b, share_a, headers.get(VERSION_HEADER))

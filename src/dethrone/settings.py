@@ -39,6 +39,10 @@ class Settings:
     mlflow_log: bool = _doc(True, "log runs, reports and decisions to MLflow")
     mlflow_tracking_username: str = _doc("", "MLflow basic-auth user (empty: no auth)")
     mlflow_tracking_password: str = _doc("", "MLflow basic-auth password")
+    mlflow_http_request_max_retries: int = _doc(
+        2, "MLflow client retries per request (MLflow's own default retries for minutes)")
+    mlflow_http_request_timeout: int = _doc(30, "seconds before one MLflow request times out")
+    mlflow_http_request_backoff_factor: int = _doc(1, "MLflow client retry backoff factor")
     # --- router ---------------------------------------------------------------
     flask_url: str = _doc("http://127.0.0.1:8000", "base URL of the traffic router")
     router_token: str = _doc("", "bearer token required by POST /traffic (empty: open)")
@@ -158,6 +162,9 @@ class Settings:
             raise ValueError(f"SEQUENTIAL_TUNING_N must be positive, got {self.sequential_tuning_n}")
         if self.ab_max_units_per_arm < 0:
             raise ValueError("AB_MAX_UNITS_PER_ARM must be >= 0 (0: no cap)")
+        if self.mlflow_http_request_max_retries < 0 or self.mlflow_http_request_timeout < 1:
+            raise ValueError("MLFLOW_HTTP_REQUEST_MAX_RETRIES must be >= 0 and "
+                             "MLFLOW_HTTP_REQUEST_TIMEOUT >= 1")
         if self.router_max_data_size < 1:
             raise ValueError("ROUTER_MAX_DATA_SIZE must be positive")
         if self.log_flush_seconds <= 0 or self.log_buffer_rows < 1:

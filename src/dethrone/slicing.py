@@ -22,8 +22,15 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dethrone.injection import (DriftSpec, applicable_kinds, default_kind, drift_codes,
-                                drift_numbers_where, drift_series, intensity_of)
+from dethrone.injection import (
+    DriftSpec,
+    applicable_kinds,
+    default_kind,
+    drift_codes,
+    drift_numbers_where,
+    drift_series,
+    intensity_of,
+)
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 #: Most code combinations pre-joined for a run of columns with drifted codes: small
@@ -109,7 +116,7 @@ class Slicer:
     def _build_rowseg(self, a: int, b: int, prefix: bytes, suffix: bytes) -> np.ndarray:
         """Text of columns ``a:b`` of every row of the data set, with the affixes."""
         cells = [self._raw[c][self._codes[c]] for c in range(a, b)]
-        return np.asarray([prefix + b",".join(row) + suffix for row in zip(*cells)],
+        return np.asarray([prefix + b",".join(row) + suffix for row in zip(*cells, strict=True)],
                           dtype=object)
 
     def _build_mixed(self, a: int, b: int, prefix: bytes, suffix: bytes,

@@ -9,77 +9,100 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dethrone.records import (
+    CHAMPION,
+    DECISION_JSON,
+    DRIFT_REPORT_JSON,
+    ROLE_AB_TEST,
+    ROLE_DRIFT_CHECK,
+    Decision,
+    DriftVerdict,
+    RunIdentity,
+    dethrone_tags,
+)
 from dethrone.settings import Settings
 
 
-def _latest_run(client: Any, experiment: str, filter_string: str = "") -> Any | None:
+def _latest_run(client: Any, experiment: str, role: str) -> Any | None:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    runs = client.search_runs([exp.experiment_id], filter_string=filter_string,
+    runs = client.search_runs([exp.experiment_id],
+                              filter_string=f"tags.`{RunIdentity.tag('role')}` = '{role}'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
 
 
-def _load_json_artifact(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
+def _load_json_artifact(run_id: str, path: str) -> dict[str, Any] | None:
+    """The JSON artifact, or None when the run has none; any other failure propagates."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-    except Exception:  # an artifact store hiccup must not break the status view
+    except FileNotFoundError:
         return None
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
     return json.loads(text)
 
 
-def collect_status(settings: Settings) -> dict[str, Any]:
+def collect_status(settings: Settings, registry: Any) -> dict[str, Any]:
     """Champion/challenger versions, the last drift check and the last A/B decision.
+
+    Parameters
+    ----------
+    settings : Settings
+        Experiment names.
+    registry : Registry
+        Where the aliases live (its ``client`` also finds the runs).
 
     Returns
     -------
     dict
-        ``{"model", "aliases", "champion", "drift", "decision", "tracking_uri"}``; missing
-        pieces are None.
+        ``{"model", "aliases", "champion", "drift", "decision", "tracking_uri",
+        "pending_promotion"}``; missing pieces are None.
     """
-    from dethrone.registry import CHAMPION, Registry
-
-    reg = Registry(settings)
+    reg = registry
+    pending = reg.pending_promotion()
     out: dict[str, Any] = {"model": settings.model_name, "aliases": reg.aliases(),
                            "tracking_uri": settings.mlflow_tracking_uri,
-                           "champion": None, "drift": None, "decision": None}
-    champ = reg.version(CHAMPION)
+                           "champion": None, "drift": None, "decision": None,
+                           "pending_promotion": pending.intent if pending else None}
+    champ = reg.alias_version(CHAMPION)
     if champ is not None:
         out["champion"] = {"version": str(champ.version), "run_id": champ.run_id,
-                           "tags": {k: v for k, v in champ.tags.items()
-                                    if k.startswith("dethrone.")}}
-    drift_run = _latest_run(reg.client, settings.experiment_name,
-                            "tags.`dethrone.role` = 'drift-check'")
+                           "tags": dethrone_tags(champ.tags)}
+    drift_run = _latest_run(reg.client, settings.experiment_name, ROLE_DRIFT_CHECK)
     if drift_run is not None:
-        report = _load_json_artifact(reg.client, drift_run.info.run_id, "drift/report.json")
+        report = _load_json_artifact(drift_run.info.run_id, DRIFT_REPORT_JSON)
         feats = (report or {}).get("features", {})
+        verdict = DriftVerdict.from_tags(drift_run.data.tags)
         out["drift"] = {
             "run_id": drift_run.info.run_id,
-            "dag_run_id": drift_run.data.tags.get("dethrone.dag_run_id"),
-            "drifted": drift_run.data.tags.get("dethrone.drifted") == "true",
-            "drifted_features": [f for f in drift_run.data.tags.get(
-                "dethrone.drifted_features", "").split(",") if f],
+            "dag_run_id": RunIdentity.from_tags(drift_run.data.tags).dag_run_id,
+            "drifted": bool(verdict.drifted), "drifted_features": verdict.drifted_features,
             "features": {name: {k: f.get(k) for k in ("drifted", "method", "statistic",
                                                       "pvalue", "pvalue_adjusted", "psi")}
                          for name, f in feats.items()},
         }
-    cmp_run = _latest_run(reg.client, settings.comparison_name)
+    cmp_run = _latest_run(reg.client, settings.comparison_name, ROLE_AB_TEST)
     if cmp_run is not None:
-        tags, metrics = cmp_run.data.tags, cmp_run.data.metrics
-        decision = _load_json_artifact(reg.client, cmp_run.info.run_id,
-                                       "comparison/decision.json") or {}
+        metrics = cmp_run.data.metrics
+        record = Decision.from_tags(cmp_run.data.tags)
+        full = _load_json_artifact(cmp_run.info.run_id, DECISION_JSON) or {}
         out["decision"] = {
-            "run_id": cmp_run.info.run_id, "dag_run_id": tags.get("dethrone.dag_run_id"),
-            "outcome": tags.get("dethrone.outcome"),
-            "champion_version": tags.get("dethrone.champion_version"),
-            "challenger_version": tags.get("dethrone.challenger_version"),
+            "run_id": cmp_run.info.run_id, "dag_run_id": record.dag_run_id,
+            "outcome": record.outcome, "champion_version": record.champion_version,
+            "challenger_version": record.challenger_version,
+            "expected_share_a": record.expected_share_a,
+            "config_version": record.config_version,
             "loss": cmp_run.data.params.get("loss"),
             "a_mean_loss": metrics.get("a_mean_loss"), "b_mean_loss": metrics.get("b_mean_loss"),
             "a_rows": metrics.get("a_rows"), "b_rows": metrics.get("b_rows"),
-            "reasons": decision.get("reasons") or tags.get("dethrone.reasons", "").split(" | "),
+            "reasons": full.get("reasons") or record.reasons,
         }
     return out
 
@@ -97,6 +120,11 @@ def format_status(status: dict[str, Any]) -> str:
     lines = [f"model {status['model']} at {status['tracking_uri']}"]
     aliases = status["aliases"]
     lines.append("  " + "   ".join(f"@{k}: {_fmt(v)}" for k, v in aliases.items()))
+    pending = status.get("pending_promotion")
+    if pending:
+        lines.append(f"  INTERRUPTED {pending.get('kind')} to version {pending.get('version')}"
+                     f" (was {pending.get('old_champion')}): run `dethrone rollback` or retry "
+                     f"the task to finish it")
     drift = status.get("drift")
     if drift:
         verdict = "DRIFT in " + ", ".join(drift["drifted_features"]) if drift["drifted"] \
@@ -104,7 +132,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"last drift check ({drift['dag_run_id']}): {verdict}")
         for name, f in drift["features"].items():
             if f.get("drifted"):
-                lines.append(f"    {name:<10} {f.get('method'):<9} statistic {_fmt(f.get('statistic'))}"
+                lines.append(f"    {name:<10} {f.get('method'):<9} "
+                             f"statistic {_fmt(f.get('statistic'))}"
                              f"  p(adj) {_fmt(f.get('pvalue_adjusted', f.get('pvalue')))}"
                              f"  PSI {_fmt(f.get('psi'))}")
     else:

@@ -212,7 +212,8 @@ def train(frame: pd.DataFrame, settings: Settings | None = None, *,
     frame : pandas.DataFrame
         Training rows including the target column.
     settings : Settings, optional
-        Supplies ``target``, ``task``, ``cv_folds`` and ``random_state``.
+        Supplies ``target``, ``task``, ``cv_folds`` and ``random_state``; default
+        ``Settings()`` (library functions never read the environment).
     target, task : str, optional
         Override the settings' values.
     only : list of str, optional
@@ -222,7 +223,7 @@ def train(frame: pd.DataFrame, settings: Settings | None = None, *,
     -------
     TrainResult
     """
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     target = target or settings.target
     numeric, categorical = split_columns(frame, target)
     rows = frame[frame[target].notna()]

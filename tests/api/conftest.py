@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from dethrone.process import free_port
 from dethrone.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,13 +49,6 @@ def app(make_app, settings):
 def client(app):
     """A test client of :func:`app`."""
     return app.test_client()
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RouterServer:

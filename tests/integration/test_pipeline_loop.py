@@ -15,6 +15,7 @@ import json
 
 import pytest
 
+from dethrone.records import Decision, DriftVerdict, RunIdentity
 from dethrone.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,8 +31,10 @@ def settings(stack) -> Settings:
 
 @pytest.fixture(scope="module")
 def registry(settings):
+    from dethrone.context import configure_mlflow
     from dethrone.registry import Registry
 
+    configure_mlflow(settings)
     return Registry(settings)
 
 
@@ -52,9 +55,10 @@ def versions(registry) -> list[str]:
         f"name = '{registry.name}'"))
 
 
-def latest_run(registry, experiment, filter_string=""):
+def latest_run(registry, experiment, role):
     exp = registry.client.get_experiment_by_name(experiment)
-    runs = registry.client.search_runs([exp.experiment_id], filter_string=filter_string,
+    runs = registry.client.search_runs([exp.experiment_id],
+                                       filter_string=f"tags.`{RunIdentity.tag('role')}` = '{role}'",
                                        order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0]
 
@@ -80,13 +84,14 @@ def test_run_without_drift_ends_without_training(stack, registry, router, settin
     before = versions(registry)
     rc, log = run_dag(stack, "run3", seed=SEED + 1)
     assert rc == 0, log[-3000:]
-    drift = latest_run(registry, settings.experiment_name, "tags.`dethrone.role` = 'drift-check'")
-    assert drift.data.tags["dethrone.drifted"] == "false"
+    drift = latest_run(registry, settings.experiment_name, "drift-check")
+    assert DriftVerdict.from_tags(drift.data.tags).drifted is False
     assert versions(registry) == before
+    dag_run = RunIdentity.from_tags(drift.data.tags).dag_run_id
     trained = registry.client.search_runs(
         [registry.client.get_experiment_by_name(settings.experiment_name).experiment_id],
-        filter_string=f"tags.`dethrone.dag_run_id` = '{drift.data.tags['dethrone.dag_run_id']}'"
-                      " and tags.`dethrone.role` = 'challenger'")
+        filter_string=f"tags.`{RunIdentity.tag('dag_run_id')}` = '{dag_run}'"
+                      f" and tags.`{RunIdentity.tag('role')}` = 'challenger'")
     assert list(trained) == []
 
 
@@ -111,18 +116,22 @@ def test_run2_detects_drift_challenges_and_decides(stack, registry, router, sett
     router.set_traffic(drift_cols=["carat", "color"])
     rc, log = run_dag(stack, "run2", seed=SEED)
     assert rc == 0, log[-3000:]
-    drift = latest_run(registry, settings.experiment_name, "tags.`dethrone.role` = 'drift-check'")
-    assert drift.data.tags["dethrone.drifted_features"].split(",") == ["carat", "color"]
+    drift = latest_run(registry, settings.experiment_name, "drift-check")
+    assert DriftVerdict.from_tags(drift.data.tags).drifted_features == ["carat", "color"]
     report = json.loads(mlflow.artifacts.load_text(f"runs:/{drift.info.run_id}/drift/report.json"))
     assert sorted(report["drifted_features"]) == ["carat", "color"]
     html = mlflow.artifacts.load_text(f"runs:/{drift.info.run_id}/drift/report.html")
     assert "carat" in html and "<svg" in html
-    challenger = registry.find_registered(drift.data.tags["dethrone.dag_run_id"], "challenger")
+    challenger = registry.find_registered(RunIdentity.from_tags(drift.data.tags).dag_run_id,
+                                          "challenger")
     assert challenger is not None and str(challenger.version) == "2"
-    comparison = latest_run(registry, settings.comparison_name)
+    comparison = latest_run(registry, settings.comparison_name, "ab-test")
+    record = Decision.from_tags(comparison.data.tags)
     decision = json.loads(mlflow.artifacts.load_text(
         f"runs:/{comparison.info.run_id}/comparison/decision.json"))
-    assert decision["outcome"] == comparison.data.tags["dethrone.outcome"]
+    assert decision["outcome"] == record.outcome
+    # the split the SRM gate tested came with the A/B rows, and is recorded
+    assert record.expected_share_a == 0.5 and record.config_version is not None
     assert decision["outcome"] == _expected_outcome(decision)
     assert decision["paired"] is not None  # held-out rows scored by both models
     assert {"a_mean_loss", "b_mean_loss"} <= set(comparison.data.metrics)
@@ -134,16 +143,16 @@ def test_run2_detects_drift_challenges_and_decides(stack, registry, router, sett
         assert aliases["champion"] == "2" and aliases["previous-champion"] == "1"
     else:
         assert aliases["champion"] == "1"
-    assert registry.get("2").tags["dethrone.decision.outcome"] == decision["outcome"]
+    assert Decision.from_tags(registry.model_version("2").tags).outcome == decision["outcome"]
 
 
 def test_equal_quality_challenger_is_not_promoted(stack, registry, router, settings):
     champion = registry.aliases()["champion"]
     rc, log = run_dag(stack, "run_aa", seed=SEED + 2, force_challenger=True)
     assert rc == 0, log[-3000:]
-    comparison = latest_run(registry, settings.comparison_name)
-    assert comparison.data.tags["dethrone.champion_version"] == champion
-    assert comparison.data.tags["dethrone.outcome"] != "promote"
+    record = Decision.from_tags(latest_run(registry, settings.comparison_name, "ab-test").data.tags)
+    assert record.champion_version == champion
+    assert record.outcome != "promote"
     assert registry.aliases()["champion"] == champion
 
 
@@ -168,7 +177,7 @@ def test_rollback_command_restores_previous_champion(stack, registry, settings):
     aliases = registry.aliases()
     if aliases["previous-champion"] is None:
         # run 2 kept the champion: promote the challenger by hand so there is a previous one
-        registry.promote("2", {"outcome": "manual"})
+        registry.promote("2", Decision(outcome="manual"))
         aliases = registry.aliases()
     # the real console command, in its own process, as a user would run it
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,

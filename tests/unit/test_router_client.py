@@ -23,8 +23,8 @@ class Script:
         self.answers: dict[str, list[tuple[int, object, float]]] = {}
         self.requests: list[dict] = []
 
-    def add(self, path, status, body, delay=0.0):
-        self.answers.setdefault(path, []).append((status, body, delay))
+    def add(self, path, status, body, delay=0.0, headers=None):
+        self.answers.setdefault(path, []).append((status, body, delay, headers or {}))
 
 
 @pytest.fixture
@@ -38,13 +38,15 @@ def server():
             script.requests.append({"method": self.command, "path": self.path,
                                     "auth": self.headers.get("Authorization"),
                                     "body": self.rfile.read(length) if length else b""})
-            queue = script.answers.get(path) or [(404, {"error": "no"}, 0.0)]
-            status, body, delay = queue.pop(0) if len(queue) > 1 else queue[0]
+            queue = script.answers.get(path) or [(404, {"error": "no"}, 0.0, {})]
+            status, body, delay, headers = queue.pop(0) if len(queue) > 1 else queue[0]
             time.sleep(delay)
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
+            for key, value in headers.items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(raw)
 
@@ -144,3 +146,22 @@ def test_unreachable_router():
 def test_frame_from_split_without_index():
     frame = frame_from_split({"columns": ["x"], "data": [[1], [2]]})
     assert list(frame["x"]) == [1, 2]
+
+
+def test_ab_slices_take_split_and_config_version_from_the_same_answer(server):
+    server.add("/traffic", 200, {"a": 0.5, "b": 0.5})  # must not be asked
+    server.add("/ab_data", 200, {"a_data": SPLIT, "b_data": SPLIT},
+               headers={"X-Dethrone-Share-A": "0.7", "X-Dethrone-Config-Version": "12"})
+    found = client(server.url).ab_slices(seed=3)
+    assert (found.share_a, found.config_version) == (0.7, "12")
+    assert len(found.a) == len(found.b) == 2
+    assert [r["path"] for r in server.requests] == ["/ab_data?seed=3"]
+
+
+@pytest.mark.parametrize("share", [None, "abc", "1.5", "nan", "-0.1"])
+def test_ab_slices_without_a_valid_split_header_is_permanent(server, share):
+    headers = {} if share is None else {"X-Dethrone-Share-A": share}
+    server.add("/ab_data", 200, {"a_data": SPLIT, "b_data": SPLIT}, headers=headers)
+    with pytest.raises(RouterError, match="X-Dethrone-Share-A") as err:
+        client(server.url).ab_slices()
+    assert err.value.permanent

@@ -70,7 +70,7 @@ def test_other_dtypes_and_missing_values():
                           "x": [0.5, np.nan, np.inf], "s": pd.Categorical(["u", None, "v"]),
                           "t": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])})
     sl = Slicer(frame).draw(3, None, np.random.default_rng(0))
-    rows = dict(zip(sl.index.tolist(), json.loads(sl.split_json())["data"]))
+    rows = dict(zip(sl.index.tolist(), json.loads(sl.split_json())["data"], strict=True))
     assert rows[0][:4] == [True, 1, 0.5, "u"]
     assert rows[1][2] is None and rows[1][3] is None and rows[2][2] is None
     assert rows[2][4].startswith("2020-01-03")

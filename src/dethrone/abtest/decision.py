@@ -299,5 +299,6 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
         outcome=outcome, reasons=tuple(reasons), srm=srm, unpaired=unpaired,
         paired=paired_res, guardrails=g_res, permutation=perm, alpha=alpha, margin=margin,
         guardrail_margin=g_margin, srm_threshold=srm_threshold, min_rows_per_arm=min_rows,
-        n_boot=n_boot, n_permutations=int(n_permutations), random_state=seed, expected_share_a=float(expected_share_a))
+        n_boot=n_boot, n_permutations=int(n_permutations), random_state=seed,
+        expected_share_a=float(expected_share_a))
 

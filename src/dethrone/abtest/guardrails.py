@@ -8,7 +8,7 @@ from typing import Any
 
 from numpy.typing import ArrayLike
 
-from dethrone.abtest.compare import _finite_or_none, as_losses, t_pvalue
+from dethrone.abtest.compare import _finite_or_none, as_losses, t_pvalue, welch_se_df
 
 __all__ = ["GuardrailResult", "guardrail_test"]
 
@@ -107,14 +107,9 @@ def guardrail_test(values_a: ArrayLike, values_b: ArrayLike, *, name: str = "gua
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
     mean_a, mean_b = float(a.mean()), float(b.mean())
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
+    se, df = welch_se_df(a.var(ddof=1), a.size, b.var(ddof=1), b.size)
     effect = (mean_b - mean_a) - margin * abs(mean_a)
-    if se > 0:
-        df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
-        t = effect / se
-    else:
-        df, t = float(a.size + b.size - 2), math.nan
+    t = effect / float(se) if se > 0 else math.nan
     t, p = t_pvalue(t, df, effect, "greater")
     rel = (mean_b - mean_a) / abs(mean_a) if mean_a != 0 else (
         0.0 if mean_b == mean_a else math.copysign(math.inf, mean_b - mean_a))

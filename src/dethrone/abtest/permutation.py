@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dethrone.abtest.bootstrap import make_rng
-from dethrone.abtest.compare import Alternative, SignificanceMixin, as_losses
+from dethrone.abtest.compare import Alternative, SignificanceMixin, as_losses, welch_se_df
 
 __all__ = ["PermutationResult", "permutation_welch"]
 
@@ -72,8 +72,9 @@ def _welch_t(s1a, s2a, na, s1b, s2b, nb):
     ma, mb = s1a / na, s1b / nb
     va = np.maximum(s2a - s1a * ma, 0.0) / (na - 1)
     vb = np.maximum(s2b - s1b * mb, 0.0) / (nb - 1)
+    se, _ = welch_se_df(va, na, vb, nb)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (ma - mb) / np.sqrt(va / na + vb / nb)
+        return (ma - mb) / se
 
 
 def permutation_welch(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.05,

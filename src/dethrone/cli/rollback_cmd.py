@@ -11,18 +11,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "rollback", help="restore the previous champion",
         description="Re-point @champion to @previous-champion in one step; the rolled-back "
-                    "version becomes @previous-champion and is tagged with the reason.")
+                    "version becomes @previous-champion and is tagged with the reason. An "
+                    "interrupted promotion is finished first.")
     p.add_argument("--reason", default="manual rollback", help="recorded on the versions")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Roll back; 1 when there is nothing to roll back to or MLflow is unreachable."""
+    from dethrone.context import configure_mlflow
     from dethrone.registry import Registry, RegistryError
     from dethrone.settings import Settings
 
+    settings = Settings.from_env()
     try:
-        out = Registry(Settings.from_env()).rollback(args.reason)
+        configure_mlflow(settings)
+        out = Registry(settings).rollback(args.reason)
     except RegistryError as exc:
         print(f"dethrone rollback: {exc}", file=sys.stderr)
         return 1

@@ -18,13 +18,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the status; 1 when MLflow cannot be reached."""
-    from dethrone.registry import RegistryError
+    """Print the status; 1 with one clear line when MLflow cannot be reached."""
+    from dethrone.context import configure_mlflow
+    from dethrone.registry import Registry, RegistryError
     from dethrone.settings import Settings
     from dethrone.status import collect_status, format_status
 
+    settings = Settings.from_env()
     try:
-        status = collect_status(Settings.from_env())
+        configure_mlflow(settings)
+        status = collect_status(settings, Registry(settings))
     except RegistryError as exc:
         print(f"dethrone status: {exc}", file=sys.stderr)
         return 1

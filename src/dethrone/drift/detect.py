@@ -54,7 +54,7 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
         Columns to check (default: the reference's columns; a reference column absent
         from ``current`` is reported as drifted with status ``"missing_column"``).
     settings : Settings, optional
-        Thresholds; default ``Settings.from_env()``.
+        Thresholds; default ``Settings()`` (pass ``Settings.from_env()`` at the edge).
     **overrides
         Per-call threshold overrides, e.g. ``psi_threshold=0.2``.
 
@@ -81,7 +81,7 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
     >>> detect_drift(ref, cur, settings=Settings()).drifted_features
     ['zip']
     """
-    settings = (settings or Settings.from_env()).replace(**overrides)
+    settings = (settings or Settings()).replace(**overrides)
     if not isinstance(current, pd.DataFrame):
         raise ValueError(f"current must be a pandas DataFrame, got {type(current).__name__}")
     if len(current) == 0:

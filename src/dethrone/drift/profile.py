@@ -171,7 +171,7 @@ class ReferenceProfile:
         features : list of str, optional
             Columns to profile; default: all columns.
         settings : Settings, optional
-            Source of ``psi_bins``; default: ``Settings.from_env()``.
+            Source of ``psi_bins``; default: ``Settings()``.
 
         Raises
         ------
@@ -182,7 +182,7 @@ class ReferenceProfile:
             raise ValueError(f"reference must be a pandas DataFrame, got {type(reference).__name__}")
         if len(reference) == 0:
             raise ValueError("reference is empty (0 rows)")
-        settings = settings or Settings.from_env()
+        settings = settings or Settings()
         names = list(reference.columns) if features is None else list(features)
         for name in names:
             if name not in reference.columns:
