@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from dethrone.settings import Settings
 
@@ -16,11 +17,16 @@ class RouterError(RuntimeError):
     """The router could not be reached, refused the request, or sent an invalid answer.
 
     ``permanent`` is True when retrying cannot help (a 4xx answer, an invalid body).
+    ``status`` is the HTTP status of the last answer (None: no answer); ``reason`` is a
+    short kind for counting: ``"HTTP 503"``, ``"ReadTimeout"``, ``"ConnectionError"``, ...
     """
 
-    def __init__(self, message: str, *, permanent: bool = True):
+    def __init__(self, message: str, *, permanent: bool = True, status: int | None = None,
+                 reason: str = ""):
         super().__init__(message)
         self.permanent = permanent
+        self.status = status
+        self.reason = reason or (f"HTTP {status}" if status is not None else "error")
 
 
 #: headers naming the config version and the share of A a data answer was drawn with.
@@ -38,6 +44,17 @@ class ABSlices(NamedTuple):
 
 # Server errors and throttling are worth retrying; a 4xx means the request itself is wrong.
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+# Answers after which a non-idempotent request (POST /predict) surely was not served.
+_UNSERVED_STATUS = {429, 503}
+
+
+def _unsent(exc: requests.RequestException) -> bool:
+    """True when the request never reached the server (connect refused or timed out)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return (isinstance(exc, requests.ConnectionError)
+            and isinstance(getattr(cause, "reason", None), NewConnectionError))
 
 
 def frame_from_split(payload: Any, *, what: str = "slice") -> pd.DataFrame:
@@ -105,32 +122,40 @@ class RouterClient:
                    timeout=settings.router_timeout, **kwargs)
 
     def _request(self, method: str, path: str, *, with_headers: bool = False,
-                 **kwargs: Any) -> Any:
+                 replay_safe: bool = True, **kwargs: Any) -> Any:
+        # replay_safe=False (POST /predict): retry only when the request surely was not
+        # served, since a replay after a timeout could serve and log it twice.
         url = f"{self.base_url}{path}"
         wait = self.backoff
-        last: str = ""
+        last, status, reason = "", None, "error"
         for attempt in range(self.retries + 1):
             try:
                 resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last, status, reason = f"{type(exc).__name__}: {exc}", None, type(exc).__name__
+                if not replay_safe and not _unsent(exc):
+                    raise RouterError(f"{method} {url} failed: {last}", permanent=False,
+                                      reason=reason) from None
             else:
                 if resp.status_code < 400:
                     try:
                         body = resp.json()
                     except ValueError:
                         raise RouterError(f"{method} {url} answered {resp.status_code} "
-                                          f"with a body that is not JSON") from None
+                                          f"with a body that is not JSON",
+                                          status=resp.status_code, reason="invalid body") from None
                     return (body, resp.headers) if with_headers else body
-                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
-                if resp.status_code not in _RETRY_STATUS:
-                    raise RouterError(f"{method} {url} failed: {last}")
+                status = resp.status_code
+                last, reason = f"HTTP {status}: {resp.text[:300]}", f"HTTP {status}"
+                if status not in (_RETRY_STATUS if replay_safe else _UNSERVED_STATUS):
+                    raise RouterError(f"{method} {url} failed: {last}", status=status,
+                                      permanent=replay_safe or status < 500)
             if attempt < self.retries:
                 time.sleep(wait)
                 wait *= 2
         raise RouterError(f"router at {self.base_url} unreachable after "
                           f"{self.retries + 1} attempts ({method} {path}): {last}",
-                          permanent=False)
+                          permanent=False, status=status, reason=reason)
 
     @staticmethod
     def _params(seed: int | None) -> dict[str, int]:
@@ -147,6 +172,41 @@ class RouterClient:
         if not isinstance(body, dict) or "traffic" not in body:
             raise RouterError(f"unexpected answer to POST /traffic: {body!r:.300}")
         return body["traffic"]
+
+    def predict(self, rows: list[dict[str, Any]], *, unit: str | None = None,
+                request_id: str | None = None) -> dict[str, Any]:
+        """POST /predict ``{"rows": rows}``; the answer has ``predictions``, ``arm``,
+        ``model_version`` and ``request_id``.
+
+        ``unit`` goes in ``X-Dethrone-Unit`` (sticky assignment), ``request_id`` in
+        ``X-Request-ID``. Retried only when the request surely was not served (connection
+        refused, 429, 503), never after a timeout.
+        """
+        headers = {}
+        if unit is not None:
+            headers["X-Dethrone-Unit"] = str(unit)
+        if request_id is not None:
+            headers["X-Request-ID"] = str(request_id)
+        body = self._request("POST", "/predict", json={"rows": rows}, headers=headers,
+                             replay_safe=False)
+        if not isinstance(body, dict) or "predictions" not in body:
+            raise RouterError(f"unexpected answer to POST /predict: {body!r:.300}",
+                              reason="invalid body")
+        return body
+
+    def feedback(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /feedback with a list of ``{"request_id", "row", "label"}`` items.
+
+        Returns the answer (200, or 207 with per-item ``results``); a 4xx raises
+        :class:`RouterError`. Safe to retry: the same label again is a ``duplicate``.
+        Sends ``ROUTER_TOKEN`` when set (it also passes a read-token check).
+        """
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        body = self._request("POST", "/feedback", json=list(items), headers=headers)
+        if not isinstance(body, dict):
+            raise RouterError(f"unexpected answer to POST /feedback: {body!r:.300}",
+                              reason="invalid body")
+        return body
 
     def get_data(self, *, seed: int | None = None) -> pd.DataFrame:
         """A training/current slice (GET /get_data)."""
