@@ -164,8 +164,9 @@ class LabelSender:
             while self._heap and self._heap[0][0] <= now:
                 self._ready.extend(heapq.heappop(self._heap)[2])
             flush_at = self._last_post + FLUSH_SECONDS
-            if self._ready and (len(self._ready) >= MAX_BATCH or self._draining
-                                or now >= flush_at):
+            # at the end the last labels go at once; before, due ones wait to share a post
+            if self._ready and (len(self._ready) >= MAX_BATCH or now >= flush_at
+                                or (self._draining and not self._heap)):
                 batch, self._ready = self._ready[:MAX_BATCH], self._ready[MAX_BATCH:]
                 self._posting = len(batch)
                 return batch
