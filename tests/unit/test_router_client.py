@@ -37,6 +37,7 @@ def server():
             path = self.path.split("?")[0]
             script.requests.append({"method": self.command, "path": self.path,
                                     "auth": self.headers.get("Authorization"),
+                                    "headers": dict(self.headers),
                                     "body": self.rfile.read(length) if length else b""})
             queue = script.answers.get(path) or [(404, {"error": "no"}, 0.0, {})]
             status, body, delay, headers = queue.pop(0) if len(queue) > 1 else queue[0]
@@ -165,3 +166,88 @@ def test_ab_slices_without_a_valid_split_header_is_permanent(server, share):
     with pytest.raises(RouterError, match="X-Dethrone-Share-A") as err:
         client(server.url).ab_slices()
     assert err.value.permanent
+
+
+PREDICTION = {"predictions": [1571.4], "arm": "champion", "model_version": "3",
+              "request_id": "r-1"}
+
+
+def test_predict_sends_rows_unit_and_request_id(server):
+    server.add("/predict", 200, PREDICTION)
+    rows = [{"carat": 0.5, "cut": "Ideal"}]
+    answer = client(server.url, read_token="rt").predict(rows, unit="u-7", request_id="r-1")
+    assert answer == PREDICTION
+    sent = server.requests[-1]
+    assert sent["method"] == "POST" and sent["path"] == "/predict"
+    assert json.loads(sent["body"]) == {"rows": rows}
+    assert sent["headers"]["X-Dethrone-Unit"] == "u-7"
+    assert sent["headers"]["X-Request-ID"] == "r-1"
+    assert sent["auth"] == "Bearer rt"
+
+
+def test_predict_without_unit_sends_no_unit_header(server):
+    server.add("/predict", 200, PREDICTION)
+    client(server.url).predict([{"carat": 0.5}])
+    assert "X-Dethrone-Unit" not in server.requests[-1]["headers"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_predict_is_retried_when_surely_not_served(server, status):
+    server.add("/predict", status, {"error": "busy"})
+    server.add("/predict", 200, PREDICTION)
+    assert client(server.url, retries=1).predict([{"carat": 0.5}]) == PREDICTION
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_predict_is_not_replayed_after_a_possibly_served_error(server, status):
+    server.add("/predict", status, {"error": "x"})
+    server.add("/predict", 200, PREDICTION)
+    with pytest.raises(RouterError) as err:
+        client(server.url, retries=3).predict([{"carat": 0.5}])
+    assert len(server.requests) == 1
+    assert err.value.status == status and err.value.reason == f"HTTP {status}"
+
+
+def test_predict_is_not_replayed_after_a_timeout(server):
+    server.add("/predict", 200, PREDICTION, delay=0.5)
+    with pytest.raises(RouterError) as err:
+        client(server.url, timeout=0.1, retries=3).predict([{"carat": 0.5}])
+    assert err.value.reason == "ReadTimeout" and err.value.status is None
+    time.sleep(0.5)  # let the slow answer finish before counting
+    assert len(server.requests) == 1
+
+
+def test_predict_is_retried_when_the_connection_is_refused():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RouterError, match="unreachable after 3 attempts") as err:
+        client(f"http://127.0.0.1:{port}", retries=2).predict([{"carat": 0.5}])
+    assert err.value.reason == "ConnectionError"
+
+
+def test_predict_answer_without_predictions_is_invalid(server):
+    server.add("/predict", 200, {"arm": "champion"})
+    with pytest.raises(RouterError, match="unexpected answer to POST /predict"):
+        client(server.url).predict([{"carat": 0.5}])
+
+
+def test_feedback_posts_a_list_with_the_write_token_and_is_retried(server):
+    body = {"results": [{"request_id": "r-1", "row": 0, "status": "stored"}],
+            "counts": {"stored": 1}}
+    server.add("/feedback", 500, {"error": "db"})
+    server.add("/feedback", 207, body)
+    items = [{"request_id": "r-1", "row": 0, "label": 1500.0}]
+    assert client(server.url, token="wt", read_token="rt", retries=1).feedback(items) == body
+    assert [json.loads(r["body"]) for r in server.requests] == [items, items]
+    assert server.requests[-1]["auth"] == "Bearer wt"
+
+
+def test_feedback_refused_body_raises_with_status(server):
+    server.add("/feedback", 400, {"error": "invalid", "field": "[0].label"})
+    with pytest.raises(RouterError, match=r"\[0\].label") as err:
+        client(server.url).feedback([{"request_id": "r", "row": 0, "label": None}])
+    assert err.value.status == 400 and err.value.permanent
