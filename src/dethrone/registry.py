@@ -24,6 +24,8 @@ from dethrone.settings import Settings
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
 TAG_DAG_RUN, TAG_ROLE = "dethrone.dag_run_id", "dethrone.role"
+#: prefix of the decision record's tags on a version (``dethrone.decision.outcome``, ...)
+TAG_DECISION = "dethrone.decision."
 PROFILE_PATH, TRAINING_DATA_PATH = "reference/profile.npz", "data/training.parquet"
 MODEL_NAME_IN_RUN = "model"
 
@@ -183,7 +185,7 @@ class Registry:
         found = self.version(CHAMPION)
         old = str(found.version) if found is not None else None
         decision = decision or {}
-        self._tag(version, {f"dethrone.decision.{k}": v for k, v in decision.items()})
+        self._tag(version, {f"{TAG_DECISION}{k}": v for k, v in decision.items()})
         if old is not None and old != version:
             self.set_alias(PREVIOUS, old)
             self._tag(old, {"dethrone.replaced_by": version})
@@ -196,7 +198,7 @@ class Registry:
 
     def record_decision(self, version: str | int, decision: dict[str, Any]) -> None:
         """Write an A/B decision record onto the challenger's version as tags."""
-        self._tag(version, {f"dethrone.decision.{k}": v for k, v in decision.items()})
+        self._tag(version, {f"{TAG_DECISION}{k}": v for k, v in decision.items()})
 
     def rollback(self, reason: str = "manual rollback") -> dict:
         """Re-point ``@champion`` to ``@previous-champion`` and record why.
