@@ -10,6 +10,7 @@ a background pool after the answer is on its way.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -94,6 +95,8 @@ def _request_id() -> str:
 @bp.after_request
 def _echo_request_id(response):
     response.headers["X-Request-ID"] = g.get("request_id") or _request_id()
+    # Which worker answered: operators and tests see the per-worker model state this way.
+    response.headers["X-Dethrone-Worker"] = str(os.getpid())
     return response
 
 
