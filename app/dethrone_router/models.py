@@ -140,8 +140,14 @@ class MlflowSource:
             raw = None
         classes = getattr(raw, "classes_", None)
         proba = getattr(raw, "predict_proba", None)
+        predict = model.predict
+        if model.metadata.flavors.get("python_function", {}).get("loader_module") \
+                == "mlflow.sklearn" and hasattr(raw, "predict"):
+            # pyfunc's sklearn wrapper only enforces the signature (done by the gateway
+            # already, to the same dtypes) before calling this: skipping it saves ~2 ms.
+            predict = raw.predict
         return LoadedModel(
-            predict=lambda frame: _as_array(model.predict(frame)),
+            predict=lambda frame: _as_array(predict(frame)),
             predict_proba=None if proba is None else (lambda frame: np.asarray(proba(frame))),
             features=_features(model.metadata),
             classes=None if classes is None else tuple(np.asarray(classes).tolist()))
