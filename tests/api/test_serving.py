@@ -288,3 +288,24 @@ def test_numeric_strings_are_coerced(gclient, models):
 def test_serving_config_is_validated(gclient, cfg, field):
     resp = gclient.post("/traffic", json=cfg)
     assert resp.status_code == 400 and resp.json["error"]["field"] == field
+
+
+def test_dashboard_serving_queries_use_exported_metrics(gateway, gclient, source):
+    import json
+    import re
+    from pathlib import Path
+
+    source.aliases["challenger"] = "3"  # a classifier, so class counts exist too
+    gateway.extensions["dethrone_serving"].watcher.refresh()
+    for unit in range(20):
+        assert gclient.post("/predict", json={"rows": ROWS},
+                            headers={"X-Dethrone-Unit": str(unit)}).status_code == 200
+    text = gclient.get("/metrics").get_data(as_text=True)
+    exported = set(re.findall(r"^(dethrone_[a-z_]+)", text, re.MULTILINE))
+    board = json.loads((Path(__file__).parents[2] / "grafana" / "dashboards"
+                        / "dethrone-router.json").read_text())
+    used = {m for p in board["panels"] for t in p["targets"]
+            for m in re.findall(r"dethrone_[a-z_]+", t["expr"])
+            if not m.startswith("dethrone_router_")}
+    assert len(used) >= 8
+    assert used <= exported, used - exported
