@@ -127,23 +127,32 @@ class MicroBatcher:
 
     def _run(self, batch: list[_Job]) -> None:
         frame = batch[0].frame if len(batch) == 1 else pd.concat(
-            [j.frame for j in batch], ignore_index=True, copy=False)
+            [j.frame for j in batch], ignore_index=True)
         try:
-            labels, proba = self.score(frame, any(j.proba for j in batch))
-        except Exception as exc:  # every caller of the batch gets the model's error
-            for j in batch:
-                j.error = exc
-        else:
-            start = 0
-            for j in batch:
-                stop = start + len(j.frame)
-                j.labels = np.asarray(labels[start:stop])
-                if j.proba and proba is not None:
-                    j.probabilities = np.asarray(proba[start:stop])
-                start = stop
+            self._score_into(batch, frame)
         finally:
             for j in batch:
                 j.lead = False
                 j.done.set()
         if self.observe is not None:
             self.observe(len(batch), len(frame))
+
+    def _score_into(self, batch: list[_Job], frame: pd.DataFrame) -> None:
+        try:
+            labels, proba = self.score(frame, any(j.proba for j in batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            # One request's rows may be what the model rejects: score each alone, so
+            # only that request fails.
+            for j in batch:
+                self._score_into([j], j.frame)
+            return
+        start = 0
+        for j in batch:
+            stop = start + len(j.frame)
+            j.labels = np.asarray(labels[start:stop])
+            if j.proba and proba is not None:
+                j.probabilities = np.asarray(proba[start:stop])
+            start = stop

@@ -181,15 +181,25 @@ def to_frame(rows: list[dict[str, Any]], features: tuple[Feature, ...] | None, *
     return pd.DataFrame(data)
 
 
-def _column(feat: Feature, values: list[Any]) -> np.ndarray | list:
+_FAST = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,)}
+
+
+def _column(feat: Feature, values: list[Any]) -> pd.Series | list:
     kind = feat.kind
     if kind == "any":
         return values
-    out = []
-    for i, v in enumerate(values):
-        out.append(_coerce(feat.name, kind, v, i))
-    return np.asarray(out, dtype=_DTYPES[kind]) if kind != "string" else np.asarray(
-        out, dtype=object)
+    # Fast path: every value already has the right JSON type (exact type: bool is an int).
+    fast = _FAST[kind]
+    if all(type(v) in fast for v in values):
+        try:
+            # Strings stay object dtype, as the training frames had them.
+            column = pd.Series(values, dtype=_DTYPES[kind])
+            if kind != "number" or np.isfinite(column.to_numpy()).all():
+                return column
+        except (OverflowError, ValueError):
+            pass  # the slow path names the value
+    values = [_coerce(feat.name, kind, v, i) for i, v in enumerate(values)]
+    return pd.Series(values, dtype=_DTYPES[kind])
 
 
 def _coerce(name: str, kind: str, v: Any, i: int) -> Any:
@@ -222,9 +232,12 @@ def _coerce(name: str, kind: str, v: Any, i: int) -> Any:
             raise ValidationError(name, "range", f"{where} does not fit in 64 bits")
         return int(v)
     try:
-        return float(v)
+        v = float(v)
     except OverflowError:
         raise ValidationError(name, "range", f"{where} is too large for a float") from None
+    if math.isinf(v):
+        raise ValidationError(name, "range", f"{where} must be finite, got {v}")
+    return v
 
 
 def _show(value: Any) -> str:

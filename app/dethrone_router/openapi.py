@@ -111,7 +111,8 @@ def _serving_schemas() -> dict[str, Any]:
 
 def _serving_paths() -> dict[str, Any]:
     codes = {"400": "invalid rows (the error names the column)", "413": "too many rows",
-             "415": _ERROR_CODES["415"], "503": "no @champion loaded (or serving is off)"}
+             "415": _ERROR_CODES["415"], "422": "the model rejected rows that fit its signature",
+             "503": "no @champion loaded (or serving is off)"}
     op = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
         "responses": {"200": _json("Predictions", "predictions of the assigned arm", {

@@ -139,7 +139,13 @@ def _score():
                        f"has no predict_proba", "probabilities")
     started = time.perf_counter()
     frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
-    labels, proba = served.batcher.submit(frame, proba=want_proba)
+    try:
+        labels, proba = served.batcher.submit(frame, proba=want_proba)
+    except (ValueError, TypeError) as exc:
+        # Rows that fit the signature but not the model (e.g. a null where the model
+        # has no imputer): the client's data, not a server fault.
+        raise ApiError(422, "model_rejected_input", f"the {arm} model (version "
+                       f"{served.version}) rejected the rows: {str(exc)[:300]}") from None
     sv.metrics.scored(arm, served.version, mode, time.perf_counter() - started, labels,
                       served.task)
     g.rows = len(rows)

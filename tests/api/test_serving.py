@@ -309,3 +309,25 @@ def test_dashboard_serving_queries_use_exported_metrics(gateway, gclient, source
             if not m.startswith("dethrone_router_")}
     assert len(used) >= 8
     assert used <= exported, used - exported
+
+
+@pytest.mark.parametrize(("value", "code"), [(10**400, "range"), ("1e400", "range"),
+                                             ("inf", "range"), ([1], "type")])
+def test_extreme_numbers_are_400(gclient, value, code):
+    resp = gclient.post("/predict", json={"rows": [{**ROWS[0], "carat": value}]})
+    assert resp.status_code == 400 and resp.json["error"]["code"] == code
+    assert resp.json["error"]["field"] == "carat"
+
+
+def test_rows_the_model_rejects_are_422_and_do_not_fail_their_batch(gateway, gclient, models):
+    # null is NaN for a number feature; this model (no imputer) refuses NaN.
+    resp = gclient.post("/predict", json={"rows": [{**ROWS[0], "carat": None}]})
+    assert resp.status_code == 422 and resp.json["error"]["code"] == "model_rejected_input"
+    batcher = gateway.extensions["dethrone_serving"].watcher.get("champion").batcher
+    good, bad = pd.DataFrame(ROWS), pd.DataFrame([{**ROWS[0], "carat": np.nan}])
+    from dethrone_router.batching import _Job
+
+    jobs = [_Job(good, False), _Job(bad, False)]
+    batcher._run(jobs)
+    assert jobs[0].labels.tolist() == _expected(models["1"][0], ROWS)
+    assert isinstance(jobs[1].error, ValueError) and jobs[1].labels is None
