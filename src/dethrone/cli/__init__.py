@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "rollback_cmd",
     "traffic": "traffic_cmd",
     "trigger": "trigger_cmd",
+    "serving": "serving_cmd",
 }
 
 EXIT_OK, EXIT_FOUND, EXIT_BAD_INPUT = 0, 1, 2
