@@ -29,9 +29,31 @@ import pandas as pd
 Scorer = Callable[[pd.DataFrame, bool], tuple[np.ndarray, np.ndarray | None]]
 
 
+#: A request's rows: a DataFrame, or ``column -> array`` (one DataFrame is built per call).
+Rows = pd.DataFrame | dict[str, np.ndarray]
+
+
+def n_rows(rows: Rows) -> int:
+    """Number of rows of ``rows``."""
+    if isinstance(rows, pd.DataFrame):
+        return len(rows)
+    return len(next(iter(rows.values()))) if rows else 0
+
+
+def combine(parts: list[Rows]) -> pd.DataFrame:
+    """One DataFrame of the parts' rows, in order."""
+    if all(isinstance(p, dict) for p in parts):
+        if len(parts) == 1:
+            return pd.DataFrame(parts[0], copy=False)
+        return pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]},
+                            copy=False)
+    frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame(p) for p in parts]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 @dataclass(eq=False)
 class _Job:
-    frame: pd.DataFrame
+    frame: Rows
     proba: bool
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False
@@ -71,13 +93,13 @@ class MicroBatcher:
         self._pending_rows = 0
         self._busy = False
 
-    def submit(self, frame: pd.DataFrame, *, proba: bool = False
+    def submit(self, frame: Rows, *, proba: bool = False
                ) -> tuple[np.ndarray, np.ndarray | None]:
         """Score ``frame`` (alone or with other callers' rows); re-raise the model's error."""
         job = _Job(frame, proba)
         with self._lock:
             self._pending.append(job)
-            self._pending_rows += len(frame)
+            self._pending_rows += n_rows(frame)
             if self._busy:
                 self._arrived.notify()
             else:
@@ -117,17 +139,16 @@ class MicroBatcher:
     def _take(self) -> list[_Job]:
         # The leader's own job is always first in the queue, so it is always scored.
         batch = [self._pending.popleft()]
-        rows = len(batch[0].frame)
-        while self._pending and rows + len(self._pending[0].frame) <= self.max_rows:
+        rows = n_rows(batch[0].frame)
+        while self._pending and rows + n_rows(self._pending[0].frame) <= self.max_rows:
             nxt = self._pending.popleft()
             batch.append(nxt)
-            rows += len(nxt.frame)
+            rows += n_rows(nxt.frame)
         self._pending_rows -= rows
         return batch
 
     def _run(self, batch: list[_Job]) -> None:
-        frame = batch[0].frame if len(batch) == 1 else pd.concat(
-            [j.frame for j in batch], ignore_index=True)
+        frame = combine([j.frame for j in batch])
         try:
             self._score_into(batch, frame)
         finally:
@@ -147,11 +168,11 @@ class MicroBatcher:
             # One request's rows may be what the model rejects: score each alone, so
             # only that request fails.
             for j in batch:
-                self._score_into([j], j.frame)
+                self._score_into([j], combine([j.frame]))
             return
         start = 0
         for j in batch:
-            stop = start + len(j.frame)
+            stop = start + n_rows(j.frame)
             j.labels = np.asarray(labels[start:stop])
             if j.proba and proba is not None:
                 j.probabilities = np.asarray(proba[start:stop])
