@@ -40,10 +40,10 @@ NAME = "bench-serving"
 
 def register(uri: str, n_rows: int) -> tuple[str, str, list[dict]]:
     """Train and register champion + challenger; return their versions and sample rows."""
-    import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    import mlflow
     from dethrone.datasets import load_diamonds
     from dethrone.settings import Settings
     from dethrone.training import prepare_features, train
@@ -162,6 +162,18 @@ def bodies_of(rows: list[dict], size: int) -> list[bytes]:
     return out
 
 
+def _mlflow_serve(port: int, uri: str, log) -> subprocess.Popen:
+    """``mlflow models serve`` of ``@champion`` with 2 workers, in its own process group."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+         f"models:/{NAME}@champion", "-h", "127.0.0.1", "-p", str(port), "-w", "2",
+         "--env-manager", "local"],
+        # mlflow starts `uvicorn` from PATH: the venv's bin must be on it.
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri,
+             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per cell (default 10)")
@@ -184,15 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         assert post.getresponse().status == 200
         wait_http(router.port, "/health/ready")
         mport = free_port()
-        log = open(home / "mlflow-serve.log", "wb")
-        mlflow_serve = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
-             f"models:/{NAME}@champion", "-h", "127.0.0.1", "-p", str(mport), "-w", "2",
-             "--env-manager", "local"],
-            # mlflow starts `uvicorn` from PATH: the venv's bin must be on it.
-            env={**os.environ, "MLFLOW_TRACKING_URI": uri,
-                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(home / "mlflow-serve.log", "wb") as log:
+            mlflow_serve = _mlflow_serve(mport, uri, log)
         wait_http(mport, "/ping", proc=mlflow_serve)
         cells = [("1 row", 1, 1), ("1 row", 16, 1), ("100 rows", 1, 100), ("100 rows", 16, 100)]
         print(f"model: dethrone RandomForest pipeline, {args.train_rows} training rows; "

@@ -161,7 +161,7 @@ class MicroBatcher:
     def _score_into(self, batch: list[_Job], frame: pd.DataFrame) -> None:
         try:
             labels, proba = self.score(frame, any(j.proba for j in batch))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the callers, who re-raise it
             if len(batch) == 1:
                 batch[0].error = exc
                 return

@@ -216,7 +216,7 @@ def _coerce(name: str, kind: str, v: Any, i: int) -> Any:
         if isinstance(v, bool):
             return v
         raise ValidationError(name, "type", f"{where} must be true or false, got {_show(v)}")
-    if isinstance(v, bool) or isinstance(v, (list, dict)):
+    if isinstance(v, (bool, list, dict)):
         raise ValidationError(name, "type", f"{where} must be a number, got {_show(v)}")
     if v is None:
         if kind == "integer":

@@ -136,7 +136,7 @@ class MlflowSource:
         model = mlflow.pyfunc.load_model(f"models:/{self.settings.model_name}/{version}")
         try:
             raw = model.get_raw_model()
-        except Exception:  # flavours without a raw model: labels only
+        except Exception:  # noqa: BLE001 - flavours without a raw model: labels only
             raw = None
         classes = getattr(raw, "classes_", None)
         proba = getattr(raw, "predict_proba", None)
@@ -195,8 +195,7 @@ class ModelWatcher:
                 "refresh_seconds": self.refresh_seconds,
                 "models": {a: (m.version if (m := self.models.get(a)) else None)
                            for a in ALIASES},
-                "refused": sorted(self._refused, key=int) if all(
-                    v.isdigit() for v in self._refused) else sorted(self._refused)}
+                "refused": sorted(self._refused, key=lambda v: (len(v), v))}
 
     # --- refreshing (watcher thread) --------------------------------------------------
     def refresh(self) -> None:
@@ -205,7 +204,7 @@ class ModelWatcher:
             try:
                 self.source.ping()
                 found = {alias: self.source.lookup(alias) for alias in ALIASES}
-            except Exception as exc:  # registry down: keep serving what is loaded
+            except Exception as exc:  # noqa: BLE001 - registry down: keep serving what is loaded
                 if self.registry_ok is not False:
                     log.warning("model registry unreachable, serving loaded models: %s", exc)
                     self._event("reload", CHAMPION, "unreachable")

@@ -28,7 +28,7 @@ from dethrone_router.assignment import CHALLENGER, CHAMPION, assign, experiment_
 from dethrone_router.batching import MicroBatcher
 from dethrone_router.errors import ApiError
 from dethrone_router.inputs import payload_rows, read_body, to_frame, unit_of
-from dethrone_router.models import ModelSource, ModelWatcher, MlflowSource, ServedModel
+from dethrone_router.models import MlflowSource, ModelSource, ModelWatcher, ServedModel
 
 log = logging.getLogger("dethrone_router.serving")
 bp = Blueprint("serving", __name__)
@@ -127,7 +127,7 @@ def _score():
     mode = cfg.get("mode", "ab")
     challenger = sv.watcher.get(CHALLENGER) if mode != "champion" else None
     order = [f.name for f in champion.model.features] if champion.model.features else None
-    key, rows = payload_rows(body, max_rows=sv.settings.serving_max_rows, order=order)
+    _, rows = payload_rows(body, max_rows=sv.settings.serving_max_rows, order=order)
     unit = unit_of(rows, cfg.get("unit_column"))
     arm = CHAMPION
     if challenger is not None and mode == "ab":
@@ -171,7 +171,7 @@ def _shadow(sv: ServingState, challenger: ServedModel, rows: list, drop: str | N
             labels, _ = challenger.batcher.submit(frame)
             sv.metrics.scored(CHALLENGER, challenger.version, "shadow",
                               time.perf_counter() - started, labels, challenger.task)
-        except Exception as exc:  # the client never sees a shadow error; the metrics do
+        except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
             log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)
         finally:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LinearRegression, LogisticRegression
-
 from dethrone_router.models import Feature, LoadedModel
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 FEATURES = (Feature("carat", "number"), Feature("depth", "number"), Feature("cut", "string"))
 
@@ -152,7 +151,8 @@ def test_sticky_units_follow_the_split(gateway, gclient, source):
     share = sum(a == "champion" for a in arms.values()) / len(arms)
     assert abs(share - 0.7) < 3 * np.sqrt(0.7 * 0.3 / 300)
     for unit in range(0, 300, 37):  # sticky: the same arm again
-        resp = gclient.post("/predict", json={"rows": ROWS}, headers={"X-Dethrone-Unit": f"u{unit}"})
+        resp = gclient.post("/predict", json={"rows": ROWS},
+                            headers={"X-Dethrone-Unit": f"u{unit}"})
         assert resp.json["arm"] == arms[unit]
         assert resp.json["model_version"] == ("1" if arms[unit] == "champion" else "2")
 

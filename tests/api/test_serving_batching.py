@@ -8,10 +8,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from dethrone_router.assignment import assign, bucket, experiment_salt
 from dethrone_router.batching import MicroBatcher
+from scipy import stats
 
 
 class SlowDouble:

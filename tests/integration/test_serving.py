@@ -48,7 +48,6 @@ def _features(frame):
 
 
 def _register(uri: str, diamonds, tmp) -> dict[str, str]:
-    import mlflow
     import mlflow.pyfunc
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -57,6 +56,8 @@ def _register(uri: str, diamonds, tmp) -> dict[str, str]:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    import mlflow
 
     frame = diamonds.sample(3000, random_state=1)
     X, y = _features(frame), frame["price"].to_numpy()
@@ -152,8 +153,9 @@ def _setup(gw, *, champion: str, challenger: str | None = None, expect_challenge
 
 
 def _pyfunc(gw, key):
-    import mlflow
     import mlflow.pyfunc
+
+    import mlflow
 
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     uri = gw.ls.info("mlflow").url
@@ -230,7 +232,8 @@ def _metric(url: str, line_start: str) -> float:
 
 def test_shadow_mode_answers_with_the_champion_and_scores_the_challenger(gw):
     _setup(gw, champion="forest", challenger="ridge", mode="shadow", a=0.0)
-    series = f'dethrone_predictions_total{{arm="challenger",model_version="{gw.versions["ridge"]}"}}'
+    ridge = gw.versions["ridge"]
+    series = f'dethrone_predictions_total{{arm="challenger",model_version="{ridge}"}}'
     before = _metric(gw.url, series)
     X = gw.rows.head(5)
     expected = _pyfunc(gw, "forest").predict(X).tolist()
