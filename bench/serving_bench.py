@@ -9,7 +9,8 @@ Both serve the same registered model from the same MLflow server on 127.0.0.1:
 The model is the demo's champion kind: dethrone's RandomForest pipeline trained on 5,000
 diamonds (the challenger is the same pipeline with another seed). Prints req/s, p50 and
 p99 of single-row ``/invocations`` requests at concurrency 1 and 16, rows/s for 100-row
-batches, the ratios dethrone / MLflow, and the resident memory of each worker.
+batches, the ratios dethrone / MLflow, dethrone's mean requests per model call (the
+micro-batching at work) and the resident memory of each worker.
 
     .venv/bin/python bench/serving_bench.py               # 10 s per cell
     .venv/bin/python bench/serving_bench.py --seconds 3
@@ -144,6 +145,19 @@ def alternate(dport: int, mport: int, bodies: list[bytes], conc: int,
     return out[0], out[1]
 
 
+def batch_totals(port: int) -> tuple[float, float]:
+    """(requests, model calls) so far, summed over arms and workers, from /metrics."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    total = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for key in total:
+            if line.startswith(f"dethrone_prediction_batch_requests_{key}{{"):
+                total[key] += float(line.rsplit(" ", 1)[1])
+    return total["sum"], total["count"]
+
+
 def worker_rss_mb(master_pid: int) -> list[float]:
     """Resident memory of every descendant of ``master_pid`` that serves requests."""
     import psutil
@@ -205,13 +219,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seconds:g} s per cell")
         print(f"{'payload':9} {'conc':>4} | {'dethrone req/s':>14} {'p50 ms':>7} {'p99 ms':>7} "
               f"| {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'req/s x':>7} "
-              f"{'rows/s d':>9} {'rows/s m':>9}")
+              f"{'rows/s d':>9} {'rows/s m':>9} {'req/call':>8}")
         for label, conc, size in cells:
             bodies = bodies_of(rows, size)
+            before = batch_totals(router.port)
             d, m = alternate(router.port, mport, bodies, conc, args.seconds)
+            after = batch_totals(router.port)
+            per_call = (after[0] - before[0]) / max(1.0, after[1] - before[1])
             print(f"{label:9} {conc:4d} | {d['rps']:14.1f} {d['p50']:7.1f} {d['p99']:7.1f} "
                   f"| {m['rps']:12.1f} {m['p50']:7.1f} {m['p99']:7.1f} | "
                   f"{d['rps'] / m['rps']:7.2f} {d['rps'] * size:9.0f} {m['rps'] * size:9.0f}"
+                  f" {per_call:8.1f}"
                   + (f"  errors d={d['errors']} m={m['errors']}"
                      if d["errors"] or m["errors"] else ""))
         print(f"memory per worker (RSS MB): dethrone {worker_rss_mb(router.pid)} "
