@@ -81,7 +81,8 @@ def serving() -> ServingState:
 
 @bp.before_request
 def _limits() -> None:
-    # Prediction batches are larger than configs: allow ~4 KiB per permitted row.
+    # Prediction batches are larger than configs: allow ~4 KiB per permitted row
+    # (a per-request limit: Flask >= 3.1).
     settings = state().settings
     request.max_content_length = max(64 * 1024, settings.serving_max_rows * 4096)
     g.request_id = _request_id()
