@@ -112,22 +112,24 @@ class MlflowSource:
     """Versions of ``settings.model_name`` from the MLflow registry, loaded with pyfunc."""
 
     def __init__(self, settings: Settings) -> None:
-        from dethrone.registry import Registry
-
         self.settings = settings
         # MLflow retries an unreachable server for minutes by default; the watcher
         # retries on its own schedule and must notice an outage quickly.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        self.registry = Registry(settings, check=False)
+        self._registry: Any = None
 
     def ping(self) -> None:
-        from dethrone.registry import configure_mlflow
+        # MLflow is imported here, not at app start: without it the router still serves
+        # its data endpoints and the watcher reports the ImportError as the registry state.
+        from dethrone.registry import Registry, configure_mlflow
 
         configure_mlflow(self.settings)  # raises RegistryError when the server is down
+        if self._registry is None:
+            self._registry = Registry(self.settings, check=False)
 
     def lookup(self, alias: str) -> tuple[str, dict[str, str]] | None:
-        found = self.registry.version(alias)
+        found = self._registry.version(alias)
         return None if found is None else (str(found.version), dict(found.tags or {}))
 
     def load(self, version: str) -> LoadedModel:
