@@ -143,11 +143,12 @@ class ServingMetrics:
 
     def batch(self, arm: str) -> Callable[[int, int], None]:
         """The ``observe(requests, rows)`` callback of an arm's batcher."""
-        rows, reqs = self.batch_rows.labels(arm), self.batch_requests.labels(arm)
 
         def observe(n_requests: int, n_rows: int) -> None:
-            reqs.observe(n_requests)
-            rows.observe(n_rows)
+            # Children are made on first use: in multiprocess mode a child is a file, and
+            # `gunicorn --check-config` builds the app before the metrics folder exists.
+            self.batch_requests.labels(arm).observe(n_requests)
+            self.batch_rows.labels(arm).observe(n_rows)
 
         return observe
 
