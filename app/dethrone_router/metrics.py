@@ -94,8 +94,8 @@ class ServingMetrics:
     """Metrics of the prediction gateway (labels are arms, versions, aliases: no ids).
 
     ``dethrone_model_info`` is a per-worker gauge (``liveall``: one series per live
-    worker pid in multiprocess mode), so ``/metrics`` shows which version each worker
-    serves.
+    worker pid in multiprocess mode): 1 for the version a worker serves under an alias,
+    0 for one it served before.
     """
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
@@ -132,14 +132,9 @@ class ServingMetrics:
         self.reloads.labels(alias, outcome).inc()
 
     def served(self, alias: str, version: str, on: bool) -> None:
-        if on:
-            self.info.labels(alias, version).set(1)
-        else:
-            # Removing the series (not setting 0) keeps one line per served model.
-            try:
-                self.info.remove(alias, version)
-            except KeyError:
-                pass
+        # 0, not a removed series: in multiprocess mode a removed child's last value
+        # would stay in the worker's file and still read 1.
+        self.info.labels(alias, version).set(1 if on else 0)
 
     def batch(self, arm: str) -> Callable[[int, int], None]:
         """The ``observe(requests, rows)`` callback of an arm's batcher."""

@@ -64,12 +64,13 @@ class ServedModel:
     loaded_at: float = 0.0
 
     @property
-    def task(self) -> str:
+    def task(self) -> str:  # noqa: D102
         return "classification" if self.model.classes is not None else "regression"
 
 
 class ModelSource(Protocol):
-    """Where models come from (MLflow in production, a fake in unit tests)."""
+    """Where models come from: ``ping`` raises when unreachable, ``lookup`` gives an alias's
+    ``(version, tags)`` or None, ``load`` a version (MLflow in production, fakes in tests)."""
 
     def ping(self) -> None: ...
     def lookup(self, alias: str) -> tuple[str, dict[str, str]] | None: ...
@@ -179,6 +180,7 @@ class ModelWatcher:
         self.last_error: str | None = None
         self.last_check: float | None = None
         self._refused: set[str] = set()
+        self._failed: dict[str, tuple[int, float]] = {}  # version -> (failures, next try)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -197,7 +199,8 @@ class ModelWatcher:
                 "refresh_seconds": self.refresh_seconds,
                 "models": {a: (m.version if (m := self.models.get(a)) else None)
                            for a in ALIASES},
-                "refused": sorted(self._refused, key=lambda v: (len(v), v))}
+                "refused": sorted(self._refused, key=lambda v: (len(v), v)),
+                "failed_loads": {v: n for v, (n, _) in self._failed.items()}}
 
     # --- refreshing (watcher thread) --------------------------------------------------
     def refresh(self) -> None:
@@ -233,13 +236,21 @@ class ModelWatcher:
             return
         if current is not None and current.version == hit[0]:
             return
+        failures, next_try = self._failed.get(hit[0], (0, 0.0))
+        if time.monotonic() < next_try:
+            return
         try:
             loaded = self.source.load(hit[0])
-        except Exception as exc:  # keep the old version; retry at the next check
+        except Exception as exc:  # noqa: BLE001 - keep the old version, retry later
             log.exception("loading @%s version %s failed", alias, hit[0])
             self.last_error = f"load of version {hit[0]} failed: {exc}"[:300]
             self._event("reload", alias, "failed")
+            # Back off (up to 5 min): a version that cannot load must not be downloaded
+            # again on every check by every worker.
+            delay = min(300.0, self.refresh_seconds * 2 ** failures)
+            self._failed[hit[0]] = (failures + 1, time.monotonic() + delay)
             return
+        self._failed.pop(hit[0], None)
         served = ServedModel(alias, hit[0], loaded, self.make_batcher(alias, _scorer(loaded)),
                              time.time())
         self._swap(alias, served)
@@ -280,7 +291,7 @@ class ModelWatcher:
             self._stop.wait(self.refresh_seconds)
 
     def stop(self) -> None:
-        """End the background thread (tests)."""
+        """End the background thread."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -207,8 +207,22 @@ def test_hot_swap_keeps_the_old_model_for_requests_in_flight(gateway, source):
     source.aliases["champion"] = "2"
     sv.watcher.refresh()
     assert sv.watcher.get("champion").version == "2" and held.version == "1"
+    metrics = gateway.test_client().get("/metrics").get_data(as_text=True)
+    assert 'dethrone_model_info{alias="champion",version="2"} 1.0' in metrics
+    assert 'dethrone_model_info{alias="champion",version="1"} 0.0' in metrics
+    assert 'dethrone_model_reloads_total{alias="champion",outcome="loaded"} 2.0' in metrics
     frame = pd.DataFrame(ROWS)
     assert held.batcher.submit(frame)[0].tolist() == held.model.predict(frame).tolist()
+
+
+def test_a_version_that_fails_to_load_keeps_the_old_one_and_backs_off(gateway, source):
+    sv = gateway.extensions["dethrone_serving"]
+    source.aliases["champion"] = "9"  # not loadable: KeyError in the fake source
+    sv.watcher.refresh()
+    sv.watcher.refresh()
+    assert sv.watcher.get("champion").version == "1"
+    assert source.loads.count("9") == 1  # the second check waited (backoff)
+    assert sv.watcher.status()["failed_loads"] == {"9": 1}
 
 
 def test_registry_down_keeps_serving_and_reports_degraded(gateway, gclient, source, models):

@@ -284,6 +284,16 @@ def test_hot_swap_under_load_serves_the_new_version_without_failures(gw):
     last_old = max(t for t, _, v in seen if v == gw.versions["forest"])
     assert last_old - moved < 1 + 20  # refresh interval + load time (generous on a busy box)
     assert served_after < 1 + 20
+    # Each worker's gauge: both serve the new version (1), both served the old one (0).
+    lines = requests.get(gw.url + "/metrics", timeout=10).text.splitlines()
+
+    def workers(version: str, value: str) -> int:
+        return sum(1 for line in lines if line.startswith("dethrone_model_info{")
+                   and 'alias="champion"' in line and f'version="{version}"' in line
+                   and line.endswith(f" {value}"))
+
+    assert workers(gw.versions["custom"], "1.0") == 2
+    assert workers(gw.versions["forest"], "0.0") == 2
 
 
 def test_rejected_challenger_never_gets_traffic(gw):
