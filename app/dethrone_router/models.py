@@ -64,7 +64,7 @@ class ServedModel:
     loaded_at: float = 0.0
 
     @property
-    def task(self) -> str:  # noqa: D102
+    def task(self) -> str:
         return "classification" if self.model.classes is not None else "regression"
 
 
@@ -241,7 +241,7 @@ class ModelWatcher:
             return
         try:
             loaded = self.source.load(hit[0])
-        except Exception as exc:  # noqa: BLE001 - keep the old version, retry later
+        except Exception as exc:  # keep the old version, retry later (backoff below)
             log.exception("loading @%s version %s failed", alias, hit[0])
             self.last_error = f"load of version {hit[0]} failed: {exc}"[:300]
             self._event("reload", alias, "failed")
