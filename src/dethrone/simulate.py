@@ -219,36 +219,58 @@ def simulate(router: RouterClient, *, rate: float, duration: float, units: int |
 
 def _send_all(router, pool, tally, sender, rng, *, start, rate, duration, units,
               max_requests, rows_per_request, progress) -> None:
-    """The pacing loop: request i starts at ``start + i / rate`` on a worker thread."""
+    """The pacing loop: request i starts at ``start + i / rate`` on its own thread."""
     run = uuid.uuid4().hex[:12]
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    ticker = _Ticker(progress, tally, sender, start)
     threads: list[threading.Thread] = []
-    end, next_report, i = start + duration, start + PROGRESS_EVERY, 0
-    while max_requests is None or i < max_requests:
-        due = start + i / rate
-        if due >= end:
-            break
+    end, i = start + duration, 0
+    while (max_requests is None or i < max_requests) and (due := start + i / rate) < end:
         while (now := time.monotonic()) < due:
+            ticker.maybe()
             time.sleep(min(due - now, 0.05))
-        if not slots.acquire(timeout=max(end - time.monotonic(), 0.0)):
-            break  # every slot stayed busy until the end
+        if not _acquire(slots, end, ticker):
+            break  # every slot stayed busy until the end: a hanging router
         rows, labelled, failed = pool.take(rows_per_request)
         if failed is not None:
             tally.error(f"get_data {failed}", request=False)
         unit = None if units is None else f"sim-unit-{int(rng.integers(units))}"
-        job = threading.Thread(target=_one, args=(router, tally, sender, slots, rows, labelled,
-                                                  unit, f"sim-{run}-{i}"), daemon=True)
+        job = threading.Thread(target=_one, daemon=True, args=(
+            router, tally, sender, slots, rows, labelled, unit, f"sim-{run}-{i}"))
         tally.sent()
         job.start()
         threads.append(job)
         i += 1
-        if time.monotonic() >= next_report:
+        if ticker.maybe():
             threads = [t for t in threads if t.is_alive()]
-            _report_progress(progress, tally, sender, start)
-            next_report += PROGRESS_EVERY
     wait_until = end + GRACE / 2
     for job in threads:
         job.join(timeout=max(wait_until - time.monotonic(), 0.0))
+
+
+def _acquire(slots: threading.BoundedSemaphore, end: float, ticker) -> bool:
+    """A free in-flight slot, or False at ``end``; reports progress while waiting."""
+    while not slots.acquire(timeout=min(max(end - time.monotonic(), 0.0), 0.5)):
+        ticker.maybe()
+        if time.monotonic() >= end:
+            return False
+    return True
+
+
+class _Ticker:
+    """Calls ``progress`` at most once per ``PROGRESS_EVERY`` seconds."""
+
+    def __init__(self, progress, tally, sender, start):
+        self.progress, self.tally, self.sender, self.start = progress, tally, sender, start
+        self.next = start + PROGRESS_EVERY
+
+    def maybe(self) -> bool:
+        now = time.monotonic()
+        if now < self.next:
+            return False
+        self.next = now + PROGRESS_EVERY
+        _report_progress(self.progress, self.tally, self.sender, self.start)
+        return True
 
 
 def _one(router, tally, sender, slots, rows, labelled, unit, request_id) -> None:

@@ -283,6 +283,14 @@ def test_progress_reports_growing_counts_and_a_final_view():
                                if k not in ("done", "pending_labels")}) == report
 
 
+def test_progress_goes_on_between_slow_requests():
+    views = []
+    report = run(FakeRouter(), rate=0.4, duration=2.6, progress=views.append)
+    assert report.requests == 2  # at 0 s and 2.5 s
+    running = [v for v in views if not v["done"]]
+    assert len(running) >= 2 and running[0]["requests"] == 1
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"rate": 0}, "rate"), ({"rate": -1}, "rate"), ({"rate": float("inf")}, "rate"),
     ({"duration": 0}, "duration"), ({"duration": float("nan")}, "duration"),
