@@ -37,8 +37,9 @@ def _register(uri: str, diamonds) -> list[str]:
 
     frame = diamonds.sample(3000, random_state=3)
     X, y = frame[CATS + NUMS], frame["price"].to_numpy()
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     versions = []
     try:
         for alpha in (1.0, 300.0):
@@ -52,7 +53,8 @@ def _register(uri: str, diamonds) -> list[str]:
                     pip_requirements=["scikit-learn", "pandas"])
             versions.append(str(mlflow.register_model(info.model_uri, NAME).version))
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     return versions
 
 
