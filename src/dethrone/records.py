@@ -243,6 +243,32 @@ class LiveExperiment(TagRecord):
     def active(self) -> bool:
         return self.state in LIVE_ACTIVE
 
+    #: the one registered-model tag holding the whole record as JSON: one write changes
+    #: it, so a cut connection never leaves half an update (the run gets per-field tags)
+    RECORD_TAG: ClassVar[str] = "dethrone.live.record"
+
+    def to_json(self) -> str:
+        """The record as one JSON tag value (reasons shortened to fit a tag)."""
+        data = self.to_dict()
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text) > MAX_TAG_LENGTH:
+            data["reasons"] = [r[:300] for r in data["reasons"][-4:]]
+            data["config_versions"] = data["config_versions"][-20:]
+            text = json.dumps(data, separators=(",", ":"))
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | None) -> LiveExperiment | None:
+        """The record of :meth:`to_json` (``None`` for no or unreadable text)."""
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 @dataclass(frozen=True)
 class Look(TagRecord):

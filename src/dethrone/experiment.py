@@ -1,0 +1,305 @@
+"""Live experiments: start, look, promote with a guardrail window, roll back, stop.
+
+The experiment is a small state machine stored as :class:`~dethrone.records.LiveExperiment`
+tags on the registered model (one experiment at a time) and mirrored on its MLflow run::
+
+    starting → running ─┬─ promoting → guardrail ─┬─ promoted
+                        │                          └─ rolling-back → rolled-back
+                        ├─ kept | inconclusive | stopped
+
+Every transition is written *before* the registry and the router are changed, and every
+step after it is idempotent (aliases are set, not toggled; the router gets whole serving
+fields), so a retried or re-run task finishes what an interrupted one began and never
+promotes, rolls back or starts twice. The collaborators come in an :class:`ExperimentContext`
+(unit tests pass fakes); settings are read from the environment only by the callers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dethrone import experiment_looks as looks
+from dethrone.records import CHALLENGER, CHAMPION, Decision, LiveExperiment, RollbackRecord
+from dethrone.settings import Settings
+from dethrone.store.durations import parse_duration
+
+#: who the automatic actions are recorded as
+AUTOMATIC = "dethrone"
+
+
+class ExperimentError(RuntimeError):
+    """A live experiment cannot be started or changed in its current state (permanent)."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class ExperimentContext:
+    """What the lifecycle talks to: registry, router client, log database, tracker, clock.
+
+    ``tracker`` has ``start_run(rec) -> run_id``, ``update(rec)`` and
+    ``log_look(rec, look) -> list of looks`` (:mod:`dethrone.experiment_tracking`).
+    """
+
+    settings: Settings
+    registry: Any
+    router: Any
+    engine: Any
+    tracker: Any
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, check: bool = True) -> ExperimentContext:
+        """Configure MLflow once and build the real collaborators for ``settings``."""
+        from dethrone import experiment_tracking
+        from dethrone.context import configure_mlflow
+        from dethrone.registry import Registry
+        from dethrone.router_client import RouterClient
+        from dethrone.store.engine import database_url, make_engine
+
+        configure_mlflow(settings, check=check)
+        return cls(settings=settings, registry=Registry(settings),
+                   router=RouterClient.from_settings(settings),
+                   engine=make_engine(database_url(settings)),
+                   tracker=experiment_tracking.Tracker(settings))
+
+
+# --- the stored record --------------------------------------------------------------
+def current(ctx: ExperimentContext) -> LiveExperiment | None:
+    """The latest experiment of the model (running or ended), or ``None``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = ctx.registry.client.get_registered_model(ctx.registry.name).tags or {}
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None  # no registered model yet
+        raise
+    return LiveExperiment.from_json(tags.get(LiveExperiment.RECORD_TAG))
+
+
+def _save(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    ctx.registry.client.set_registered_model_tag(ctx.registry.name, LiveExperiment.RECORD_TAG,
+                                                 rec.to_json())
+    if rec.run_id:
+        ctx.tracker.update(rec)
+    return rec
+
+
+def _set(ctx: ExperimentContext, rec: LiveExperiment, **changes: Any) -> LiveExperiment:
+    return _save(ctx, dataclasses.replace(rec, **changes))
+
+
+def experiment_id(challenger_version: str, key: str) -> str:
+    """Deterministic id of the experiment a (challenger, DAG run or request) starts.
+
+    >>> experiment_id("7", "manual__1") == experiment_id("7", "manual__1")
+    True
+    """
+    return f"live-v{challenger_version}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def _traffic(ctx: ExperimentContext, rec: LiveExperiment, **config: Any) -> LiveExperiment:
+    """Set the router's serving fields only (never the drift settings) and note the version."""
+    stored = ctx.router.set_traffic(**config)
+    version = stored.get("version") if isinstance(stored, dict) else None
+    return dataclasses.replace(rec, config_versions=[*rec.config_versions, version])
+
+
+def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
+    return _traffic(ctx, rec, mode="champion", a=1.0, b=0.0)
+
+
+def _thresholds(s: Settings) -> dict[str, Any]:
+    return {"alpha": s.ab_alpha, "margin": s.ab_margin, "tuning_n": s.sequential_tuning_n,
+            "min_units_per_arm": s.ab_min_rows_per_arm,
+            "max_units_per_arm": s.ab_max_units_per_arm, "guardrail_margin": s.guardrail_margin,
+            "srm_pvalue_threshold": s.srm_pvalue_threshold, "holdback": s.holdback_share,
+            "rollback_window": s.rollback_window}
+
+
+# --- start --------------------------------------------------------------------------
+def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: str,
+                     mode: str = "ab", split: float = 0.5, by: str = AUTOMATIC,
+                     reason: str = "") -> dict[str, Any]:
+    """Start a live experiment of ``challenger_version`` against ``@champion``.
+
+    ``key`` (the DAG run id, or an operator request id) makes the start idempotent: a retry
+    with the same key finishes or returns the experiment it started. Any other start while
+    an experiment is active raises :class:`ExperimentError`.
+
+    Returns the experiment record as a dict.
+    """
+    if mode not in ("ab", "shadow"):
+        raise ValueError(f"mode must be 'ab' or 'shadow', got {mode!r}")
+    if mode == "ab" and not 0.0 < float(split) < 1.0:
+        raise ValueError(f"split must be strictly between 0 and 1, got {split!r}")
+    challenger_version, new_id = str(challenger_version), experiment_id(str(challenger_version),
+                                                                      key)
+    rec = current(ctx)
+    if rec is not None and rec.id == new_id and rec.state != "starting":
+        return rec.to_dict()  # a retry after the start completed
+    if rec is not None and rec.active and rec.id != new_id:
+        raise ExperimentError(f"experiment {rec.id} (challenger v{rec.challenger_version}) "
+                              f"is {rec.state}; stop it first")
+    if rec is None or rec.id != new_id:
+        champion = ctx.registry.alias_version(CHAMPION)
+        if champion is None:
+            raise ExperimentError("there is no @champion to test a challenger against")
+        if str(champion.version) == challenger_version:
+            raise ExperimentError(f"version {challenger_version} is already @champion")
+        ctx.registry.model_version(challenger_version)  # exists, or MLflow says so
+        rec = LiveExperiment(
+            id=new_id, champion_version=str(champion.version),
+            challenger_version=challenger_version, salt=new_id, started_at=ctx.clock(),
+            mode=mode, split=float(split) if mode == "ab" else None,
+            thresholds=_thresholds(ctx.settings), dag_run_id=key, state="starting",
+            action={"action": "start", "by": by, "reason": reason, "at": ctx.clock()})
+        rec = _save(ctx, rec)
+    if not rec.run_id:
+        rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
+    ctx.registry.set_alias(CHALLENGER, challenger_version)
+    serving = ({"mode": "ab", "a": 1.0 - rec.split, "b": rec.split} if rec.mode == "ab"
+               else {"mode": "shadow"})
+    rec = _traffic(ctx, rec, salt=rec.salt, **serving)
+    return _set(ctx, rec, state="running").to_dict()
+
+
+# --- looks and automatic actions --------------------------------------------------------
+def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
+    """One scheduled look: decide, log the look, and act on the outcome.
+
+    ``promote`` promotes and opens the guardrail window, ``keep`` returns all traffic to
+    the champion, ``inconclusive`` with a sample ratio mismatch stops the experiment,
+    ``continue`` (or too few units so far) does nothing. In the guardrail window this is
+    :func:`check_rollback`; an interrupted promotion or rollback is finished.
+    """
+    rec = current(ctx)
+    if rec is None or not rec.active:
+        return {"experiment": None if rec is None else rec.id, "state": _state(rec),
+                "action": "none"}
+    if rec.state in ("guardrail", "rolling-back"):
+        return check_rollback(ctx)
+    if rec.state == "promoting":
+        return _out(_finish_promotion(ctx, rec), "promoted")
+    if rec.state == "starting":
+        return _out(rec, "none")  # the start task (or its retry) finishes it
+    decision = looks.experiment_decision(looks.read_log(ctx.engine, rec), rec, ctx.settings)
+    look = looks.look_of(decision, phase="experiment", now=ctx.clock())
+    ctx.tracker.log_look(rec, look)
+    rec = _set(ctx, rec, looks=rec.looks + 1)
+    outcome = look.outcome
+    if outcome == "promote":
+        return _out(_promote(ctx, rec, decision, by=AUTOMATIC, reason=""), "promoted")
+    if outcome == "keep" or (outcome == "inconclusive" and looks.srm_failed(decision)):
+        state = "kept" if outcome == "keep" else "inconclusive"
+        _record_decision(ctx, rec, decision, outcome)
+        rec = _all_to_champion(ctx, rec)
+        rec = _set(ctx, rec, state=state, outcome=outcome, ended_at=ctx.clock(),
+                   reasons=list(decision.reasons))
+        return _out(rec, state, look)
+    return _out(rec, "continue", look)
+
+
+def _state(rec: LiveExperiment | None) -> str | None:
+    return None if rec is None else rec.state
+
+
+def _out(rec: LiveExperiment, action: str, look: Any = None) -> dict[str, Any]:
+    return {"experiment": rec.id, "state": rec.state, "action": action,
+            "look": None if look is None else look.to_dict()}
+
+
+def _record_decision(ctx: ExperimentContext, rec: LiveExperiment, decision: Any,
+                     outcome: str) -> Decision:
+    record = Decision(
+        outcome=outcome, dag_run_id=rec.dag_run_id, champion_version=rec.champion_version,
+        challenger_version=rec.challenger_version,
+        reasons=[] if decision is None else list(decision.reasons),
+        pvalue=None if decision is None else looks._num(decision.pvalue),
+        ci=None if decision is None else [looks._num(decision.ci_low),
+                                          looks._num(decision.ci_high)],
+        loss="live", comparison_run_id=rec.run_id,
+        expected_share_a=None if rec.split is None else 1.0 - rec.split)
+    ctx.registry.record_decision(rec.challenger_version, record)
+    return record
+
+
+def _promote(ctx: ExperimentContext, rec: LiveExperiment, decision: Any, *, by: str,
+             reason: str) -> LiveExperiment:
+    reasons = list(decision.reasons) if decision is not None else [f"promoted by {by}: "
+                                                                    f"{reason}"]
+    rec = _set(ctx, rec, state="promoting", outcome="promote", reasons=reasons,
+               action={"action": "promote", "by": by, "reason": reason, "at": ctx.clock()})
+    _record_decision(ctx, rec, decision, "promote")
+    return _finish_promotion(ctx, rec)
+
+
+def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    # registry.promote is crash-safe and a no-op once done; the holdback (the previous
+    # champion) becomes the gateway's challenger arm for the guardrail window.
+    ctx.registry.promote(rec.challenger_version)
+    ctx.registry.set_alias(CHALLENGER, rec.champion_version)
+    share = float(ctx.settings.holdback_share)
+    rec = _traffic(ctx, rec, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
+    until = rec.window_until or ctx.clock() + parse_duration(ctx.settings.rollback_window)
+    return _set(ctx, rec, state="guardrail", holdback=share, window_until=until)
+
+
+def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
+    """In the guardrail window: roll back when the new champion is significantly worse.
+
+    The always-valid test compares the new champion's live loss with the holdback's (the
+    previous champion, ``holdback_share`` of the traffic). When the window ends without
+    harm shown, the holdback is removed and the promotion is final.
+    """
+    rec = current(ctx)
+    if rec is None or rec.state not in ("guardrail", "rolling-back"):
+        return {"experiment": None if rec is None else rec.id, "state": _state(rec),
+                "action": "none"}
+    if rec.state == "rolling-back":
+        return _out(_finish_rollback(ctx, rec), "rolled-back")
+    decision = looks.guardrail_decision(looks.read_log(ctx.engine, rec), rec, ctx.settings)
+    look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
+    ctx.tracker.log_look(rec, look)
+    rec = _set(ctx, rec, looks=rec.looks + 1)
+    if look.outcome == "promote":  # the previous champion is better: undo the promotion
+        why = (f"automatic rollback: live loss of v{rec.challenger_version} "
+               f"({look.mean_a:.4g}) is significantly worse than the holdback "
+               f"v{rec.champion_version} ({look.mean_b:.4g}); always-valid interval of "
+               f"the difference [{look.ci_low:.4g}, {look.ci_high:.4g}], p = {look.pvalue:.3g}")
+        return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
+    if ctx.clock() >= float(rec.window_until):
+        rec = _all_to_champion(ctx, rec)
+        rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock())
+        return _out(rec, "window-closed", look)
+    return _out(rec, "continue", look)
+
+
+def _rollback(ctx: ExperimentContext, rec: LiveExperiment, *, by: str,
+              reason: str) -> LiveExperiment:
+    rec = _set(ctx, rec, state="rolling-back", outcome="rolled-back",
+               reasons=[*rec.reasons, reason],
+               action={"action": "rollback", "by": by, "reason": reason, "at": ctx.clock()})
+    return _finish_rollback(ctx, rec)
+
+
+def _finish_rollback(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    reg = ctx.registry
+    reason = (rec.action or {}).get("reason", "rollback")
+    by = (rec.action or {}).get("by", AUTOMATIC)
+    reg.finish_pending()  # an interrupted promotion, or this rollback cut half-way
+    serving = reg.alias_version(CHAMPION)
+    if serving is not None and str(serving.version) == rec.challenger_version:
+        # Only while the promoted version still serves: a second rollback would undo this one.
+        reg.rollback(reason)
+    reg.tag_version(rec.challenger_version, RollbackRecord(rolled_back=True, reason=reason,
+                                                           by=by).to_tags())
+    rec = _all_to_champion(ctx, rec)
+    return _set(ctx, rec, state="rolled-back", ended_at=ctx.clock())
