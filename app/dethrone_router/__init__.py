@@ -66,13 +66,17 @@ def state() -> RouterState:
     return current_app.extensions["dethrone_router"]
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, model_source: Any = None) -> Flask:
     """Build the router app: load the data set, open the config store, register routes.
 
     Parameters
     ----------
     settings : Settings, optional
         Defaults to ``Settings.from_env()`` read now.
+    model_source : ModelSource, optional
+        Where the gateway gets its models (default: the MLflow registry). The watcher
+        thread is not started here: ``wsgi`` starts it in each worker, tests call
+        ``refresh()`` themselves.
 
     Returns
     -------
@@ -101,11 +105,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         columns={c: slicer.frame[c] for c in slicer.columns},
         store=store, metrics=Metrics(store))
 
-    from dethrone_router import data, ops, traffic
+    from dethrone_router import data, ops, serving, traffic
 
+    if settings.serving_enabled:
+        from dethrone_router.metrics import ServingMetrics
+
+        app.extensions["dethrone_serving"] = serving.build_serving(
+            settings, ServingMetrics(app.extensions["dethrone_router"].metrics.registry),
+            model_source)
     app.register_blueprint(traffic.bp)
     app.register_blueprint(data.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(serving.bp)
     register_error_handler(app)
     app.before_request(_start_timer)
     app.after_request(_log_request)

@@ -42,7 +42,11 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
               "drift": {"type": "object", "additionalProperties": False,
                         "properties": {c: {"$ref": "#/components/schemas/DriftSpec"}
                                        for c in columns}},
-              "seed": seed}
+              "seed": seed,
+              "mode": {"type": "string", "enum": ["ab", "shadow", "champion"]},
+              "salt": {"type": "string", "maxLength": 100},
+              "unit_column": {"type": "string", "minLength": 1, "maxLength": 100,
+                              "nullable": True}}
     split = {"type": "object", "required": ["columns", "index", "data"],
              "properties": {"columns": {"type": "array", "items": {"type": "string"}},
                             "index": {"type": "array", "items": {"type": "integer"}},
@@ -69,17 +73,65 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
                    "properties": {"a_data": {"$ref": "#/components/schemas/Split"},
                                   "b_data": {"$ref": "#/components/schemas/Split"}}},
         "Health": {"type": "object", "required": ["status", "checks"], "properties": {
-            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
             "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
             "config_version": {"type": "integer", "nullable": True},
             "store": {"type": "object"}, "metrics": {"type": "string", "nullable": True},
             "dataset": {"type": "object"}}},
+        **_serving_schemas(),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "field", "status"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                            "field": {"type": "string", "nullable": True},
                            "status": {"type": "integer"}}}}},
     }
+
+
+def _serving_schemas() -> dict[str, Any]:
+    rows = {"type": "array", "items": {"type": "object"}}
+    body = {"type": "object", "minProperties": 1, "maxProperties": 3, "properties": {
+        "dataframe_split": {"type": "object", "required": ["columns", "data"], "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "array", "items": {}}},
+            "index": {"type": "array"}}},
+        "dataframe_records": rows, "rows": rows,
+        "instances": {"oneOf": [rows, {"type": "object"}]},
+        "inputs": {"oneOf": [rows, {"type": "object"}]},
+        "probabilities": {"type": "boolean"}, "params": {"type": "object"}}}
+    answer = {"type": "object", "required": ["predictions", "model_version", "arm",
+                                             "request_id"], "properties": {
+        "predictions": {"type": "array", "items": {}},
+        "model_version": {"type": "string"},
+        "arm": {"type": "string", "enum": ["champion", "challenger"]},
+        "request_id": {"type": "string"},
+        "classes": {"type": "array", "items": {}},
+        "probabilities": {"type": "array", "items": {"type": "array",
+                                                     "items": {"type": "number"}}}}}
+    ready = {"type": "object", "required": ["status", "models"], "properties": {
+        "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
+        "models": {"type": "object"}, "pid": {"type": "integer"},
+        "registry": {"type": "string"}, "store": {"type": "boolean"}}}
+    return {"PredictRequest": body, "Predictions": answer, "Ready": ready}
+
+
+def _serving_paths() -> dict[str, Any]:
+    codes = {"400": "invalid rows (the error names the column)", "413": "too many rows",
+             "415": _ERROR_CODES["415"], "422": "the model rejected rows that fit its signature",
+             "503": "no @champion loaded (or serving is off)"}
+    op = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+        "responses": {"200": _json("Predictions", "predictions of the assigned arm", {
+            "X-Request-ID": {"description": "the client's valid id, else a new one",
+                             "schema": {"type": "string"}}}),
+            **{k: _error(v) for k, v in codes.items()}}}
+    return {"/predict": {"post": {**op, "summary": "score rows on the assigned arm"}},
+            "/invocations": {"post": {**op, "summary": "MLflow scoring-server compatible"}},
+            "/health/live": {"get": {"summary": "the process answers", "responses": {
+                "200": {"description": "alive", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}}}},
+            "/health/ready": {"get": {"summary": "a champion is loaded, the store reachable",
+                                      "responses": {"200": _json("Ready", "ready"),
+                                                    "503": _json("Ready", "not ready")}}}}
 
 
 def build_spec(columns: list[str], max_data_size: int, auth: bool,
@@ -145,6 +197,7 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool,
             "/ab_data": {"get": ab_data, "post": {**ab_data, "operationId": "postAbData"}},
             "/health": {"get": {"summary": "readiness", "responses": {
                 "200": _json("Health", "ready"), "503": _json("Health", "not ready")}}},
+            **_serving_paths(),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

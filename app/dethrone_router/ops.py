@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from dethrone_router import state
 from dethrone_router.errors import ApiError
@@ -31,7 +31,12 @@ def health():
     except StoreUnavailable as exc:
         version, checks["config_valid"], problem = None, False, str(exc)
     ready = all(checks.values())
-    body = {"status": "ok" if ready else "unavailable", "checks": checks,
+    serving = current_app.extensions.get("dethrone_serving")
+    view = serving.watcher.status() if serving is not None else None
+    # The registry down while models keep serving: still 200, but say so.
+    degraded = ready and view is not None and view["registry"] == "unreachable"
+    body = {"status": "degraded" if degraded else "ok" if ready else "unavailable",
+            "checks": checks, "serving": view,
             "config_version": version,
             "store": {"path": str(st.store.path), "problem": problem},
             "metrics": st.metrics.problem,

@@ -19,6 +19,11 @@ from dethrone.injection import KINDS, DriftSpec, applicable_kinds, intensity_ran
 #: Seed-compatible defaults; ``drift`` and ``seed`` are extensions.
 DEFAULTS: dict[str, Any] = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": [],
                             "drift": {}, "seed": None}
+#: Serving keys (the gateway's mode, experiment salt and unit column); a config stored
+#: before they existed gets these values.
+SERVING_DEFAULTS: dict[str, Any] = {"mode": "ab", "salt": "", "unit_column": None}
+DEFAULTS.update(SERVING_DEFAULTS)
+MODES = ("ab", "shadow", "champion")
 WRITABLE = tuple(DEFAULTS)
 SUM_TOLERANCE = 1e-9
 SEED_MAX = 2**64 - 1
@@ -114,6 +119,7 @@ def validate_config(cfg: Mapping[str, Any], columns: Mapping[str, pd.Series],
     if unknown:
         raise ValidationError(unknown[0], "unknown_key",
                               f"unknown key {unknown[0]!r}; allowed keys: {', '.join(WRITABLE)}")
+    cfg = {**SERVING_DEFAULTS, **cfg}
     missing = [k for k in WRITABLE if k not in cfg]
     if missing:
         raise ValidationError(missing[0], "required", f"{missing[0]} is required")
@@ -131,7 +137,21 @@ def validate_config(cfg: Mapping[str, Any], columns: Mapping[str, pd.Series],
     drift_cols = _drift_cols(cfg["drift_cols"], columns)
     drift = _drift_specs(cfg["drift"], drift_cols, columns)
     return {"a": a, "b": b, "data_size": size, "drift_cols": drift_cols, "drift": drift,
-            "seed": parse_seed(cfg["seed"], allow_none=True)}
+            "seed": parse_seed(cfg["seed"], allow_none=True), **_serving_keys(cfg)}
+
+
+def _serving_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    mode, salt, unit = cfg["mode"], cfg["salt"], cfg["unit_column"]
+    if mode not in MODES:
+        raise ValidationError("mode", "unknown_mode",
+                              f"mode must be one of {', '.join(MODES)}, got {_show(mode)}")
+    if not isinstance(salt, str) or len(salt) > 100:
+        raise ValidationError("salt", "type", f"salt must be a string of at most 100 "
+                                              f"characters, got {_show(salt)}")
+    if unit is not None and (not isinstance(unit, str) or not 0 < len(unit) <= 100):
+        raise ValidationError("unit_column", "type", f"unit_column must be null or a column "
+                                                     f"name (1-100 characters), got {_show(unit)}")
+    return {"mode": mode, "salt": salt, "unit_column": unit}
 
 
 def _drift_cols(value: Any, columns: Mapping[str, pd.Series]) -> list[str]:

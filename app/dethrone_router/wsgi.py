@@ -15,3 +15,7 @@ if not _log.handlers:
     _log.propagate = False
 
 app = create_app()
+# Each gunicorn worker imports this module after the fork (no preload), so every worker
+# gets its own model-watcher thread.
+if "dethrone_serving" in app.extensions:
+    app.extensions["dethrone_serving"].start()

@@ -151,6 +151,8 @@ class Decision(TagRecord):
     loss: str | None = None
     expected_share_a: float | None = None
     config_version: str | None = None
+    #: False while a live experiment still collects evidence (the gateway may serve it).
+    final: bool | None = None
 
 
 @dataclass(frozen=True)

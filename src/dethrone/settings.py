@@ -59,6 +59,13 @@ class Settings:
                                            "(more: 429 with Retry-After)")
     dataset_path: str = _doc("", "CSV or Parquet served by the router (empty: diamonds)")
     target: str = _doc("price", "target column of the data set")
+    router_threads: int = _doc(8, "threads per gunicorn worker (concurrent requests)")
+    # --- serving ----------------------------------------------------------------
+    serving_enabled: bool = _doc(True, "serve @champion/@challenger on /predict, /invocations")
+    serving_refresh_seconds: float = _doc(10.0, "seconds between alias re-checks per worker")
+    serving_max_rows: int = _doc(1000, "most rows one prediction request may send")
+    serving_batch_window_ms: float = _doc(2.0, "wait for more requests when busy (ms)")
+    serving_max_batch_rows: int = _doc(256, "most rows scored in one model call")
     # --- drift ----------------------------------------------------------------
     ks_pvalue_threshold: float = _doc(0.05, "KS drift when corrected p-value is below this")
     ks_min_effect: float = _doc(0.05, "KS drift also needs a statistic at least this big")
@@ -186,6 +193,12 @@ class Settings:
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
             raise ValueError("ROUTER_LARGE_SLICE_ROWS and ROUTER_MAX_LARGE_SLICES must be "
                              "positive")
+        for name in ("router_threads", "serving_max_rows", "serving_max_batch_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.upper()} must be at least 1")
+        if not self.serving_refresh_seconds > 0 or not 0 <= self.serving_batch_window_ms <= 1000:
+            raise ValueError("SERVING_REFRESH_SECONDS must be positive and "
+                             "SERVING_BATCH_WINDOW_MS in [0, 1000]")
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """Settings as a dict; secrets are replaced by ``"***"`` unless ``redact=False``."""

@@ -49,7 +49,8 @@ def test_openapi_describes_every_endpoint(client):
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {"/traffic", "/traffic/history", "/get_data", "/ab_data",
-                                  "/health", "/metrics", "/openapi.json"}
+                                  "/health", "/metrics", "/openapi.json", "/predict",
+                                  "/invocations", "/health/live", "/health/ready"}
     assert set(spec["paths"]["/traffic"]) == {"get", "post"}
     assert set(spec["paths"]["/get_data"]) == {"get", "post"}
     schemas = spec["components"]["schemas"]

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "traffic": "traffic_cmd",
     "trigger": "trigger_cmd",
     "predictions": "predictions_cmd",
+    "serving": "serving_cmd",
 }
 
 EXIT_OK, EXIT_FOUND, EXIT_BAD_INPUT = 0, 1, 2
