@@ -177,15 +177,15 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
 
     ``promote`` promotes and opens the guardrail window, ``keep`` returns all traffic to
     the champion, ``inconclusive`` with a sample ratio mismatch stops the experiment,
-    ``continue`` (or too few units so far) does nothing. In the guardrail window this is
-    :func:`check_rollback`; an interrupted promotion or rollback is finished.
+    ``continue`` (or too few units so far) does nothing. An interrupted promotion is
+    finished; the guardrail window after a promotion is :func:`check_rollback`'s.
     """
     rec = current(ctx)
     if rec is None or not rec.active:
         return {"experiment": None if rec is None else rec.id, "state": _state(rec),
                 "action": "none"}
     if rec.state in ("guardrail", "rolling-back"):
-        return check_rollback(ctx)
+        return _out(rec, "none")  # the window is check_rollback's
     if rec.state == "promoting":
         return _out(_finish_promotion(ctx, rec), "promoted")
     if rec.state == "starting":
