@@ -190,7 +190,8 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
         return _out(_finish_promotion(ctx, rec), "promoted")
     if rec.state == "starting":
         return _out(rec, "none")  # the start task (or its retry) finishes it
-    decision = looks.experiment_decision(looks.read_log(ctx.engine, rec), rec, ctx.settings)
+    decision = looks.experiment_decision(
+        looks.read_log(ctx.engine, rec, looks.experiment_arms(rec)), rec, ctx.settings)
     look = looks.look_of(decision, phase="experiment", now=ctx.clock())
     ctx.tracker.log_look(rec, look)
     rec = _set(ctx, rec, looks=rec.looks + 1)
@@ -265,7 +266,8 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
                 "action": "none"}
     if rec.state == "rolling-back":
         return _out(_finish_rollback(ctx, rec), "rolled-back")
-    decision = looks.guardrail_decision(looks.read_log(ctx.engine, rec), rec, ctx.settings)
+    decision = looks.guardrail_decision(
+        looks.read_log(ctx.engine, rec, looks.guardrail_arms(rec)), rec, ctx.settings)
     look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
     ctx.tracker.log_look(rec, look)
     rec = _set(ctx, rec, looks=rec.looks + 1)

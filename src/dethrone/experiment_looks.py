@@ -12,22 +12,62 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import Text, and_, cast, or_, select
 
 from dethrone.records import LiveExperiment, Look
 from dethrone.settings import Settings
+from dethrone.store.errors import unavailable_as_typed
+from dethrone.store.schema import feedback, predictions
 
 #: arms as the gateway logs them
 CHAMPION_ARM, CHALLENGER_ARM, SHADOW_ARM = "champion", "challenger", "shadow"
-_COLUMNS = ["request_id", "row", "arm", "served", "unit", "model_version", "loss"]
 
 
-def read_log(engine: Any, rec: LiveExperiment) -> pd.DataFrame:
-    """The labelled rows logged since ``rec`` started (only the columns a look needs)."""
-    from dethrone.store.export import joined_predictions
+def read_log(engine: Any, rec: LiveExperiment, arms: list[tuple[str, str]]) -> pd.DataFrame:
+    """The labelled rows logged since ``rec`` started on the given (arm, model version) pairs.
 
-    frame = joined_predictions(engine, since=rec.started_at)
-    return frame.loc[frame["loss"].notna(), _COLUMNS]
+    The same rows and the same ``loss`` as :func:`dethrone.store.export.joined_predictions`
+    (absolute error for numbers, 0/1 for classes), read leanly: only labelled rows of the
+    experiment's arms and the seven columns a look needs, numbers parsed column-wise; a
+    look at 10^6 rows is a few seconds instead of the export's twenty.
+    """
+    p, f = predictions, feedback
+    query = (select(p.c.request_id, p.c.row, p.c.arm, p.c.unit, p.c.model_version,
+                    cast(p.c.prediction, Text), cast(f.c.label, Text))
+             .select_from(p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)))
+             .where(p.c.ts >= float(rec.started_at or 0.0),
+                    or_(*(and_(p.c.arm == arm, p.c.model_version == str(version))
+                          for arm, version in arms))))
+    with unavailable_as_typed(), engine.connect() as conn:
+        # The driver's rows as they are (every column is text or an integer already):
+        # SQLAlchemy's Row objects and pandas' per-column inference cost more than the query.
+        rows = conn.execute(query).cursor.fetchall()
+    table = np.array(rows, dtype=object).reshape(len(rows), 7)
+    frame = pd.DataFrame({name: table[:, i] for i, name in enumerate(
+        ["request_id", "row", "arm", "unit", "model_version"])})
+    frame["loss"] = _losses(table[:, 5], table[:, 6])
+    return frame
+
+
+def _numbers(text: np.ndarray) -> np.ndarray:
+    try:
+        return text.astype(float)  # all plain JSON numbers: float() per value, in C
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(float)
+
+
+def _losses(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
+    from dethrone.store.export import _cls, _decode  # the log's own class rules
+
+    loss = np.abs(_numbers(pred) - _numbers(label))
+    other = np.isnan(loss)
+    if other.any():  # classes, probabilities, booleans: 0/1 loss of the (most probable) class
+        pc = _cls([_decode(t) for t in pred[other]])
+        lc = _cls([_decode(t) for t in label[other]])
+        loss[other] = (pc.to_numpy() != lc.to_numpy()).astype(float)
+    return loss
 
 
 def _arm(frame: pd.DataFrame, arm: str | tuple[str, ...], version: str) -> pd.DataFrame:
@@ -70,6 +110,17 @@ def decide_shadow(champ: pd.DataFrame, chall: pd.DataFrame, *, settings: Setting
     if pairs["unit_a"].notna().all():
         paired.append(pairs["unit_a"].astype(str).to_numpy())
     return decide_sequential([], [], expected_share_a=0.5, paired=paired, settings=settings)
+
+
+def experiment_arms(rec: LiveExperiment) -> list[tuple[str, str]]:
+    """(arm, version) pairs of the experiment phase."""
+    return [(CHAMPION_ARM, rec.champion_version), (CHALLENGER_ARM, rec.challenger_version),
+            (SHADOW_ARM, rec.challenger_version)]
+
+
+def guardrail_arms(rec: LiveExperiment) -> list[tuple[str, str]]:
+    """(arm, version) pairs of the guardrail window: new champion, holdback."""
+    return [(CHAMPION_ARM, rec.challenger_version), (CHALLENGER_ARM, rec.champion_version)]
 
 
 def experiment_decision(frame: pd.DataFrame, rec: LiveExperiment, settings: Settings) -> Any:
