@@ -124,6 +124,18 @@ def _thresholds(s: Settings) -> dict[str, Any]:
             "rollback_window": s.rollback_window}
 
 
+def _require_version(ctx: ExperimentContext, version: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        ctx.registry.model_version(version)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ExperimentError(f"version {version} of {ctx.registry.name} does not "
+                              f"exist") from None
+
+
 # --- start --------------------------------------------------------------------------
 def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: str,
                      mode: str = "ab", split: float = 0.5, by: str = AUTOMATIC,
@@ -154,7 +166,7 @@ def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: st
             raise ExperimentError("there is no @champion to test a challenger against")
         if str(champion.version) == challenger_version:
             raise ExperimentError(f"version {challenger_version} is already @champion")
-        ctx.registry.model_version(challenger_version)  # exists, or MLflow says so
+        _require_version(ctx, challenger_version)
         rec = LiveExperiment(
             id=new_id, champion_version=str(champion.version),
             challenger_version=challenger_version, salt=new_id, started_at=ctx.clock(),

@@ -136,6 +136,7 @@ def test_second_experiment_is_refused_while_one_runs(ctx):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"challenger_version": "1"}, "already @champion"),
+    ({"challenger_version": "9"}, "does not exist"),
     ({"challenger_version": "2", "mode": "canary"}, "mode"),
     ({"challenger_version": "2", "split": 1.0}, "split"),
 ])
