@@ -45,7 +45,7 @@ def _live_capable(url: str) -> bool:
     if importlib.util.find_spec("dethrone.simulate") is None:
         return False
     try:
-        return "log" in requests.get(f"{url}/health/ready", timeout=10).json()
+        return "log" in requests.get(f"{url}/health", timeout=10).json()
     except (requests.RequestException, ValueError):
         return False
 
