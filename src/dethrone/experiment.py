@@ -116,6 +116,17 @@ def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperim
     return _traffic(ctx, rec, mode="champion", a=1.0, b=0.0)
 
 
+def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None:
+    """Mark ``version``'s recorded decision as not final while live traffic judges it.
+
+    The gateway refuses a ``@challenger`` whose recorded decision is final and not
+    ``promote`` (a first-champion record, an earlier ``keep``); the challenger of an
+    experiment and the holdback of a guardrail window must be served all the same.
+    """
+    ctx.registry.tag_version(version, {Decision.tag("final"): "false" if collecting
+                                       else "true"})
+
+
 def _thresholds(s: Settings) -> dict[str, Any]:
     return {"alpha": s.ab_alpha, "margin": s.ab_margin, "tuning_n": s.sequential_tuning_n,
             "min_units_per_arm": s.ab_min_rows_per_arm,
@@ -176,6 +187,7 @@ def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: st
         rec = _save(ctx, rec)
     if not rec.run_id:
         rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
+    _servable(ctx, challenger_version, collecting=True)
     ctx.registry.set_alias(CHALLENGER, challenger_version)
     serving = ({"mode": "ab", "a": 1.0 - rec.split, "b": rec.split} if rec.mode == "ab"
                else {"mode": "shadow"})
@@ -209,7 +221,7 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     rec = _set(ctx, rec, looks=rec.looks + 1)
     outcome = look.outcome
     if outcome == "promote":
-        return _out(_promote(ctx, rec, decision, by=AUTOMATIC, reason=""), "promoted")
+        return _out(_promote(ctx, rec, decision, by=AUTOMATIC, reason=""), "promoted", look)
     if outcome == "keep" or (outcome == "inconclusive" and looks.srm_failed(decision)):
         state = "kept" if outcome == "keep" else "inconclusive"
         _record_decision(ctx, rec, decision, outcome)
@@ -238,7 +250,7 @@ def _record_decision(ctx: ExperimentContext, rec: LiveExperiment, decision: Any,
         pvalue=None if decision is None else looks._num(decision.pvalue),
         ci=None if decision is None else [looks._num(decision.ci_low),
                                           looks._num(decision.ci_high)],
-        loss="live", comparison_run_id=rec.run_id,
+        loss="live", comparison_run_id=rec.run_id, final=True,
         expected_share_a=None if rec.split is None else 1.0 - rec.split)
     ctx.registry.record_decision(rec.challenger_version, record)
     return record
@@ -258,6 +270,7 @@ def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperi
     # registry.promote is crash-safe and a no-op once done; the holdback (the previous
     # champion) becomes the gateway's challenger arm for the guardrail window.
     ctx.registry.promote(rec.challenger_version)
+    _servable(ctx, rec.champion_version, collecting=True)
     ctx.registry.set_alias(CHALLENGER, rec.champion_version)
     share = float(ctx.settings.holdback_share)
     rec = _traffic(ctx, rec, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
@@ -291,6 +304,7 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
         return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
     if ctx.clock() >= float(rec.window_until):
         rec = _all_to_champion(ctx, rec)
+        _servable(ctx, rec.champion_version, collecting=False)
         rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock())
         return _out(rec, "window-closed", look)
     return _out(rec, "continue", look)
@@ -316,4 +330,5 @@ def _finish_rollback(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperim
     reg.tag_version(rec.challenger_version, RollbackRecord(rolled_back=True, reason=reason,
                                                            by=by).to_tags())
     rec = _all_to_champion(ctx, rec)
+    _servable(ctx, rec.champion_version, collecting=False)
     return _set(ctx, rec, state="rolled-back", ended_at=ctx.clock())

@@ -18,6 +18,7 @@ from dethrone.experiment import (
     _promote,
     _record_decision,
     _rollback,
+    _servable,
     _set,
     current,
 )
@@ -59,6 +60,7 @@ def stop(ctx: ExperimentContext, *, by: str, reason: str) -> dict[str, Any]:
                    action=action, reasons=[*rec.reasons, f"stopped by {by}: {reason}"])
     elif rec.state == "guardrail":
         rec = _all_to_champion(ctx, rec)
+        _servable(ctx, rec.champion_version, collecting=False)
         rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock(), action=action)
     elif rec.state == "promoting":
         rec = _finish_promotion(ctx, rec)

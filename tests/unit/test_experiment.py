@@ -119,6 +119,15 @@ def test_start_sets_challenger_and_serving_fields_only(ctx):
     rec = ex.current(ctx)
     assert rec.salt == rec.id and rec.started_at == T0 and rec.config_versions == [4]
     assert rec.thresholds["alpha"] == 0.05 and rec.run_id == f"run-{rec.id}"
+    # the gateway serves a challenger whose recorded decision is not final
+    assert ctx.registry.model_version("2").tags["dethrone.decision.final"] == "false"
+
+
+def test_challenger_with_an_earlier_keep_is_still_served_while_judged(ctx):
+    ctx.registry.record_decision("2", Decision(outcome="keep"))
+    ex.start_experiment(ctx, challenger_version="2", key="dag-1")
+    tags = ctx.registry.model_version("2").tags
+    assert Decision.from_tags(tags).outcome == "keep" and Decision.from_tags(tags).final is False
 
 
 def test_start_retried_after_success_starts_nothing_new(ctx):
@@ -194,6 +203,8 @@ def test_better_challenger_is_promoted_with_a_holdback(ctx):
     assert rec.window_until == T0 + 3600 and rec.holdback == 0.1
     decision = Decision.from_tags(ctx.registry.model_version("2").tags)
     assert decision.outcome == "promote" and decision.ci[0] > 0 and decision.loss == "live"
+    assert decision.final is True  # and the holdback is served though it was champion:
+    assert Decision.from_tags(ctx.registry.model_version("1").tags).final is False
     assert ctx.tracker.looks[-1]["units_a"] == 300 and ctx.tracker.looks[-1]["outcome"] == \
         "promote"
 
@@ -303,6 +314,7 @@ def test_window_without_harm_makes_the_promotion_final(ctx):
     out = ex.check_rollback(ctx)
     assert out["action"] == "window-closed" and out["state"] == "promoted"
     assert aliases(ctx) == {"champion": "2", "challenger": None, "previous-champion": "1"}
+    assert Decision.from_tags(ctx.registry.model_version("1").tags).final is True
     assert [look["phase"] for look in ctx.tracker.looks] == ["experiment", "guardrail",
                                                              "guardrail"]
 
