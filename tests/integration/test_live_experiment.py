@@ -81,6 +81,8 @@ def _register(uri: str, diamonds) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, diamonds):
+    import mlflow
+
     from dethrone import experiment as ex
     from dethrone.context import configure_mlflow
     from dethrone.experiment_tracking import Tracker
@@ -90,6 +92,7 @@ def live(tmp_path_factory, diamonds):
 
     home = tmp_path_factory.mktemp("live")
     ls = LocalStack(home)
+    uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     db = f"sqlite:///{home / 'router-log.sqlite3'}"
     try:
         ls.start_mlflow(free_port())
@@ -123,6 +126,8 @@ def live(tmp_path_factory, diamonds):
         engine.dispose()
     finally:
         ls.stop_all()
+        mlflow.set_tracking_uri(uris[0])  # configure_mlflow set them for the whole process
+        mlflow.set_registry_uri(uris[1])
 
 
 def _served(url: str, arm: str, version: str, timeout: float = 30.0) -> None:
