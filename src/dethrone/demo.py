@@ -42,7 +42,7 @@ def _live_capable(url: str) -> bool:
     """The simulator is installed and the router logs predictions (its health says so)."""
     import requests
 
-    if importlib.util.find_spec("dethrone.simulate") is None:
+    if importlib.util.find_spec(f"{__package__}.simulate") is None:  # the simulator
         return False
     try:
         return "log" in requests.get(f"{url}/health", timeout=10).json()
