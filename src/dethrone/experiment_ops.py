@@ -22,6 +22,7 @@ from dethrone.experiment import (
     _set,
     current,
 )
+from dethrone.experiment import _action as _make_action
 
 
 def _require(ctx: ExperimentContext):
@@ -34,7 +35,7 @@ def _require(ctx: ExperimentContext):
 def _action(by: str, reason: str, name: str, ctx: ExperimentContext) -> dict[str, Any]:
     if not by:
         raise ValueError("by (who acts) must not be empty")
-    return {"action": name, "by": by, "reason": reason, "at": ctx.clock()}
+    return _make_action(ctx, name, by, reason)
 
 
 def status(ctx: ExperimentContext) -> dict[str, Any]:

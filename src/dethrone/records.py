@@ -299,7 +299,10 @@ class Look(TagRecord):
 
 @dataclass(frozen=True)
 class OperatorAction(TagRecord):
-    """Who did what to a live experiment and why (``key`` makes a retried action a no-op)."""
+    """Who did what to a live experiment, why and when (kept as the experiment's ``action``).
+
+    A repeated action is a no-op because the experiment's state already shows it done.
+    """
 
     PREFIX: ClassVar[str] = "dethrone.action."
 
@@ -307,7 +310,6 @@ class OperatorAction(TagRecord):
     by: str = ""
     reason: str = ""
     at: float | None = None
-    key: str | None = None
 
 
 def dethrone_tags(tags: Mapping[str, str]) -> dict[str, str]:
