@@ -4,7 +4,12 @@ check_champion ─┬─ (none) fetch_training_data → train_model → register
                 └─ (exists) fetch_current_data → detect_drift → drift_branch ─┬─ no_drift
                                                                              └─ train_challenger
     train_challenger → register_challenger → ab_test → decision_branch ─┬─ promote_challenger
+                                                                       ├─ start_live_experiment
                                                                        └─ keep_champion
+
+With the param ``live`` the offline A/B test is a pre-screen: a challenger it would promote
+starts a live experiment instead (``live_mode`` ab or shadow, ``live_split`` its traffic
+share), which the ``live_experiment`` DAG decides on live labelled traffic.
 
 The DAG is only wiring: every task calls one step of ``dethrone.pipeline`` through
 :func:`_step`, which builds the run's context (settings = environment overridden by the
@@ -39,6 +44,13 @@ PARAMS = {
     "force_challenger": Param(False, type="boolean",
                               description="train and A/B test a challenger even without "
                                           "drift (an A/A check)"),
+    "live": Param(False, type="boolean",
+                  description="start a live experiment instead of promoting on the offline "
+                              "A/B test (which becomes a pre-screen)"),
+    "live_mode": Param("ab", type="string", enum=["ab", "shadow"],
+                       description="live experiment mode: split traffic, or shadow"),
+    "live_split": Param(0.5, type="number", exclusiveMinimum=0.0, exclusiveMaximum=1.0,
+                        description="challenger's share of live traffic (mode ab)"),
     "holdout_share": Param(0.2, type="number", minimum=0.0, maximum=0.5,
                            description="share of the current slice held out of the "
                                        "challenger's training for the paired test"),
@@ -139,8 +151,17 @@ def main_pipeline():
                      holdout_uri=challenger["holdout_uri"], seed=params.get("seed"))
 
     @task.branch
-    def decision_branch(decision: dict) -> str:
-        return "promote_challenger" if decision["outcome"] == "promote" else "keep_champion"
+    def decision_branch(decision: dict, params=None) -> str:
+        if decision["outcome"] != "promote":
+            return "keep_champion"
+        return "start_live_experiment" if params.get("live") else "promote_challenger"
+
+    @task
+    def start_live_experiment(decision: dict, params=None, run_id=None) -> dict:
+        # Idempotent per DAG run: a retry finds the experiment this run started.
+        return _step("start_live", params, challenger_version=decision["challenger_version"],
+                     dag_run_id=run_id, mode=params.get("live_mode") or "ab",
+                     split=float(params.get("live_split") or 0.5))
 
     @task
     def promote_challenger(decision: dict, params=None) -> dict:
@@ -166,7 +187,8 @@ def main_pipeline():
     branch >> challenger_run
     decision = ab_test(current, register_challenger(challenger_run))
     chosen = decision_branch(decision)
-    chosen >> [promote_challenger(decision), keep_champion(decision)]
+    chosen >> [promote_challenger(decision), start_live_experiment(decision),
+               keep_champion(decision)]
 
 
 main_pipeline()

@@ -2,11 +2,15 @@
 
 Run 1 trains and promotes the first champion; drift on ``carat`` and ``color`` is then
 set through POST /traffic (the only way drift enters); run 2 detects it, trains a
-challenger, A/B tests it and decides.
+challenger and pre-screens it with the offline A/B test. With the gateway's prediction log
+and the simulator present, run 2 starts a live experiment instead of promoting, and the
+live loop (:mod:`dethrone.demo_live`) decides it on simulated traffic.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -32,6 +36,36 @@ def _port(name: str, wanted: int | None, say: Callable[[str], None]) -> int:
     port = free_port()
     say(f"  port {default} is busy, {name} uses {port} instead")
     return port
+
+
+def _live_capable(url: str) -> bool:
+    """The simulator is installed and the router logs predictions (its health says so)."""
+    import requests
+
+    if importlib.util.find_spec(f"{__package__}.simulate") is None:  # the simulator
+        return False
+    try:
+        return "log" in requests.get(f"{url}/health", timeout=10).json()
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def _live(settings: Settings, stack: LocalStack, url: str, say: Callable[[str], None],
+          step: Callable[[str, Callable[[], Any]], Any]) -> dict[str, Any] | None:
+    """The live loop when run 2 started an experiment (the pre-screen said promote)."""
+    from dethrone import experiment as ex
+    from dethrone.demo_live import live_loop
+
+    ctx = ex.ExperimentContext.from_settings(settings.replace(
+        router_data_dir=str(stack.home / "router")), check=False)
+    try:
+        rec = ex.current(ctx)
+        if rec is None or rec.state != "running":
+            say("  no live experiment: the offline pre-screen did not promote the challenger")
+            return None
+        return step("live experiment", lambda: live_loop(ctx, url=url, say=say))
+    finally:
+        ctx.engine.dispose()
 
 
 def run_demo(home: str | Path, *, mlflow_port: int | None = None,
@@ -79,18 +113,23 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
         return out
 
     say(f"dethrone demo: state in {stack.home}")
+    from dethrone.demo_live import LIVE_ENV, ROUTER_ENV
+
+    saved_env = {k: os.environ.get(k) for k in LIVE_ENV}
+    os.environ.update(LIVE_ENV)  # the Airflow runs inherit the demo experiment's settings
     try:
         # The three start-ups overlap: MLflow's first start (DB migrations) is the slowest.
         stack.start_mlflow(_port("mlflow", mlflow_port, say), wait=False)
-        stack.start_router(_port("router", router_port, say), wait=False)
+        stack.start_router(_port("router", router_port, say), wait=False, extra_env=ROUTER_ENV)
         step("airflow db migrate", stack.migrate_airflow)
         router = step("router ready", lambda: stack.wait_ready("router"))
         mlflow = step("MLflow ready", lambda: stack.wait_ready("mlflow"))
         say(f"  MLflow {mlflow.url}   router {router.url}")
         client = RouterClient(router.url, timeout=30)
         client.set_traffic(**BASELINE)
+        live = _live_capable(router.url)
         for label, conf in (("run 1 (no champion yet)", {"seed": seed}),
-                            ("run 2 (drift on carat, color)", {"seed": seed})):
+                            ("run 2 (drift on carat, color)", {"seed": seed, "live": live})):
             if label.startswith("run 2"):
                 cfg = client.set_traffic(drift_cols=DEMO_DRIFT)
                 say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
@@ -102,14 +141,24 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
                                                flask_url=router.url,
                                                dethrone_home=str(stack.home))
         configure_mlflow(settings)
+        live_summary = _live(settings, stack, router.url, say, step) if live else None
         status = collect_status(settings, Registry(settings))
     except BaseException:
         if stop:
             stack.stop_all()
         raise
+    finally:
+        for key, value in saved_env.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
     say("")
     say(format_status(status))
     say("")
+    if live_summary is not None:
+        from dethrone.demo_live import format_summary
+
+        say(format_summary(live_summary))
+        say("")
+        status["live"] = live_summary
     say(f"total {time.monotonic() - t0:.1f} s")
     say(f"MLflow UI: {mlflow.url}  (experiments '{settings.experiment_name}': training runs "
         f"and drift reports with report.html; '{settings.comparison_name}': the A/B "

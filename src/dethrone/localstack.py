@@ -267,9 +267,9 @@ class LocalStack:
                              f"{out.stderr[-1500:]}")
 
     def run_dag(self, conf: dict[str, Any] | None = None, *, log_name: str = "dag_run",
-                echo: bool = False) -> tuple[int, Path]:
-        """Run ``main_pipeline`` once with ``airflow dags test``; returns (exit code, log)."""
-        cmd = [_bin("airflow"), "dags", "test", "main_pipeline"]
+                echo: bool = False, dag_id: str = "main_pipeline") -> tuple[int, Path]:
+        """Run ``dag_id`` once with ``airflow dags test``; returns (exit code, log)."""
+        cmd = [_bin("airflow"), "dags", "test", dag_id]
         if conf:
             cmd += ["--conf", json.dumps(conf)]
         logs = self.home / "logs"

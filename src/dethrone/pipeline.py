@@ -21,7 +21,7 @@ from dethrone.records import CHAMPION, Decision, ModelInfo
 from dethrone.settings import Settings
 
 #: DAG params that are not settings (the rest of the params must be setting names).
-RUN_PARAMS = ("force_challenger", "seed", "holdout_share")
+RUN_PARAMS = ("force_challenger", "seed", "holdout_share", "live", "live_mode", "live_split")
 #: the loss that decides and the guardrail that must not get worse, per task.
 LOSSES = {"regression": ("absolute_error", "squared_error"),
           "classification": ("log_loss", "zero_one_loss")}
@@ -167,6 +167,26 @@ def promote_challenger(ctx: PipelineContext, *, decision: dict[str, Any]) -> dic
         raise ValueError(f"refusing to promote on outcome {decision.get('outcome')!r}")
     record = Decision(**{k: decision[k] for k in PROMOTION_FIELDS if k in decision})
     return ctx.registry.promote(decision["challenger_version"], record)
+
+
+def start_live(ctx: PipelineContext, *, challenger_version: str, dag_run_id: str,
+               mode: str = "ab", split: float = 0.5) -> dict[str, Any]:
+    """Start a live experiment of the pre-screened challenger (instead of promoting it).
+
+    Idempotent per ``dag_run_id``; see :func:`dethrone.experiment.start_experiment`.
+    """
+    from dethrone.experiment import ExperimentContext, start_experiment
+    from dethrone.experiment_tracking import Tracker
+    from dethrone.store.engine import database_url, make_engine
+
+    live = ExperimentContext(settings=ctx.settings, registry=ctx.registry, router=ctx.router,
+                             engine=make_engine(database_url(ctx.settings)),
+                             tracker=Tracker(ctx.settings))
+    try:
+        return start_experiment(live, challenger_version=challenger_version, key=dag_run_id,
+                                mode=mode, split=split, reason="offline pre-screen: promote")
+    finally:
+        live.engine.dispose()
 
 
 def check_drift(ctx: PipelineContext, *, data_uri: str, champion_version: str,

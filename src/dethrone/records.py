@@ -171,6 +171,7 @@ class RollbackRecord(TagRecord):
     rolled_back: bool | None = None
     reason: str | None = None
     restored: bool | None = None
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,118 @@ class PromotionIntent(TagRecord):
     @property
     def old_previous(self) -> str | None:
         return self.intent.get("old_previous")
+
+
+#: states of a live experiment: ``starting`` → ``running`` → (``promoting`` → ``guardrail``
+#: → ``promoted`` | ``rolling-back`` → ``rolled-back``) | ``kept`` | ``stopped``.
+LIVE_ACTIVE = ("starting", "running", "promoting", "guardrail", "rolling-back")
+LIVE_DONE = ("promoted", "rolled-back", "kept", "stopped", "inconclusive")
+
+
+@dataclass(frozen=True)
+class LiveExperiment(TagRecord):
+    """A live experiment, stored as tags on the registered model (one runs at a time).
+
+    ``id`` is derived from the challenger version and the DAG run (or operator request)
+    that started it, so a retried start finds the experiment instead of starting another;
+    ``salt`` (the experiment id) is what the router hashes units with. ``split`` is the
+    challenger's share of traffic (``None`` in shadow mode). ``window_until`` (epoch
+    seconds) ends the guardrail window after a promotion, during which ``holdback``
+    of the traffic stays on the previous champion. ``config_versions`` lists the router
+    config versions this experiment wrote (the router's history holds the diffs).
+    """
+
+    PREFIX: ClassVar[str] = "dethrone.live."
+
+    id: str = ""
+    champion_version: str = ""
+    challenger_version: str = ""
+    salt: str = ""
+    started_at: float | None = None
+    mode: str = "ab"
+    split: float | None = None
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    dag_run_id: str | None = None
+    state: str = "starting"
+    run_id: str | None = None
+    looks: int = 0
+    outcome: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    holdback: float | None = None
+    window_until: float | None = None
+    ended_at: float | None = None
+    config_versions: list[Any] = field(default_factory=list)
+    action: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in LIVE_ACTIVE
+
+    #: the one registered-model tag holding the whole record as JSON: one write changes
+    #: it, so a cut connection never leaves half an update (the run gets per-field tags)
+    RECORD_TAG: ClassVar[str] = "dethrone.live.record"
+
+    def to_json(self) -> str:
+        """The record as one JSON tag value (reasons shortened to fit a tag)."""
+        data = self.to_dict()
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text) > MAX_TAG_LENGTH:
+            data["reasons"] = [r[:300] for r in data["reasons"][-4:]]
+            data["config_versions"] = data["config_versions"][-20:]
+            text = json.dumps(data, separators=(",", ":"))
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | None) -> LiveExperiment | None:
+        """The record of :meth:`to_json` (``None`` for no or unreadable text)."""
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Look(TagRecord):
+    """One sequential look at a live experiment (a row of its looks table in MLflow).
+
+    ``phase`` is ``experiment`` (challenger vs champion) or ``guardrail`` (new champion vs
+    the holdback on the previous one); the interval is of champion-arm loss minus
+    challenger-arm loss (positive: the challenger arm is better).
+    """
+
+    PREFIX: ClassVar[str] = "dethrone.look."
+
+    time: float = 0.0
+    phase: str = "experiment"
+    units_a: int = 0
+    units_b: int = 0
+    rows_a: int = 0
+    rows_b: int = 0
+    ci_low: float | None = None
+    ci_high: float | None = None
+    pvalue: float | None = None
+    mean_a: float | None = None
+    mean_b: float | None = None
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class OperatorAction(TagRecord):
+    """Who did what to a live experiment, why and when (kept as the experiment's ``action``).
+
+    A repeated action is a no-op because the experiment's state already shows it done.
+    """
+
+    PREFIX: ClassVar[str] = "dethrone.action."
+
+    action: str = ""
+    by: str = ""
+    reason: str = ""
+    at: float | None = None
 
 
 def dethrone_tags(tags: Mapping[str, str]) -> dict[str, str]:

@@ -268,6 +268,11 @@ class Registry:
             {"kind": "rollback", "version": prev, "old_champion": cur, "old_previous": prev,
              "reason": reason}))
 
+    def finish_pending(self) -> dict | None:
+        """Finish an interrupted promotion or rollback, if any (else ``None``)."""
+        pending = self.pending_promotion()
+        return None if pending is None else self._complete(pending)
+
     def _record_intent(self, intent: dict[str, Any]) -> PromotionIntent:
         record = PromotionIntent(intent=intent)
         for key, value in record.to_tags().items():

@@ -86,6 +86,12 @@ class Settings:
                                     "interval is tightest")
     ab_max_units_per_arm: int = _doc(0, "sequential test keeps the champion past this many "
                                      "units per arm (0: no cap)")
+    # --- live experiments --------------------------------------------------------
+    experiment_check_minutes: int = _doc(5, "minutes between looks at a live experiment")
+    rollback_window: str = _doc("1h", "guardrail window after a live promotion (e.g. 30m, 1h)")
+    holdback_share: float = _doc(0.05, "traffic kept on the previous champion in the window")
+    live_experiment_name: str = _doc("dethrone-live", "MLflow experiment of live experiments")
+    trainer: str = _doc("", "package.module:function training challengers (empty: built-in)")
     # --- training ---------------------------------------------------------------
     task: str = _doc("auto", "regression, classification or auto (inferred from target)")
     cv_folds: int = _doc(3, "k of the k-fold cross-validation")
@@ -180,6 +186,10 @@ class Settings:
 
         parse_log_features(self.serving_log_features)
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
+        parse_duration(self.rollback_window, name="ROLLBACK_WINDOW")
+        if not 0.0 < self.holdback_share < 1.0 or self.experiment_check_minutes < 1:
+            raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES "
+                             ">= 1")
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
             raise ValueError("ROUTER_LARGE_SLICE_ROWS and ROUTER_MAX_LARGE_SLICES must be "
                              "positive")

@@ -241,6 +241,16 @@ def train(frame: pd.DataFrame, settings: Settings | None = None, *,
         y = y.astype(float)
         folds = KFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
     scoring = PRIMARY_SCORING[task]
+    if settings.trainer and not only:
+        from dethrone.trainer import load_trainer, train_with
+
+        fitted, scores = train_with(load_trainer(settings.trainer), X.assign(**{target: y}),
+                                    X, y, folds=folds, scoring=scoring, settings=settings)
+        return TrainResult(
+            model=fitted, task=task, best=f"trainer:{settings.trainer}", scoring=scoring,
+            cv_scores={f"trainer:{settings.trainer}": scores}, features=features,
+            numeric=numeric, categorical=categorical, target=target, n_rows=len(rows),
+            random_state=settings.random_state)
     pool = candidates(task, settings.random_state)
     if only:
         unknown = set(only) - set(pool)

@@ -75,12 +75,13 @@ def test_tasks_and_branches(parsed):
         "check_champion", "fetch_training_data", "train_model", "register_model",
         "set_champion", "fetch_current_data", "detect_drift", "drift_branch", "no_drift",
         "train_challenger", "register_challenger", "ab_test", "decision_branch",
-        "promote_challenger", "keep_champion"}
+        "promote_challenger", "start_live_experiment", "keep_champion"}
     branches = {k for k, v in tasks.items() if "Branch" in v["type"]}
     assert branches == {"check_champion", "drift_branch", "decision_branch"}
     assert tasks["check_champion"]["downstream"] == ["fetch_current_data", "fetch_training_data"]
     assert tasks["drift_branch"]["downstream"] == ["no_drift", "train_challenger"]
-    assert tasks["decision_branch"]["downstream"] == ["keep_champion", "promote_challenger"]
+    assert tasks["decision_branch"]["downstream"] == ["keep_champion", "promote_challenger",
+                                                      "start_live_experiment"]
     assert tasks["train_model"]["downstream"] == ["register_model"]
     assert tasks["register_model"]["downstream"] == ["set_champion"]
     assert "ab_test" in tasks["register_challenger"]["downstream"]

@@ -183,6 +183,13 @@ class FakeRouter:
         self.calls.append(("get_traffic", None))
         return {"a": 0.5, "b": 0.5}
 
+    def set_traffic(self, **config: Any) -> dict[str, Any]:
+        """Store serving fields like POST /traffic; answer the config with its version."""
+        self.calls.append(("set_traffic", dict(config)))
+        self.config = {**getattr(self, "config", {}), **config}
+        self.config_version = str(int(self.config_version) + 1)
+        return {**self.config, "version": int(self.config_version)}
+
     def ab_slices(self, *, seed: int | None = None) -> ABSlices:
         self.calls.append(("ab_slices", seed))
         n_a = round(self.share_a * len(self.frame))

@@ -195,3 +195,19 @@ def test_promote_challenger_refuses_other_outcomes(rows):
 ])
 def test_is_permanent(exc, permanent):
     assert pipeline.is_permanent(exc) is permanent
+
+
+def test_start_live_starts_one_experiment_per_dag_run(rows, tmp_path, monkeypatch):
+    from dethrone import experiment, experiment_tracking
+    from tests.unit.test_experiment import FakeLiveTracker
+
+    tracker = FakeLiveTracker()
+    monkeypatch.setattr(experiment_tracking, "Tracker", lambda settings: tracker)
+    ctx = _with_champion(rows, router_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    version, _ = _challenger(ctx)
+    out = pipeline.start_live(ctx, challenger_version=version, dag_run_id="r2", split=0.25)
+    again = pipeline.start_live(ctx, challenger_version=version, dag_run_id="r2", split=0.25)
+    assert again["id"] == out["id"] and out["state"] == "running" and len(tracker.runs) == 1
+    assert ctx.router.config == {"mode": "ab", "a": 0.75, "b": 0.25, "salt": out["id"]}
+    with pytest.raises(experiment.ExperimentError):
+        pipeline.start_live(ctx, challenger_version=version, dag_run_id="r3")

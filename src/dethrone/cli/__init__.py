@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "traffic": "traffic_cmd",
     "trigger": "trigger_cmd",
     "predictions": "predictions_cmd",
+    "experiment": "experiment_cmd",
     "serving": "serving_cmd",
     "simulate": "simulate_cmd",
 }
