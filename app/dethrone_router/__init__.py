@@ -20,7 +20,6 @@ from dethrone.injection import DriftSpec
 from dethrone.settings import Settings
 from dethrone.slicing import Slicer
 from dethrone_router.errors import ApiError, register_error_handler
-from dethrone_router.store import ConfigStore
 from dethrone_router.validation import DEFAULTS, ValidationError, drift_plan, validate_config
 
 access_log = logging.getLogger("dethrone_router.access")
@@ -33,7 +32,7 @@ class RouterState:
     settings: Settings
     slicer: Slicer
     columns: dict[str, pd.Series]
-    store: ConfigStore
+    store: Any
     metrics: Any
     _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
         default=None, repr=False)
@@ -99,7 +98,10 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     slicer = Slicer(frame)
     defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"],
                                              settings.router_max_data_size)}
-    store = ConfigStore(settings.router_data_dir, defaults)
+    from dethrone.store import SqlConfigStore, database_url, make_engine
+
+    engine = make_engine(database_url(settings))
+    store = SqlConfigStore(engine, defaults)
     app.extensions["dethrone_router"] = RouterState(
         settings=settings, slicer=slicer,
         columns={c: slicer.frame[c] for c in slicer.columns},

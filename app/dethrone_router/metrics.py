@@ -27,8 +27,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from dethrone_router.store import ConfigStore
-
 log = logging.getLogger("dethrone_router")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Bytes allocated per metric file; the label sets of this app need a few dozen KiB.
@@ -39,7 +37,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class _ConfigCollector:
     """Gauges of the current config, read from the store on every scrape."""
 
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -62,11 +60,11 @@ class Metrics:
 
     Parameters
     ----------
-    store : ConfigStore
+    store : SqlConfigStore
         Source of the config gauges.
     """
 
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         #: Why this worker counts nothing (None: it counts).
         self.problem: str | None = None

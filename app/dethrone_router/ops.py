@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from dethrone.store.errors import StoreUnavailable
 from dethrone_router import state
 from dethrone_router.errors import ApiError
 from dethrone_router.metrics import CONTENT_TYPE
 from dethrone_router.openapi import build_spec
-from dethrone_router.store import StoreUnavailable
 
 bp = Blueprint("ops", __name__)
 
@@ -17,7 +17,7 @@ bp = Blueprint("ops", __name__)
 def health():
     """200 when ready (data set loaded, store writable, config fits), else 503.
 
-    ``store_writable`` comes from a real write (see ``ConfigStore.write_problem``);
+    ``store_writable`` comes from a real write (see ``SqlConfigStore.write_problem``);
     ``store.problem`` names the cause when it fails.
     """
     st = state()
