@@ -8,21 +8,8 @@ same comparisons on SQLite and PostgreSQL, one number per row to write, and exac
 
 from __future__ import annotations
 
-from sqlalchemy import (
-                        JSON,
-                        BigInteger,
-                        Boolean,
-                        CheckConstraint,
-                        Column,
-                        Float,
-                        Index,
-                        Integer,
-                        MetaData,
-                        String,
-                        Table,
-                        Text,
-                        UniqueConstraint,
-)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Float, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 

@@ -8,14 +8,8 @@ import time
 import pytest
 
 from dethrone.store import PredictionLogWriter
-from dethrone.store.feedback import (
-    MAX_BATCH,
-    FeedbackInvalid,
-    FeedbackItem,
-    parse_feedback,
-    record_feedback,
-    stored_labels,
-)
+from dethrone.store.feedback import (MAX_BATCH, FeedbackInvalid, FeedbackItem, parse_feedback,
+                                     record_feedback, stored_labels)
 
 NOW = time.time()
 
