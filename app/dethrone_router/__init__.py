@@ -34,6 +34,7 @@ class RouterState:
     columns: dict[str, pd.Series]
     store: Any
     metrics: Any
+    engine: Any = None
     _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
         default=None, repr=False)
 
@@ -102,20 +103,24 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
 
     engine = make_engine(database_url(settings))
     store = SqlConfigStore(engine, defaults)
+    metrics = Metrics(store)
     app.extensions["dethrone_router"] = RouterState(
         settings=settings, slicer=slicer,
         columns={c: slicer.frame[c] for c in slicer.columns},
-        store=store, metrics=Metrics(store))
+        store=store, metrics=metrics, engine=engine)
 
-    from dethrone_router import data, ops, serving, traffic
+    from dethrone_router import data, feedback, ops, predlog, serving, traffic
 
     if settings.serving_enabled:
         from dethrone_router.metrics import ServingMetrics
 
+        log_metrics = predlog.LogMetrics(metrics.registry)
+        metrics.add_collector(predlog.CoverageCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
-            settings, ServingMetrics(app.extensions["dethrone_router"].metrics.registry),
-            model_source)
+            settings, ServingMetrics(metrics.registry), model_source,
+            writer=predlog.build_writer(engine, settings, log_metrics), log_metrics=log_metrics)
     app.register_blueprint(traffic.bp)
+    app.register_blueprint(feedback.bp)
     app.register_blueprint(data.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(serving.bp)

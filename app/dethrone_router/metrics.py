@@ -74,6 +74,8 @@ class Metrics:
         # otherwise keeps several apps in one process (tests) from colliding.
         self.registry = None if self.multiprocess_dir else CollectorRegistry()
         self.store = store
+        #: scrape-time collectors beyond the config gauges (e.g. label coverage)
+        self.collectors: list[Any] = [_ConfigCollector(store)]
         self.requests = Counter("dethrone_router_requests", "HTTP requests answered",
                                 ["endpoint", "method", "status"], registry=self.registry)
         self.latency = Histogram("dethrone_router_request_duration_seconds",
@@ -83,6 +85,12 @@ class Metrics:
                             ["endpoint"], registry=self.registry)
         if self.registry is not None:
             self.registry.register(_ConfigCollector(store))
+
+    def add_collector(self, collector: Any) -> None:
+        """Register a collector read at every scrape (on every worker)."""
+        self.collectors.append(collector)
+        if self.registry is not None:
+            self.registry.register(collector)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float,
                 rows: int) -> None:
@@ -103,7 +111,8 @@ class Metrics:
         if self.registry is not None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        registry.register(_ConfigCollector(self.store))
+        for collector in self.collectors:
+            registry.register(collector)
         try:
             MultiProcessCollector(registry, path=self.multiprocess_dir)
             return generate_latest(registry)
