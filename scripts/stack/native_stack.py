@@ -55,6 +55,7 @@ class Credentials:
     postgres_password: str = field(default_factory=_secret)
     mlflow_db_password: str = field(default_factory=_secret)
     airflow_db_password: str = field(default_factory=_secret)
+    router_db_password: str = field(default_factory=_secret)
     s3_access_key: str = field(default_factory=lambda: "stack" + secrets.token_hex(6))
     s3_secret_key: str = field(default_factory=_secret)
     mlflow_user: str = "admin"
@@ -229,7 +230,8 @@ class Stack:
         init_env = {**self.base_env(), "PGHOST": "127.0.0.1", "PGPORT": str(self.ports.postgres),
                     "PGPASSWORD": self.creds.postgres_password, "POSTGRES_USER": "postgres",
                     "MLFLOW_DB_PASSWORD": self.creds.mlflow_db_password,
-                    "AIRFLOW_DB_PASSWORD": self.creds.airflow_db_password}
+                    "AIRFLOW_DB_PASSWORD": self.creds.airflow_db_password,
+                    "ROUTER_DB_PASSWORD": self.creds.router_db_password}
         init_env["PATH"] = f"{bindir}{os.pathsep}{init_env['PATH']}"
         wait_until("postgres accepting logins",
                    lambda: self._psql_ok(init_env, bindir), timeout=60, proc=server)
