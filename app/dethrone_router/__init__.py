@@ -118,7 +118,8 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         metrics.add_collector(predlog.CoverageCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
             settings, ServingMetrics(metrics.registry), model_source,
-            writer=predlog.build_writer(engine, settings, log_metrics), log_metrics=log_metrics)
+            writer=predlog.build_writer(engine, settings, log_metrics)
+            if settings.serving_log else None, log_metrics=log_metrics)
     app.register_blueprint(traffic.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(data.bp)
