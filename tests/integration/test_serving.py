@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from dethrone.localstack import LocalStack, free_port
+from dethrone.records import Decision
 from dethrone.registry import Registry
 from dethrone.settings import Settings
 
@@ -72,8 +73,9 @@ def _register(uri: str, diamonds, tmp) -> dict[str, str]:
               "ridge": pipe(Ridge()).fit(X, y),
               "classifier": pipe(LogisticRegression(max_iter=300), scale=True).fit(X, band)}
     pins = ["scikit-learn", "pandas"]  # skip MLflow's slow requirement inference
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     versions = {}
     try:
         for key, model in fitted.items():
@@ -91,7 +93,8 @@ def _register(uri: str, diamonds, tmp) -> dict[str, str]:
                                            input_example=X.head(5), pip_requirements=pins)
         versions["custom"] = mlflow.register_model(info.model_uri, NAME).version
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     return {k: str(v) for k, v in versions.items()}
 
 
@@ -142,7 +145,7 @@ def _setup(gw, *, champion: str, challenger: str | None = None, expect_challenge
     gw.reg.set_alias("champion", gw.versions[champion])
     if challenger:
         gw.reg.set_alias("challenger", gw.versions[challenger])
-    elif gw.reg.version("challenger") is not None:
+    elif gw.reg.alias_version("challenger") is not None:
         gw.reg.client.delete_registered_model_alias(NAME, "challenger")
     resp = requests.post(gw.url + "/traffic", json={"mode": "ab", "a": 0.5, "salt": "",
                                                     "unit_column": None, **traffic}, timeout=10)
@@ -297,7 +300,7 @@ def test_hot_swap_under_load_serves_the_new_version_without_failures(gw):
 
 
 def test_rejected_challenger_never_gets_traffic(gw):
-    gw.reg.record_decision(gw.versions["classifier"], {"outcome": "keep", "reasons": ["test"]})
+    gw.reg.record_decision(gw.versions["classifier"], Decision(outcome="keep", reasons=["test"]))
     _setup(gw, champion="forest", challenger="classifier", expect_challenger=None,
            mode="ab", a=0.0)
     for unit in range(30):
