@@ -27,6 +27,8 @@ log = logging.getLogger("dethrone_router")
 _FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 #: window of the label-coverage gauge, and how long one computation of it is reused
 COVERAGE_WINDOW, COVERAGE_TTL = 3600.0, 15.0
+#: newest labelled rows of the window the live loss is computed from (bounds a scrape's work)
+LOSS_ROWS = 20_000
 
 
 class LogMetrics:
@@ -79,37 +81,67 @@ def served_rows(*, request_id: str, rows: Sequence[dict[str, Any]], arm: str, se
             for i, row in enumerate(rows)]
 
 
+def loss(prediction: Any, label: Any) -> float:
+    """Absolute error for a number against a number, else the 0/1 loss of the class (the
+    most probable one for probabilities), as in :func:`dethrone.store.export.joined_predictions`.
+
+    >>> loss(3.5, 2), loss({"a": 0.2, "b": 0.8}, "b"), loss("a", "b")
+    (1.5, 0.0, 1.0)
+    """
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if number(prediction) and number(label):
+        return abs(float(prediction) - float(label))
+    if isinstance(prediction, dict) and prediction:
+        prediction = max(prediction, key=prediction.get)
+    if number(prediction) and float(prediction).is_integer():
+        prediction = int(prediction)
+    if number(label) and float(label).is_integer():
+        label = int(label)
+    return float(str(prediction) != str(label))
+
+
 class CoverageCollector:
-    """``dethrone_label_coverage{arm}``: labelled / logged served rows of the last hour.
+    """``dethrone_label_coverage{arm}`` (labelled / logged served rows of the last hour) and
+    ``dethrone_live_loss{arm}`` (mean loss of the newest :data:`LOSS_ROWS` labelled ones).
 
     Computed from the shared database at scrape time (so every worker and replica reports
-    the same), with one indexed aggregate query, reused for :data:`COVERAGE_TTL` seconds.
+    the same) with two indexed queries, reused for :data:`COVERAGE_TTL` seconds.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
-        self._cached: tuple[float, list[tuple[str, int, int]]] = (-1e9, [])
+        self._cached: tuple[float, list[tuple[str, int, int]], dict[str, float]] = (-1e9, [], {})
 
-    def _rows(self) -> list[tuple[str, int, int]]:
+    def _rows(self) -> tuple[list[tuple[str, int, int]], dict[str, float]]:
         with self._lock:
-            at, rows = self._cached
+            at, rows, losses = self._cached
             if time.monotonic() - at < COVERAGE_TTL:
-                return rows
+                return rows, losses
             join = _pred.outerjoin(_fb, and_(_fb.c.request_id == _pred.c.request_id,
                                              _fb.c.row == _pred.c.row))
+            recent = and_(_pred.c.served.is_(True), _pred.c.ts >= time.time() - COVERAGE_WINDOW)
             query = (select(_pred.c.arm, func.count(), func.count(_fb.c.label))
-                     .select_from(join)
-                     .where(_pred.c.served.is_(True), _pred.c.ts >= time.time() - COVERAGE_WINDOW)
-                     .group_by(_pred.c.arm))
+                     .select_from(join).where(recent).group_by(_pred.c.arm))
+            labelled = (select(_pred.c.arm, _pred.c.prediction, _fb.c.label)
+                        .select_from(join).where(recent, _fb.c.label.is_not(None))
+                        .order_by(_pred.c.ts.desc()).limit(LOSS_ROWS))
+            sums: dict[str, list[float]] = {}
             with self.engine.connect() as conn:
                 rows = [(str(a), int(n), int(k)) for a, n, k in conn.execute(query)]
-            self._cached = (time.monotonic(), rows)
-            return rows
+                for arm, prediction, label in conn.execute(labelled):
+                    acc = sums.setdefault(str(arm), [0.0, 0])
+                    acc[0] += loss(prediction, label)
+                    acc[1] += 1
+            losses = {arm: total / n for arm, (total, n) in sums.items()}
+            self._cached = (time.monotonic(), rows, losses)
+            return rows, losses
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            rows = self._rows()
+            rows, losses = self._rows()
         except Exception as exc:  # noqa: BLE001 - a database outage must not fail the scrape
             log.debug("label coverage unavailable: %s", exc)
             return
@@ -117,8 +149,14 @@ class CoverageCollector:
                                      "last hour that have a label", labels=["arm"])
         logged = GaugeMetricFamily("dethrone_log_rows_last_hour", "served rows logged in the "
                                    "last hour", labels=["arm"])
+        live = GaugeMetricFamily("dethrone_live_loss", "mean loss of the newest labelled served "
+                                 "rows of the last hour (absolute error, or 0/1 for classes)",
+                                 labels=["arm"])
         for arm, n, k in rows:
             coverage.add_metric([arm], k / n if n else 0.0)
             logged.add_metric([arm], float(n))
+        for arm, value in losses.items():
+            live.add_metric([arm], value)
         yield coverage
         yield logged
+        yield live

@@ -116,6 +116,11 @@ def test_feedback_statuses_through_http(gateway):
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'dethrone_feedback_total{arm="champion"} 3.0' in metrics
     assert 'dethrone_label_coverage{arm="champion"} 1.0' in metrics
+    predicted = log.set_index("row")["prediction"]
+    expected = (abs(predicted[0] - 2.0) + abs(predicted[1] - 500.0)) / 2
+    live = [ln for ln in metrics.splitlines()
+            if ln.startswith('dethrone_live_loss{arm="champion"}')]
+    assert float(live[0].split()[-1]) == pytest.approx(expected, rel=1e-9)
     assert "dethrone_log_rows_total 2.0" in metrics
 
 
