@@ -114,7 +114,9 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     if settings.serving_enabled:
         from dethrone_router.metrics import ServingMetrics
 
-        log_metrics = predlog.LogMetrics(metrics.registry)
+        # Unlabelled metrics write their file at creation: not where the worker's metric
+        # files could not be allocated (a full disk would SIGBUS the worker).
+        log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
         metrics.add_collector(predlog.CoverageCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
             settings, ServingMetrics(metrics.registry), model_source,

@@ -49,9 +49,12 @@ class LogMetrics:
         self.flush.observe(seconds)
 
 
-def build_writer(engine: Engine, settings: Any, metrics: LogMetrics) -> PredictionLogWriter:
+def build_writer(engine: Engine, settings: Any,
+                 metrics: LogMetrics | None) -> PredictionLogWriter:
     """The worker's writer, set by ``LOG_FLUSH_SECONDS``, ``LOG_BUFFER_ROWS``,
-    ``SERVING_LOG_FEATURES``, feeding :class:`LogMetrics`."""
+    ``SERVING_LOG_FEATURES``, feeding :class:`LogMetrics` (None: counting nothing)."""
+    if metrics is None:
+        return PredictionLogWriter.from_settings(engine, settings)
     return PredictionLogWriter.from_settings(engine, settings, on_drop=metrics.dropped.inc,
                                              on_flush=metrics.flushed)
 

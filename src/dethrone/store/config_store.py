@@ -36,6 +36,8 @@ __all__ = ["SqlConfigStore", "StoreUnavailable", "VersionConflict"]
 
 _cfg, _hist = schema.config, schema.history
 log = logging.getLogger("dethrone.store")
+#: seconds the last config is served without asking the database again after a failed read
+READ_RETRY_SECONDS = 1.0
 
 
 def _now() -> str:
@@ -78,6 +80,7 @@ class SqlConfigStore:
                      else engine.url.render_as_string(hide_password=True))
         self._cache: tuple[int, dict[str, Any]] | None = None
         self._probe: tuple[float, str | None] = (-1e9, None)
+        self._read_retry_at = -1e9
         self._ready = False
         try:
             self._ensure_schema()
@@ -146,14 +149,19 @@ class SqlConfigStore:
         """The current ``(version, config)``; the config dict must not be mutated.
 
         When the database cannot be read the last config this process read is served (the
-        defaults when there never was one).
+        defaults when there never was one), without asking the database again for
+        :data:`READ_RETRY_SECONDS`: an unreachable host costs one connect timeout per second
+        and worker, not one per request.
         """
+        if self._cache is not None and time.monotonic() < self._read_retry_at:
+            return self._cache
         try:
             with unavailable_as_typed(), self.engine.connect() as conn:
                 row = conn.execute(
                     select(_cfg.c.version, _cfg.c.body).where(_cfg.c.id == 1)).first()
         except StoreUnavailable as exc:
             self.engine.dispose()
+            self._read_retry_at = time.monotonic() + READ_RETRY_SECONDS
             row = self._read_only_view()
             if row is None:
                 if self._cache is not None:
@@ -214,7 +222,9 @@ class SqlConfigStore:
         for attempt in (1, 2):
             try:
                 with unavailable_as_typed(), write_transaction(self.engine) as conn:
-                    return apply(conn)
+                    result = apply(conn)
+                self._read_retry_at = -1e9  # the database is back: read it again
+                return result
             except StoreUnavailable as exc:
                 self.engine.dispose()
                 if attempt == 2:
