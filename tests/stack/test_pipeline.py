@@ -228,7 +228,9 @@ def test_every_dashboard_query_is_valid_and_has_data(replicas):
     import json
 
     board = json.loads((ROOT / "grafana" / "dashboards" / "dethrone-router.json").read_text())
-    time.sleep(8)  # a few scrapes (every 2 s) after the traffic of the test above
+    # A few scrapes (every 2 s) after the traffic and labels of the test above, once the
+    # label gauges computed before the labels arrived have expired (COVERAGE_TTL = 15 s).
+    time.sleep(20)
     empty = []
     for panel in board["panels"]:
         for target in panel["targets"]:
