@@ -61,4 +61,5 @@ demo: $(STAMP)
 stack-test: $(STAMP)
 	$(PIP) install -q --disable-pip-version-check -r scripts/stack/requirements.txt 2>&1 | grep -v "is ignored" || true
 	sh scripts/stack/ensure-postgres.sh
+	sh scripts/stack/ensure-prometheus.sh
 	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack

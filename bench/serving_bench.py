@@ -14,6 +14,12 @@ micro-batching at work) and the resident memory of each worker.
 
     .venv/bin/python bench/serving_bench.py               # 10 s per cell
     .venv/bin/python bench/serving_bench.py --seconds 3
+    .venv/bin/python bench/serving_bench.py --log-only    # only the prediction-log table
+
+The prediction-log table compares, on SQLite and on PostgreSQL (the native stack's server),
+a router with the log on against one with it off (``SERVING_LOG``), both running at once and
+loaded in alternating halves: req/s and p99 of single-row requests at concurrency 16, and
+feedback ingest (rows/s of ``POST /feedback`` with 1,000 labels per request).
 
 The load generator is bounded: N threads, each with one keep-alive connection
 (http.client) sending a request only after the previous answer arrived.
@@ -188,11 +194,91 @@ def _mlflow_serve(port: int, uri: str, log) -> subprocess.Popen:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _post(port: int, path: str, body: object) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("POST", path, body=json.dumps(body),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
+
+
+def feedback_ingest(port: int, rows: list[dict], n_batches: int) -> float:
+    """Log ``n_batches`` x 1,000 rows, then label them 1,000 per POST; labels/s of the POSTs."""
+    logged = []
+    for _ in range(n_batches):
+        status, body = _post(port, "/predict", {"rows": rows[:1000]})
+        assert status == 200, body
+        logged.append(body["request_id"])
+    time.sleep(3.0)  # flushed (LOG_FLUSH_SECONDS = 1)
+    started = time.perf_counter()
+    for rid in logged:
+        items = [{"request_id": rid, "row": r, "label": float(r)} for r in range(1000)]
+        status, body = _post(port, "/feedback", items)
+        assert status == 200 and body["counts"]["stored"] == 1000, body
+    return 1000 * n_batches / (time.perf_counter() - started)
+
+
+def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float,
+              home: Path) -> None:
+    """The prediction log's cost on SQLite and PostgreSQL (see the module docstring)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "stack"))
+    from argparse import Namespace
+
+    from native_stack import Stack
+
+    from dethrone.cli.router_cmd import command
+
+    pg = Stack(home / "pg")
+    pg.start_postgres()
+    pg_url = (f"postgresql+psycopg://postgres:{pg.creds.postgres_password}@127.0.0.1:"
+              f"{pg.ports.postgres}/postgres")
+    bodies = bodies_of(rows, 1)
+    print(f"prediction log: 1-row /invocations at concurrency 16, {seconds:g} s per cell; "
+          f"feedback: POST /feedback of 1,000 labels")
+    print(f"{'database':10} | {'off req/s':>9} {'p99 ms':>7} | {'on req/s':>8} {'p99 ms':>7} "
+          f"| {'on/off':>6} | {'feedback rows/s':>15}")
+    procs: list[subprocess.Popen] = []
+    try:
+        for db, url in (("SQLite", ""), ("PostgreSQL", pg_url)):
+            ports = {}
+            for log in ("false", "true"):
+                ports[log] = free_port()
+                env = {**ls.env(), "MODEL_NAME": NAME, "ROUTER_LOG_LEVEL": "warning",
+                       "MLFLOW_TRACKING_URI": uri, "SERVING_LOG": log,
+                       "ROUTER_DATABASE_URL": url, "LOG_FLUSH_SECONDS": "1",
+                       "ROUTER_DATA_DIR": str(home / f"router-{db}-{log}")}
+                cmd = command(Namespace(host="127.0.0.1", port=ports[log], workers=2))
+                with open(home / f"router-{db}-{log}.log", "wb") as out:
+                    procs.append(subprocess.Popen(cmd, env=env, stdout=out,
+                                                  stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
+                wait_http(ports[log], "/health", proc=procs[-1])
+                _post(ports[log], "/traffic", {"mode": "ab", "a": 0.5})
+                wait_http(ports[log], "/health/ready")
+            runs: dict[str, list[dict]] = {"false": [], "true": []}
+            for _ in range(2):
+                for log in ("false", "true"):
+                    runs[log].append(load(ports[log], bodies, 16, seconds / 2, True))
+            off, on = ({"rps": float(np.mean([x["rps"] for x in runs[k]])),
+                        "p99": float(max(x["p99"] for x in runs[k])),
+                        "errors": sum(x["errors"] for x in runs[k])} for k in ("false", "true"))
+            ingest = feedback_ingest(ports["true"], rows, 5)
+            print(f"{db:10} | {off['rps']:9.1f} {off['p99']:7.1f} | {on['rps']:8.1f} "
+                  f"{on['p99']:7.1f} | {on['rps'] / off['rps']:6.2f} | {ingest:15.0f}"
+                  + (f"  errors off={off['errors']} on={on['errors']}"
+                     if off["errors"] or on["errors"] else ""))
+    finally:
+        for proc in procs:
+            stop_process_group(proc.pid, 15)
+        pg.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per cell (default 10)")
     parser.add_argument("--train-rows", type=int, default=5000)
     parser.add_argument("--a", type=float, default=0.5, help="champion share (default 0.5)")
+    parser.add_argument("--log-only", action="store_true", help="only the prediction-log table")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="dethrone-serving-bench-"))
     ls = LocalStack(home)
@@ -201,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         ls.start_mlflow(free_port())
         uri = ls.info("mlflow").url
         champ, chall, rows = register(uri, args.train_rows)
+        if args.log_only:
+            log_table(ls, uri, rows, args.seconds, home)
+            return 0
         env = {"MODEL_NAME": NAME, "ROUTER_LOG_LEVEL": "warning", "MLFLOW_TRACKING_URI": uri}
         ls.start_router(free_port(), workers=2, extra_env=env)
         router = ls.info("router")

@@ -20,7 +20,6 @@ from dethrone.injection import DriftSpec
 from dethrone.settings import Settings
 from dethrone.slicing import Slicer
 from dethrone_router.errors import ApiError, register_error_handler
-from dethrone_router.store import ConfigStore
 from dethrone_router.validation import DEFAULTS, ValidationError, drift_plan, validate_config
 
 access_log = logging.getLogger("dethrone_router.access")
@@ -33,8 +32,9 @@ class RouterState:
     settings: Settings
     slicer: Slicer
     columns: dict[str, pd.Series]
-    store: ConfigStore
+    store: Any
     metrics: Any
+    engine: Any = None
     _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
         default=None, repr=False)
 
@@ -99,21 +99,31 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     slicer = Slicer(frame)
     defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"],
                                              settings.router_max_data_size)}
-    store = ConfigStore(settings.router_data_dir, defaults)
+    from dethrone.store import SqlConfigStore, database_url, make_engine
+
+    engine = make_engine(database_url(settings))
+    store = SqlConfigStore(engine, defaults)
+    metrics = Metrics(store)
     app.extensions["dethrone_router"] = RouterState(
         settings=settings, slicer=slicer,
         columns={c: slicer.frame[c] for c in slicer.columns},
-        store=store, metrics=Metrics(store))
+        store=store, metrics=metrics, engine=engine)
 
-    from dethrone_router import data, ops, serving, traffic
+    from dethrone_router import data, feedback, ops, predlog, serving, traffic
 
     if settings.serving_enabled:
         from dethrone_router.metrics import ServingMetrics
 
+        # Unlabelled metrics write their file at creation: not where the worker's metric
+        # files could not be allocated (a full disk would SIGBUS the worker).
+        log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
+        metrics.add_collector(predlog.CoverageCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
-            settings, ServingMetrics(app.extensions["dethrone_router"].metrics.registry),
-            model_source)
+            settings, ServingMetrics(metrics.registry), model_source,
+            writer=predlog.build_writer(engine, settings, log_metrics)
+            if settings.serving_log else None, log_metrics=log_metrics)
     app.register_blueprint(traffic.bp)
+    app.register_blueprint(feedback.bp)
     app.register_blueprint(data.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(serving.bp)

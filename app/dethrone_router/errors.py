@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from dethrone_router.store import StoreUnavailable
+from dethrone.store.errors import StoreUnavailable
 from dethrone_router.validation import ValidationError
 
 log = logging.getLogger("dethrone_router")

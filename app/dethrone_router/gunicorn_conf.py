@@ -86,6 +86,19 @@ def on_starting(server):
         server.log.warning("metrics folder %s unusable: %s", _metrics_dir, exc)
 
 
+def worker_exit(server, worker):
+    """Flush the worker's prediction log before it goes (SIGTERM, max_requests, reload):
+    an acknowledged prediction is then never lost by a graceful stop."""
+    import sys
+
+    wsgi = sys.modules.get("dethrone_router.wsgi")
+    serving = wsgi.app.extensions.get("dethrone_serving") if wsgi is not None else None
+    if serving is not None and serving.writer is not None:
+        lost = serving.writer.close(timeout=graceful_timeout / 2)
+        if lost:
+            server.log.warning("prediction log: %d rows could not be written at exit", lost)
+
+
 def child_exit(server, worker):
     """Let the live-gauge files of a dead worker go."""
     from prometheus_client import multiprocess

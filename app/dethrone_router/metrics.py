@@ -27,8 +27,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from dethrone_router.store import ConfigStore
-
 log = logging.getLogger("dethrone_router")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Bytes allocated per metric file; the label sets of this app need a few dozen KiB.
@@ -39,7 +37,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class _ConfigCollector:
     """Gauges of the current config, read from the store on every scrape."""
 
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -62,11 +60,11 @@ class Metrics:
 
     Parameters
     ----------
-    store : ConfigStore
+    store : SqlConfigStore
         Source of the config gauges.
     """
 
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         #: Why this worker counts nothing (None: it counts).
         self.problem: str | None = None
@@ -76,6 +74,8 @@ class Metrics:
         # otherwise keeps several apps in one process (tests) from colliding.
         self.registry = None if self.multiprocess_dir else CollectorRegistry()
         self.store = store
+        #: scrape-time collectors beyond the config gauges (e.g. label coverage)
+        self.collectors: list[Any] = [_ConfigCollector(store)]
         self.requests = Counter("dethrone_router_requests", "HTTP requests answered",
                                 ["endpoint", "method", "status"], registry=self.registry)
         self.latency = Histogram("dethrone_router_request_duration_seconds",
@@ -85,6 +85,12 @@ class Metrics:
                             ["endpoint"], registry=self.registry)
         if self.registry is not None:
             self.registry.register(_ConfigCollector(store))
+
+    def add_collector(self, collector: Any) -> None:
+        """Register a collector read at every scrape (on every worker)."""
+        self.collectors.append(collector)
+        if self.registry is not None:
+            self.registry.register(collector)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float,
                 rows: int) -> None:
@@ -105,7 +111,8 @@ class Metrics:
         if self.registry is not None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        registry.register(_ConfigCollector(self.store))
+        for collector in self.collectors:
+            registry.register(collector)
         try:
             MultiProcessCollector(registry, path=self.multiprocess_dir)
             return generate_latest(registry)

@@ -77,8 +77,10 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
             "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
             "config_version": {"type": "integer", "nullable": True},
             "store": {"type": "object"}, "metrics": {"type": "string", "nullable": True},
-            "dataset": {"type": "object"}}},
+            "dataset": {"type": "object"}, "log": {"type": "object", "nullable": True},
+            "warnings": {"type": "array", "items": {"type": "string"}}}},
         **_serving_schemas(),
+        **_feedback_schemas(),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "field", "status"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
@@ -112,6 +114,51 @@ def _serving_schemas() -> dict[str, Any]:
         "models": {"type": "object"}, "pid": {"type": "integer"},
         "registry": {"type": "string"}, "store": {"type": "boolean"}}}
     return {"PredictRequest": body, "Predictions": answer, "Ready": ready}
+
+
+def _feedback_schemas() -> dict[str, Any]:
+    item = {"type": "object", "required": ["request_id", "row", "label"], "properties": {
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "row": {"type": "integer", "minimum": 0},
+        "label": {"oneOf": [{"type": "number"}, {"type": "string", "minLength": 1,
+                                                  "maxLength": 128}]},
+        "overwrite": {"type": "boolean"}}, "additionalProperties": False}
+    items = {"type": "array", "minItems": 1, "maxItems": 1000,
+             "items": {"$ref": "#/components/schemas/FeedbackItem"}}
+    result = {"type": "object", "required": ["request_id", "row", "status"], "properties": {
+        "request_id": {"type": "string"}, "row": {"type": "integer"},
+        "status": {"type": "string", "enum": ["stored", "overwritten", "duplicate", "conflict",
+                                              "unknown", "too_old"]},
+        "arm": {"type": "string"}, "label": {}, "previous": {}}}
+    return {"FeedbackItem": item, "FeedbackRequest": {"oneOf": [
+        {"$ref": "#/components/schemas/FeedbackItem"}, items,
+        {"type": "object", "required": ["items"], "additionalProperties": False,
+         "properties": {"items": items, "overwrite": {"type": "boolean"}}}]},
+        "FeedbackItemResult": result,
+        "FeedbackResult": {"oneOf": [
+            {"$ref": "#/components/schemas/FeedbackItemResult"},
+            {"type": "object", "required": ["results", "counts"], "properties": {
+                "results": {"type": "array",
+                            "items": {"$ref": "#/components/schemas/FeedbackItemResult"}},
+                "counts": {"type": "object",
+                           "additionalProperties": {"type": "integer"}}}}]}}
+
+
+def _feedback_path() -> dict[str, Any]:
+    single = {"404": "no logged prediction has this request_id and row",
+              "409": "a different label is stored (send overwrite: true to replace it)",
+              "410": "the row was logged longer ago than FEEDBACK_MAX_AGE"}
+    return {"/feedback": {"post": {
+        "summary": "true labels of served rows (one item, a list, or {items, overwrite})",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/FeedbackRequest"}}}},
+        "responses": {
+            "200": _json("FeedbackResult", "every item stored, overwritten or duplicate"),
+            "207": _json("FeedbackResult", "a list with refused items: per-item statuses"),
+            **{k: _json("FeedbackResult", v) for k, v in single.items()},
+            "400": _error("malformed body (the error names the field); nothing stored"),
+            "413": _error(_ERROR_CODES["413"]), "415": _error(_ERROR_CODES["415"]),
+            "503": _error("the database cannot be written now (see Retry-After)")}}}}
 
 
 def _serving_paths() -> dict[str, Any]:
@@ -198,6 +245,7 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool,
             "/health": {"get": {"summary": "readiness", "responses": {
                 "200": _json("Health", "ready"), "503": _json("Health", "not ready")}}},
             **_serving_paths(),
+            **_feedback_path(),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

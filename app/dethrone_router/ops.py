@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from dethrone.store.errors import StoreUnavailable
 from dethrone_router import state
 from dethrone_router.errors import ApiError
 from dethrone_router.metrics import CONTENT_TYPE
 from dethrone_router.openapi import build_spec
-from dethrone_router.store import StoreUnavailable
 
 bp = Blueprint("ops", __name__)
 
@@ -17,7 +17,7 @@ bp = Blueprint("ops", __name__)
 def health():
     """200 when ready (data set loaded, store writable, config fits), else 503.
 
-    ``store_writable`` comes from a real write (see ``ConfigStore.write_problem``);
+    ``store_writable`` comes from a real write (see ``SqlConfigStore.write_problem``);
     ``store.problem`` names the cause when it fails.
     """
     st = state()
@@ -33,9 +33,23 @@ def health():
     ready = all(checks.values())
     serving = current_app.extensions.get("dethrone_serving")
     view = serving.watcher.status() if serving is not None else None
-    # The registry down while models keep serving: still 200, but say so.
-    degraded = ready and view is not None and view["registry"] == "unreachable"
+    writer = getattr(serving, "writer", None)
+    log_health = writer.health() if writer is not None else None
+    warnings = []
+    if view is not None and view["registry"] == "unreachable":
+        warnings.append("model registry unreachable; the loaded models keep serving")
+    if log_health is not None and not log_health.ok:
+        # Predictions go on; their log does not (rows wait in the buffer, then are dropped).
+        warnings.append(f"prediction log not writing ({log_health.buffered} rows buffered, "
+                        f"{log_health.dropped_total} dropped): {log_health.last_error}")
+    # Still 200 when degraded: the worker serves, but says what is wrong.
+    degraded = ready and bool(warnings)
     body = {"status": "degraded" if degraded else "ok" if ready else "unavailable",
+            "warnings": warnings,
+            "log": None if log_health is None else {
+                k: v for k, v in log_health.to_dict().items()
+                if k in ("ok", "buffered", "capacity", "dropped_total", "written_total",
+                         "last_error", "last_flush")},
             "checks": checks, "serving": view,
             "config_version": version,
             "store": {"path": str(st.store.path), "problem": problem},

@@ -29,6 +29,7 @@ from dethrone_router.batching import MicroBatcher
 from dethrone_router.errors import ApiError
 from dethrone_router.inputs import payload_rows, read_body, to_frame, unit_of
 from dethrone_router.models import MlflowSource, ModelSource, ModelWatcher, ServedModel
+from dethrone_router.predlog import served_rows
 
 log = logging.getLogger("dethrone_router.serving")
 bp = Blueprint("serving", __name__)
@@ -44,6 +45,9 @@ class ServingState:
     settings: Settings
     watcher: ModelWatcher
     metrics: Any
+    #: the worker's prediction log (None: nothing is logged)
+    writer: Any = None
+    log_metrics: Any = None
     shadow_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="dethrone-shadow"))
     shadow_slots: threading.BoundedSemaphore = field(
@@ -55,9 +59,10 @@ class ServingState:
         self.watcher.start()
 
 
-def build_serving(settings: Settings, metrics: Any,
-                  source: ModelSource | None = None) -> ServingState:
-    """The :class:`ServingState` of one app; ``source`` defaults to the MLflow registry."""
+def build_serving(settings: Settings, metrics: Any, source: ModelSource | None = None, *,
+                  writer: Any = None, log_metrics: Any = None) -> ServingState:
+    """The :class:`ServingState` of one app; ``source`` defaults to the MLflow registry,
+    ``writer`` is the prediction log (:func:`dethrone_router.predlog.build_writer`)."""
     window = settings.serving_batch_window_ms / 1000.0
     batches = {a: metrics.batch(a) for a in (CHAMPION, CHALLENGER)}
 
@@ -68,7 +73,8 @@ def build_serving(settings: Settings, metrics: Any,
     watcher = ModelWatcher(source or MlflowSource(settings),
                            refresh_seconds=settings.serving_refresh_seconds,
                            make_batcher=make_batcher, events=metrics)
-    return ServingState(settings=settings, watcher=watcher, metrics=metrics)
+    return ServingState(settings=settings, watcher=watcher, metrics=metrics, writer=writer,
+                        log_metrics=log_metrics)
 
 
 def serving() -> ServingState:
@@ -130,9 +136,10 @@ def _score():
     order = [f.name for f in champion.model.features] if champion.model.features else None
     _, rows = payload_rows(body, max_rows=sv.settings.serving_max_rows, order=order)
     unit = unit_of(rows, cfg.get("unit_column"))
-    arm = CHAMPION
-    if challenger is not None and mode == "ab":
+    arm, salt = CHAMPION, None
+    if challenger is not None:
         salt = experiment_salt(cfg.get("salt"), challenger.version)
+    if challenger is not None and mode == "ab":
         arm = assign(float(cfg["a"]), salt=salt, unit=unit, rng=sv.rng)
     served = challenger if arm == CHALLENGER else champion
     if want_proba and served.model.predict_proba is None:
@@ -140,18 +147,26 @@ def _score():
                        f"has no predict_proba", "probabilities")
     started = time.perf_counter()
     frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
+    # The log keeps a classifier's probabilities even when the client did not ask.
+    log_proba = sv.writer is not None and served.model.predict_proba is not None
     try:
-        labels, proba = served.batcher.submit(frame, proba=want_proba)
+        labels, proba = served.batcher.submit(frame, proba=want_proba or log_proba)
     except (ValueError, TypeError) as exc:
         # Rows that fit the signature but not the model (e.g. a null where the model
         # has no imputer): the client's data, not a server fault.
         raise ApiError(422, "model_rejected_input", f"the {arm} model (version "
                        f"{served.version}) rejected the rows: {str(exc)[:300]}") from None
-    sv.metrics.scored(arm, served.version, mode, time.perf_counter() - started, labels,
-                      served.task)
+    seconds = time.perf_counter() - started
+    sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
     g.rows = len(rows)
+    exp = {"request_id": g.request_id, "unit": unit, "champion": champion,
+           "challenger": challenger, "salt": salt, "model_name": sv.settings.model_name}
+    if sv.writer is not None:
+        sv.writer.append(served_rows(rows=rows, arm=arm, served=True, model=served,
+                                     labels=labels, proba=proba, classes=served.model.classes,
+                                     latency_ms=seconds * 1000, **exp))
     if mode == "shadow" and challenger is not None:
-        _shadow(sv, challenger, rows, cfg.get("unit_column"))
+        _shadow(sv, challenger, rows, cfg.get("unit_column"), exp)
     out: dict[str, Any] = {"predictions": labels.tolist(), "model_version": served.version,
                            "arm": arm, "request_id": g.request_id}
     if want_proba:
@@ -160,7 +175,8 @@ def _score():
     return jsonify(out)
 
 
-def _shadow(sv: ServingState, challenger: ServedModel, rows: list, drop: str | None) -> None:
+def _shadow(sv: ServingState, challenger: ServedModel, rows: list, drop: str | None,
+            exp: dict[str, Any]) -> None:
     if not sv.shadow_slots.acquire(blocking=False):
         sv.metrics.shadow_failures.labels("dropped").inc()
         return
@@ -169,9 +185,16 @@ def _shadow(sv: ServingState, challenger: ServedModel, rows: list, drop: str | N
         try:
             started = time.perf_counter()
             frame = to_frame(rows, challenger.model.features, drop=drop)
-            labels, _ = challenger.batcher.submit(frame)
-            sv.metrics.scored(CHALLENGER, challenger.version, "shadow",
-                              time.perf_counter() - started, labels, challenger.task)
+            want = sv.writer is not None and challenger.model.predict_proba is not None
+            labels, proba = challenger.batcher.submit(frame, proba=want)
+            seconds = time.perf_counter() - started
+            sv.metrics.scored(CHALLENGER, challenger.version, "shadow", seconds, labels,
+                              challenger.task)
+            if sv.writer is not None:
+                sv.writer.append(served_rows(rows=rows, arm=CHALLENGER, served=False,
+                                             model=challenger, labels=labels, proba=proba,
+                                             classes=challenger.model.classes,
+                                             latency_ms=seconds * 1000, **exp))
         except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
             log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)

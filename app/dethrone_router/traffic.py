@@ -7,12 +7,17 @@ import re
 
 from flask import Blueprint, jsonify, request
 
+from dethrone.store.errors import VersionConflict
 from dethrone_router import state
 from dethrone_router.auth import require_read, require_write
 from dethrone_router.errors import ApiError
-from dethrone_router.store import VersionConflict
-from dethrone_router.validation import (MAX_JSON_DEPTH, ValidationError, merge_update,
-                                        nesting_depth, validate_config)
+from dethrone_router.validation import (
+    MAX_JSON_DEPTH,
+    ValidationError,
+    merge_update,
+    nesting_depth,
+    validate_config,
+)
 
 bp = Blueprint("traffic", __name__)
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")

@@ -55,6 +55,7 @@ class Credentials:
     postgres_password: str = field(default_factory=_secret)
     mlflow_db_password: str = field(default_factory=_secret)
     airflow_db_password: str = field(default_factory=_secret)
+    router_db_password: str = field(default_factory=_secret)
     s3_access_key: str = field(default_factory=lambda: "stack" + secrets.token_hex(6))
     s3_secret_key: str = field(default_factory=_secret)
     mlflow_user: str = "admin"
@@ -71,6 +72,8 @@ class Ports:
     s3: int = field(default_factory=free_port)
     mlflow: int = field(default_factory=free_port)
     router: int = field(default_factory=free_port)
+    router2: int = field(default_factory=free_port)
+    prometheus: int = field(default_factory=free_port)
     nginx: int = field(default_factory=free_port)
     airflow: int = field(default_factory=free_port)
     scheduler_health: int = field(default_factory=free_port)
@@ -229,7 +232,8 @@ class Stack:
         init_env = {**self.base_env(), "PGHOST": "127.0.0.1", "PGPORT": str(self.ports.postgres),
                     "PGPASSWORD": self.creds.postgres_password, "POSTGRES_USER": "postgres",
                     "MLFLOW_DB_PASSWORD": self.creds.mlflow_db_password,
-                    "AIRFLOW_DB_PASSWORD": self.creds.airflow_db_password}
+                    "AIRFLOW_DB_PASSWORD": self.creds.airflow_db_password,
+                    "ROUTER_DB_PASSWORD": self.creds.router_db_password}
         init_env["PATH"] = f"{bindir}{os.pathsep}{init_env['PATH']}"
         wait_until("postgres accepting logins",
                    lambda: self._psql_ok(init_env, bindir), timeout=60, proc=server)
@@ -297,16 +301,65 @@ class Stack:
         wait_until("mlflow", http_ok(f"{self.mlflow_url}/health"), timeout=180, proc=server)
 
     # ------------------------------------------------------------------ router
-    def start_router(self) -> None:
-        env = {**self.base_env(), "ROUTER_TOKEN": self.creds.router_token,
-               "ROUTER_READ_TOKEN": self.creds.router_read_token,
-               "ROUTER_DATA_DIR": str(self.workdir / "router"), "ROUTER_WORKERS": "2"}
-        server = self.procs.spawn("router", [
+    @property
+    def router_database_url(self) -> str:
+        """The router's database, as compose sets it: its own role and database."""
+        return (f"postgresql+psycopg://router:{self.creds.router_db_password}"
+                f"@127.0.0.1:{self.ports.postgres}/router")
+
+    def router_env(self, name: str = "router") -> dict[str, str]:
+        """What docker-compose.yml gives the router: tokens, database, registry."""
+        return {**self.base_env(), "ROUTER_TOKEN": self.creds.router_token,
+                "ROUTER_READ_TOKEN": self.creds.router_read_token,
+                "ROUTER_DATA_DIR": str(self.workdir / name), "ROUTER_WORKERS": "2",
+                "ROUTER_DATABASE_URL": self.router_database_url,
+                "MLFLOW_TRACKING_URI": self.mlflow_url,
+                "MLFLOW_TRACKING_USERNAME": self.creds.mlflow_user,
+                "MLFLOW_TRACKING_PASSWORD": self.creds.mlflow_password,
+                "SERVING_REFRESH_SECONDS": "2", **self.s3_env()}
+
+    def start_router(self, name: str = "router", port: int | None = None) -> None:
+        """A router under gunicorn; ``name``/``port`` start another replica on the same
+        PostgreSQL (the stack test runs two)."""
+        port = port or self.ports.router
+        server = self.procs.spawn(name, [
             sys.executable, "-m", "gunicorn", "-c", str(ROOT / "app" / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{self.ports.router}", "--workers", "2",
-            "dethrone_router.wsgi:app"], env, cwd=ROOT / "app", stop_timeout=15)
-        wait_until("router", http_ok(f"{self.router_direct_url}/health"), timeout=120,
-                   proc=server)
+            "--bind", f"127.0.0.1:{port}", "--workers", "2",
+            "dethrone_router.wsgi:app"], self.router_env(name), cwd=ROOT / "app",
+            stop_timeout=15)
+        wait_until(name, http_ok(f"http://127.0.0.1:{port}/health"), timeout=120, proc=server)
+
+    def start_prometheus(self, scrape_seconds: float = 2.0) -> str:
+        """Debian's Prometheus (ensure-prometheus.sh) with prometheus/prometheus.yml, its
+        targets rewritten to the loopback routers; returns its URL."""
+        import shutil
+
+        import yaml
+
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus not found: run scripts/stack/ensure-prometheus.sh")
+        config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+        config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = (
+            f"{scrape_seconds:g}s")
+        targets = {"router:8000": [f"127.0.0.1:{self.ports.router}",
+                                   f"127.0.0.1:{self.ports.router2}"],
+                   "localhost:9090": [f"127.0.0.1:{self.ports.prometheus}"]}
+        for job in config["scrape_configs"]:
+            for static in job["static_configs"]:
+                static["targets"] = [t for old in static["targets"]
+                                     for t in targets.get(old, [old])]
+        folder = self.workdir / "prometheus"
+        folder.mkdir(exist_ok=True)
+        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+        url = f"http://127.0.0.1:{self.ports.prometheus}"
+        server = self.procs.spawn("prometheus", [
+            binary, f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.ports.prometheus}"],
+            self.base_env(), cwd=folder, stop_timeout=15)
+        wait_until("prometheus", http_ok(f"{url}/-/ready"), timeout=60, proc=server)
+        return url
 
     def start_nginx(self) -> None:
         binary = nginx_proxy.nginx_binary(install=True)

@@ -107,6 +107,7 @@ class Settings:
     aws_default_region: str = _doc("us-east-1", "S3 region")
     # --- prediction log -----------------------------------------------------------
     router_database_url: str = _doc("", "database of config, log, feedback (empty: SQLite file)")
+    serving_log: bool = _doc(True, "log every served prediction to ROUTER_DATABASE_URL")
     log_flush_seconds: float = _doc(1.0, "longest wait of a served row before its commit")
     log_buffer_rows: int = _doc(100_000, "rows buffered while the database is down, then dropped")
     serving_log_features: str = _doc("all", "log features: all, none or a share of requests")

@@ -50,7 +50,7 @@ def test_openapi_describes_every_endpoint(client):
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {"/traffic", "/traffic/history", "/get_data", "/ab_data",
                                   "/health", "/metrics", "/openapi.json", "/predict",
-                                  "/invocations", "/health/live", "/health/ready"}
+                                  "/invocations", "/health/live", "/health/ready", "/feedback"}
     assert set(spec["paths"]["/traffic"]) == {"get", "post"}
     assert set(spec["paths"]["/get_data"]) == {"get", "post"}
     schemas = spec["components"]["schemas"]

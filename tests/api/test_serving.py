@@ -312,8 +312,12 @@ def test_dashboard_serving_queries_use_exported_metrics(gateway, gclient, source
     source.aliases["challenger"] = "3"  # a classifier, so class counts exist too
     gateway.extensions["dethrone_serving"].watcher.refresh()
     for unit in range(20):
-        assert gclient.post("/predict", json={"rows": ROWS},
-                            headers={"X-Dethrone-Unit": str(unit)}).status_code == 200
+        resp = gclient.post("/predict", json={"rows": ROWS}, headers={"X-Dethrone-Unit": str(unit)})
+        assert resp.status_code == 200
+    # The log and feedback panels: a flushed log and one label.
+    assert gateway.extensions["dethrone_serving"].writer.flush(timeout=10)
+    assert gclient.post("/feedback", json={"request_id": resp.get_json()["request_id"], "row": 0,
+                                           "label": 1.0}).status_code == 200
     text = gclient.get("/metrics").get_data(as_text=True)
     exported = set(re.findall(r"^(dethrone_[a-z_]+)", text, re.MULTILINE))
     board = json.loads((Path(__file__).parents[2] / "grafana" / "dashboards"

@@ -17,7 +17,8 @@ from tests.api.test_serving import FakeSource, _fit
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-SERVING = {"POST /predict", "POST /invocations", "GET /health/live", "GET /health/ready"}
+SERVING = {"POST /predict", "POST /invocations", "GET /health/live", "GET /health/ready",
+           "POST /feedback"}
 
 
 @pytest.fixture(scope="module")

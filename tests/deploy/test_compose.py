@@ -486,3 +486,17 @@ def test_mlflow_entrypoint_refuses_placeholder_secrets(tmp_path):
     assert result.returncode == 64
     assert "MLFLOW_AUTH_ADMIN_PASSWORD" in result.stderr
     assert not (tmp_path / "basic_auth.ini").exists()
+
+
+def test_router_keeps_config_and_log_in_the_compose_postgres(services):
+    env = _environment(services["router"])
+    url = env["ROUTER_DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg://${ROUTER_DB_USER:-router}:${ROUTER_DB_PASSWORD:?")
+    assert url.endswith("@postgres:5432/${ROUTER_DB_NAME:-router}")
+    assert services["router"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    pg_env = _environment(services["postgres"])
+    assert {"ROUTER_DB_USER", "ROUTER_DB_PASSWORD", "ROUTER_DB_NAME"} <= set(pg_env)
+    script = (ROOT / "postgres" / "init-databases.sh").read_text()
+    # The init script makes the role and the database the URL names, and checks the password.
+    assert "ROUTER_DB_PASSWORD" in script.split("\n\n")[1]
+    assert ":'router_user'" in script and ":'router_db'" in script

@@ -114,8 +114,14 @@ def test_each_database_is_reachable_only_by_its_role(stack):
         tables = conn.execute("select count(*) from information_schema.tables "
                               "where table_name in ('dag', 'ab_user')").fetchone()[0]
         assert tables == 2  # Airflow's and the FAB auth manager's tables were migrated
+    with connect("router", stack.creds.router_db_password, "router") as conn:
+        tables = conn.execute("select count(*) from information_schema.tables "
+                              "where table_name in ('config', 'predictions')").fetchone()[0]
+        assert tables == 2  # the router migrated its own database
     with pytest.raises(psycopg.OperationalError):
         connect("mlflow", stack.creds.mlflow_db_password, "airflow").close()
+    with pytest.raises(psycopg.OperationalError):
+        connect("router", stack.creds.router_db_password, "mlflow").close()
     with pytest.raises(psycopg.OperationalError):
         connect("airflow", "wrong-password", "airflow").close()
 

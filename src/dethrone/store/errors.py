@@ -15,12 +15,20 @@ class StoreUnavailable(Exception):
     ----------
     cause : BaseException
         The driver's error, for logs; its text is in the message too.
+    where : str, optional
+        What could not be done, to lead the message (default ``"database unavailable"``),
+        e.g. ``"config store /data/router.sqlite3 cannot write"``.
+    text : str, optional
+        The cause in words, instead of the driver's first line.
     """
 
-    def __init__(self, cause: BaseException) -> None:
-        text = str(getattr(cause, "orig", None) or cause).strip().splitlines()
-        super().__init__(f"database unavailable: {text[0] if text else type(cause).__name__}")
-        self.cause = cause
+    def __init__(self, cause: BaseException, *, where: str | None = None,
+                 text: str | None = None) -> None:
+        if text is None:
+            lines = str(getattr(cause, "orig", None) or cause).strip().splitlines()
+            text = lines[0] if lines else type(cause).__name__
+        super().__init__(f"{where or 'database unavailable'}: {text}")
+        self.cause, self.text = cause, text
 
 
 class VersionConflict(Exception):

@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, Text, and_, cast, delete, exists, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from dethrone.store.durations import parse_duration
 from dethrone.store.engine import write_transaction
@@ -66,6 +68,27 @@ def to_epoch(value: Any, *, now: float | None = None) -> float | None:
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).timestamp()
 
 
+class _json_text(FunctionElement):
+    """A JSON column as text. SQLite gives a column declared JSON numeric affinity, so a
+    number is stored as REAL and CAST(... AS TEXT) keeps only 15 digits: print 17, which
+    read back as the very double that was logged."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(_json_text)
+def _json_text_default(element, compiler, **kw):
+    return compiler.process(cast(list(element.clauses)[0], Text), **kw)
+
+
+@compiles(_json_text, "sqlite")
+def _json_text_sqlite(element, compiler, **kw):
+    col = compiler.process(list(element.clauses)[0], **kw)
+    return (f"CASE typeof({col}) WHEN 'real' THEN printf('%!.17g', {col}) "
+            f"ELSE CAST({col} AS TEXT) END")
+
+
 def _query(experiment: str | None, since: float | None, until: float | None, after: int,
            limit: int):
     cond = [_pred.c.id > after]
@@ -77,9 +100,9 @@ def _query(experiment: str | None, since: float | None, until: float | None, aft
         cond.append(_pred.c.ts < until)
     joined = _pred.outerjoin(_fb, and_(_fb.c.request_id == _pred.c.request_id,
                                        _fb.c.row == _pred.c.row))
-    return (select(*_COLUMNS, cast(_pred.c.prediction, Text).label("prediction_json"),
+    return (select(*_COLUMNS, _json_text(_pred.c.prediction).label("prediction_json"),
                    _pred.c.latency_ms, cast(_pred.c.features, Text).label("features_json"),
-                   cast(_fb.c.label, Text).label("label_json"),
+                   _json_text(_fb.c.label).label("label_json"),
                    _fb.c.received_at.label("labelled_at"))
             .select_from(joined).where(*cond).order_by(_pred.c.id).limit(limit))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from sqlalchemy import inspect
 
 from dethrone.store import current_revision, head_revision, upgrade
@@ -35,13 +34,24 @@ def test_concurrent_starts_migrate_once(db_url, new_engine):
 
 
 def test_seed_era_file_is_adopted_with_its_config(tmp_path, new_engine):
-    pytest.importorskip("flask")
-    from dethrone_router.store import ConfigStore
+    import sqlite3
 
     from dethrone.store import SqlConfigStore, default_url
 
-    old = ConfigStore(tmp_path, {"a": 0.5})
-    old.update(lambda c: {**c, "a": 0.2})
+    # The file as the seed-era dethrone_router.store.ConfigStore left it (its schema).
+    seed = sqlite3.connect(tmp_path / "router.sqlite3")
+    seed.executescript("""
+        CREATE TABLE config (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL,
+                             body TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE TABLE history (version INTEGER PRIMARY KEY, at TEXT NOT NULL,
+                              before TEXT NOT NULL, after TEXT NOT NULL);
+        CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
+        INSERT INTO config VALUES (1, 1, '{"a": 0.2}', '2026-01-01T00:00:00.000Z');
+        INSERT INTO history VALUES (1, '2026-01-01T00:00:00.000Z', '{"a": 0.5}', '{"a": 0.2}');
+    """)
+    seed.close()
     new = SqlConfigStore(new_engine(default_url(tmp_path)), {"a": 0.9})
     assert new.current() == (1, {"a": 0.2})
-    assert new.history() == old.history()
+    assert new.history() == [{"version": 1, "at": "2026-01-01T00:00:00.000Z",
+                              "before": {"a": 0.5}, "after": {"a": 0.2}}]
+    assert new.update(lambda c: {**c, "a": 0.3})[0] == 2

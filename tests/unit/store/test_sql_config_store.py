@@ -120,7 +120,14 @@ def test_full_sqlite_raises_typed_error_and_writes_nothing(tmp_path, new_engine)
     assert store.current() == (0, DEFAULTS) and store.history() == []
 
 
-def test_database_down_raises_typed_error(new_engine):
-    engine = new_engine(f"postgresql://u:p@127.0.0.1:{free_port()}/x")
-    with pytest.raises(StoreUnavailable, match="database unavailable"):
-        SqlConfigStore(engine, DEFAULTS)
+def test_database_down_starts_serves_defaults_and_refuses_writes(new_engine):
+    port = free_port()
+    # A router must start while its database is down: reads get the defaults, writes a
+    # typed error naming the store (password hidden) and the cause.
+    store = SqlConfigStore(new_engine(f"postgresql://u:secret@127.0.0.1:{port}/x"), DEFAULTS)
+    assert store.current() == (0, DEFAULTS)
+    with pytest.raises(StoreUnavailable, match=f"config store .*:{port}/x cannot write: "
+                                               f".*refused") as caught:
+        store.update(lambda c: {**c, "a": 0.1})
+    assert "secret" not in str(caught.value)
+    assert store.writable() is False and "refused" in store.write_problem(max_age=0)
