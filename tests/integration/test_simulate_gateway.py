@@ -2,14 +2,17 @@
 
 Two registered Ridge versions serve as champion and challenger (mode ``ab``, sticky units)
 while the router drifts ``carat``; the simulator's requests must reach both versions with
-the drifted features and without the target.
+the drifted features and without the target, and its rows and labels must land in the
+router's prediction log (read back with ``joined_predictions``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 
@@ -18,6 +21,8 @@ from dethrone.registry import Registry
 from dethrone.router_client import RouterClient
 from dethrone.settings import Settings
 from dethrone.simulate import simulate
+from dethrone.store import database_url, make_engine
+from dethrone.store.export import joined_predictions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -106,7 +111,7 @@ class RecordingClient(RouterClient):
         return super().predict(rows, **kw)
 
 
-def test_simulated_traffic_reaches_both_arms_with_the_routers_drift(gateway, diamonds):
+def test_simulated_traffic_and_labels_land_in_the_prediction_log(gateway, diamonds):
     url = gateway["url"]
     resp = requests.post(url + "/traffic", timeout=10, json={
         "mode": "ab", "a": 0.5, "b": 0.5, "salt": "sim-it", "drift_cols": ["carat"],
@@ -116,8 +121,8 @@ def test_simulated_traffic_reaches_both_arms_with_the_routers_drift(gateway, dia
     client.sent = []
     views = []
     report = simulate(client, rate=25.0, duration=4.0, units=10, rows_per_request=2,
-                      label_delay=1.0, random_state=5, progress=views.append,
-                      settings=Settings(target="price"))
+                      label_delay=1.0, label_coverage=0.7, random_state=5,
+                      progress=views.append, settings=Settings(target="price"))
     assert report.requests == 100 and report.errors == 0, report.error_statuses
     assert report.rows == len(client.sent) == 200
     assert set(report.per_version) == {gateway["champion"], gateway["challenger"]}
@@ -130,3 +135,31 @@ def test_simulated_traffic_reaches_both_arms_with_the_routers_drift(gateway, dia
     # the router's shift moved carat well away from the data set's distribution
     assert abs(carat.mean() - base.mean()) > 5 * base.std() / np.sqrt(len(carat))
     assert views[-1]["done"] and report.seconds < 4.0 + 1.0 + 5.0
+    _check_log(gateway, report, diamonds)
+
+
+def _check_log(gateway, report, diamonds) -> None:
+    """Every answered row is in the log with its arm and version; the labels are joined."""
+    engine = make_engine(database_url(Settings(router_data_dir=str(gateway["home"] / "router"))))
+    try:
+        deadline = time.monotonic() + 10  # the workers commit their log every 0.2 s
+        while len(log := joined_predictions(engine)) < report.rows and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    served = log[log["served"]]
+    assert len(served) == report.rows and served["request_id"].str.startswith("sim-").all()
+    assert served.groupby("arm").size().to_dict() == {
+        arm: c["rows"] for arm, c in report.per_arm.items()}
+    assert served.groupby("arm")["model_version"].unique().map(list).to_dict() == {
+        "champion": [gateway["champion"]], "challenger": [gateway["challenger"]]}
+    assert served["unit"].nunique() == 10 and (served.groupby("unit")["arm"].nunique() == 1).all()
+    labelled = served[served["label"].notna()]
+    assert len(labelled) == report.feedback_sent and report.feedback_errors == 0
+    assert abs(len(labelled) / len(served) - 0.7) <= 4 * np.sqrt(0.7 * 0.3 / len(served))
+    assert set(labelled["label"]) <= set(diamonds["price"].astype(float))  # true prices
+    np.testing.assert_allclose(labelled["loss"], (labelled["prediction"]
+                                                   - labelled["label"]).abs())
+    features = pd.DataFrame([json.loads(f) for f in served["features_json"]])
+    assert "price" not in features and set(features) == set(CATS + NUMS)
