@@ -6,4 +6,8 @@ The settings live in the installed package (``dethrone_router.gunicorn_conf``) s
 
 from dethrone_router.gunicorn_conf import *  # noqa: F401,F403
 from dethrone_router.gunicorn_conf import (  # noqa: F401
-    child_exit, on_exit, on_starting, worker_exit)
+    child_exit,
+    on_exit,
+    on_starting,
+    worker_exit,
+)

@@ -88,9 +88,19 @@ def third_party(python: str, ref: pd.DataFrame, cur: pd.DataFrame, *, repeat: in
         ref.to_parquet(Path(tmp) / "ref.parquet")
         cur.to_parquet(Path(tmp) / "cur.parquet")
         script = Path(__file__).with_name("third_party_drift.py")
-        proc = subprocess.run([python, str(script), str(Path(tmp) / "ref.parquet"),
-                               str(Path(tmp) / "cur.parquet"), "--repeat", str(repeat)],
-                              capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(
+            [
+                python,
+                str(script),
+                str(Path(tmp) / "ref.parquet"),
+                str(Path(tmp) / "cur.parquet"),
+                "--repeat",
+                str(repeat),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -109,8 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--compare-python", metavar="PY",
-                        help="Python with evidently and nannyml for the third-party columns")
+    parser.add_argument(
+        "--compare-python",
+        metavar="PY",
+        help="Python with evidently and nannyml for the third-party columns",
+    )
     args = parser.parse_args()
     diamonds = load_diamonds()[FEATURES]
     settings = Settings()
@@ -126,39 +139,62 @@ def main() -> None:
         report = detect_drift(profile, cur, settings=settings)
         assert report.drifted_features == ["carat", "color"], report.drifted_features
         t: dict = {"dethrone_drifted": report.drifted_features}
-        t.update({
-            "dethrone": median_time(lambda: detect_drift(ref, cur, settings=settings), args.repeat),
-            "profile": median_time(lambda: detect_drift(profile, cur, settings=settings),
-                                   args.repeat),
-            "scipy": median_time(lambda: scipy_loop(ref, cur), args.repeat),
-            "numpy": median_time(lambda: numpy_bound(ref, cur), args.repeat),
-        })
+        t.update(
+            {
+                "dethrone": median_time(
+                    lambda ref=ref, cur=cur: detect_drift(ref, cur, settings=settings), args.repeat
+                ),
+                "profile": median_time(
+                    lambda p=profile, cur=cur: detect_drift(p, cur, settings=settings), args.repeat
+                ),
+                "scipy": median_time(lambda ref=ref, cur=cur: scipy_loop(ref, cur), args.repeat),
+                "numpy": median_time(lambda ref=ref, cur=cur: numpy_bound(ref, cur), args.repeat),
+            }
+        )
         if args.compare_python:
-            t.update(third_party(args.compare_python, ref, cur,
-                                 repeat=1 if n >= 1_000_000 else min(args.repeat, 3)))
+            t.update(
+                third_party(
+                    args.compare_python,
+                    ref,
+                    cur,
+                    repeat=1 if n >= 1_000_000 else min(args.repeat, 3),
+                )
+            )
         rows.append((n, t))
-    print(f"drift check over {len(FEATURES)} diamonds features, seed drift in carat+color, "
-          f"median of {args.repeat} runs (seconds)")
-    head = (f"{'N':>9} {'dethrone':>9} {'profile':>9} {'scipy':>9} {'numpy':>9} "
-            f"{'dethrone/numpy':>15} {'scipy/dethrone':>15} {'dethrone/profile':>17}")
+    print(
+        f"drift check over {len(FEATURES)} diamonds features, seed drift in carat+color, "
+        f"median of {args.repeat} runs (seconds)"
+    )
+    head = (
+        f"{'N':>9} {'dethrone':>9} {'profile':>9} {'scipy':>9} {'numpy':>9} "
+        f"{'dethrone/numpy':>15} {'scipy/dethrone':>15} {'dethrone/profile':>17}"
+    )
     print(head)
     print("-" * len(head))
     for n, t in rows:
-        print(f"{n:>9} {t['dethrone']:>9.4f} {t['profile']:>9.4f} {t['scipy']:>9.4f} "
-              f"{t['numpy']:>9.4f} {t['dethrone'] / t['numpy']:>15.2f} "
-              f"{t['scipy'] / t['dethrone']:>15.2f} {t['dethrone'] / t['profile']:>17.2f}")
+        print(
+            f"{n:>9} {t['dethrone']:>9.4f} {t['profile']:>9.4f} {t['scipy']:>9.4f} "
+            f"{t['numpy']:>9.4f} {t['dethrone'] / t['numpy']:>15.2f} "
+            f"{t['scipy'] / t['dethrone']:>15.2f} {t['dethrone'] / t['profile']:>17.2f}"
+        )
     if args.compare_python:
-        print(f"\n{'N':>9} {'evidently':>10} {'nannyml':>9} {'evidently/dethrone':>19} "
-              f"{'nannyml/dethrone':>17}")
+        print(
+            f"\n{'N':>9} {'evidently':>10} {'nannyml':>9} {'evidently/dethrone':>19} "
+            f"{'nannyml/dethrone':>17}"
+        )
         for n, t in rows:
             ev, nm = t.get("evidently"), t.get("nannyml")
-            print(f"{n:>9} {_f(ev):>10} {_f(nm):>9} {_ratio(ev, t['dethrone']):>19} "
-                  f"{_ratio(nm, t['dethrone']):>17}")
+            print(
+                f"{n:>9} {_f(ev):>10} {_f(nm):>9} {_ratio(ev, t['dethrone']):>19} "
+                f"{_ratio(nm, t['dethrone']):>17}"
+            )
             for key in ("evidently_error", "nannyml_error"):
                 if t.get(key):
                     print(f"   {key}: {t[key]}")
-            print(f"   flagged: dethrone {t['dethrone_drifted']}, evidently "
-                  f"{t.get('evidently_drifted')}, nannyml {t.get('nannyml_drifted')}")
+            print(
+                f"   flagged: dethrone {t['dethrone_drifted']}, evidently "
+                f"{t.get('evidently_drifted')}, nannyml {t.get('nannyml_drifted')}"
+            )
         for key in ("evidently_config", "nannyml_config"):
             if rows and rows[0][1].get(key):
                 print(f"{key}: {rows[0][1][key]}")

@@ -49,10 +49,22 @@ def fill(path: Path, n: int) -> None:
         conn.executemany(
             "INSERT INTO predictions (request_id, row, arm, served, unit, model_version, ts, "
             "prediction) VALUES (?, 0, ?, 1, ?, ?, ?, ?)",
-            ((f"r{i}", "champion" if i % 2 else "challenger", f"u{i % 2000}",
-              "1" if i % 2 else "2", T0 + i * 1e-3, repr(float(pred[i]))) for i in idx))
-        conn.executemany("INSERT INTO feedback (request_id, row, label, received_at) "
-                         "VALUES (?, 0, '0.0', ?)", ((f"r{i}", T0 + 1 + i * 1e-3) for i in idx))
+            (
+                (
+                    f"r{i}",
+                    "champion" if i % 2 else "challenger",
+                    f"u{i % 2000}",
+                    "1" if i % 2 else "2",
+                    T0 + i * 1e-3,
+                    repr(float(pred[i])),
+                )
+                for i in idx
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO feedback (request_id, row, label, received_at) VALUES (?, 0, '0.0', ?)",
+            ((f"r{i}", T0 + 1 + i * 1e-3) for i in idx),
+        )
         conn.commit()
     conn.close()
 
@@ -74,9 +86,14 @@ def dethrone_look(path: Path) -> tuple[float, str]:
     engine = make_engine(f"sqlite:///{path}")
     clock = Clock()
     clock.now = T0 - 10
-    ctx = ex.ExperimentContext(settings=settings, registry=reg,
-                               router=FakeRouter(pd.DataFrame({"x": [1]})), engine=engine,
-                               tracker=FakeLiveTracker(), clock=clock)
+    ctx = ex.ExperimentContext(
+        settings=settings,
+        registry=reg,
+        router=FakeRouter(pd.DataFrame({"x": [1]})),
+        engine=engine,
+        tracker=FakeLiveTracker(),
+        clock=clock,
+    )
     ex.start_experiment(ctx, challenger_version="2", key="bench")
     began = time.perf_counter()
     out = ex.evaluate_experiment(ctx)
@@ -92,8 +109,10 @@ def peer(path: Path) -> float:
     with sqlite3.connect(path) as conn:
         frame = pd.read_sql(
             "SELECT p.arm, p.unit, p.prediction, f.label FROM predictions p JOIN feedback f "
-            "ON f.request_id = p.request_id AND f.row = p.row WHERE p.ts >= ?", conn,
-            params=(T0 - 10,))
+            "ON f.request_id = p.request_id AND f.row = p.row WHERE p.ts >= ?",
+            conn,
+            params=(T0 - 10,),
+        )
     frame["loss"] = (frame["prediction"].astype(float) - frame["label"].astype(float)).abs()
     frame.groupby("arm")["loss"].mean()
     return time.perf_counter() - began

@@ -39,35 +39,76 @@ def bench_size(settings: Settings, router: RouterClient, size: int) -> tuple[dic
     router.set_traffic(a=0.5, b=0.5, data_size=size, drift_cols=[])
     first: dict[str, float] = {}
     run1 = f"bench-{size}-first"
-    data = timed(first, "fetch_training_data", lambda: pipeline.fetch_data(
-        s, dag_run_id=run1, purpose="training", seed=1))
-    trained = timed(first, "train_model", lambda: pipeline.train_model(
-        s, data_uri=data["uri"], dag_run_id=run1, role="champion"))
-    reg = timed(first, "register_model", lambda: pipeline.register_model(
-        s, run_id=trained["run_id"], dag_run_id=run1, role="champion"))
-    timed(first, "set_champion", lambda: pipeline.first_champion(
-        s, version=reg["version"], dag_run_id=run1))
+    data = timed(
+        first,
+        "fetch_training_data",
+        lambda: pipeline.fetch_data(s, dag_run_id=run1, purpose="training", seed=1),
+    )
+    trained = timed(
+        first,
+        "train_model",
+        lambda: pipeline.train_model(s, data_uri=data["uri"], dag_run_id=run1, role="champion"),
+    )
+    reg = timed(
+        first,
+        "register_model",
+        lambda: pipeline.register_model(
+            s, run_id=trained["run_id"], dag_run_id=run1, role="champion"
+        ),
+    )
+    timed(
+        first,
+        "set_champion",
+        lambda: pipeline.first_champion(s, version=reg["version"], dag_run_id=run1),
+    )
 
     router.set_traffic(drift_cols=["carat", "color"])
     drift: dict[str, float] = {}
     run2 = f"bench-{size}-drift"
     start = time.perf_counter()
     champ = timed(drift, "check_champion", lambda: pipeline.check_champion(s))
-    current = timed(drift, "fetch_current_data", lambda: pipeline.fetch_data(
-        s, dag_run_id=run2, purpose="current", seed=1))
-    verdict = timed(drift, "detect_drift", lambda: pipeline.check_drift(
-        s, data_uri=current["uri"], champion_version=champ["champion_version"],
-        dag_run_id=run2))
-    chall = timed(drift, "train_challenger", lambda: pipeline.train_model(
-        s, data_uri=current["uri"], dag_run_id=run2, role="challenger", holdout_share=0.2))
-    creg = timed(drift, "register_challenger", lambda: pipeline.register_model(
-        s, run_id=chall["run_id"], dag_run_id=run2, role="challenger", alias="challenger"))
-    decision = timed(drift, "ab_test", lambda: pipeline.ab_test(
-        s, champion_version=champ["champion_version"], challenger_version=creg["version"],
-        dag_run_id=run2, holdout_uri=chall["holdout_uri"], seed=1))
+    current = timed(
+        drift,
+        "fetch_current_data",
+        lambda: pipeline.fetch_data(s, dag_run_id=run2, purpose="current", seed=1),
+    )
+    verdict = timed(
+        drift,
+        "detect_drift",
+        lambda: pipeline.check_drift(
+            s, data_uri=current["uri"], champion_version=champ["champion_version"], dag_run_id=run2
+        ),
+    )
+    chall = timed(
+        drift,
+        "train_challenger",
+        lambda: pipeline.train_model(
+            s, data_uri=current["uri"], dag_run_id=run2, role="challenger", holdout_share=0.2
+        ),
+    )
+    creg = timed(
+        drift,
+        "register_challenger",
+        lambda: pipeline.register_model(
+            s, run_id=chall["run_id"], dag_run_id=run2, role="challenger", alias="challenger"
+        ),
+    )
+    decision = timed(
+        drift,
+        "ab_test",
+        lambda: pipeline.ab_test(
+            s,
+            champion_version=champ["champion_version"],
+            challenger_version=creg["version"],
+            dag_run_id=run2,
+            holdout_uri=chall["holdout_uri"],
+            seed=1,
+        ),
+    )
     if decision["outcome"] == "promote":
-        timed(drift, "promote_challenger", lambda: pipeline.promote_challenger(
-            s, decision=decision))
+        timed(
+            drift, "promote_challenger", lambda: pipeline.promote_challenger(s, decision=decision)
+        )
     drift["TOTAL drift->decision"] = time.perf_counter() - start
     drift["_outcome"] = decision["outcome"]
     drift["_drifted"] = ",".join(verdict["drifted_features"])
@@ -95,7 +136,8 @@ def airflow_run(stack: LocalStack, router: RouterClient, size: int) -> dict[str,
         m = re.match(r"(\S+Z) .*\[DAG TEST\] (?:starting|end task) task_id=(\S+)", line)
         if m:
             stamps.setdefault(m.group(2), []).append(
-                datetime.fromisoformat(m.group(1).replace("Z", "+00:00")))
+                datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
+            )
     for task, ts in stamps.items():
         if len(ts) == 2:
             out[f"  task {task}"] = (ts[1] - ts[0]).total_seconds()
@@ -115,13 +157,18 @@ def main() -> None:
             stack.start_router(free_port(), workers=2, wait=False)
             stack.wait_ready("router")
             stack.wait_ready("mlflow")
-            print(f"servers ready in {time.perf_counter() - t:.1f} s "
-                  f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+            print(
+                f"servers ready in {time.perf_counter() - t:.1f} s "
+                f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            )
             settings = Settings.from_env().replace(
                 mlflow_tracking_uri=stack.info("mlflow").url,
-                flask_url=stack.info("router").url, dethrone_home=home)
-            os.environ.update(MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
-                              FLASK_URL=settings.flask_url)
+                flask_url=stack.info("router").url,
+                dethrone_home=home,
+            )
+            os.environ.update(
+                MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri, FLASK_URL=settings.flask_url
+            )
             router = RouterClient.from_settings(settings)
             results = {}
             for size in args.sizes:
@@ -132,8 +179,9 @@ def main() -> None:
                 for name in results[args.sizes[0]][part]:
                     if name.startswith("_"):
                         continue
-                    row = "".join(f"{results[n][part].get(name, float('nan')):>14.2f}"
-                                  for n in args.sizes)
+                    row = "".join(
+                        f"{results[n][part].get(name, float('nan')):>14.2f}" for n in args.sizes
+                    )
                     print(f"{name:<40}{row}")
             for n in args.sizes:
                 d = results[n][1]

@@ -39,13 +39,26 @@ def make_rows(n: int, *, start: int = 0, ts: float | None = None) -> list[dict]:
     rng = np.random.default_rng(start)
     values = rng.normal(size=(n, len(FEATURES))).round(4)
     now = time.time() if ts is None else ts
-    return [{"request_id": f"q{(start + i) // 16}", "row": (start + i) % 16,
-             "arm": "champion" if i % 2 else "challenger", "served": True,
-             "unit": f"u{i % 997}", "model_name": "dethrone-model", "model_version": "3",
-             "experiment_id": "exp-1", "champion_version": "3", "challenger_version": "4",
-             "salt": "s1", "ts": now, "prediction": float(values[i, 0] * 1000),
-             "latency_ms": 1.5, "features": dict(zip(FEATURES, values[i].tolist(), strict=True))}
-            for i in range(n)]
+    return [
+        {
+            "request_id": f"q{(start + i) // 16}",
+            "row": (start + i) % 16,
+            "arm": "champion" if i % 2 else "challenger",
+            "served": True,
+            "unit": f"u{i % 997}",
+            "model_name": "dethrone-model",
+            "model_version": "3",
+            "experiment_id": "exp-1",
+            "champion_version": "3",
+            "challenger_version": "4",
+            "salt": "s1",
+            "ts": now,
+            "prediction": float(values[i, 0] * 1000),
+            "latency_ms": 1.5,
+            "features": dict(zip(FEATURES, values[i].tolist(), strict=True)),
+        }
+        for i in range(n)
+    ]
 
 
 def bench_writer(url: str, n: int) -> dict:
@@ -56,15 +69,18 @@ def bench_writer(url: str, n: int) -> dict:
     began, in_append = time.perf_counter(), 0.0
     for i in range(0, n, 16):
         t = time.perf_counter()
-        log.append(rows[i:i + 16])
+        log.append(rows[i : i + 16])
         in_append += time.perf_counter() - t
     log.flush(timeout=600)
     took = time.perf_counter() - began
     log.close()
     peer = _peer_insert(engine, make_rows(n, start=n))
     engine.dispose()
-    return {"writer rows/s": n / took, "append us/call": in_append / (n / 16) * 1e6,
-            "peer rows/s": n / peer}
+    return {
+        "writer rows/s": n / took,
+        "append us/call": in_append / (n / 16) * 1e6,
+        "peer rows/s": n / peer,
+    }
 
 
 def _peer_insert(engine, rows: list[dict]) -> float:
@@ -96,7 +112,7 @@ def bench_feedback(url: str, n: int) -> dict:
     keys = [(f"q{(10_000_000 + i) // 16}", (10_000_000 + i) % 16) for i in range(n)]
     began = time.perf_counter()
     for i in range(0, n, 1000):
-        items = [FeedbackItem(k[0], k[1], float(j)) for j, k in enumerate(keys[i:i + 1000])]
+        items = [FeedbackItem(k[0], k[1], float(j)) for j, k in enumerate(keys[i : i + 1000])]
         result = record_feedback(engine, items)
         assert result.counts["stored"] == len(items), result.counts
     took = time.perf_counter() - began
@@ -105,8 +121,13 @@ def bench_feedback(url: str, n: int) -> dict:
     began = time.perf_counter()
     for i in range(0, n, 1000):
         with engine.begin() as conn:
-            conn.execute(feedback.insert(), [{"request_id": k[0], "row": k[1], "label": 1.0,
-                                              "received_at": 0.0} for k in keys[i:i + 1000]])
+            conn.execute(
+                feedback.insert(),
+                [
+                    {"request_id": k[0], "row": k[1], "label": 1.0, "received_at": 0.0}
+                    for k in keys[i : i + 1000]
+                ],
+            )
     peer = time.perf_counter() - began
     engine.dispose()
     return {"feedback rows/s": n / took, "peer rows/s": n / peer}
@@ -115,7 +136,7 @@ def bench_feedback(url: str, n: int) -> dict:
 def _bulk(engine, rows: list[dict], chunk: int = 20_000) -> None:
     for i in range(0, len(rows), chunk):
         with engine.begin() as conn:
-            conn.execute(predictions.insert(), rows[i:i + chunk])
+            conn.execute(predictions.insert(), rows[i : i + chunk])
 
 
 def fill_for_export(url: str, n: int) -> None:
@@ -124,8 +145,10 @@ def fill_for_export(url: str, n: int) -> None:
     for start in range(0, n, 100_000):
         rows = make_rows(min(100_000, n - start), start=start, ts=1_700_000_000.0 + start)
         _bulk(engine, rows)
-        labelled = [{"request_id": r["request_id"], "row": r["row"], "label": 1.0,
-                     "received_at": 0.0} for r in rows[::10] + rows[3::10] + rows[7::10]]
+        labelled = [
+            {"request_id": r["request_id"], "row": r["row"], "label": 1.0, "received_at": 0.0}
+            for r in rows[::10] + rows[3::10] + rows[7::10]
+        ]
         with engine.begin() as conn:
             conn.execute(feedback.insert(), labelled)
     engine.dispose()
@@ -157,8 +180,13 @@ def bench_export(url: str, n: int, workdir: Path) -> dict:
     fill_for_export(url, n)
     out = {}
     for how in ("dethrone", "pandas"):
-        res = subprocess.run([sys.executable, "-c", _EXPORT, url, str(workdir / f"{how}.parquet"),
-                              how], capture_output=True, text=True, check=True, timeout=3600)
+        res = subprocess.run(
+            [sys.executable, "-c", _EXPORT, url, str(workdir / f"{how}.parquet"), how],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=3600,
+        )
         got = json.loads(res.stdout)
         assert got["rows"] == n, got
         out[f"{how} s"], out[f"{how} peak MB"] = got["seconds"], got["peak_rss_mb"]
@@ -171,16 +199,21 @@ def start_postgres(workdir: Path):
 
     stack = Stack(workdir / "stack")
     stack.start_postgres()
-    base = (f"postgresql+psycopg://postgres:{stack.creds.postgres_password}"
-            f"@127.0.0.1:{stack.ports.postgres}")
+    base = (
+        f"postgresql+psycopg://postgres:{stack.creds.postgres_password}"
+        f"@127.0.0.1:{stack.ports.postgres}"
+    )
     import psycopg
 
     def new_db(name: str) -> str:
-        with psycopg.connect(f"host=127.0.0.1 port={stack.ports.postgres} user=postgres "
-                             f"password={stack.creds.postgres_password} dbname=postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={stack.ports.postgres} user=postgres "
+            f"password={stack.creds.postgres_password} dbname=postgres",
+            autocommit=True,
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return f"{base}/{name}"
+
     return stack, new_db
 
 
@@ -199,10 +232,14 @@ def main() -> int:
             stack, dbs["postgresql"] = start_postgres(work)
         try:
             for kind, new_db in dbs.items():
-                results[kind] = {**bench_writer(new_db("writer"), args.rows),
-                                 **{f"fb {k}": v for k, v in
-                                    bench_feedback(new_db("feedback"), args.rows).items()},
-                                 **bench_export(new_db("export"), args.export_rows, work)}
+                results[kind] = {
+                    **bench_writer(new_db("writer"), args.rows),
+                    **{
+                        f"fb {k}": v
+                        for k, v in bench_feedback(new_db("feedback"), args.rows).items()
+                    },
+                    **bench_export(new_db("export"), args.export_rows, work),
+                }
                 print(kind, json.dumps(results[kind]), flush=True)
         finally:
             if stack is not None:
@@ -215,22 +252,26 @@ def print_table(results: dict[str, dict], args) -> None:
     print(f"\nrows={args.rows:,} export_rows={args.export_rows:,}")
     print(f"| measure | {' | '.join(results)} |")
     print("|---|" + "---:|" * len(results))
-    lines = [("writer rows/s (requests of 16 rows)", "writer rows/s", "{:,.0f}"),
-             ("  peer: driver executemany rows/s", "peer rows/s", "{:,.0f}"),
-             ("append() on the request path, us/call", "append us/call", "{:.1f}"),
-             ("feedback rows/s (batches of 1,000)", "fb feedback rows/s", "{:,.0f}"),
-             ("  peer: plain INSERT rows/s", "fb peer rows/s", "{:,.0f}"),
-             ("export to Parquet, s", "dethrone s", "{:.1f}"),
-             ("  export peak RSS, MB", "dethrone peak MB", "{:.0f}"),
-             ("  peer: pandas.read_sql + to_parquet, s", "pandas s", "{:.1f}"),
-             ("  peer peak RSS, MB", "pandas peak MB", "{:.0f}")]
+    lines = [
+        ("writer rows/s (requests of 16 rows)", "writer rows/s", "{:,.0f}"),
+        ("  peer: driver executemany rows/s", "peer rows/s", "{:,.0f}"),
+        ("append() on the request path, us/call", "append us/call", "{:.1f}"),
+        ("feedback rows/s (batches of 1,000)", "fb feedback rows/s", "{:,.0f}"),
+        ("  peer: plain INSERT rows/s", "fb peer rows/s", "{:,.0f}"),
+        ("export to Parquet, s", "dethrone s", "{:.1f}"),
+        ("  export peak RSS, MB", "dethrone peak MB", "{:.0f}"),
+        ("  peer: pandas.read_sql + to_parquet, s", "pandas s", "{:.1f}"),
+        ("  peer peak RSS, MB", "pandas peak MB", "{:.0f}"),
+    ]
     for label, key, fmt in lines:
         print(f"| {label} | " + " | ".join(fmt.format(r[key]) for r in results.values()) + " |")
     for kind, r in results.items():
-        print(f"{kind}: writer/peer {r['writer rows/s'] / r['peer rows/s']:.2f}, "
-              f"feedback/peer {r['fb feedback rows/s'] / r['fb peer rows/s']:.2f}, "
-              f"export/pandas time {r['dethrone s'] / r['pandas s']:.2f}, "
-              f"memory {r['dethrone peak MB'] / r['pandas peak MB']:.2f}")
+        print(
+            f"{kind}: writer/peer {r['writer rows/s'] / r['peer rows/s']:.2f}, "
+            f"feedback/peer {r['fb feedback rows/s'] / r['fb peer rows/s']:.2f}, "
+            f"export/pandas time {r['dethrone s'] / r['pandas s']:.2f}, "
+            f"memory {r['dethrone peak MB'] / r['pandas peak MB']:.2f}"
+        )
 
 
 if __name__ == "__main__":

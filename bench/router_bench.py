@@ -37,11 +37,22 @@ def start_router(data_dir: str, port: int, workers: int, log_path: str) -> subpr
     """Start gunicorn with the router's config; returns once /health answers 200."""
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(ROUTER_DATA_DIR=data_dir)
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:dethrone_router.gunicorn_conf",
-           "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "dethrone_router.wsgi:app"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:dethrone_router.gunicorn_conf",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "dethrone_router.wsgi:app",
+    ]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -71,8 +82,9 @@ def request(port: int, method: str, path: str, body: dict | None = None) -> tupl
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)
+        conn.request(
+            method, path, body=json.dumps(body) if body is not None else None, headers=headers
+        )
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -118,9 +130,13 @@ def load(port: int, path: str, concurrency: int, seconds: float) -> dict[str, fl
         t.join()
     elapsed = time.perf_counter() - began
     lat = np.concatenate([np.asarray(x) for x in latencies]) * 1000
-    return {"requests": len(lat), "errors": sum(errors), "rps": len(lat) / elapsed,
-            "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-            "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan")}
+    return {
+        "requests": len(lat),
+        "errors": sum(errors),
+        "rps": len(lat) / elapsed,
+        "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+    }
 
 
 def server_p50(log_path: str, offset: int, path: str) -> float:
@@ -145,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="per cell (default 20)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="gunicorn workers (default: CPU cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="gunicorn workers (default: CPU cores)",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--data-size", type=int, default=5000)
     args = parser.parse_args(argv)
@@ -159,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = []
             for label, cols in scenarios:
-                status, _ = request(port, "POST", "/traffic",
-                                    {"data_size": args.data_size, "drift_cols": cols})
+                status, _ = request(
+                    port, "POST", "/traffic", {"data_size": args.data_size, "drift_cols": cols}
+                )
                 assert status == 200, status
                 for path in ("/get_data", "/ab_data"):
                     # Warm each worker (first request after a config change pre-joins rows).
@@ -175,16 +196,22 @@ def main(argv: list[str] | None = None) -> int:
             stop_router(proc)
 
     load_avg = os.getloadavg()
-    print(f"\nrouter: gunicorn {args.workers} workers (gthread, 2 threads) on 127.0.0.1, "
-          f"data_size {args.data_size}, {args.seconds:g} s per cell, "
-          f"{os.cpu_count()} CPUs, load average after run {load_avg[0]:.2f}\n")
-    print("| endpoint | drift | conc. | req/s | p50 ms | p99 ms | server p50 ms | errors "
-          "| x seed (14-19 req/s) |")
+    print(
+        f"\nrouter: gunicorn {args.workers} workers (gthread, 2 threads) on 127.0.0.1, "
+        f"data_size {args.data_size}, {args.seconds:g} s per cell, "
+        f"{os.cpu_count()} CPUs, load average after run {load_avg[0]:.2f}\n"
+    )
+    print(
+        "| endpoint | drift | conc. | req/s | p50 ms | p99 ms | server p50 ms | errors "
+        "| x seed (14-19 req/s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for path, label, c, r in rows:
         ratio = f"{r['rps'] / SEED_RPS[1]:.0f}x-{r['rps'] / SEED_RPS[0]:.0f}x"
-        print(f"| {path} | {label} | {c} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
-              f"| {r['server_p50']:.2f} | {r['errors']} | {ratio} |")
+        print(
+            f"| {path} | {label} | {c} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
+            f"| {r['server_p50']:.2f} | {r['errors']} | {ratio} |"
+        )
     return 0
 
 

@@ -63,8 +63,9 @@ def fetch(port: int, path: str, results: list, method: str = "GET") -> None:
     size = 0
     while chunk := resp.read(1 << 20):
         size += len(chunk)
-    results.append((resp.status, size, time.perf_counter() - started,
-                    resp.getheader("Retry-After")))
+    results.append(
+        (resp.status, size, time.perf_counter() - started, resp.getheader("Retry-After"))
+    )
     conn.close()
 
 
@@ -75,14 +76,33 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("ROUTER_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ROUTER_") and k != "PROMETHEUS_MULTIPROC_DIR"
+        }
         env["ROUTER_DATA_DIR"] = tmp
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:dethrone_router.gunicorn_conf",
-             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "600",
-             "dethrone_router.wsgi:app"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:dethrone_router.gunicorn_conf",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--timeout",
+                "600",
+                "dethrone_router.wsgi:app",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             for _ in range(300):
                 try:
@@ -91,37 +111,50 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", "/traffic", json.dumps({
-                "data_size": 5000, "drift_cols": COLUMNS, "seed": 1}),
-                {"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/traffic",
+                json.dumps({"data_size": 5000, "drift_cols": COLUMNS, "seed": 1}),
+                {"Content-Type": "application/json"},
+            )
             assert conn.getresponse().status == 200, "config refused"
             fetch(port, "/get_data", [])
             (worker,) = workers_of(proc.pid)
             base = hwm_kib(worker)
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", "/traffic", json.dumps({"data_size": args.rows}),
-                         {"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/traffic",
+                json.dumps({"data_size": args.rows}),
+                {"Content-Type": "application/json"},
+            )
             assert conn.getresponse().status == 200, "config refused"
             print(f"worker peak RSS after a 5,000-row slice: {base / 1024:.0f} MiB")
             for path in ("/get_data", "/ab_data"):
                 results: list = []
                 fetch(port, path, results)
                 status, size, seconds, _ = results[0]
-                print(f"{path} {args.rows:,} rows, all {len(COLUMNS)} columns drifted: "
-                      f"status {status}, {size / 2**20:.0f} MiB body, {seconds:.1f} s, "
-                      f"worker peak RSS +{(hwm_kib(worker) - base) / 1024:.0f} MiB")
+                print(
+                    f"{path} {args.rows:,} rows, all {len(COLUMNS)} columns drifted: "
+                    f"status {status}, {size / 2**20:.0f} MiB body, {seconds:.1f} s, "
+                    f"worker peak RSS +{(hwm_kib(worker) - base) / 1024:.0f} MiB"
+                )
             results = []
-            threads = [threading.Thread(target=fetch, args=(port, "/get_data", results))
-                       for _ in range(args.concurrent)]
+            threads = [
+                threading.Thread(target=fetch, args=(port, "/get_data", results))
+                for _ in range(args.concurrent)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             codes = sorted(r[0] for r in results)
-            print(f"{args.concurrent} at once: statuses {codes}, Retry-After "
-                  f"{sorted({r[3] for r in results if r[3]})}, slowest "
-                  f"{max(r[2] for r in results):.1f} s, worker peak RSS "
-                  f"+{(hwm_kib(worker) - base) / 1024:.0f} MiB")
+            print(
+                f"{args.concurrent} at once: statuses {codes}, Retry-After "
+                f"{sorted({r[3] for r in results if r[3]})}, slowest "
+                f"{max(r[2] for r in results):.1f} s, worker peak RSS "
+                f"+{(hwm_kib(worker) - base) / 1024:.0f} MiB"
+            )
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)

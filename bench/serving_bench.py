@@ -47,10 +47,10 @@ NAME = "bench-serving"
 
 def register(uri: str, n_rows: int) -> tuple[str, str, list[dict]]:
     """Train and register champion + challenger; return their versions and sample rows."""
+    import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    import mlflow
     from dethrone.datasets import load_diamonds
     from dethrone.settings import Settings
     from dethrone.training import prepare_features, train
@@ -59,15 +59,19 @@ def register(uri: str, n_rows: int) -> tuple[str, str, list[dict]]:
     mlflow.set_tracking_uri(uri)
     versions = []
     for seed in (42, 7):
-        result = train(frame, Settings.from_env({}, random_state=seed, cv_folds=2),
-                       only=["random_forest"])
+        result = train(
+            frame, Settings.from_env({}, random_state=seed, cv_folds=2), only=["random_forest"]
+        )
         X = prepare_features(frame, result.features, result.categorical)
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
-                result.model, name="model", input_example=X.head(5),
+                result.model,
+                name="model",
+                input_example=X.head(5),
                 signature=infer_signature(X.head(5), result.model.predict(X.head(5))),
                 pip_requirements=["scikit-learn", "pandas"],
-                serialization_format="cloudpickle")
+                serialization_format="cloudpickle",
+            )
         versions.append(str(mlflow.register_model(info.model_uri, NAME).version))
     client = mlflow.MlflowClient(uri)
     client.set_registered_model_alias(NAME, "champion", versions[0])
@@ -92,8 +96,9 @@ def wait_http(port: int, path: str, timeout: float = 180.0, proc=None) -> None:
     raise TimeoutError(f"127.0.0.1:{port}{path} not ready in {timeout} s")
 
 
-def load(port: int, bodies: list[bytes], concurrency: int, seconds: float,
-         unit_header: bool) -> dict[str, float]:
+def load(
+    port: int, bodies: list[bytes], concurrency: int, seconds: float, unit_header: bool
+) -> dict[str, float]:
     """``concurrency`` keep-alive clients for ``seconds``; req/s, p50, p99 (ms), errors."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors = [0] * concurrency
@@ -108,8 +113,7 @@ def load(port: int, bodies: list[bytes], concurrency: int, seconds: float,
                 headers["X-Dethrone-Unit"] = f"unit-{k}"
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/invocations", body=bodies[k % len(bodies)],
-                             headers=headers)
+                conn.request("POST", "/invocations", body=bodies[k % len(bodies)], headers=headers)
                 resp = conn.getresponse()
                 resp.read()
                 ok = resp.status == 200
@@ -130,12 +134,17 @@ def load(port: int, bodies: list[bytes], concurrency: int, seconds: float,
         t.join()
     elapsed = time.monotonic() - started
     lat = np.concatenate([np.asarray(x) for x in latencies]) * 1000
-    return {"rps": len(lat) / elapsed, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "errors": int(sum(errors))}
+    return {
+        "rps": len(lat) / elapsed,
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "errors": int(sum(errors)),
+    }
 
 
-def alternate(dport: int, mport: int, bodies: list[bytes], conc: int,
-              seconds: float) -> tuple[dict, dict]:
+def alternate(
+    dport: int, mport: int, bodies: list[bytes], conc: int, seconds: float
+) -> tuple[dict, dict]:
     """Both servers in alternating halves, so a load spike on a shared machine hits both."""
     runs: dict[int, list[dict]] = {dport: [], mport: []}
     for _ in range(2):
@@ -144,10 +153,14 @@ def alternate(dport: int, mport: int, bodies: list[bytes], conc: int,
     out = []
     for port in (dport, mport):
         r = runs[port]
-        out.append({"rps": float(np.mean([x["rps"] for x in r])),
-                    "p50": float(np.mean([x["p50"] for x in r])),
-                    "p99": float(max(x["p99"] for x in r)),
-                    "errors": sum(x["errors"] for x in r)})
+        out.append(
+            {
+                "rps": float(np.mean([x["rps"] for x in r])),
+                "p50": float(np.mean([x["p50"] for x in r])),
+                "p99": float(max(x["p99"] for x in r)),
+                "errors": sum(x["errors"] for x in r),
+            }
+        )
     return out[0], out[1]
 
 
@@ -176,7 +189,7 @@ def bodies_of(rows: list[dict], size: int) -> list[bytes]:
     cols = list(rows[0])
     out = []
     for start in range(0, len(rows) - size + 1, size):
-        chunk = rows[start:start + size]
+        chunk = rows[start : start + size]
         split = {"columns": cols, "data": [[r[c] for c in cols] for r in chunk]}
         out.append(json.dumps({"dataframe_split": split}).encode())
     return out
@@ -185,19 +198,36 @@ def bodies_of(rows: list[dict], size: int) -> list[bytes]:
 def _mlflow_serve(port: int, uri: str, log) -> subprocess.Popen:
     """``mlflow models serve`` of ``@champion`` with 2 workers, in its own process group."""
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
-         f"models:/{NAME}@champion", "-h", "127.0.0.1", "-p", str(port), "-w", "2",
-         "--env-manager", "local"],
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{NAME}@champion",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "2",
+            "--env-manager",
+            "local",
+        ],
         # mlflow starts `uvicorn` from PATH: the venv's bin must be on it.
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri,
-             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _post(port: int, path: str, body: object) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("POST", path, body=json.dumps(body),
-                 headers={"Content-Type": "application/json"})
+    conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     return resp.status, json.loads(resp.read())
 
@@ -218,8 +248,7 @@ def feedback_ingest(port: int, rows: list[dict], n_batches: int) -> float:
     return 1000 * n_batches / (time.perf_counter() - started)
 
 
-def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float,
-              home: Path) -> None:
+def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float, home: Path) -> None:
     """The prediction log's cost on SQLite and PostgreSQL (see the module docstring)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "stack"))
     from argparse import Namespace
@@ -230,28 +259,46 @@ def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float,
 
     pg = Stack(home / "pg")
     pg.start_postgres()
-    pg_url = (f"postgresql+psycopg://postgres:{pg.creds.postgres_password}@127.0.0.1:"
-              f"{pg.ports.postgres}/postgres")
+    pg_url = (
+        f"postgresql+psycopg://postgres:{pg.creds.postgres_password}@127.0.0.1:"
+        f"{pg.ports.postgres}/postgres"
+    )
     bodies = bodies_of(rows, 1)
-    print(f"prediction log: 1-row /invocations at concurrency 16, {seconds:g} s per cell; "
-          f"feedback: POST /feedback of 1,000 labels")
-    print(f"{'database':10} | {'off req/s':>9} {'p99 ms':>7} | {'on req/s':>8} {'p99 ms':>7} "
-          f"| {'on/off':>6} | {'feedback rows/s':>15}")
+    print(
+        f"prediction log: 1-row /invocations at concurrency 16, {seconds:g} s per cell; "
+        f"feedback: POST /feedback of 1,000 labels"
+    )
+    print(
+        f"{'database':10} | {'off req/s':>9} {'p99 ms':>7} | {'on req/s':>8} {'p99 ms':>7} "
+        f"| {'on/off':>6} | {'feedback rows/s':>15}"
+    )
     procs: list[subprocess.Popen] = []
     try:
         for db, url in (("SQLite", ""), ("PostgreSQL", pg_url)):
             ports = {}
             for log in ("false", "true"):
                 ports[log] = free_port()
-                env = {**ls.env(), "MODEL_NAME": NAME, "ROUTER_LOG_LEVEL": "warning",
-                       "MLFLOW_TRACKING_URI": uri, "SERVING_LOG": log,
-                       "ROUTER_DATABASE_URL": url, "LOG_FLUSH_SECONDS": "1",
-                       "ROUTER_DATA_DIR": str(home / f"router-{db}-{log}")}
+                env = {
+                    **ls.env(),
+                    "MODEL_NAME": NAME,
+                    "ROUTER_LOG_LEVEL": "warning",
+                    "MLFLOW_TRACKING_URI": uri,
+                    "SERVING_LOG": log,
+                    "ROUTER_DATABASE_URL": url,
+                    "LOG_FLUSH_SECONDS": "1",
+                    "ROUTER_DATA_DIR": str(home / f"router-{db}-{log}"),
+                }
                 cmd = command(Namespace(host="127.0.0.1", port=ports[log], workers=2))
                 with open(home / f"router-{db}-{log}.log", "wb") as out:
-                    procs.append(subprocess.Popen(cmd, env=env, stdout=out,
-                                                  stderr=subprocess.STDOUT,
-                                                  start_new_session=True))
+                    procs.append(
+                        subprocess.Popen(
+                            cmd,
+                            env=env,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
+                    )
                 wait_http(ports[log], "/health", proc=procs[-1])
                 _post(ports[log], "/traffic", {"mode": "ab", "a": 0.5})
                 wait_http(ports[log], "/health/ready")
@@ -259,14 +306,24 @@ def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float,
             for _ in range(2):
                 for log in ("false", "true"):
                     runs[log].append(load(ports[log], bodies, 16, seconds / 2, True))
-            off, on = ({"rps": float(np.mean([x["rps"] for x in runs[k]])),
-                        "p99": float(max(x["p99"] for x in runs[k])),
-                        "errors": sum(x["errors"] for x in runs[k])} for k in ("false", "true"))
+            off, on = (
+                {
+                    "rps": float(np.mean([x["rps"] for x in runs[k]])),
+                    "p99": float(max(x["p99"] for x in runs[k])),
+                    "errors": sum(x["errors"] for x in runs[k]),
+                }
+                for k in ("false", "true")
+            )
             ingest = feedback_ingest(ports["true"], rows, 5)
-            print(f"{db:10} | {off['rps']:9.1f} {off['p99']:7.1f} | {on['rps']:8.1f} "
-                  f"{on['p99']:7.1f} | {on['rps'] / off['rps']:6.2f} | {ingest:15.0f}"
-                  + (f"  errors off={off['errors']} on={on['errors']}"
-                     if off["errors"] or on["errors"] else ""))
+            print(
+                f"{db:10} | {off['rps']:9.1f} {off['p99']:7.1f} | {on['rps']:8.1f} "
+                f"{on['p99']:7.1f} | {on['rps'] / off['rps']:6.2f} | {ingest:15.0f}"
+                + (
+                    f"  errors off={off['errors']} on={on['errors']}"
+                    if off["errors"] or on["errors"]
+                    else ""
+                )
+            )
     finally:
         for proc in procs:
             stop_process_group(proc.pid, 15)
@@ -294,8 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         ls.start_router(free_port(), workers=2, extra_env=env)
         router = ls.info("router")
         post = http.client.HTTPConnection("127.0.0.1", router.port, timeout=30)
-        post.request("POST", "/traffic", body=json.dumps({"mode": "ab", "a": args.a}),
-                     headers={"Content-Type": "application/json"})
+        post.request(
+            "POST",
+            "/traffic",
+            body=json.dumps({"mode": "ab", "a": args.a}),
+            headers={"Content-Type": "application/json"},
+        )
         assert post.getresponse().status == 200
         wait_http(router.port, "/health/ready")
         mport = free_port()
@@ -303,26 +364,37 @@ def main(argv: list[str] | None = None) -> int:
             mlflow_serve = _mlflow_serve(mport, uri, log)
         wait_http(mport, "/ping", proc=mlflow_serve)
         cells = [("1 row", 1, 1), ("1 row", 16, 1), ("100 rows", 1, 100), ("100 rows", 16, 100)]
-        print(f"model: dethrone RandomForest pipeline, {args.train_rows} training rows; "
-              f"champion v{champ}, challenger v{chall}, mode ab, a = {args.a:g}; "
-              f"{args.seconds:g} s per cell")
-        print(f"{'payload':9} {'conc':>4} | {'dethrone req/s':>14} {'p50 ms':>7} {'p99 ms':>7} "
-              f"| {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'req/s x':>7} "
-              f"{'rows/s d':>9} {'rows/s m':>9} {'req/call':>8}")
+        print(
+            f"model: dethrone RandomForest pipeline, {args.train_rows} training rows; "
+            f"champion v{champ}, challenger v{chall}, mode ab, a = {args.a:g}; "
+            f"{args.seconds:g} s per cell"
+        )
+        print(
+            f"{'payload':9} {'conc':>4} | {'dethrone req/s':>14} {'p50 ms':>7} {'p99 ms':>7} "
+            f"| {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'req/s x':>7} "
+            f"{'rows/s d':>9} {'rows/s m':>9} {'req/call':>8}"
+        )
         for label, conc, size in cells:
             bodies = bodies_of(rows, size)
             before = batch_totals(router.port)
             d, m = alternate(router.port, mport, bodies, conc, args.seconds)
             after = batch_totals(router.port)
             per_call = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-            print(f"{label:9} {conc:4d} | {d['rps']:14.1f} {d['p50']:7.1f} {d['p99']:7.1f} "
-                  f"| {m['rps']:12.1f} {m['p50']:7.1f} {m['p99']:7.1f} | "
-                  f"{d['rps'] / m['rps']:7.2f} {d['rps'] * size:9.0f} {m['rps'] * size:9.0f}"
-                  f" {per_call:8.1f}"
-                  + (f"  errors d={d['errors']} m={m['errors']}"
-                     if d["errors"] or m["errors"] else ""))
-        print(f"memory per worker (RSS MB): dethrone {worker_rss_mb(router.pid)} "
-              f"(2 models each), mlflow {worker_rss_mb(mlflow_serve.pid)}")
+            print(
+                f"{label:9} {conc:4d} | {d['rps']:14.1f} {d['p50']:7.1f} {d['p99']:7.1f} "
+                f"| {m['rps']:12.1f} {m['p50']:7.1f} {m['p99']:7.1f} | "
+                f"{d['rps'] / m['rps']:7.2f} {d['rps'] * size:9.0f} {m['rps'] * size:9.0f}"
+                f" {per_call:8.1f}"
+                + (
+                    f"  errors d={d['errors']} m={m['errors']}"
+                    if d["errors"] or m["errors"]
+                    else ""
+                )
+            )
+        print(
+            f"memory per worker (RSS MB): dethrone {worker_rss_mb(router.pid)} "
+            f"(2 models each), mlflow {worker_rss_mb(mlflow_serve.pid)}"
+        )
     finally:
         if mlflow_serve is not None:
             stop_process_group(mlflow_serve.pid, 15)

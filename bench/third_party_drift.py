@@ -46,13 +46,17 @@ def median_time(fn, repeat):
     return statistics.median(times)
 
 
-EVIDENTLY_CONFIG = ("DataDriftPreset() defaults: automatic per-column test (>1,000 reference "
-                    "rows: Wasserstein >= 0.1 numeric, Jensen-Shannon >= 0.1 categorical), "
-                    "drift_share=0.5")
-NANNYML_CONFIG = ("UnivariateDriftCalculator(continuous_methods=['kolmogorov_smirnov'], "
-                  "categorical_methods=['chi2']), default chunker: 10 chunks per side; KS alert "
-                  "when D > mean + 3 sd of the reference chunks' D, chi2 alert when p < 0.05; "
-                  "flagged = alerting analysed chunks per column")
+EVIDENTLY_CONFIG = (
+    "DataDriftPreset() defaults: automatic per-column test (>1,000 reference "
+    "rows: Wasserstein >= 0.1 numeric, Jensen-Shannon >= 0.1 categorical), "
+    "drift_share=0.5"
+)
+NANNYML_CONFIG = (
+    "UnivariateDriftCalculator(continuous_methods=['kolmogorov_smirnov'], "
+    "categorical_methods=['chi2']), default chunker: 10 chunks per side; KS alert "
+    "when D > mean + 3 sd of the reference chunks' D, chi2 alert when p < 0.05; "
+    "flagged = alerting analysed chunks per column"
+)
 
 
 def evidently_check(ref, cur):
@@ -80,8 +84,10 @@ def nannyml_check(ref, cur, numeric, categorical):
     import nannyml as nml
 
     calc = nml.UnivariateDriftCalculator(
-        column_names=numeric + categorical, continuous_methods=["kolmogorov_smirnov"],
-        categorical_methods=["chi2"])
+        column_names=numeric + categorical,
+        continuous_methods=["kolmogorov_smirnov"],
+        categorical_methods=["chi2"],
+    )
     calc.fit(ref)
     return calc.calculate(cur)
 
@@ -108,9 +114,10 @@ def main():
         for c in categorical:
             frame[c] = frame[c].astype(str)
     out = {"evidently_config": EVIDENTLY_CONFIG, "nannyml_config": NANNYML_CONFIG}
-    checks = (("evidently", lambda: evidently_check(ref, cur), evidently_drifted),
-              ("nannyml", lambda: nannyml_check(ref, cur, numeric, categorical),
-               nannyml_drifted))
+    checks = (
+        ("evidently", lambda: evidently_check(ref, cur), evidently_drifted),
+        ("nannyml", lambda: nannyml_check(ref, cur, numeric, categorical), nannyml_drifted),
+    )
     for name, fn, verdict in checks:
         try:
             out[name] = median_time(fn, args.repeat)

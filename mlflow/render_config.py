@@ -31,10 +31,14 @@ def render(text: str, environ: dict[str, str]) -> str:
         return value.replace("%", "%%")
 
     # Comment lines may mention placeholders as documentation; render only the settings.
-    out = [line if line.lstrip().startswith("#") else PLACEHOLDER.sub(substitute, line)
-           for line in text.splitlines(keepends=True)]
+    out = [
+        line if line.lstrip().startswith("#") else PLACEHOLDER.sub(substitute, line)
+        for line in text.splitlines(keepends=True)
+    ]
     if missing:
-        raise SystemExit(f"render_config: unset or empty variables: {', '.join(sorted(set(missing)))}")
+        raise SystemExit(
+            f"render_config: unset or empty variables: {', '.join(sorted(set(missing)))}"
+        )
     return "".join(out)
 
 

@@ -52,8 +52,11 @@ def _live(name: str) -> dict:
     catchup=False,
     max_active_runs=1,  # one look at a time: looks are ordered and never race an action
     tags=["dethrone"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10),
-                  "execution_timeout": timedelta(minutes=10)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=10),
+        "execution_timeout": timedelta(minutes=10),
+    },
     doc_md=__doc__,
 )
 def live_experiment():

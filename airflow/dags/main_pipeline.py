@@ -41,19 +41,38 @@ PARAMS = {
     "cv_folds": _param("k of the k-fold cross-validation", "integer"),
     "random_state": _param("seed of training and bootstrap", "integer"),
     "seed": _param("base seed of the router slices (default: RANDOM_STATE)", "integer"),
-    "force_challenger": Param(False, type="boolean",
-                              description="train and A/B test a challenger even without "
-                                          "drift (an A/A check)"),
-    "live": Param(False, type="boolean",
-                  description="start a live experiment instead of promoting on the offline "
-                              "A/B test (which becomes a pre-screen)"),
-    "live_mode": Param("ab", type="string", enum=["ab", "shadow"],
-                       description="live experiment mode: split traffic, or shadow"),
-    "live_split": Param(0.5, type="number", exclusiveMinimum=0.0, exclusiveMaximum=1.0,
-                        description="challenger's share of live traffic (mode ab)"),
-    "holdout_share": Param(0.2, type="number", minimum=0.0, maximum=0.5,
-                           description="share of the current slice held out of the "
-                                       "challenger's training for the paired test"),
+    "force_challenger": Param(
+        False,
+        type="boolean",
+        description="train and A/B test a challenger even without drift (an A/A check)",
+    ),
+    "live": Param(
+        False,
+        type="boolean",
+        description="start a live experiment instead of promoting on the offline "
+        "A/B test (which becomes a pre-screen)",
+    ),
+    "live_mode": Param(
+        "ab",
+        type="string",
+        enum=["ab", "shadow"],
+        description="live experiment mode: split traffic, or shadow",
+    ),
+    "live_split": Param(
+        0.5,
+        type="number",
+        exclusiveMinimum=0.0,
+        exclusiveMaximum=1.0,
+        description="challenger's share of live traffic (mode ab)",
+    ),
+    "holdout_share": Param(
+        0.2,
+        type="number",
+        minimum=0.0,
+        maximum=0.5,
+        description="share of the current slice held out of the "
+        "challenger's training for the paired test",
+    ),
 }
 
 
@@ -80,9 +99,12 @@ def _step(name: str, params: dict, **kwargs):
     catchup=False,
     params=PARAMS,
     tags=["dethrone"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=5),
-                  "retry_exponential_backoff": True,
-                  "execution_timeout": timedelta(minutes=20)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=5),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=20),
+    },
     doc_md=__doc__,
 )
 def main_pipeline():
@@ -94,34 +116,47 @@ def main_pipeline():
     # --- no champion yet: train the first one ----------------------------------------
     @task
     def fetch_training_data(params=None, run_id=None) -> dict:
-        return _step("fetch_data", params, dag_run_id=run_id, purpose="training",
-                     seed=params.get("seed"))
+        return _step(
+            "fetch_data", params, dag_run_id=run_id, purpose="training", seed=params.get("seed")
+        )
 
     @task
     def train_model(data: dict, params=None, run_id=None) -> dict:
-        return _step("train_model", params, data_uri=data["uri"], dag_run_id=run_id,
-                     role="champion")
+        return _step(
+            "train_model", params, data_uri=data["uri"], dag_run_id=run_id, role="champion"
+        )
 
     @task
     def register_model(trained: dict, params=None, run_id=None) -> dict:
-        return _step("register_model", params, run_id=trained["run_id"], dag_run_id=run_id,
-                     role="champion")
+        return _step(
+            "register_model", params, run_id=trained["run_id"], dag_run_id=run_id, role="champion"
+        )
 
     @task
     def set_champion(registered: dict, params=None, run_id=None) -> dict:
-        return _step("first_champion", params, version=registered["version"],
-                     dag_run_id=run_id)
+        return _step("first_champion", params, version=registered["version"], dag_run_id=run_id)
 
     # --- champion exists: check drift, maybe challenge it ----------------------------
     @task
     def fetch_current_data(params=None, run_id=None) -> dict:
-        return _step("fetch_data", params, dag_run_id=run_id, purpose="current",
-                     seed=params.get("seed"), pin_champion=True)
+        return _step(
+            "fetch_data",
+            params,
+            dag_run_id=run_id,
+            purpose="current",
+            seed=params.get("seed"),
+            pin_champion=True,
+        )
 
     @task
     def detect_drift(current: dict, params=None, run_id=None) -> dict:
-        return _step("check_drift", params, data_uri=current["uri"], dag_run_id=run_id,
-                     champion_version=current["champion_version"])
+        return _step(
+            "check_drift",
+            params,
+            data_uri=current["uri"],
+            dag_run_id=run_id,
+            champion_version=current["champion_version"],
+        )
 
     @task.branch
     def drift_branch(drift: dict, params=None) -> str:
@@ -135,20 +170,38 @@ def main_pipeline():
 
     @task
     def train_challenger(current: dict, params=None, run_id=None) -> dict:
-        return _step("train_model", params, data_uri=current["uri"], dag_run_id=run_id,
-                     role="challenger", holdout_share=float(params.get("holdout_share") or 0))
+        return _step(
+            "train_model",
+            params,
+            data_uri=current["uri"],
+            dag_run_id=run_id,
+            role="challenger",
+            holdout_share=float(params.get("holdout_share") or 0),
+        )
 
     @task
     def register_challenger(trained: dict, params=None, run_id=None) -> dict:
-        out = _step("register_model", params, run_id=trained["run_id"], dag_run_id=run_id,
-                    role="challenger", alias="challenger")
+        out = _step(
+            "register_model",
+            params,
+            run_id=trained["run_id"],
+            dag_run_id=run_id,
+            role="challenger",
+            alias="challenger",
+        )
         return {**out, "holdout_uri": trained["holdout_uri"]}
 
     @task
     def ab_test(current: dict, challenger: dict, params=None, run_id=None) -> dict:
-        return _step("ab_test", params, champion_version=current["champion_version"],
-                     challenger_version=challenger["version"], dag_run_id=run_id,
-                     holdout_uri=challenger["holdout_uri"], seed=params.get("seed"))
+        return _step(
+            "ab_test",
+            params,
+            champion_version=current["champion_version"],
+            challenger_version=challenger["version"],
+            dag_run_id=run_id,
+            holdout_uri=challenger["holdout_uri"],
+            seed=params.get("seed"),
+        )
 
     @task.branch
     def decision_branch(decision: dict, params=None) -> str:
@@ -159,9 +212,14 @@ def main_pipeline():
     @task
     def start_live_experiment(decision: dict, params=None, run_id=None) -> dict:
         # Idempotent per DAG run: a retry finds the experiment this run started.
-        return _step("start_live", params, challenger_version=decision["challenger_version"],
-                     dag_run_id=run_id, mode=params.get("live_mode") or "ab",
-                     split=float(params.get("live_split") or 0.5))
+        return _step(
+            "start_live",
+            params,
+            challenger_version=decision["challenger_version"],
+            dag_run_id=run_id,
+            mode=params.get("live_mode") or "ab",
+            split=float(params.get("live_split") or 0.5),
+        )
 
     @task
     def promote_challenger(decision: dict, params=None) -> dict:
@@ -170,8 +228,11 @@ def main_pipeline():
     @task
     def keep_champion(decision: dict) -> dict:
         # The decision is already logged and tagged on the challenger by ab_test.
-        return {"outcome": decision["outcome"], "champion_version": decision["champion_version"],
-                "reasons": decision["reasons"]}
+        return {
+            "outcome": decision["outcome"],
+            "champion_version": decision["champion_version"],
+            "reasons": decision["reasons"],
+        }
 
     first = check_champion()
     training = fetch_training_data()
@@ -187,8 +248,11 @@ def main_pipeline():
     branch >> challenger_run
     decision = ab_test(current, register_challenger(challenger_run))
     chosen = decision_branch(decision)
-    chosen >> [promote_challenger(decision), start_live_experiment(decision),
-               keep_champion(decision)]
+    chosen >> [
+        promote_challenger(decision),
+        start_live_experiment(decision),
+        keep_champion(decision),
+    ]
 
 
 main_pipeline()

@@ -36,7 +36,8 @@ class RouterState:
     metrics: Any
     engine: Any = None
     _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
-        default=None, repr=False)
+        default=None, repr=False
+    )
 
     def config(self) -> tuple[int, dict[str, Any], dict[str, DriftSpec | None]]:
         """The current ``(version, config, drift plan)``, re-checked when it changes.
@@ -53,9 +54,13 @@ class RouterState:
             try:
                 checked = validate_config(cfg, self.columns, self.settings.router_max_data_size)
             except ValidationError as exc:
-                raise ApiError(503, "config_incompatible",
-                               f"stored config version {version} does not fit the data set: "
-                               f"{exc.message}; POST /traffic a new one", exc.field) from exc
+                raise ApiError(
+                    503,
+                    "config_incompatible",
+                    f"stored config version {version} does not fit the data set: "
+                    f"{exc.message}; POST /traffic a new one",
+                    exc.field,
+                ) from exc
             plan = (version, checked, drift_plan(checked))
             self._plan = plan
         return plan
@@ -91,23 +96,27 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     frame = load_dataset(settings.dataset_path)
     if settings.target not in frame.columns:
         logging.getLogger("dethrone_router").warning(
-            "TARGET %r is not a column of the data set", settings.target)
+            "TARGET %r is not a column of the data set", settings.target
+        )
     # Imported here, not at the top: the gunicorn config imports this package in the
     # master and must set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
     from dethrone_router.metrics import Metrics
 
     slicer = Slicer(frame)
-    defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"],
-                                             settings.router_max_data_size)}
+    defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"], settings.router_max_data_size)}
     from dethrone.store import SqlConfigStore, database_url, make_engine
 
     engine = make_engine(database_url(settings))
     store = SqlConfigStore(engine, defaults)
     metrics = Metrics(store)
     app.extensions["dethrone_router"] = RouterState(
-        settings=settings, slicer=slicer,
+        settings=settings,
+        slicer=slicer,
         columns={c: slicer.frame[c] for c in slicer.columns},
-        store=store, metrics=metrics, engine=engine)
+        store=store,
+        metrics=metrics,
+        engine=engine,
+    )
 
     from dethrone_router import data, feedback, ops, predlog, serving, traffic
 
@@ -119,9 +128,14 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
         metrics.add_collector(predlog.CoverageCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
-            settings, ServingMetrics(metrics.registry), model_source,
+            settings,
+            ServingMetrics(metrics.registry),
+            model_source,
             writer=predlog.build_writer(engine, settings, log_metrics)
-            if settings.serving_log else None, log_metrics=log_metrics)
+            if settings.serving_log
+            else None,
+            log_metrics=log_metrics,
+        )
     app.register_blueprint(traffic.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(data.bp)
@@ -144,8 +158,18 @@ def _log_request(response):
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     state().metrics.observe(endpoint, request.method, response.status_code, seconds, rows)
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(json.dumps({
-            "event": "request", "method": request.method, "path": request.path,
-            "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
-            "rows": rows, "version": g.get("version"), "seed": g.get("seed")}))
+        access_log.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "rows": rows,
+                    "version": g.get("version"),
+                    "seed": g.get("seed"),
+                }
+            )
+        )
     return response

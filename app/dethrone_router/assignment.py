@@ -39,8 +39,9 @@ def experiment_salt(configured: str | None, challenger_version: str | None) -> s
     return f"{configured or ''}:v{challenger_version or '-'}"
 
 
-def assign(share_champion: float, *, salt: str, unit: str | None,
-           rng: random.Random | None = None) -> str:
+def assign(
+    share_champion: float, *, salt: str, unit: str | None, rng: random.Random | None = None
+) -> str:
     """``"champion"`` or ``"challenger"`` for one request.
 
     Parameters

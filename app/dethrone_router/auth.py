@@ -22,8 +22,13 @@ def require_write() -> None:
     """401 unless ``ROUTER_TOKEN`` is unset or sent."""
     token = state().settings.router_token
     if token and not _matches(token):
-        raise ApiError(401, "unauthorized", "POST /traffic needs 'Authorization: Bearer <token>'",
-                       "Authorization", _CHALLENGE)
+        raise ApiError(
+            401,
+            "unauthorized",
+            "POST /traffic needs 'Authorization: Bearer <token>'",
+            "Authorization",
+            _CHALLENGE,
+        )
 
 
 def require_read() -> None:
@@ -32,8 +37,13 @@ def require_read() -> None:
     /health, /metrics and /openapi.json never call this: probes and scrapers stay open.
     """
     settings = state().settings
-    if settings.router_read_token and not (_matches(settings.router_read_token)
-                                           or _matches(settings.router_token)):
-        raise ApiError(401, "unauthorized", f"{request.method} {request.path} needs "
-                                            f"'Authorization: Bearer <read token>'",
-                       "Authorization", _CHALLENGE)
+    if settings.router_read_token and not (
+        _matches(settings.router_read_token) or _matches(settings.router_token)
+    ):
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"{request.method} {request.path} needs 'Authorization: Bearer <read token>'",
+            "Authorization",
+            _CHALLENGE,
+        )

@@ -45,8 +45,9 @@ def combine(parts: list[Rows]) -> pd.DataFrame:
     if all(isinstance(p, dict) for p in parts):
         if len(parts) == 1:
             return pd.DataFrame(parts[0], copy=False)
-        return pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]},
-                            copy=False)
+        return pd.DataFrame(
+            {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}, copy=False
+        )
     frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame(p) for p in parts]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
@@ -83,8 +84,14 @@ class MicroBatcher:
     [2, 4]
     """
 
-    def __init__(self, score: Scorer, *, max_rows: int, window: float,
-                 observe: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        score: Scorer,
+        *,
+        max_rows: int,
+        window: float,
+        observe: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.score, self.max_rows, self.window = score, max_rows, window
         self.observe = observe
         self._lock = threading.Lock()
@@ -93,8 +100,7 @@ class MicroBatcher:
         self._pending_rows = 0
         self._busy = False
 
-    def submit(self, frame: Rows, *, proba: bool = False
-               ) -> tuple[np.ndarray, np.ndarray | None]:
+    def submit(self, frame: Rows, *, proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Score ``frame`` (alone or with other callers' rows); re-raise the model's error."""
         job = _Job(frame, proba)
         with self._lock:

@@ -43,8 +43,9 @@ _slots_lock = threading.Lock()
 def _large_slot(limit: int) -> threading.BoundedSemaphore:
     # One semaphore per app, i.e. per worker process (gunicorn builds the app after fork).
     with _slots_lock:
-        return current_app.extensions.setdefault("dethrone_router.large_slots",
-                                                 threading.BoundedSemaphore(limit))
+        return current_app.extensions.setdefault(
+            "dethrone_router.large_slots", threading.BoundedSemaphore(limit)
+        )
 
 
 def _seed(cfg: dict[str, Any]) -> int:
@@ -57,14 +58,21 @@ def _seed(cfg: dict[str, Any]) -> int:
     return int.from_bytes(os.urandom(8), "big")
 
 
-def _split_chunks(slicer: Slicer, index: np.ndarray, start: int, stop: int, plan,
-                  rng) -> Iterator[bytes]:
+def _split_chunks(
+    slicer: Slicer, index: np.ndarray, start: int, stop: int, plan, rng
+) -> Iterator[bytes]:
     """``{"columns", "index", "data"}`` of rows ``start:stop``, drawn piece by piece."""
-    yield b"".join((b'{"columns":', orjson.dumps(slicer.columns), b',"index":',
-                    orjson.dumps(index[start:stop], option=orjson.OPT_SERIALIZE_NUMPY),
-                    b',"data":['))
+    yield b"".join(
+        (
+            b'{"columns":',
+            orjson.dumps(slicer.columns),
+            b',"index":',
+            orjson.dumps(index[start:stop], option=orjson.OPT_SERIALIZE_NUMPY),
+            b',"data":[',
+        )
+    )
     for lo in range(start, stop, CHUNK_ROWS):
-        rows = slicer.draw_at(index[lo:min(stop, lo + CHUNK_ROWS)], plan, rng).rows_json()
+        rows = slicer.draw_at(index[lo : min(stop, lo + CHUNK_ROWS)], plan, rng).rows_json()
         yield (b"," + rows) if lo > start else rows
     yield b"]}"
 
@@ -95,8 +103,9 @@ def _serve(ab: bool) -> Response:
     if size <= CHUNK_ROWS:
         # Small slices in one piece: byte-identical to earlier releases for a seed.
         sl = st.slicer.draw(size, plan, rng)
-        resp = Response(sl.ab_json(cfg["a"]) if ab else sl.split_json(),
-                        mimetype="application/json")
+        resp = Response(
+            sl.ab_json(cfg["a"]) if ab else sl.split_json(), mimetype="application/json"
+        )
     else:
         release = _take_slot(size) if size > st.settings.router_large_slice_rows else None
         resp = Response(_stream(st.slicer, ab, cfg, plan, rng), mimetype="application/json")
@@ -114,10 +123,15 @@ def _take_slot(size: int):
     slot = _large_slot(limit)
     if not slot.acquire(blocking=False):
         wait = max(1, math.ceil(size / _ROWS_PER_SECOND))
-        raise ApiError(429, "too_many_large_slices",
-                       f"this worker already serves {limit} slice(s) of more than "
-                       f"{state().settings.router_large_slice_rows} rows; retry in about "
-                       f"{wait} s or lower data_size", "data_size", {"Retry-After": str(wait)})
+        raise ApiError(
+            429,
+            "too_many_large_slices",
+            f"this worker already serves {limit} slice(s) of more than "
+            f"{state().settings.router_large_slice_rows} rows; retry in about "
+            f"{wait} s or lower data_size",
+            "data_size",
+            {"Retry-After": str(wait)},
+        )
     done = threading.Event()
 
     def release() -> None:

@@ -16,18 +16,28 @@ log = logging.getLogger("dethrone_router")
 class ApiError(Exception):
     """An error answer with an explicit status, machine code and offending field."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None):
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+):
     """A Flask response in the shared error shape."""
-    resp = jsonify({"error": {"code": code, "message": message, "field": field,
-                              "status": status}})
+    resp = jsonify({"error": {"code": code, "message": message, "field": field, "status": status}})
     resp.status_code = status
     for key, value in (headers or {}).items():
         resp.headers[key] = value

@@ -30,8 +30,12 @@ def _limit() -> None:
 
 def _body() -> object:
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", f"Content-Type must be application/json, "
-                       f"got {request.mimetype or 'none'!r}", "Content-Type")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {request.mimetype or 'none'!r}",
+            "Content-Type",
+        )
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise ValidationError(None, "empty", "body is empty; send a JSON object or list")
@@ -53,9 +57,13 @@ def post_feedback():
     except FeedbackInvalid as exc:
         raise ApiError(400, "invalid_feedback", str(exc), exc.field) from None
     st = state()
-    result = record_feedback(st.engine, items, overwrite=overwrite, single=single,
-                             max_age=parse_duration(st.settings.feedback_max_age,
-                                                    name="FEEDBACK_MAX_AGE"))
+    result = record_feedback(
+        st.engine,
+        items,
+        overwrite=overwrite,
+        single=single,
+        max_age=parse_duration(st.settings.feedback_max_age, name="FEEDBACK_MAX_AGE"),
+    )
     serving = current_app.extensions.get("dethrone_serving")
     counter = getattr(serving, "log_metrics", None)
     if counter is not None:

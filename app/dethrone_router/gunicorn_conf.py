@@ -40,11 +40,20 @@ limit_request_field_size = 8190
 
 
 def _json_error(sock, status_int, reason, mesg):
-    body = json.dumps({"error": {"code": reason.lower().replace(" ", "_"),
-                                 "message": mesg or reason, "field": None,
-                                 "status": status_int}}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    body = json.dumps(
+        {
+            "error": {
+                "code": reason.lower().replace(" ", "_"),
+                "message": mesg or reason,
+                "field": None,
+                "status": status_int,
+            }
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     util.write_nonblock(sock, head.encode("latin1") + body)
 
 
@@ -60,8 +69,11 @@ _metrics_dir: Path | None = None
 
 
 def _default_metrics_dir(server) -> Path:
-    port = str(server.address[0][1]) if server.address and isinstance(
-        server.address[0], tuple) else str(os.getpid())
+    port = (
+        str(server.address[0][1])
+        if server.address and isinstance(server.address[0], tuple)
+        else str(os.getpid())
+    )
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
     return base / f"dethrone-router-{port}"
 

@@ -38,9 +38,12 @@ def _reject_constant(name: str) -> float:
 def read_body() -> dict[str, Any]:
     """The request's JSON object (415 for another content type, 400 for bad JSON)."""
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type must be application/json, got "
-                       f"{request.mimetype or 'none'!r}", "Content-Type")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {request.mimetype or 'none'!r}",
+            "Content-Type",
+        )
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise ValidationError(None, "empty", "body is empty; send a JSON object")
@@ -49,25 +52,32 @@ def read_body() -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(None, "invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise ValidationError(None, "type", f"body must be a JSON object with one of "
-                                            f"{', '.join(FORMATS)}")
+        raise ValidationError(
+            None, "type", f"body must be a JSON object with one of {', '.join(FORMATS)}"
+        )
     return body
 
 
-def payload_rows(body: dict[str, Any], *, max_rows: int,
-                 order: Sequence[str] | None) -> tuple[str, list[dict[str, Any]]]:
+def payload_rows(
+    body: dict[str, Any], *, max_rows: int, order: Sequence[str] | None
+) -> tuple[str, list[dict[str, Any]]]:
     """``(format key, rows as dicts)`` of a prediction body.
 
     ``order`` names the columns of positional rows (the model's signature).
     """
     unknown = sorted(set(body) - set(FORMATS) - set(OPTIONS))
     if unknown:
-        raise ValidationError(unknown[0], "unknown_key", f"unknown key {unknown[0]!r}; "
-                              f"give one of {', '.join(FORMATS)} (+ {', '.join(OPTIONS)})")
+        raise ValidationError(
+            unknown[0],
+            "unknown_key",
+            f"unknown key {unknown[0]!r}; "
+            f"give one of {', '.join(FORMATS)} (+ {', '.join(OPTIONS)})",
+        )
     given = [k for k in FORMATS if k in body]
     if len(given) != 1:
-        raise ValidationError(given[1] if given else None, "format",
-                              f"give exactly one of {', '.join(FORMATS)}")
+        raise ValidationError(
+            given[1] if given else None, "format", f"give exactly one of {', '.join(FORMATS)}"
+        )
     key, value = given[0], body[given[0]]
     if key == "dataframe_split":
         rows = _split_rows(value)
@@ -80,25 +90,37 @@ def payload_rows(body: dict[str, Any], *, max_rows: int,
     if not rows:
         raise ValidationError(key, "empty", f"{key} has no rows; send at least one")
     if len(rows) > max_rows:
-        raise ApiError(413, "too_many_rows", f"{key} has {len(rows)} rows; at most "
-                       f"{max_rows} per request (SERVING_MAX_ROWS)", key)
+        raise ApiError(
+            413,
+            "too_many_rows",
+            f"{key} has {len(rows)} rows; at most {max_rows} per request (SERVING_MAX_ROWS)",
+            key,
+        )
     return key, rows
 
 
 def _split_rows(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, dict) or not isinstance(value.get("columns"), list) \
-            or not isinstance(value.get("data"), list):
-        raise ValidationError("dataframe_split", "type",
-                              "dataframe_split must be an object with lists columns and data")
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("columns"), list)
+        or not isinstance(value.get("data"), list)
+    ):
+        raise ValidationError(
+            "dataframe_split",
+            "type",
+            "dataframe_split must be an object with lists columns and data",
+        )
     columns = value["columns"]
     if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
-        raise ValidationError("dataframe_split.columns", "type",
-                              "columns must be distinct strings")
+        raise ValidationError("dataframe_split.columns", "type", "columns must be distinct strings")
     rows = []
     for i, row in enumerate(value["data"]):
         if not isinstance(row, list) or len(row) != len(columns):
-            raise ValidationError(f"dataframe_split.data[{i}]", "shape",
-                                  f"each data row must be a list of {len(columns)} values")
+            raise ValidationError(
+                f"dataframe_split.data[{i}]",
+                "shape",
+                f"each data row must be a list of {len(columns)} values",
+            )
         rows.append(dict(zip(columns, row, strict=True)))
     return rows
 
@@ -120,13 +142,21 @@ def _list_rows(key: str, value: list, order: Sequence[str] | None) -> list[dict[
     if value and all(isinstance(r, list) for r in value) and order is not None:
         for i, row in enumerate(value):
             if len(row) != len(order):
-                raise ValidationError(f"{key}[{i}]", "shape", f"{key}[{i}] has {len(row)} "
-                                      f"values; the model takes {len(order)}: {list(order)}")
+                raise ValidationError(
+                    f"{key}[{i}]",
+                    "shape",
+                    f"{key}[{i}] has {len(row)} "
+                    f"values; the model takes {len(order)}: {list(order)}",
+                )
         return [dict(zip(order, row, strict=True)) for row in value]
     if not value:
         return []
-    raise ValidationError(key, "type", f"{key} must be a list of objects (column -> value)"
-                          + (" or of value lists in signature order" if order else ""))
+    raise ValidationError(
+        key,
+        "type",
+        f"{key} must be a list of objects (column -> value)"
+        + (" or of value lists in signature order" if order else ""),
+    )
 
 
 def unit_of(rows: list[dict[str, Any]], column: str | None) -> str | None:
@@ -134,21 +164,27 @@ def unit_of(rows: list[dict[str, Any]], column: str | None) -> str | None:
     header = request.headers.get("X-Dethrone-Unit")
     if header is not None:
         if not 0 < len(header) <= 200:
-            raise ValidationError("X-Dethrone-Unit", "range",
-                                  "X-Dethrone-Unit must have 1 to 200 characters")
+            raise ValidationError(
+                "X-Dethrone-Unit", "range", "X-Dethrone-Unit must have 1 to 200 characters"
+            )
         return header
     if not column:
         return None
     values = {json.dumps(r.get(column), sort_keys=True) for r in rows}
     if len(values) != 1 or rows[0].get(column) is None:
-        raise ValidationError(column, "unit", f"every row needs the same non-null {column!r} "
-                                              f"(the unit column): a request goes to one arm")
+        raise ValidationError(
+            column,
+            "unit",
+            f"every row needs the same non-null {column!r} "
+            f"(the unit column): a request goes to one arm",
+        )
     value = rows[0][column]
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def to_frame(rows: list[dict[str, Any]], features: tuple[Feature, ...] | None, *,
-             drop: str | None = None) -> pd.DataFrame | dict[str, np.ndarray]:
+def to_frame(
+    rows: list[dict[str, Any]], features: tuple[Feature, ...] | None, *, drop: str | None = None
+) -> pd.DataFrame | dict[str, np.ndarray]:
     """The rows as the model takes them, every value checked against its feature.
 
     With a signature the result is ``column -> array`` in signature order: the batcher
@@ -172,15 +208,20 @@ def to_frame(rows: list[dict[str, Any]], features: tuple[Feature, ...] | None, *
         seen.update(dict.fromkeys(row))
     unknown = [c for c in seen if c not in names and c != drop]
     if unknown:
-        raise ValidationError(unknown[0], "unknown_feature", f"unknown feature {unknown[0]!r};"
-                              f" the model takes {', '.join(f.name for f in features)}")
+        raise ValidationError(
+            unknown[0],
+            "unknown_feature",
+            f"unknown feature {unknown[0]!r};"
+            f" the model takes {', '.join(f.name for f in features)}",
+        )
     data = {}
     for feat in features:
         if feat.required:
             absent = next((i for i, r in enumerate(rows) if feat.name not in r), None)
             if absent is not None:
-                raise ValidationError(feat.name, "missing_feature",
-                                      f"feature {feat.name!r} is missing (row {absent})")
+                raise ValidationError(
+                    feat.name, "missing_feature", f"feature {feat.name!r} is missing (row {absent})"
+                )
         data[feat.name] = _column(feat, [r.get(feat.name) for r in rows])
     return data
 
@@ -226,12 +267,14 @@ def _coerce(name: str, kind: str, v: Any, i: int) -> Any:
         try:
             v = float(v.strip())
         except ValueError:
-            raise ValidationError(name, "uncoercible", f"{where} cannot be read as a number: "
-                                                       f"{_show(v)}") from None
+            raise ValidationError(
+                name, "uncoercible", f"{where} cannot be read as a number: {_show(v)}"
+            ) from None
     if kind == "integer":
         if isinstance(v, float) and not v.is_integer():
-            raise ValidationError(name, "uncoercible",
-                                  f"{where} must be an integer, got {_show(v)}")
+            raise ValidationError(
+                name, "uncoercible", f"{where} must be an integer, got {_show(v)}"
+            )
         if abs(v) >= 2**63:
             raise ValidationError(name, "range", f"{where} does not fit in 64 bits")
         return int(v)

@@ -46,12 +46,12 @@ class _ConfigCollector:
         except Exception:  # an unreadable store must not fail the scrape
             return
         for name, doc, value in (
-                ("dethrone_router_traffic_a", "share of traffic routed to A", cfg["a"]),
-                ("dethrone_router_traffic_b", "share of traffic routed to B", cfg["b"]),
-                ("dethrone_router_data_size", "rows per slice", cfg["data_size"]),
-                ("dethrone_router_drift_columns", "number of drifted columns",
-                 len(cfg["drift_cols"])),
-                ("dethrone_router_config_version", "version of the stored config", version)):
+            ("dethrone_router_traffic_a", "share of traffic routed to A", cfg["a"]),
+            ("dethrone_router_traffic_b", "share of traffic routed to B", cfg["b"]),
+            ("dethrone_router_data_size", "rows per slice", cfg["data_size"]),
+            ("dethrone_router_drift_columns", "number of drifted columns", len(cfg["drift_cols"])),
+            ("dethrone_router_config_version", "version of the stored config", version),
+        ):
             yield GaugeMetricFamily(name, doc, value=float(value))
 
 
@@ -76,13 +76,25 @@ class Metrics:
         self.store = store
         #: scrape-time collectors beyond the config gauges (e.g. label coverage)
         self.collectors: list[Any] = [_ConfigCollector(store)]
-        self.requests = Counter("dethrone_router_requests", "HTTP requests answered",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.latency = Histogram("dethrone_router_request_duration_seconds",
-                                 "time from request to response", ["endpoint"],
-                                 buckets=_BUCKETS, registry=self.registry)
-        self.rows = Counter("dethrone_router_rows_served", "data rows sent in slices",
-                            ["endpoint"], registry=self.registry)
+        self.requests = Counter(
+            "dethrone_router_requests",
+            "HTTP requests answered",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dethrone_router_request_duration_seconds",
+            "time from request to response",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "dethrone_router_rows_served",
+            "data rows sent in slices",
+            ["endpoint"],
+            registry=self.registry,
+        )
         if self.registry is not None:
             self.registry.register(_ConfigCollector(store))
 
@@ -92,8 +104,7 @@ class Metrics:
         if self.registry is not None:
             self.registry.register(collector)
 
-    def observe(self, endpoint: str, method: str, status: int, seconds: float,
-                rows: int) -> None:
+    def observe(self, endpoint: str, method: str, status: int, seconds: float, rows: int) -> None:
         """Count one answered request (never raises: a metric is not worth a request)."""
         if self.problem is not None:
             return
@@ -148,8 +159,29 @@ def _allocate(directory: str) -> str | None:
 
 
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
-_VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, 0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 50.0,
-                  100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 20000.0, 50000.0, 1e6)
+_VALUE_BUCKETS = (
+    -1000.0,
+    -100.0,
+    -10.0,
+    -1.0,
+    0.0,
+    0.1,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    50.0,
+    100.0,
+    500.0,
+    1000.0,
+    2500.0,
+    5000.0,
+    10000.0,
+    20000.0,
+    50000.0,
+    1e6,
+)
 
 
 class ServingMetrics:
@@ -164,30 +196,65 @@ class ServingMetrics:
         from prometheus_client import Gauge
 
         reg = {"registry": registry}
-        self.predictions = Counter("dethrone_predictions", "rows predicted",
-                                   ["arm", "model_version"], **reg)
-        self.requests = Counter("dethrone_prediction_requests", "prediction requests scored",
-                                ["arm", "model_version", "mode"], **reg)
-        self.duration = Histogram("dethrone_prediction_duration_seconds",
-                                  "time to score one request (validation, batching, model)",
-                                  ["arm"], buckets=_BUCKETS, **reg)
-        self.value = Histogram("dethrone_prediction_value", "regression outputs",
-                               ["arm"], buckets=_VALUE_BUCKETS, **reg)
-        self.classes = Counter("dethrone_prediction_classes", "predicted class labels",
-                               ["arm", "label"], **reg)
-        self.batch_rows = Histogram("dethrone_prediction_batch_rows",
-                                    "rows per model call (micro-batching)", ["arm"],
-                                    buckets=_ROW_BUCKETS, **reg)
-        self.batch_requests = Histogram("dethrone_prediction_batch_requests",
-                                        "requests per model call (micro-batching)", ["arm"],
-                                        buckets=_ROW_BUCKETS, **reg)
-        self.reloads = Counter("dethrone_model_reloads", "alias checks that changed a model",
-                               ["alias", "outcome"], **reg)
-        self.shadow_failures = Counter("dethrone_shadow_failures",
-                                       "shadow scorings that failed or were dropped",
-                                       ["reason"], **reg)
-        self.info = Gauge("dethrone_model_info", "1 for each alias and version a worker serves",
-                          ["alias", "version"], multiprocess_mode="liveall", **reg)
+        self.predictions = Counter(
+            "dethrone_predictions", "rows predicted", ["arm", "model_version"], **reg
+        )
+        self.requests = Counter(
+            "dethrone_prediction_requests",
+            "prediction requests scored",
+            ["arm", "model_version", "mode"],
+            **reg,
+        )
+        self.duration = Histogram(
+            "dethrone_prediction_duration_seconds",
+            "time to score one request (validation, batching, model)",
+            ["arm"],
+            buckets=_BUCKETS,
+            **reg,
+        )
+        self.value = Histogram(
+            "dethrone_prediction_value",
+            "regression outputs",
+            ["arm"],
+            buckets=_VALUE_BUCKETS,
+            **reg,
+        )
+        self.classes = Counter(
+            "dethrone_prediction_classes", "predicted class labels", ["arm", "label"], **reg
+        )
+        self.batch_rows = Histogram(
+            "dethrone_prediction_batch_rows",
+            "rows per model call (micro-batching)",
+            ["arm"],
+            buckets=_ROW_BUCKETS,
+            **reg,
+        )
+        self.batch_requests = Histogram(
+            "dethrone_prediction_batch_requests",
+            "requests per model call (micro-batching)",
+            ["arm"],
+            buckets=_ROW_BUCKETS,
+            **reg,
+        )
+        self.reloads = Counter(
+            "dethrone_model_reloads",
+            "alias checks that changed a model",
+            ["alias", "outcome"],
+            **reg,
+        )
+        self.shadow_failures = Counter(
+            "dethrone_shadow_failures",
+            "shadow scorings that failed or were dropped",
+            ["reason"],
+            **reg,
+        )
+        self.info = Gauge(
+            "dethrone_model_info",
+            "1 for each alias and version a worker serves",
+            ["alias", "version"],
+            multiprocess_mode="liveall",
+            **reg,
+        )
 
     # --- events of the model watcher ---------------------------------------------------
     def reload(self, alias: str, outcome: str) -> None:
@@ -209,8 +276,9 @@ class ServingMetrics:
 
         return observe
 
-    def scored(self, arm: str, version: str, mode: str, seconds: float, labels: Any,
-               task: str) -> None:
+    def scored(
+        self, arm: str, version: str, mode: str, seconds: float, labels: Any, task: str
+    ) -> None:
         """Count one scored request and its outputs."""
         import numpy as np
 

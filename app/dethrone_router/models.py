@@ -30,8 +30,14 @@ log = logging.getLogger("dethrone_router.serving")
 
 ALIASES = (CHAMPION, CHALLENGER)
 #: signature types -> the JSON kind a request value must have
-_KINDS = {"double": "number", "float": "number", "long": "integer", "integer": "integer",
-          "string": "string", "boolean": "boolean"}
+_KINDS = {
+    "double": "number",
+    "float": "number",
+    "long": "integer",
+    "integer": "integer",
+    "string": "string",
+    "boolean": "boolean",
+}
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,14 @@ def _features(metadata: Any) -> tuple[Feature, ...] | None:
     schema = metadata.get_input_schema() if metadata is not None else None
     if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
         return None
-    return tuple(Feature(c.name, _KINDS.get(getattr(c.type, "name", str(c.type)), "any"),
-                         bool(getattr(c, "required", True))) for c in schema.inputs)
+    return tuple(
+        Feature(
+            c.name,
+            _KINDS.get(getattr(c.type, "name", str(c.type)), "any"),
+            bool(getattr(c, "required", True)),
+        )
+        for c in schema.inputs
+    )
 
 
 def _as_array(out: Any) -> np.ndarray:
@@ -145,8 +157,9 @@ class MlflowSource:
         classes = getattr(raw, "classes_", None)
         proba = getattr(raw, "predict_proba", None)
         predict = model.predict
-        if model.metadata.flavors.get("python_function", {}).get("loader_module") \
-                == "mlflow.sklearn" and hasattr(raw, "predict"):
+        if model.metadata.flavors.get("python_function", {}).get(
+            "loader_module"
+        ) == "mlflow.sklearn" and hasattr(raw, "predict"):
             # pyfunc's sklearn wrapper only enforces the signature (done by the gateway
             # already, to the same dtypes) before calling this: skipping it saves ~2 ms.
             predict = raw.predict
@@ -154,7 +167,8 @@ class MlflowSource:
             predict=lambda frame: _as_array(predict(frame)),
             predict_proba=None if proba is None else (lambda frame: np.asarray(proba(frame))),
             features=_features(model.metadata),
-            classes=None if classes is None else tuple(np.asarray(classes).tolist()))
+            classes=None if classes is None else tuple(np.asarray(classes).tolist()),
+        )
 
 
 class ModelWatcher:
@@ -172,8 +186,14 @@ class ModelWatcher:
         Receives ``reload(alias, outcome)`` and ``served(alias, version, on)`` (metrics).
     """
 
-    def __init__(self, source: ModelSource, *, refresh_seconds: float,
-                 make_batcher: Callable[[str, Callable], MicroBatcher], events: Any = None) -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        refresh_seconds: float,
+        make_batcher: Callable[[str, Callable], MicroBatcher],
+        events: Any = None,
+    ) -> None:
         self.source, self.refresh_seconds = source, refresh_seconds
         self.make_batcher, self.events = make_batcher, events
         self.models: dict[str, ServedModel] = {}
@@ -194,14 +214,18 @@ class ModelWatcher:
     def status(self) -> dict[str, Any]:
         """This worker's view: versions served, registry state, last check."""
         registry = {None: "unknown", True: "ok", False: "unreachable"}[self.registry_ok]
-        return {"pid": os.getpid(), "registry": registry, "last_error": self.last_error,
-                "last_check_age_s": None if self.last_check is None
-                else round(time.monotonic() - self.last_check, 3),
-                "refresh_seconds": self.refresh_seconds,
-                "models": {a: (m.version if (m := self.models.get(a)) else None)
-                           for a in ALIASES},
-                "refused": sorted(self._refused, key=lambda v: (len(v), v)),
-                "failed_loads": {v: n for v, (n, _) in self._failed.items()}}
+        return {
+            "pid": os.getpid(),
+            "registry": registry,
+            "last_error": self.last_error,
+            "last_check_age_s": None
+            if self.last_check is None
+            else round(time.monotonic() - self.last_check, 3),
+            "refresh_seconds": self.refresh_seconds,
+            "models": {a: (m.version if (m := self.models.get(a)) else None) for a in ALIASES},
+            "refused": sorted(self._refused, key=lambda v: (len(v), v)),
+            "failed_loads": {v: n for v, (n, _) in self._failed.items()},
+        }
 
     # --- refreshing (watcher thread) --------------------------------------------------
     def refresh(self) -> None:
@@ -227,8 +251,12 @@ class ModelWatcher:
         if hit is not None and alias == CHALLENGER and is_rejected(hit[1]):
             if hit[0] not in self._refused:
                 self._refused.add(hit[0])
-                log.warning("refusing @%s version %s: its recorded decision is %r",
-                            alias, hit[0], hit[1].get(Decision.tag("outcome")))
+                log.warning(
+                    "refusing @%s version %s: its recorded decision is %r",
+                    alias,
+                    hit[0],
+                    hit[1].get(Decision.tag("outcome")),
+                )
                 self._event("reload", alias, "refused")
             hit = None
         if hit is None:
@@ -248,12 +276,13 @@ class ModelWatcher:
             self._event("reload", alias, "failed")
             # Back off (up to 5 min): a version that cannot load must not be downloaded
             # again on every check by every worker.
-            delay = min(300.0, self.refresh_seconds * 2 ** failures)
+            delay = min(300.0, self.refresh_seconds * 2**failures)
             self._failed[hit[0]] = (failures + 1, time.monotonic() + delay)
             return
         self._failed.pop(hit[0], None)
-        served = ServedModel(alias, hit[0], loaded, self.make_batcher(alias, _scorer(loaded)),
-                             time.time())
+        served = ServedModel(
+            alias, hit[0], loaded, self.make_batcher(alias, _scorer(loaded)), time.time()
+        )
         self._swap(alias, served)
         self._event("reload", alias, "loaded")
         log.info("serving @%s version %s", alias, hit[0])
@@ -279,8 +308,9 @@ class ModelWatcher:
         """Refresh now and then every ``refresh_seconds`` in a daemon thread."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._loop, name="dethrone-model-watcher",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="dethrone-model-watcher", daemon=True
+        )
         self._thread.start()
 
     def _loop(self) -> None:

@@ -6,22 +6,30 @@ from typing import Any
 
 from dethrone.injection import INTENSITY_BOUNDS, KINDS
 
-_ERROR_CODES = {"400": "invalid request (the error names the field and rule)",
-                "401": "missing or wrong bearer token", "409": "version conflict",
-                "413": "body too large", "415": "Content-Type is not application/json",
-                "429": "the worker already serves its large slices (see Retry-After)",
-                "503": "stored config does not fit the data set, or the config store "
-                       "cannot be read or written now (see Retry-After)"}
+_ERROR_CODES = {
+    "400": "invalid request (the error names the field and rule)",
+    "401": "missing or wrong bearer token",
+    "409": "version conflict",
+    "413": "body too large",
+    "415": "Content-Type is not application/json",
+    "429": "the worker already serves its large slices (see Retry-After)",
+    "503": "stored config does not fit the data set, or the config store "
+    "cannot be read or written now (see Retry-After)",
+}
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _json(ref: str, description: str = "OK", headers: dict | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description, "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
     if headers:
         out["headers"] = headers
     return out
@@ -30,159 +38,343 @@ def _json(ref: str, description: str = "OK", headers: dict | None = None) -> dic
 def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
     prob = {"type": "number", "minimum": 0, "maximum": 1}
     seed = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1, "nullable": True}
-    spec = {"type": "object", "required": ["kind"], "additionalProperties": False,
-            "properties": {"kind": {"type": "string", "enum": list(KINDS)},
-                           "intensity": {"type": "number", "minimum": INTENSITY_BOUNDS[0],
-                                         "maximum": INTENSITY_BOUNDS[1],
-                                         "nullable": True}}}
-    fields = {"a": prob, "b": prob,
-              "data_size": {"type": "integer", "minimum": 1, "maximum": max_data_size},
-              "drift_cols": {"type": "array", "uniqueItems": True,
-                             "items": {"type": "string", "enum": columns}},
-              "drift": {"type": "object", "additionalProperties": False,
-                        "properties": {c: {"$ref": "#/components/schemas/DriftSpec"}
-                                       for c in columns}},
-              "seed": seed,
-              "mode": {"type": "string", "enum": ["ab", "shadow", "champion"]},
-              "salt": {"type": "string", "maxLength": 100},
-              "unit_column": {"type": "string", "minLength": 1, "maxLength": 100,
-                              "nullable": True}}
-    split = {"type": "object", "required": ["columns", "index", "data"],
-             "properties": {"columns": {"type": "array", "items": {"type": "string"}},
-                            "index": {"type": "array", "items": {"type": "integer"}},
-                            "data": {"type": "array", "items": {"type": "array", "items": {}}}}}
-    traffic = {"type": "object", "required": [*fields, "version"],
-               "properties": {**fields, "version": {"type": "integer", "minimum": 0}}}
+    spec = {
+        "type": "object",
+        "required": ["kind"],
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "intensity": {
+                "type": "number",
+                "minimum": INTENSITY_BOUNDS[0],
+                "maximum": INTENSITY_BOUNDS[1],
+                "nullable": True,
+            },
+        },
+    }
+    fields = {
+        "a": prob,
+        "b": prob,
+        "data_size": {"type": "integer", "minimum": 1, "maximum": max_data_size},
+        "drift_cols": {
+            "type": "array",
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": columns},
+        },
+        "drift": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {c: {"$ref": "#/components/schemas/DriftSpec"} for c in columns},
+        },
+        "seed": seed,
+        "mode": {"type": "string", "enum": ["ab", "shadow", "champion"]},
+        "salt": {"type": "string", "maxLength": 100},
+        "unit_column": {"type": "string", "minLength": 1, "maxLength": 100, "nullable": True},
+    }
+    split = {
+        "type": "object",
+        "required": ["columns", "index", "data"],
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "index": {"type": "array", "items": {"type": "integer"}},
+            "data": {"type": "array", "items": {"type": "array", "items": {}}},
+        },
+    }
+    traffic = {
+        "type": "object",
+        "required": [*fields, "version"],
+        "properties": {**fields, "version": {"type": "integer", "minimum": 0}},
+    }
     return {
         "DriftSpec": spec,
-        "TrafficUpdate": {"type": "object", "minProperties": 1, "additionalProperties": False,
-                          "properties": {**fields,
-                                         "version": {"type": "integer", "minimum": 0}}},
+        "TrafficUpdate": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {**fields, "version": {"type": "integer", "minimum": 0}},
+        },
         "Traffic": traffic,
-        "TrafficUpdated": {"type": "object", "required": ["status", "traffic"],
-                           "properties": {"status": {"type": "string", "enum": ["updated"]},
-                                          "traffic": {"$ref": "#/components/schemas/Traffic"}}},
-        "History": {"type": "object", "required": ["version", "history"], "properties": {
-            "version": {"type": "integer"},
-            "history": {"type": "array", "items": {
-                "type": "object", "required": ["version", "at", "before", "after"],
-                "properties": {"version": {"type": "integer"}, "at": {"type": "string"},
-                               "before": {"type": "object"}, "after": {"type": "object"}}}}}},
+        "TrafficUpdated": {
+            "type": "object",
+            "required": ["status", "traffic"],
+            "properties": {
+                "status": {"type": "string", "enum": ["updated"]},
+                "traffic": {"$ref": "#/components/schemas/Traffic"},
+            },
+        },
+        "History": {
+            "type": "object",
+            "required": ["version", "history"],
+            "properties": {
+                "version": {"type": "integer"},
+                "history": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["version", "at", "before", "after"],
+                        "properties": {
+                            "version": {"type": "integer"},
+                            "at": {"type": "string"},
+                            "before": {"type": "object"},
+                            "after": {"type": "object"},
+                        },
+                    },
+                },
+            },
+        },
         "Split": split,
-        "ABData": {"type": "object", "required": ["a_data", "b_data"],
-                   "properties": {"a_data": {"$ref": "#/components/schemas/Split"},
-                                  "b_data": {"$ref": "#/components/schemas/Split"}}},
-        "Health": {"type": "object", "required": ["status", "checks"], "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
-            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
-            "config_version": {"type": "integer", "nullable": True},
-            "store": {"type": "object"}, "metrics": {"type": "string", "nullable": True},
-            "dataset": {"type": "object"}, "log": {"type": "object", "nullable": True},
-            "warnings": {"type": "array", "items": {"type": "string"}}}},
+        "ABData": {
+            "type": "object",
+            "required": ["a_data", "b_data"],
+            "properties": {
+                "a_data": {"$ref": "#/components/schemas/Split"},
+                "b_data": {"$ref": "#/components/schemas/Split"},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+                "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                "config_version": {"type": "integer", "nullable": True},
+                "store": {"type": "object"},
+                "metrics": {"type": "string", "nullable": True},
+                "dataset": {"type": "object"},
+                "log": {"type": "object", "nullable": True},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         **_serving_schemas(),
         **_feedback_schemas(),
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message", "field", "status"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                           "field": {"type": "string", "nullable": True},
-                           "status": {"type": "integer"}}}}},
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "field", "status"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string", "nullable": True},
+                        "status": {"type": "integer"},
+                    },
+                }
+            },
+        },
     }
 
 
 def _serving_schemas() -> dict[str, Any]:
     rows = {"type": "array", "items": {"type": "object"}}
-    body = {"type": "object", "minProperties": 1, "maxProperties": 3, "properties": {
-        "dataframe_split": {"type": "object", "required": ["columns", "data"], "properties": {
-            "columns": {"type": "array", "items": {"type": "string"}},
-            "data": {"type": "array", "items": {"type": "array", "items": {}}},
-            "index": {"type": "array"}}},
-        "dataframe_records": rows, "rows": rows,
-        "instances": {"oneOf": [rows, {"type": "object"}]},
-        "inputs": {"oneOf": [rows, {"type": "object"}]},
-        "probabilities": {"type": "boolean"}, "params": {"type": "object"}}}
-    answer = {"type": "object", "required": ["predictions", "model_version", "arm",
-                                             "request_id"], "properties": {
-        "predictions": {"type": "array", "items": {}},
-        "model_version": {"type": "string"},
-        "arm": {"type": "string", "enum": ["champion", "challenger"]},
-        "request_id": {"type": "string"},
-        "classes": {"type": "array", "items": {}},
-        "probabilities": {"type": "array", "items": {"type": "array",
-                                                     "items": {"type": "number"}}}}}
-    ready = {"type": "object", "required": ["status", "models"], "properties": {
-        "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
-        "models": {"type": "object"}, "pid": {"type": "integer"},
-        "registry": {"type": "string"}, "store": {"type": "boolean"}}}
+    body = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 3,
+        "properties": {
+            "dataframe_split": {
+                "type": "object",
+                "required": ["columns", "data"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "items": {"type": "array", "items": {}}},
+                    "index": {"type": "array"},
+                },
+            },
+            "dataframe_records": rows,
+            "rows": rows,
+            "instances": {"oneOf": [rows, {"type": "object"}]},
+            "inputs": {"oneOf": [rows, {"type": "object"}]},
+            "probabilities": {"type": "boolean"},
+            "params": {"type": "object"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["predictions", "model_version", "arm", "request_id"],
+        "properties": {
+            "predictions": {"type": "array", "items": {}},
+            "model_version": {"type": "string"},
+            "arm": {"type": "string", "enum": ["champion", "challenger"]},
+            "request_id": {"type": "string"},
+            "classes": {"type": "array", "items": {}},
+            "probabilities": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}},
+            },
+        },
+    }
+    ready = {
+        "type": "object",
+        "required": ["status", "models"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
+            "models": {"type": "object"},
+            "pid": {"type": "integer"},
+            "registry": {"type": "string"},
+            "store": {"type": "boolean"},
+        },
+    }
     return {"PredictRequest": body, "Predictions": answer, "Ready": ready}
 
 
 def _feedback_schemas() -> dict[str, Any]:
-    item = {"type": "object", "required": ["request_id", "row", "label"], "properties": {
-        "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
-        "row": {"type": "integer", "minimum": 0},
-        "label": {"oneOf": [{"type": "number"}, {"type": "string", "minLength": 1,
-                                                  "maxLength": 128}]},
-        "overwrite": {"type": "boolean"}}, "additionalProperties": False}
-    items = {"type": "array", "minItems": 1, "maxItems": 1000,
-             "items": {"$ref": "#/components/schemas/FeedbackItem"}}
-    result = {"type": "object", "required": ["request_id", "row", "status"], "properties": {
-        "request_id": {"type": "string"}, "row": {"type": "integer"},
-        "status": {"type": "string", "enum": ["stored", "overwritten", "duplicate", "conflict",
-                                              "unknown", "too_old"]},
-        "arm": {"type": "string"}, "label": {}, "previous": {}}}
-    return {"FeedbackItem": item, "FeedbackRequest": {"oneOf": [
-        {"$ref": "#/components/schemas/FeedbackItem"}, items,
-        {"type": "object", "required": ["items"], "additionalProperties": False,
-         "properties": {"items": items, "overwrite": {"type": "boolean"}}}]},
+    item = {
+        "type": "object",
+        "required": ["request_id", "row", "label"],
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "row": {"type": "integer", "minimum": 0},
+            "label": {
+                "oneOf": [{"type": "number"}, {"type": "string", "minLength": 1, "maxLength": 128}]
+            },
+            "overwrite": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    }
+    items = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 1000,
+        "items": {"$ref": "#/components/schemas/FeedbackItem"},
+    }
+    result = {
+        "type": "object",
+        "required": ["request_id", "row", "status"],
+        "properties": {
+            "request_id": {"type": "string"},
+            "row": {"type": "integer"},
+            "status": {
+                "type": "string",
+                "enum": ["stored", "overwritten", "duplicate", "conflict", "unknown", "too_old"],
+            },
+            "arm": {"type": "string"},
+            "label": {},
+            "previous": {},
+        },
+    }
+    return {
+        "FeedbackItem": item,
+        "FeedbackRequest": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/FeedbackItem"},
+                items,
+                {
+                    "type": "object",
+                    "required": ["items"],
+                    "additionalProperties": False,
+                    "properties": {"items": items, "overwrite": {"type": "boolean"}},
+                },
+            ]
+        },
         "FeedbackItemResult": result,
-        "FeedbackResult": {"oneOf": [
-            {"$ref": "#/components/schemas/FeedbackItemResult"},
-            {"type": "object", "required": ["results", "counts"], "properties": {
-                "results": {"type": "array",
-                            "items": {"$ref": "#/components/schemas/FeedbackItemResult"}},
-                "counts": {"type": "object",
-                           "additionalProperties": {"type": "integer"}}}}]}}
+        "FeedbackResult": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/FeedbackItemResult"},
+                {
+                    "type": "object",
+                    "required": ["results", "counts"],
+                    "properties": {
+                        "results": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/FeedbackItemResult"},
+                        },
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    },
+                },
+            ]
+        },
+    }
 
 
 def _feedback_path() -> dict[str, Any]:
-    single = {"404": "no logged prediction has this request_id and row",
-              "409": "a different label is stored (send overwrite: true to replace it)",
-              "410": "the row was logged longer ago than FEEDBACK_MAX_AGE"}
-    return {"/feedback": {"post": {
-        "summary": "true labels of served rows (one item, a list, or {items, overwrite})",
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/FeedbackRequest"}}}},
-        "responses": {
-            "200": _json("FeedbackResult", "every item stored, overwritten or duplicate"),
-            "207": _json("FeedbackResult", "a list with refused items: per-item statuses"),
-            **{k: _json("FeedbackResult", v) for k, v in single.items()},
-            "400": _error("malformed body (the error names the field); nothing stored"),
-            "413": _error(_ERROR_CODES["413"]), "415": _error(_ERROR_CODES["415"]),
-            "503": _error("the database cannot be written now (see Retry-After)")}}}}
+    single = {
+        "404": "no logged prediction has this request_id and row",
+        "409": "a different label is stored (send overwrite: true to replace it)",
+        "410": "the row was logged longer ago than FEEDBACK_MAX_AGE",
+    }
+    return {
+        "/feedback": {
+            "post": {
+                "summary": "true labels of served rows (one item, a list, or {items, overwrite})",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/FeedbackRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("FeedbackResult", "every item stored, overwritten or duplicate"),
+                    "207": _json("FeedbackResult", "a list with refused items: per-item statuses"),
+                    **{k: _json("FeedbackResult", v) for k, v in single.items()},
+                    "400": _error("malformed body (the error names the field); nothing stored"),
+                    "413": _error(_ERROR_CODES["413"]),
+                    "415": _error(_ERROR_CODES["415"]),
+                    "503": _error("the database cannot be written now (see Retry-After)"),
+                },
+            }
+        }
+    }
 
 
 def _serving_paths() -> dict[str, Any]:
-    codes = {"400": "invalid rows (the error names the column)", "413": "too many rows",
-             "415": _ERROR_CODES["415"], "422": "the model rejected rows that fit its signature",
-             "503": "no @champion loaded (or serving is off)"}
-    op = {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
-        "responses": {"200": _json("Predictions", "predictions of the assigned arm", {
-            "X-Request-ID": {"description": "the client's valid id, else a new one",
-                             "schema": {"type": "string"}}}),
-            **{k: _error(v) for k, v in codes.items()}}}
-    return {"/predict": {"post": {**op, "summary": "score rows on the assigned arm"}},
-            "/invocations": {"post": {**op, "summary": "MLflow scoring-server compatible"}},
-            "/health/live": {"get": {"summary": "the process answers", "responses": {
-                "200": {"description": "alive", "content": {"application/json": {
-                    "schema": {"type": "object"}}}}}}},
-            "/health/ready": {"get": {"summary": "a champion is loaded, the store reachable",
-                                      "responses": {"200": _json("Ready", "ready"),
-                                                    "503": _json("Ready", "not ready")}}}}
+    codes = {
+        "400": "invalid rows (the error names the column)",
+        "413": "too many rows",
+        "415": _ERROR_CODES["415"],
+        "422": "the model rejected rows that fit its signature",
+        "503": "no @champion loaded (or serving is off)",
+    }
+    op = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            },
+        },
+        "responses": {
+            "200": _json(
+                "Predictions",
+                "predictions of the assigned arm",
+                {
+                    "X-Request-ID": {
+                        "description": "the client's valid id, else a new one",
+                        "schema": {"type": "string"},
+                    }
+                },
+            ),
+            **{k: _error(v) for k, v in codes.items()},
+        },
+    }
+    return {
+        "/predict": {"post": {**op, "summary": "score rows on the assigned arm"}},
+        "/invocations": {"post": {**op, "summary": "MLflow scoring-server compatible"}},
+        "/health/live": {
+            "get": {
+                "summary": "the process answers",
+                "responses": {
+                    "200": {
+                        "description": "alive",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/health/ready": {
+            "get": {
+                "summary": "a champion is loaded, the store reachable",
+                "responses": {"200": _json("Ready", "ready"), "503": _json("Ready", "not ready")},
+            }
+        },
+    }
 
 
-def build_spec(columns: list[str], max_data_size: int, auth: bool,
-               read_auth: bool = False) -> dict[str, Any]:
+def build_spec(
+    columns: list[str], max_data_size: int, auth: bool, read_auth: bool = False
+) -> dict[str, Any]:
     """Build the OpenAPI document.
 
     Parameters
@@ -201,28 +393,52 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool,
     dict
         An OpenAPI 3.0.3 document.
     """
-    data_headers = {h: {"description": d, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
-                    for h, d in (("X-Dethrone-Config-Version", "config version used"),
-                                 ("X-Dethrone-Seed", "seed that redraws this exact slice"))}
-    data_headers["X-Dethrone-Share-A"] = {"description": "share a the slice was split by",
-                                          "schema": {"type": "string"}}
-    seed_param = {"name": "seed", "in": "query", "required": False,
-                  "description": "overrides the config's seed for this request",
-                  "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}}
+    data_headers = {
+        h: {"description": d, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+        for h, d in (
+            ("X-Dethrone-Config-Version", "config version used"),
+            ("X-Dethrone-Seed", "seed that redraws this exact slice"),
+        )
+    }
+    data_headers["X-Dethrone-Share-A"] = {
+        "description": "share a the slice was split by",
+        "schema": {"type": "string"},
+    }
+    seed_param = {
+        "name": "seed",
+        "in": "query",
+        "required": False,
+        "description": "overrides the config's seed for this request",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+    }
     errs = {k: _error(v) for k, v in _ERROR_CODES.items() if k in ("400", "401", "503")}
     read_security = {"security": [{"bearer": []}]} if read_auth else {}
 
     def data_op(ref: str, summary: str) -> dict[str, Any]:
-        return {"summary": summary, "parameters": [seed_param], **read_security,
-                "responses": {"200": _json(ref, "the slice", data_headers), **errs,
-                              "429": _error(_ERROR_CODES["429"])}}
+        return {
+            "summary": summary,
+            "parameters": [seed_param],
+            **read_security,
+            "responses": {
+                "200": _json(ref, "the slice", data_headers),
+                **errs,
+                "429": _error(_ERROR_CODES["429"]),
+            },
+        }
 
     post_traffic: dict[str, Any] = {
         "summary": "validate and store a (partial) config",
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/TrafficUpdate"}}}},
-        "responses": {"200": _json("TrafficUpdated", "stored"),
-                      **{k: _error(v) for k, v in _ERROR_CODES.items() if k != "429"}}}
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/TrafficUpdate"}}
+            },
+        },
+        "responses": {
+            "200": _json("TrafficUpdated", "stored"),
+            **{k: _error(v) for k, v in _ERROR_CODES.items() if k != "429"},
+        },
+    }
     if auth:
         post_traffic["security"] = [{"bearer": []}]
     get_data = data_op("Split", "a slice of data_size rows with drift applied")
@@ -231,28 +447,67 @@ def build_spec(columns: list[str], max_data_size: int, auth: bool,
         "openapi": "3.0.3",
         "info": {"title": "dethrone traffic router", "version": "1"},
         "paths": {
-            "/traffic": {"get": {"summary": "current config", **read_security,
-                                 "responses": {"200": _json("Traffic"), **errs}},
-                         "post": post_traffic},
-            "/traffic/history": {"get": {
-                "summary": "every accepted change, oldest first", **read_security,
-                "parameters": [{"name": "limit", "in": "query", "required": False,
-                                "schema": {"type": "integer", "minimum": 1,
-                                           "maximum": 100_000}}],
-                "responses": {"200": _json("History"), **errs}}},
+            "/traffic": {
+                "get": {
+                    "summary": "current config",
+                    **read_security,
+                    "responses": {"200": _json("Traffic"), **errs},
+                },
+                "post": post_traffic,
+            },
+            "/traffic/history": {
+                "get": {
+                    "summary": "every accepted change, oldest first",
+                    **read_security,
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                        }
+                    ],
+                    "responses": {"200": _json("History"), **errs},
+                }
+            },
             "/get_data": {"get": get_data, "post": {**get_data, "operationId": "postGetData"}},
             "/ab_data": {"get": ab_data, "post": {**ab_data, "operationId": "postAbData"}},
-            "/health": {"get": {"summary": "readiness", "responses": {
-                "200": _json("Health", "ready"), "503": _json("Health", "not ready")}}},
+            "/health": {
+                "get": {
+                    "summary": "readiness",
+                    "responses": {
+                        "200": _json("Health", "ready"),
+                        "503": _json("Health", "not ready"),
+                    },
+                }
+            },
             **_serving_paths(),
             **_feedback_path(),
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-                "description": "text exposition format",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"summary": "this document", "responses": {
-                "200": {"description": "OpenAPI document",
-                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
         },
-        "components": {"schemas": _schemas(columns, max_data_size),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": _schemas(columns, max_data_size),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -40,22 +40,42 @@ def health():
         warnings.append("model registry unreachable; the loaded models keep serving")
     if log_health is not None and not log_health.ok:
         # Predictions go on; their log does not (rows wait in the buffer, then are dropped).
-        warnings.append(f"prediction log not writing ({log_health.buffered} rows buffered, "
-                        f"{log_health.dropped_total} dropped): {log_health.last_error}")
+        warnings.append(
+            f"prediction log not writing ({log_health.buffered} rows buffered, "
+            f"{log_health.dropped_total} dropped): {log_health.last_error}"
+        )
     # Still 200 when degraded: the worker serves, but says what is wrong.
     degraded = ready and bool(warnings)
-    body = {"status": "degraded" if degraded else "ok" if ready else "unavailable",
-            "warnings": warnings,
-            "log": None if log_health is None else {
-                k: v for k, v in log_health.to_dict().items()
-                if k in ("ok", "buffered", "capacity", "dropped_total", "written_total",
-                         "last_error", "last_flush")},
-            "checks": checks, "serving": view,
-            "config_version": version,
-            "store": {"path": str(st.store.path), "problem": problem},
-            "metrics": st.metrics.problem,
-            "dataset": {"rows": st.slicer.n_rows, "columns": st.slicer.columns,
-                        "target": st.settings.target}}
+    body = {
+        "status": "degraded" if degraded else "ok" if ready else "unavailable",
+        "warnings": warnings,
+        "log": None
+        if log_health is None
+        else {
+            k: v
+            for k, v in log_health.to_dict().items()
+            if k
+            in (
+                "ok",
+                "buffered",
+                "capacity",
+                "dropped_total",
+                "written_total",
+                "last_error",
+                "last_flush",
+            )
+        },
+        "checks": checks,
+        "serving": view,
+        "config_version": version,
+        "store": {"path": str(st.store.path), "problem": problem},
+        "metrics": st.metrics.problem,
+        "dataset": {
+            "rows": st.slicer.n_rows,
+            "columns": st.slicer.columns,
+            "target": st.settings.target,
+        },
+    }
     return jsonify(body), 200 if ready else 503
 
 
@@ -69,6 +89,11 @@ def metrics() -> Response:
 def openapi():
     """The OpenAPI 3.0 description of this router (columns and limits filled in)."""
     st = state()
-    return jsonify(build_spec(st.slicer.columns, st.settings.router_max_data_size,
-                              bool(st.settings.router_token),
-                              bool(st.settings.router_read_token)))
+    return jsonify(
+        build_spec(
+            st.slicer.columns,
+            st.settings.router_max_data_size,
+            bool(st.settings.router_token),
+            bool(st.settings.router_read_token),
+        )
+    )

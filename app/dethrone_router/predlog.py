@@ -37,33 +37,51 @@ class LogMetrics:
     def __init__(self, registry: Any) -> None:
         reg = {"registry": registry}
         self.rows = Counter("dethrone_log_rows", "prediction rows committed to the log", **reg)
-        self.dropped = Counter("dethrone_log_dropped", "prediction rows dropped, never logged",
-                               **reg)
-        self.flush = Histogram("dethrone_log_flush_seconds", "time to commit one batch of rows",
-                               buckets=_FLUSH_BUCKETS, **reg)
-        self.feedback = Counter("dethrone_feedback", "labels stored or overwritten, by arm",
-                                ["arm"], **reg)
+        self.dropped = Counter(
+            "dethrone_log_dropped", "prediction rows dropped, never logged", **reg
+        )
+        self.flush = Histogram(
+            "dethrone_log_flush_seconds",
+            "time to commit one batch of rows",
+            buckets=_FLUSH_BUCKETS,
+            **reg,
+        )
+        self.feedback = Counter(
+            "dethrone_feedback", "labels stored or overwritten, by arm", ["arm"], **reg
+        )
 
     def flushed(self, n: int, seconds: float) -> None:
         self.rows.inc(n)
         self.flush.observe(seconds)
 
 
-def build_writer(engine: Engine, settings: Any,
-                 metrics: LogMetrics | None) -> PredictionLogWriter:
+def build_writer(engine: Engine, settings: Any, metrics: LogMetrics | None) -> PredictionLogWriter:
     """The worker's writer, set by ``LOG_FLUSH_SECONDS``, ``LOG_BUFFER_ROWS``,
     ``SERVING_LOG_FEATURES``, feeding :class:`LogMetrics` (None: counting nothing)."""
     if metrics is None:
         return PredictionLogWriter.from_settings(engine, settings)
-    return PredictionLogWriter.from_settings(engine, settings, on_drop=metrics.dropped.inc,
-                                             on_flush=metrics.flushed)
+    return PredictionLogWriter.from_settings(
+        engine, settings, on_drop=metrics.dropped.inc, on_flush=metrics.flushed
+    )
 
 
-def served_rows(*, request_id: str, rows: Sequence[dict[str, Any]], arm: str, served: bool,
-                unit: str | None, model_name: str, model: Any, champion: Any,
-                challenger: Any,
-                salt: str | None, labels: Any, proba: Any, classes: Sequence[Any] | None,
-                latency_ms: float) -> list[dict[str, Any]]:
+def served_rows(
+    *,
+    request_id: str,
+    rows: Sequence[dict[str, Any]],
+    arm: str,
+    served: bool,
+    unit: str | None,
+    model_name: str,
+    model: Any,
+    champion: Any,
+    challenger: Any,
+    salt: str | None,
+    labels: Any,
+    proba: Any,
+    classes: Sequence[Any] | None,
+    latency_ms: float,
+) -> list[dict[str, Any]]:
     """The log rows of one scored request on one arm.
 
     A classifier's ``prediction`` is ``{class: probability}`` when probabilities were
@@ -71,17 +89,28 @@ def served_rows(*, request_id: str, rows: Sequence[dict[str, Any]], arm: str, se
     """
     chall = challenger.version if challenger is not None else None
     experiment = f"{champion.version}/{chall or '-'}/{salt or '-'}"
-    common = {"request_id": request_id, "arm": arm, "served": served, "unit": unit,
-              "model_name": model_name, "model_version": model.version,
-              "experiment_id": experiment, "champion_version": champion.version,
-              "challenger_version": chall, "salt": salt, "latency_ms": latency_ms}
+    common = {
+        "request_id": request_id,
+        "arm": arm,
+        "served": served,
+        "unit": unit,
+        "model_name": model_name,
+        "model_version": model.version,
+        "experiment_id": experiment,
+        "champion_version": champion.version,
+        "challenger_version": chall,
+        "salt": salt,
+        "latency_ms": latency_ms,
+    }
     values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
     if proba is not None and classes:
         names = [str(c) for c in classes]
         values = [dict(zip(names, p, strict=True)) for p in proba.tolist()]
     ts = time.time()
-    return [{**common, "row": i, "ts": ts, "prediction": values[i], "features": row}
-            for i, row in enumerate(rows)]
+    return [
+        {**common, "row": i, "ts": ts, "prediction": values[i], "features": row}
+        for i, row in enumerate(rows)
+    ]
 
 
 def loss(prediction: Any, label: Any) -> float:
@@ -91,6 +120,7 @@ def loss(prediction: Any, label: Any) -> float:
     >>> loss(3.5, 2), loss({"a": 0.2, "b": 0.8}, "b"), loss("a", "b")
     (1.5, 0.0, 1.0)
     """
+
     def number(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -123,14 +153,23 @@ class CoverageCollector:
             at, rows, losses = self._cached
             if time.monotonic() - at < COVERAGE_TTL:
                 return rows, losses
-            join = _pred.outerjoin(_fb, and_(_fb.c.request_id == _pred.c.request_id,
-                                             _fb.c.row == _pred.c.row))
+            join = _pred.outerjoin(
+                _fb, and_(_fb.c.request_id == _pred.c.request_id, _fb.c.row == _pred.c.row)
+            )
             recent = and_(_pred.c.served.is_(True), _pred.c.ts >= time.time() - COVERAGE_WINDOW)
-            query = (select(_pred.c.arm, func.count(), func.count(_fb.c.label))
-                     .select_from(join).where(recent).group_by(_pred.c.arm))
-            labelled = (select(_pred.c.arm, _pred.c.prediction, _fb.c.label)
-                        .select_from(join).where(recent, _fb.c.label.is_not(None))
-                        .order_by(_pred.c.ts.desc()).limit(LOSS_ROWS))
+            query = (
+                select(_pred.c.arm, func.count(), func.count(_fb.c.label))
+                .select_from(join)
+                .where(recent)
+                .group_by(_pred.c.arm)
+            )
+            labelled = (
+                select(_pred.c.arm, _pred.c.prediction, _fb.c.label)
+                .select_from(join)
+                .where(recent, _fb.c.label.is_not(None))
+                .order_by(_pred.c.ts.desc())
+                .limit(LOSS_ROWS)
+            )
             sums: dict[str, list[float]] = {}
             with self.engine.connect() as conn:
                 rows = [(str(a), int(n), int(k)) for a, n, k in conn.execute(query)]
@@ -148,13 +187,20 @@ class CoverageCollector:
         except Exception as exc:  # noqa: BLE001 - a database outage must not fail the scrape
             log.debug("label coverage unavailable: %s", exc)
             return
-        coverage = GaugeMetricFamily("dethrone_label_coverage", "share of served rows of the "
-                                     "last hour that have a label", labels=["arm"])
-        logged = GaugeMetricFamily("dethrone_log_rows_last_hour", "served rows logged in the "
-                                   "last hour", labels=["arm"])
-        live = GaugeMetricFamily("dethrone_live_loss", "mean loss of the newest labelled served "
-                                 "rows of the last hour (absolute error, or 0/1 for classes)",
-                                 labels=["arm"])
+        coverage = GaugeMetricFamily(
+            "dethrone_label_coverage",
+            "share of served rows of the last hour that have a label",
+            labels=["arm"],
+        )
+        logged = GaugeMetricFamily(
+            "dethrone_log_rows_last_hour", "served rows logged in the last hour", labels=["arm"]
+        )
+        live = GaugeMetricFamily(
+            "dethrone_live_loss",
+            "mean loss of the newest labelled served "
+            "rows of the last hour (absolute error, or 0/1 for classes)",
+            labels=["arm"],
+        )
         for arm, n, k in rows:
             coverage.add_metric([arm], k / n if n else 0.0)
             logged.add_metric([arm], float(n))

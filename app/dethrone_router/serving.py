@@ -49,9 +49,11 @@ class ServingState:
     writer: Any = None
     log_metrics: Any = None
     shadow_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="dethrone-shadow"))
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="dethrone-shadow")
+    )
     shadow_slots: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(SHADOW_QUEUE))
+        default_factory=lambda: threading.BoundedSemaphore(SHADOW_QUEUE)
+    )
     rng: random.Random = field(default_factory=random.SystemRandom)
 
     def start(self) -> None:
@@ -59,22 +61,33 @@ class ServingState:
         self.watcher.start()
 
 
-def build_serving(settings: Settings, metrics: Any, source: ModelSource | None = None, *,
-                  writer: Any = None, log_metrics: Any = None) -> ServingState:
+def build_serving(
+    settings: Settings,
+    metrics: Any,
+    source: ModelSource | None = None,
+    *,
+    writer: Any = None,
+    log_metrics: Any = None,
+) -> ServingState:
     """The :class:`ServingState` of one app; ``source`` defaults to the MLflow registry,
     ``writer`` is the prediction log (:func:`dethrone_router.predlog.build_writer`)."""
     window = settings.serving_batch_window_ms / 1000.0
     batches = {a: metrics.batch(a) for a in (CHAMPION, CHALLENGER)}
 
     def make_batcher(alias: str, score) -> MicroBatcher:
-        return MicroBatcher(score, max_rows=settings.serving_max_batch_rows, window=window,
-                            observe=batches[alias])
+        return MicroBatcher(
+            score, max_rows=settings.serving_max_batch_rows, window=window, observe=batches[alias]
+        )
 
-    watcher = ModelWatcher(source or MlflowSource(settings),
-                           refresh_seconds=settings.serving_refresh_seconds,
-                           make_batcher=make_batcher, events=metrics)
-    return ServingState(settings=settings, watcher=watcher, metrics=metrics, writer=writer,
-                        log_metrics=log_metrics)
+    watcher = ModelWatcher(
+        source or MlflowSource(settings),
+        refresh_seconds=settings.serving_refresh_seconds,
+        make_batcher=make_batcher,
+        events=metrics,
+    )
+    return ServingState(
+        settings=settings, watcher=watcher, metrics=metrics, writer=writer, log_metrics=log_metrics
+    )
 
 
 def serving() -> ServingState:
@@ -127,9 +140,14 @@ def _score():
         raise ApiError(400, "type", "probabilities must be true or false", "probabilities")
     champion = sv.watcher.get(CHAMPION)
     if champion is None:
-        raise ApiError(503, "no_champion", "no @champion model is loaded yet; register one "
-                       "and set the alias (see GET /health/ready)", None,
-                       {"Retry-After": str(int(sv.settings.serving_refresh_seconds))})
+        raise ApiError(
+            503,
+            "no_champion",
+            "no @champion model is loaded yet; register one "
+            "and set the alias (see GET /health/ready)",
+            None,
+            {"Retry-After": str(int(sv.settings.serving_refresh_seconds))},
+        )
     _, cfg = state().store.current()
     mode = cfg.get("mode", "ab")
     challenger = sv.watcher.get(CHALLENGER) if mode != "champion" else None
@@ -143,8 +161,12 @@ def _score():
         arm = assign(float(cfg["a"]), salt=salt, unit=unit, rng=sv.rng)
     served = challenger if arm == CHALLENGER else champion
     if want_proba and served.model.predict_proba is None:
-        raise ApiError(400, "no_probabilities", f"the {arm} model (version {served.version}) "
-                       f"has no predict_proba", "probabilities")
+        raise ApiError(
+            400,
+            "no_probabilities",
+            f"the {arm} model (version {served.version}) has no predict_proba",
+            "probabilities",
+        )
     started = time.perf_counter()
     frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
     # The log keeps a classifier's probabilities even when the client did not ask.
@@ -154,29 +176,53 @@ def _score():
     except (ValueError, TypeError) as exc:
         # Rows that fit the signature but not the model (e.g. a null where the model
         # has no imputer): the client's data, not a server fault.
-        raise ApiError(422, "model_rejected_input", f"the {arm} model (version "
-                       f"{served.version}) rejected the rows: {str(exc)[:300]}") from None
+        raise ApiError(
+            422,
+            "model_rejected_input",
+            f"the {arm} model (version {served.version}) rejected the rows: {str(exc)[:300]}",
+        ) from None
     seconds = time.perf_counter() - started
     sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
     g.rows = len(rows)
-    exp = {"request_id": g.request_id, "unit": unit, "champion": champion,
-           "challenger": challenger, "salt": salt, "model_name": sv.settings.model_name}
+    exp = {
+        "request_id": g.request_id,
+        "unit": unit,
+        "champion": champion,
+        "challenger": challenger,
+        "salt": salt,
+        "model_name": sv.settings.model_name,
+    }
     if sv.writer is not None:
-        sv.writer.append(served_rows(rows=rows, arm=arm, served=True, model=served,
-                                     labels=labels, proba=proba, classes=served.model.classes,
-                                     latency_ms=seconds * 1000, **exp))
+        sv.writer.append(
+            served_rows(
+                rows=rows,
+                arm=arm,
+                served=True,
+                model=served,
+                labels=labels,
+                proba=proba,
+                classes=served.model.classes,
+                latency_ms=seconds * 1000,
+                **exp,
+            )
+        )
     if mode == "shadow" and challenger is not None:
         _shadow(sv, challenger, rows, cfg.get("unit_column"), exp)
-    out: dict[str, Any] = {"predictions": labels.tolist(), "model_version": served.version,
-                           "arm": arm, "request_id": g.request_id}
+    out: dict[str, Any] = {
+        "predictions": labels.tolist(),
+        "model_version": served.version,
+        "arm": arm,
+        "request_id": g.request_id,
+    }
     if want_proba:
         out["classes"] = list(served.model.classes or ())
         out["probabilities"] = proba.tolist()
     return jsonify(out)
 
 
-def _shadow(sv: ServingState, challenger: ServedModel, rows: list, drop: str | None,
-            exp: dict[str, Any]) -> None:
+def _shadow(
+    sv: ServingState, challenger: ServedModel, rows: list, drop: str | None, exp: dict[str, Any]
+) -> None:
     if not sv.shadow_slots.acquire(blocking=False):
         sv.metrics.shadow_failures.labels("dropped").inc()
         return
@@ -188,13 +234,23 @@ def _shadow(sv: ServingState, challenger: ServedModel, rows: list, drop: str | N
             want = sv.writer is not None and challenger.model.predict_proba is not None
             labels, proba = challenger.batcher.submit(frame, proba=want)
             seconds = time.perf_counter() - started
-            sv.metrics.scored(CHALLENGER, challenger.version, "shadow", seconds, labels,
-                              challenger.task)
+            sv.metrics.scored(
+                CHALLENGER, challenger.version, "shadow", seconds, labels, challenger.task
+            )
             if sv.writer is not None:
-                sv.writer.append(served_rows(rows=rows, arm=CHALLENGER, served=False,
-                                             model=challenger, labels=labels, proba=proba,
-                                             classes=challenger.model.classes,
-                                             latency_ms=seconds * 1000, **exp))
+                sv.writer.append(
+                    served_rows(
+                        rows=rows,
+                        arm=CHALLENGER,
+                        served=False,
+                        model=challenger,
+                        labels=labels,
+                        proba=proba,
+                        classes=challenger.model.classes,
+                        latency_ms=seconds * 1000,
+                        **exp,
+                    )
+                )
         except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
             log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)

@@ -30,20 +30,25 @@ def _reject_constant(name: str) -> float:
 
 def _json_body():
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type must be application/json, got "
-                       f"{request.mimetype or 'none'!r}", "Content-Type")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {request.mimetype or 'none'!r}",
+            "Content-Type",
+        )
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise ValidationError(None, "empty", "body is empty; send a JSON object")
     depth = nesting_depth(raw)
     if depth > MAX_JSON_DEPTH:
         # Deep nesting would only reach recursion limits (a 500) further on.
-        raise ValidationError(None, "too_deep", f"body nests {depth} levels deep; a config "
-                                                f"needs at most {MAX_JSON_DEPTH}")
+        raise ValidationError(
+            None,
+            "too_deep",
+            f"body nests {depth} levels deep; a config needs at most {MAX_JSON_DEPTH}",
+        )
     try:
-        return json.loads(raw, parse_constant=_reject_constant,
-                          object_pairs_hook=_unique_keys)
+        return json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ValidationError:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -81,8 +86,9 @@ def post_traffic():
     if isinstance(body, dict) and "version" in body:
         expected = body.pop("version")
         if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
-            raise ValidationError("version", "type",
-                                  "version must be a non-negative integer (the one to replace)")
+            raise ValidationError(
+                "version", "type", "version must be a non-negative integer (the one to replace)"
+            )
     st = state()
 
     def change(current: dict) -> dict:
@@ -92,8 +98,9 @@ def post_traffic():
     try:
         version, _, after = st.store.update(change, expected)
     except VersionConflict as exc:
-        raise ApiError(409, "version_conflict", f"{exc}; GET /traffic and retry",
-                       "version") from None
+        raise ApiError(
+            409, "version_conflict", f"{exc}; GET /traffic and retry", "version"
+        ) from None
     return jsonify({"status": "updated", "traffic": {**after, "version": version}})
 
 

@@ -17,8 +17,14 @@ import pandas as pd
 from dethrone.injection import KINDS, DriftSpec, applicable_kinds, intensity_range
 
 #: Seed-compatible defaults; ``drift`` and ``seed`` are extensions.
-DEFAULTS: dict[str, Any] = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": [],
-                            "drift": {}, "seed": None}
+DEFAULTS: dict[str, Any] = {
+    "a": 0.5,
+    "b": 0.5,
+    "data_size": 5000,
+    "drift_cols": [],
+    "drift": {},
+    "seed": None,
+}
 #: Serving keys (the gateway's mode, experiment salt and unit column); a config stored
 #: before they existed gets these values.
 SERVING_DEFAULTS: dict[str, Any] = {"mode": "ab", "salt": "", "unit_column": None}
@@ -49,8 +55,9 @@ def nesting_depth(raw: bytes) -> int:
     import numpy as np
 
     codes = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
-    steps = (np.isin(codes, (0x5B, 0x7B)).astype(np.int32)
-             - np.isin(codes, (0x5D, 0x7D)).astype(np.int32))
+    steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(
+        np.int32
+    )
     return int(np.cumsum(steps).max(initial=0))
 
 
@@ -92,8 +99,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def validate_config(cfg: Mapping[str, Any], columns: Mapping[str, pd.Series],
-                    max_data_size: int) -> dict[str, Any]:
+def validate_config(
+    cfg: Mapping[str, Any], columns: Mapping[str, pd.Series], max_data_size: int
+) -> dict[str, Any]:
     """Check a complete config and return its normalised form.
 
     Parameters
@@ -117,99 +125,141 @@ def validate_config(cfg: Mapping[str, Any], columns: Mapping[str, pd.Series],
     """
     unknown = sorted(set(cfg) - set(WRITABLE))
     if unknown:
-        raise ValidationError(unknown[0], "unknown_key",
-                              f"unknown key {unknown[0]!r}; allowed keys: {', '.join(WRITABLE)}")
+        raise ValidationError(
+            unknown[0],
+            "unknown_key",
+            f"unknown key {unknown[0]!r}; allowed keys: {', '.join(WRITABLE)}",
+        )
     cfg = {**SERVING_DEFAULTS, **cfg}
     missing = [k for k in WRITABLE if k not in cfg]
     if missing:
         raise ValidationError(missing[0], "required", f"{missing[0]} is required")
     a, b = _probability(cfg, "a"), _probability(cfg, "b")
     if abs(a + b - 1.0) > SUM_TOLERANCE:
-        raise ValidationError("b", "sum", f"a + b must equal 1 (within {SUM_TOLERANCE:g}), "
-                                          f"got {a} + {b} = {a + b!r}")
+        raise ValidationError(
+            "b", "sum", f"a + b must equal 1 (within {SUM_TOLERANCE:g}), got {a} + {b} = {a + b!r}"
+        )
     size = cfg["data_size"]
     if not _is_integer(size):
-        raise ValidationError("data_size", "type",
-                              f"data_size must be an integer, got {_show(size)}")
+        raise ValidationError(
+            "data_size", "type", f"data_size must be an integer, got {_show(size)}"
+        )
     if not 1 <= size <= max_data_size:
-        raise ValidationError("data_size", "range",
-                              f"data_size must be in [1, {max_data_size}], got {size}")
+        raise ValidationError(
+            "data_size", "range", f"data_size must be in [1, {max_data_size}], got {size}"
+        )
     drift_cols = _drift_cols(cfg["drift_cols"], columns)
     drift = _drift_specs(cfg["drift"], drift_cols, columns)
-    return {"a": a, "b": b, "data_size": size, "drift_cols": drift_cols, "drift": drift,
-            "seed": parse_seed(cfg["seed"], allow_none=True), **_serving_keys(cfg)}
+    return {
+        "a": a,
+        "b": b,
+        "data_size": size,
+        "drift_cols": drift_cols,
+        "drift": drift,
+        "seed": parse_seed(cfg["seed"], allow_none=True),
+        **_serving_keys(cfg),
+    }
 
 
 def _serving_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
     mode, salt, unit = cfg["mode"], cfg["salt"], cfg["unit_column"]
     if mode not in MODES:
-        raise ValidationError("mode", "unknown_mode",
-                              f"mode must be one of {', '.join(MODES)}, got {_show(mode)}")
+        raise ValidationError(
+            "mode", "unknown_mode", f"mode must be one of {', '.join(MODES)}, got {_show(mode)}"
+        )
     if not isinstance(salt, str) or len(salt) > 100:
-        raise ValidationError("salt", "type", f"salt must be a string of at most 100 "
-                                              f"characters, got {_show(salt)}")
+        raise ValidationError(
+            "salt", "type", f"salt must be a string of at most 100 characters, got {_show(salt)}"
+        )
     if unit is not None and (not isinstance(unit, str) or not 0 < len(unit) <= 100):
-        raise ValidationError("unit_column", "type", f"unit_column must be null or a column "
-                                                     f"name (1-100 characters), got {_show(unit)}")
+        raise ValidationError(
+            "unit_column",
+            "type",
+            f"unit_column must be null or a column name (1-100 characters), got {_show(unit)}",
+        )
     return {"mode": mode, "salt": salt, "unit_column": unit}
 
 
 def _drift_cols(value: Any, columns: Mapping[str, pd.Series]) -> list[str]:
     if not isinstance(value, list):
-        raise ValidationError("drift_cols", "type",
-                              f"drift_cols must be a list of column names, got {_show(value)}")
+        raise ValidationError(
+            "drift_cols", "type", f"drift_cols must be a list of column names, got {_show(value)}"
+        )
     seen: set[str] = set()
     for item in value:
         if not isinstance(item, str):
-            raise ValidationError("drift_cols", "type",
-                                  f"drift_cols must contain strings only, got {_show(item)}")
+            raise ValidationError(
+                "drift_cols", "type", f"drift_cols must contain strings only, got {_show(item)}"
+            )
         if item not in columns:
-            raise ValidationError("drift_cols", "unknown_column",
-                                  f"unknown column {item!r}; known: {', '.join(columns)}")
+            raise ValidationError(
+                "drift_cols",
+                "unknown_column",
+                f"unknown column {item!r}; known: {', '.join(columns)}",
+            )
         if item in seen:
             raise ValidationError("drift_cols", "duplicate", f"column {item!r} listed twice")
         seen.add(item)
     return list(value)
 
 
-def _drift_specs(value: Any, drift_cols: list[str],
-                 columns: Mapping[str, pd.Series]) -> dict[str, dict[str, Any]]:
+def _drift_specs(
+    value: Any, drift_cols: list[str], columns: Mapping[str, pd.Series]
+) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
-        raise ValidationError("drift", "type",
-                              f"drift must be an object of column -> spec, got {_show(value)}")
+        raise ValidationError(
+            "drift", "type", f"drift must be an object of column -> spec, got {_show(value)}"
+        )
     out: dict[str, dict[str, Any]] = {}
     for col, spec in value.items():
         field = f"drift.{col}"
         if col not in drift_cols:
-            raise ValidationError(field, "not_in_drift_cols",
-                                  f"column {col!r} has a drift spec but is not in drift_cols")
+            raise ValidationError(
+                field,
+                "not_in_drift_cols",
+                f"column {col!r} has a drift spec but is not in drift_cols",
+            )
         if not isinstance(spec, dict):
-            raise ValidationError(field, "type", f"{field} must be an object with 'kind' "
-                                                 f"and optional 'intensity'")
+            raise ValidationError(
+                field, "type", f"{field} must be an object with 'kind' and optional 'intensity'"
+            )
         extra = sorted(set(spec) - {"kind", "intensity"})
         if extra:
-            raise ValidationError(f"{field}.{extra[0]}", "unknown_key",
-                                  f"unknown key {extra[0]!r}; allowed: kind, intensity")
+            raise ValidationError(
+                f"{field}.{extra[0]}",
+                "unknown_key",
+                f"unknown key {extra[0]!r}; allowed: kind, intensity",
+            )
         kind = spec.get("kind")
         if kind not in KINDS:
-            raise ValidationError(f"{field}.kind", "unknown_kind",
-                                  f"unknown drift kind {_show(kind)}; expected one of "
-                                  f"{', '.join(KINDS)}")
+            raise ValidationError(
+                f"{field}.kind",
+                "unknown_kind",
+                f"unknown drift kind {_show(kind)}; expected one of {', '.join(KINDS)}",
+            )
         fits = applicable_kinds(columns[col])
         if kind not in fits:
-            raise ValidationError(f"{field}.kind", "kind_mismatch",
-                                  f"drift kind {kind!r} does not fit column {col!r}; "
-                                  f"use one of {', '.join(sorted(fits))}")
+            raise ValidationError(
+                f"{field}.kind",
+                "kind_mismatch",
+                f"drift kind {kind!r} does not fit column {col!r}; "
+                f"use one of {', '.join(sorted(fits))}",
+            )
         intensity = spec.get("intensity")
         if intensity is not None:
             lo, hi = intensity_range(kind)
             if not _is_number(intensity):
-                raise ValidationError(f"{field}.intensity", "type",
-                                      f"intensity must be a number, got {_show(intensity)}")
+                raise ValidationError(
+                    f"{field}.intensity",
+                    "type",
+                    f"intensity must be a number, got {_show(intensity)}",
+                )
             if not (_finite(intensity) and lo <= intensity <= hi):
-                raise ValidationError(f"{field}.intensity", "range",
-                                      f"intensity of kind {kind!r} must be in [{lo:g}, {hi:g}], "
-                                      f"got {intensity}")
+                raise ValidationError(
+                    f"{field}.intensity",
+                    "range",
+                    f"intensity of kind {kind!r} must be in [{lo:g}, {hi:g}], got {intensity}",
+                )
             intensity = float(intensity) + 0.0  # no -0.0 stored
         out[col] = {"kind": kind, "intensity": intensity}
     return out
@@ -244,12 +294,16 @@ def merge_update(current: Mapping[str, Any], update: Any) -> dict[str, Any]:
         kind = "null" if update is None else type(update).__name__
         raise ValidationError(None, "type", f"body must be a JSON object, got {kind}")
     if not update:
-        raise ValidationError(None, "empty", f"body sets nothing; give any of "
-                                             f"{', '.join(WRITABLE)}")
+        raise ValidationError(
+            None, "empty", f"body sets nothing; give any of {', '.join(WRITABLE)}"
+        )
     unknown = sorted(set(update) - set(WRITABLE))
     if unknown:
-        raise ValidationError(unknown[0], "unknown_key",
-                              f"unknown key {unknown[0]!r}; allowed keys: {', '.join(WRITABLE)}")
+        raise ValidationError(
+            unknown[0],
+            "unknown_key",
+            f"unknown key {unknown[0]!r}; allowed keys: {', '.join(WRITABLE)}",
+        )
     merged = {**current, **update}
     # Only a valid share implies its complement; otherwise the error must name the
     # key the client sent, not the derived one.
@@ -257,8 +311,7 @@ def merge_update(current: Mapping[str, Any], update: Any) -> dict[str, Any]:
         merged["b"] = _complement(update["a"])
     elif "b" in update and "a" not in update and _is_share(update["b"]):
         merged["a"] = _complement(update["b"])
-    if "drift_cols" in update and "drift" not in update and isinstance(
-            update["drift_cols"], list):
+    if "drift_cols" in update and "drift" not in update and isinstance(update["drift_cols"], list):
         keep = {c for c in update["drift_cols"] if isinstance(c, str)}
         merged["drift"] = {c: s for c, s in current.get("drift", {}).items() if c in keep}
     return merged
@@ -267,5 +320,7 @@ def merge_update(current: Mapping[str, Any], update: Any) -> dict[str, Any]:
 def drift_plan(cfg: Mapping[str, Any]) -> dict[str, DriftSpec | None]:
     """The validated config's drift as ``column -> DriftSpec`` (None: the seed's kind)."""
     specs = cfg.get("drift", {})
-    return {c: (DriftSpec(specs[c]["kind"], specs[c]["intensity"]) if c in specs else None)
-            for c in cfg["drift_cols"]}
+    return {
+        c: (DriftSpec(specs[c]["kind"], specs[c]["intensity"]) if c in specs else None)
+        for c in cfg["drift_cols"]
+    }

@@ -49,28 +49,59 @@ class Procs:
     logdir: Path
     started: list[Proc] = field(default_factory=list)
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str], *, cwd: Path | None = None,
-              user: str | None = None, stop_signal: int = signal.SIGTERM,
-              stop_timeout: float = 15.0) -> Proc:
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        cwd: Path | None = None,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 15.0,
+    ) -> Proc:
         log = self.logdir / f"{name}.log"
         out = open(log, "ab")
         try:
-            popen = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                     **_as_user(user))
+            popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **_as_user(user),
+            )
         finally:
             out.close()
         proc = Proc(name, popen, log, stop_signal, stop_timeout)
         self.started.append(proc)
         return proc
 
-    def run(self, name: str, argv: list[str], env: dict[str, str], *, timeout: float = 300,
-            user: str | None = None, cwd: Path | None = None) -> None:
+    def run(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        timeout: float = 300,
+        user: str | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         """Run a one-shot command to completion; its output goes to the log folder."""
         log = self.logdir / f"{name}.log"
         with open(log, "ab") as out:
-            result = subprocess.run(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, timeout=timeout, **_as_user(user))
+            result = subprocess.run(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                **_as_user(user),
+            )
         if result.returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
             raise RuntimeError(f"{name} failed with exit code {result.returncode}:\n{tail}")
@@ -144,15 +175,23 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def wait_until(what: str, check: Callable[[], bool], *, timeout: float, proc: Proc | None = None,
-               interval: float = 1.0) -> None:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    proc: Proc | None = None,
+    interval: float = 1.0,
+) -> None:
     """Poll ``check`` until it is true; fail early when ``proc`` has exited."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode} while waiting "
-                               f"for {what}:\n{proc.tail()}")
+            raise RuntimeError(
+                f"{proc.name} exited with {proc.popen.returncode} while waiting "
+                f"for {what}:\n{proc.tail()}"
+            )
         try:
             if check():
                 return
@@ -170,6 +209,7 @@ def http_ok(url: str, *, status: int = 200) -> Callable[[], bool]:
                 return response.status == status
         except urllib.error.HTTPError as exc:
             return exc.code == status
+
     return check
 
 
@@ -178,4 +218,5 @@ def port_open(port: int) -> Callable[[], bool]:
         with socket.socket() as s:
             s.settimeout(1)
             return s.connect_ex(("127.0.0.1", port)) == 0
+
     return check

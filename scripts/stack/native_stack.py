@@ -129,9 +129,11 @@ class Stack:
         return env
 
     def s3_env(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": self.creds.s3_access_key,
-                "AWS_SECRET_ACCESS_KEY": self.creds.s3_secret_key,
-                "AWS_DEFAULT_REGION": "us-east-1"}
+        return {
+            "AWS_ACCESS_KEY_ID": self.creds.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.creds.s3_secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
     def pipeline_env(self) -> dict[str, str]:
         """What docker-compose.yml gives the airflow-* services for dethrone."""
@@ -152,8 +154,10 @@ class Stack:
 
     def airflow_env(self) -> dict[str, str]:
         fernet = base64.urlsafe_b64encode(self._fernet_bytes).decode()
-        db = (f"postgresql+psycopg://airflow:{self.creds.airflow_db_password}"
-              f"@127.0.0.1:{self.ports.postgres}/airflow")
+        db = (
+            f"postgresql+psycopg://airflow:{self.creds.airflow_db_password}"
+            f"@127.0.0.1:{self.ports.postgres}/airflow"
+        )
         return {
             **self.base_env(),
             **self.pipeline_env(),
@@ -174,7 +178,9 @@ class Stack:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports.scheduler_health),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(
+                self.ports.scheduler_health
+            ),
             # A test cannot wait the default 5 minutes for a new DAG file to be noticed.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             # Two cores shared with other work: keep Airflow's process fan-out small.
@@ -188,8 +194,14 @@ class Stack:
         self._fernet_bytes = os.urandom(32)
         self._jwt_secret = _secret()
         self._api_secret = _secret()
-        for step in (self.start_postgres, self.start_s3, self.start_mlflow, self.start_router,
-                     self.start_nginx, self.start_airflow):
+        for step in (
+            self.start_postgres,
+            self.start_s3,
+            self.start_mlflow,
+            self.start_router,
+            self.start_nginx,
+            self.start_airflow,
+        ):
             began = time.monotonic()
             step()
             self.timings[step.__name__] = round(time.monotonic() - began, 1)
@@ -218,115 +230,259 @@ class Stack:
             for path in (self._pgdir, sockets, pwfile):
                 os.chown(path, account.pw_uid, account.pw_gid)
         env = {**self.base_env(), "LC_ALL": "C.UTF-8"}
-        self.procs.run("initdb", [f"{bindir}/initdb", "-D", str(data), "-U", "postgres",
-                                  "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
-                       env, user=user, cwd=self._pgdir)
+        self.procs.run(
+            "initdb",
+            [
+                f"{bindir}/initdb",
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+            ],
+            env,
+            user=user,
+            cwd=self._pgdir,
+        )
         pwfile.unlink()
         # SIGINT is PostgreSQL's fast shutdown: it does not wait for idle client sessions.
-        server = self.procs.spawn("postgres", [
-            f"{bindir}/postgres", "-D", str(data), "-p", str(self.ports.postgres),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={sockets}",
-            "-c", "max_connections=200", "-c", "fsync=off"],
-            env, user=user, cwd=self._pgdir, stop_signal=signal.SIGINT, stop_timeout=20)
+        server = self.procs.spawn(
+            "postgres",
+            [
+                f"{bindir}/postgres",
+                "-D",
+                str(data),
+                "-p",
+                str(self.ports.postgres),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={sockets}",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=off",
+            ],
+            env,
+            user=user,
+            cwd=self._pgdir,
+            stop_signal=signal.SIGINT,
+            stop_timeout=20,
+        )
         wait_until("postgres", port_open(self.ports.postgres), timeout=60, proc=server)
-        init_env = {**self.base_env(), "PGHOST": "127.0.0.1", "PGPORT": str(self.ports.postgres),
-                    "PGPASSWORD": self.creds.postgres_password, "POSTGRES_USER": "postgres",
-                    "MLFLOW_DB_PASSWORD": self.creds.mlflow_db_password,
-                    "AIRFLOW_DB_PASSWORD": self.creds.airflow_db_password,
-                    "ROUTER_DB_PASSWORD": self.creds.router_db_password}
+        init_env = {
+            **self.base_env(),
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(self.ports.postgres),
+            "PGPASSWORD": self.creds.postgres_password,
+            "POSTGRES_USER": "postgres",
+            "MLFLOW_DB_PASSWORD": self.creds.mlflow_db_password,
+            "AIRFLOW_DB_PASSWORD": self.creds.airflow_db_password,
+            "ROUTER_DB_PASSWORD": self.creds.router_db_password,
+        }
         init_env["PATH"] = f"{bindir}{os.pathsep}{init_env['PATH']}"
-        wait_until("postgres accepting logins",
-                   lambda: self._psql_ok(init_env, bindir), timeout=60, proc=server)
-        self.procs.run("init-databases", ["sh", str(ROOT / "postgres" / "init-databases.sh")],
-                       init_env)
+        wait_until(
+            "postgres accepting logins",
+            lambda: self._psql_ok(init_env, bindir),
+            timeout=60,
+            proc=server,
+        )
+        self.procs.run(
+            "init-databases", ["sh", str(ROOT / "postgres" / "init-databases.sh")], init_env
+        )
 
     def _psql_ok(self, env: dict[str, str], bindir: str) -> bool:
         import subprocess
 
-        return subprocess.run([f"{bindir}/psql", "-U", "postgres", "-d", "postgres", "-c", "select 1"],
-                              env=env, capture_output=True, timeout=10).returncode == 0
+        return (
+            subprocess.run(
+                [f"{bindir}/psql", "-U", "postgres", "-d", "postgres", "-c", "select 1"],
+                env=env,
+                capture_output=True,
+                timeout=10,
+            ).returncode
+            == 0
+        )
 
     # ------------------------------------------------------------------ S3 (seaweedfs)
     def start_s3(self) -> None:
         s3dir = self.workdir / "s3"
         s3dir.mkdir()
         identities = self.workdir / "s3-identities.json"
-        identities.write_text(json.dumps({"identities": [{
-            "name": "dethrone",
-            "credentials": [{"accessKey": self.creds.s3_access_key,
-                             "secretKey": self.creds.s3_secret_key}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "dethrone",
+                            "credentials": [
+                                {
+                                    "accessKey": self.creds.s3_access_key,
+                                    "secretKey": self.creds.s3_secret_key,
+                                }
+                            ],
+                            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                        }
+                    ]
+                }
+            )
+        )
         # Every sub-server of `weed server` opens its own HTTP and gRPC ports; left at their
         # defaults they would collide with other runs, so each gets a free one.
-        port = {name: free_port() for name in (
-            "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
-            "s3.grpc", "metrics")}
+        port = {
+            name: free_port()
+            for name in (
+                "master",
+                "master.grpc",
+                "volume",
+                "volume.grpc",
+                "filer",
+                "filer.grpc",
+                "s3.grpc",
+                "metrics",
+            )
+        }
         weed = shutil.which("weed", path=str(VENV_BIN)) or "weed"
-        argv = [weed, "server", f"-dir={s3dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.port={port['master']}", f"-master.port.grpc={port['master.grpc']}",
-                f"-volume.port={port['volume']}", f"-volume.port.grpc={port['volume.grpc']}",
-                f"-filer.port={port['filer']}", f"-filer.port.grpc={port['filer.grpc']}",
-                "-s3", f"-s3.port={self.ports.s3}", f"-s3.port.grpc={port['s3.grpc']}",
-                f"-s3.config={identities}", f"-metricsPort={port['metrics']}",
-                # Catalog servers of the S3 gateway, not needed here (0 disables them).
-                "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-master.volumeSizeLimitMB=64", "-volume.max=16"]
+        argv = [
+            weed,
+            "server",
+            f"-dir={s3dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={port['master']}",
+            f"-master.port.grpc={port['master.grpc']}",
+            f"-volume.port={port['volume']}",
+            f"-volume.port.grpc={port['volume.grpc']}",
+            f"-filer.port={port['filer']}",
+            f"-filer.port.grpc={port['filer.grpc']}",
+            "-s3",
+            f"-s3.port={self.ports.s3}",
+            f"-s3.port.grpc={port['s3.grpc']}",
+            f"-s3.config={identities}",
+            f"-metricsPort={port['metrics']}",
+            # Catalog servers of the S3 gateway, not needed here (0 disables them).
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=16",
+        ]
         # weed shuts down slowly on SIGTERM: give it a bounded grace, then SIGKILL.
-        server = self.procs.spawn("seaweedfs", argv, self.base_env(), cwd=self.workdir,
-                                  stop_timeout=10)
+        server = self.procs.spawn(
+            "seaweedfs", argv, self.base_env(), cwd=self.workdir, stop_timeout=10
+        )
         wait_until("seaweedfs s3", port_open(self.ports.s3), timeout=90, proc=server)
-        env = {**self.base_env(), **self.s3_env(), "S3_ENDPOINT_URL": self.s3_url,
-               "S3_WAIT_SECONDS": "90"}
-        self.procs.run("create-bucket", ["sh", str(ROOT / "minio" / "create-bucket.sh"),
-                                         self.artifact_bucket, self.staging_bucket], env, timeout=180)
+        env = {
+            **self.base_env(),
+            **self.s3_env(),
+            "S3_ENDPOINT_URL": self.s3_url,
+            "S3_WAIT_SECONDS": "90",
+        }
+        self.procs.run(
+            "create-bucket",
+            [
+                "sh",
+                str(ROOT / "minio" / "create-bucket.sh"),
+                self.artifact_bucket,
+                self.staging_bucket,
+            ],
+            env,
+            timeout=180,
+        )
 
     # ------------------------------------------------------------------ MLflow
     def start_mlflow(self) -> None:
-        env = {**self.base_env(), **self.s3_env(),
-               "MLFLOW_DB_HOST": "127.0.0.1", "MLFLOW_DB_PORT": str(self.ports.postgres),
-               "MLFLOW_DB_USER": "mlflow", "MLFLOW_DB_PASSWORD": self.creds.mlflow_db_password,
-               "MLFLOW_DB_NAME": "mlflow", "MLFLOW_AUTH_DB_NAME": "mlflow_auth",
-               "MLFLOW_DEFAULT_PERMISSION": "READ",
-               "MLFLOW_AUTH_ADMIN_USERNAME": self.creds.mlflow_user,
-               "MLFLOW_AUTH_ADMIN_PASSWORD": self.creds.mlflow_password,
-               "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret(),
-               "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
-               "MLFLOW_CONFIG_DIR": str(self.workdir / "mlflow-config")}
-        server = self.procs.spawn("mlflow", [
-            "sh", str(ROOT / "mlflow" / "entrypoint.sh"),
-            "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.ports.mlflow),
-            "--app-name", "basic-auth", "--artifacts-destination", f"s3://{self.artifact_bucket}",
-            "--allowed-hosts", f"127.0.0.1:{self.ports.mlflow},localhost:{self.ports.mlflow}",
-            "--workers", "1"], env, cwd=self.workdir, stop_timeout=15)
+        env = {
+            **self.base_env(),
+            **self.s3_env(),
+            "MLFLOW_DB_HOST": "127.0.0.1",
+            "MLFLOW_DB_PORT": str(self.ports.postgres),
+            "MLFLOW_DB_USER": "mlflow",
+            "MLFLOW_DB_PASSWORD": self.creds.mlflow_db_password,
+            "MLFLOW_DB_NAME": "mlflow",
+            "MLFLOW_AUTH_DB_NAME": "mlflow_auth",
+            "MLFLOW_DEFAULT_PERMISSION": "READ",
+            "MLFLOW_AUTH_ADMIN_USERNAME": self.creds.mlflow_user,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": self.creds.mlflow_password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret(),
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
+            "MLFLOW_CONFIG_DIR": str(self.workdir / "mlflow-config"),
+        }
+        server = self.procs.spawn(
+            "mlflow",
+            [
+                "sh",
+                str(ROOT / "mlflow" / "entrypoint.sh"),
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.mlflow),
+                "--app-name",
+                "basic-auth",
+                "--artifacts-destination",
+                f"s3://{self.artifact_bucket}",
+                "--allowed-hosts",
+                f"127.0.0.1:{self.ports.mlflow},localhost:{self.ports.mlflow}",
+                "--workers",
+                "1",
+            ],
+            env,
+            cwd=self.workdir,
+            stop_timeout=15,
+        )
         wait_until("mlflow", http_ok(f"{self.mlflow_url}/health"), timeout=180, proc=server)
 
     # ------------------------------------------------------------------ router
     @property
     def router_database_url(self) -> str:
         """The router's database, as compose sets it: its own role and database."""
-        return (f"postgresql+psycopg://router:{self.creds.router_db_password}"
-                f"@127.0.0.1:{self.ports.postgres}/router")
+        return (
+            f"postgresql+psycopg://router:{self.creds.router_db_password}"
+            f"@127.0.0.1:{self.ports.postgres}/router"
+        )
 
     def router_env(self, name: str = "router") -> dict[str, str]:
         """What docker-compose.yml gives the router: tokens, database, registry."""
-        return {**self.base_env(), "ROUTER_TOKEN": self.creds.router_token,
-                "ROUTER_READ_TOKEN": self.creds.router_read_token,
-                "ROUTER_DATA_DIR": str(self.workdir / name), "ROUTER_WORKERS": "2",
-                "ROUTER_DATABASE_URL": self.router_database_url,
-                "MLFLOW_TRACKING_URI": self.mlflow_url,
-                "MLFLOW_TRACKING_USERNAME": self.creds.mlflow_user,
-                "MLFLOW_TRACKING_PASSWORD": self.creds.mlflow_password,
-                "SERVING_REFRESH_SECONDS": "2", **self.s3_env()}
+        return {
+            **self.base_env(),
+            "ROUTER_TOKEN": self.creds.router_token,
+            "ROUTER_READ_TOKEN": self.creds.router_read_token,
+            "ROUTER_DATA_DIR": str(self.workdir / name),
+            "ROUTER_WORKERS": "2",
+            "ROUTER_DATABASE_URL": self.router_database_url,
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MLFLOW_TRACKING_USERNAME": self.creds.mlflow_user,
+            "MLFLOW_TRACKING_PASSWORD": self.creds.mlflow_password,
+            "SERVING_REFRESH_SECONDS": "2",
+            **self.s3_env(),
+        }
 
     def start_router(self, name: str = "router", port: int | None = None) -> None:
         """A router under gunicorn; ``name``/``port`` start another replica on the same
         PostgreSQL (the stack test runs two)."""
         port = port or self.ports.router
-        server = self.procs.spawn(name, [
-            sys.executable, "-m", "gunicorn", "-c", str(ROOT / "app" / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "dethrone_router.wsgi:app"], self.router_env(name), cwd=ROOT / "app",
-            stop_timeout=15)
+        server = self.procs.spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "app" / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "dethrone_router.wsgi:app",
+            ],
+            self.router_env(name),
+            cwd=ROOT / "app",
+            stop_timeout=15,
+        )
         wait_until(name, http_ok(f"http://127.0.0.1:{port}/health"), timeout=120, proc=server)
 
     def start_prometheus(self, scrape_seconds: float = 2.0) -> str:
@@ -341,35 +497,54 @@ class Stack:
             raise RuntimeError("prometheus not found: run scripts/stack/ensure-prometheus.sh")
         config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
         config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = (
-            f"{scrape_seconds:g}s")
-        targets = {"router:8000": [f"127.0.0.1:{self.ports.router}",
-                                   f"127.0.0.1:{self.ports.router2}"],
-                   "localhost:9090": [f"127.0.0.1:{self.ports.prometheus}"]}
+            f"{scrape_seconds:g}s"
+        )
+        targets = {
+            "router:8000": [f"127.0.0.1:{self.ports.router}", f"127.0.0.1:{self.ports.router2}"],
+            "localhost:9090": [f"127.0.0.1:{self.ports.prometheus}"],
+        }
         for job in config["scrape_configs"]:
             for static in job["static_configs"]:
-                static["targets"] = [t for old in static["targets"]
-                                     for t in targets.get(old, [old])]
+                static["targets"] = [
+                    t for old in static["targets"] for t in targets.get(old, [old])
+                ]
         folder = self.workdir / "prometheus"
         folder.mkdir(exist_ok=True)
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         url = f"http://127.0.0.1:{self.ports.prometheus}"
-        server = self.procs.spawn("prometheus", [
-            binary, f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.ports.prometheus}"],
-            self.base_env(), cwd=folder, stop_timeout=15)
+        server = self.procs.spawn(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+            ],
+            self.base_env(),
+            cwd=folder,
+            stop_timeout=15,
+        )
         wait_until("prometheus", http_ok(f"{url}/-/ready"), timeout=60, proc=server)
         return url
 
     def start_nginx(self) -> None:
         binary = nginx_proxy.nginx_binary(install=True)
         if binary is None:
-            raise RuntimeError("nginx not found: run scripts/stack/ensure-nginx.sh "
-                               "(apt-get install -y nginx)")
-        conf = nginx_proxy.render(self.workdir / "nginx", listen=f"127.0.0.1:{self.ports.nginx}",
-                                  upstream=f"127.0.0.1:{self.ports.router}")
-        proxy = self.procs.spawn("nginx", nginx_proxy.command(conf, binary), self.base_env(),
-                                 cwd=self.workdir, stop_timeout=10)
+            raise RuntimeError(
+                "nginx not found: run scripts/stack/ensure-nginx.sh (apt-get install -y nginx)"
+            )
+        conf = nginx_proxy.render(
+            self.workdir / "nginx",
+            listen=f"127.0.0.1:{self.ports.nginx}",
+            upstream=f"127.0.0.1:{self.ports.router}",
+        )
+        proxy = self.procs.spawn(
+            "nginx",
+            nginx_proxy.command(conf, binary),
+            self.base_env(),
+            cwd=self.workdir,
+            stop_timeout=10,
+        )
         wait_until("nginx", http_ok(f"{self.router_url}/health"), timeout=60, proc=proxy)
 
     # ------------------------------------------------------------------ Airflow
@@ -379,50 +554,99 @@ class Stack:
         airflow = str(VENV_BIN / "airflow")
         # airflow-init: migrate the metadata DB (FAB's tables included), create the admin.
         self.procs.run("airflow-db-migrate", [airflow, "db", "migrate"], env, timeout=600)
-        self.procs.run("airflow-users-create", [
-            airflow, "users", "create", "--username", self.creds.airflow_user,
-            "--password", self.creds.airflow_password, "--role", "Admin",
-            "--email", "admin@example.com", "--firstname", "Admin", "--lastname", "User"],
-            env, timeout=300)
-        api = self.procs.spawn("airflow-apiserver", [
-            airflow, "api-server", "--host", "127.0.0.1", "--port", str(self.ports.airflow)],
-            env, cwd=self.airflow_home, stop_timeout=10)
+        self.procs.run(
+            "airflow-users-create",
+            [
+                airflow,
+                "users",
+                "create",
+                "--username",
+                self.creds.airflow_user,
+                "--password",
+                self.creds.airflow_password,
+                "--role",
+                "Admin",
+                "--email",
+                "admin@example.com",
+                "--firstname",
+                "Admin",
+                "--lastname",
+                "User",
+            ],
+            env,
+            timeout=300,
+        )
+        api = self.procs.spawn(
+            "airflow-apiserver",
+            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(self.ports.airflow)],
+            env,
+            cwd=self.airflow_home,
+            stop_timeout=10,
+        )
         # The log server of `scheduler` binds every interface; task logs are local files
         # here, read by the api-server directly.
-        scheduler = self.procs.spawn("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"],
-                                     env, cwd=self.airflow_home, stop_timeout=15)
-        processor = self.procs.spawn("airflow-dag-processor", [airflow, "dag-processor"],
-                                     env, cwd=self.airflow_home, stop_timeout=10)
-        wait_until("airflow api-server", http_ok(f"{self.airflow_url}/api/v2/monitor/health"),
-                   timeout=240, proc=api, interval=2)
-        wait_until("airflow scheduler",
-                   http_ok(f"http://127.0.0.1:{self.ports.scheduler_health}/health"),
-                   timeout=180, proc=scheduler, interval=2)
+        scheduler = self.procs.spawn(
+            "airflow-scheduler",
+            [airflow, "scheduler", "--skip-serve-logs"],
+            env,
+            cwd=self.airflow_home,
+            stop_timeout=15,
+        )
+        processor = self.procs.spawn(
+            "airflow-dag-processor",
+            [airflow, "dag-processor"],
+            env,
+            cwd=self.airflow_home,
+            stop_timeout=10,
+        )
+        wait_until(
+            "airflow api-server",
+            http_ok(f"{self.airflow_url}/api/v2/monitor/health"),
+            timeout=240,
+            proc=api,
+            interval=2,
+        )
+        wait_until(
+            "airflow scheduler",
+            http_ok(f"http://127.0.0.1:{self.ports.scheduler_health}/health"),
+            timeout=180,
+            proc=scheduler,
+            interval=2,
+        )
         if processor.popen.poll() is not None:
             raise RuntimeError(f"dag-processor exited:\n{processor.tail()}")
 
     def describe(self) -> str:
-        return "\n".join([
-            f"workdir      {self.workdir}",
-            f"MLflow       {self.mlflow_url}  user {self.creds.mlflow_user} password {self.creds.mlflow_password}",
-            f"Airflow      {self.airflow_url}  user {self.creds.airflow_user} password {self.creds.airflow_password}",
-            f"router       {self.router_url} (nginx; gunicorn {self.router_direct_url})  "
-            f"token {self.creds.router_token} read token {self.creds.router_read_token}",
-            f"S3           {self.s3_url}  key {self.creds.s3_access_key} secret {self.creds.s3_secret_key}",
-            f"PostgreSQL   127.0.0.1:{self.ports.postgres}",
-        ])
+        return "\n".join(
+            [
+                f"workdir      {self.workdir}",
+                f"MLflow       {self.mlflow_url}  user {self.creds.mlflow_user} "
+                f"password {self.creds.mlflow_password}",
+                f"Airflow      {self.airflow_url}  user {self.creds.airflow_user} "
+                f"password {self.creds.airflow_password}",
+                f"router       {self.router_url} (nginx; gunicorn {self.router_direct_url})  "
+                f"token {self.creds.router_token} read token {self.creds.router_read_token}",
+                f"S3           {self.s3_url}  key {self.creds.s3_access_key} "
+                f"secret {self.creds.s3_secret_key}",
+                f"PostgreSQL   127.0.0.1:{self.ports.postgres}",
+            ]
+        )
 
 
 def _postgres_bindir() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if found:
         return str(Path(found[-1]).parent)
     initdb = shutil.which("initdb")
     if initdb:
         return str(Path(initdb).resolve().parent)
-    raise RuntimeError("PostgreSQL server binaries not found: run scripts/stack/ensure-postgres.sh "
-                       "(apt-get install -y postgresql)")
+    raise RuntimeError(
+        "PostgreSQL server binaries not found: run scripts/stack/ensure-postgres.sh "
+        "(apt-get install -y postgresql)"
+    )
 
 
 def main() -> int:

@@ -38,7 +38,8 @@ http {{
 def nginx_binary(install: bool = True) -> str | None:
     """Path of nginx; with ``install``, run ensure-nginx.sh first when it is missing."""
     found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
     if found or not install:
         return found
     subprocess.run(["sh", str(ENSURE)], check=True)
@@ -49,8 +50,11 @@ def render(workdir: Path, *, listen: str, upstream: str) -> Path:
     """Write ``workdir/nginx.conf`` (and router.conf) and return the former's path."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    server = (TEMPLATE.read_text().replace("${ROUTER_UPSTREAM}", upstream)
-              .replace("${NGINX_LISTEN}", listen))
+    server = (
+        TEMPLATE.read_text()
+        .replace("${ROUTER_UPSTREAM}", upstream)
+        .replace("${NGINX_LISTEN}", listen)
+    )
     (workdir / "router.conf").write_text(server)
     conf = workdir / "nginx.conf"
     # Started by a normal user, nginx's workers run as that user; started by root they
@@ -64,5 +68,4 @@ def render(workdir: Path, *, listen: str, upstream: str) -> Path:
 def command(conf: Path, binary: str = "nginx") -> list[str]:
     """Run nginx with ``conf`` in the foreground (errors to the workdir's log)."""
     work = str(Path(conf).parent)
-    return [binary, "-p", work, "-e", f"{work}/error.log", "-c", str(conf),
-            "-g", "daemon off;"]
+    return [binary, "-p", work, "-e", f"{work}/error.log", "-c", str(conf), "-g", "daemon off;"]

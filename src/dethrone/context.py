@@ -60,8 +60,10 @@ def configure_mlflow(settings: Settings, *, check: bool = True) -> None:
         try:
             requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
         except requests.RequestException as exc:
-            raise RegistryError(f"MLflow tracking server at {uri} is not reachable: {exc}. "
-                                f"Start it (dethrone up) or set MLFLOW_TRACKING_URI.") from exc
+            raise RegistryError(
+                f"MLflow tracking server at {uri} is not reachable: {exc}. "
+                f"Start it (dethrone up) or set MLFLOW_TRACKING_URI."
+            ) from exc
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 
@@ -99,6 +101,10 @@ class PipelineContext:
         from dethrone.staging import Stager
 
         configure_mlflow(settings, check=check)
-        return cls(settings=settings, registry=Registry(settings),
-                   router=RouterClient.from_settings(settings), stager=Stager(settings),
-                   tracker=mlflow_logging)
+        return cls(
+            settings=settings,
+            registry=Registry(settings),
+            router=RouterClient.from_settings(settings),
+            stager=Stager(settings),
+            tracker=mlflow_logging,
+        )

@@ -87,6 +87,8 @@ def load_msleep() -> pd.DataFrame:
     77
     """
     return _shipped("msleep", ["name", "genus", "vore", "order", "conservation"])
+
+
 #: Bytes of a CSV looked at before pandas reads it, and the longest first line allowed.
 SNIFF_BYTES = 64 * 1024
 MAX_FIRST_LINE = 1 << 20
@@ -118,19 +120,20 @@ def _sniff_csv(path: Path, name: str) -> None:
                     break
                 head += more
                 first_break = head.find(b"\n")
-    except (OSError, EOFError, IndexError, ValueError, zipfile.BadZipFile,
-            lzma.LZMAError) as exc:
+    except (OSError, EOFError, IndexError, ValueError, zipfile.BadZipFile, lzma.LZMAError) as exc:
         raise ValueError(f"cannot read {path} as CSV: {exc}") from exc
     if b"\0" in head[:SNIFF_BYTES]:
         raise ValueError(f"{path} is not a CSV file: it contains NUL bytes (binary content)")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head[:SNIFF_BYTES], final=False)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not a CSV file: not UTF-8 text (byte "
-                         f"{exc.start}: binary content?)") from None
+        raise ValueError(
+            f"{path} is not a CSV file: not UTF-8 text (byte {exc.start}: binary content?)"
+        ) from None
     if first_break < 0 and len(head) >= MAX_FIRST_LINE:
-        raise ValueError(f"{path} is not a CSV file: no line break in the first "
-                         f"{MAX_FIRST_LINE >> 20} MiB")
+        raise ValueError(
+            f"{path} is not a CSV file: no line break in the first {MAX_FIRST_LINE >> 20} MiB"
+        )
 
 
 def _sniff_parquet(path: Path) -> None:

@@ -50,14 +50,20 @@ def _live_capable(url: str) -> bool:
         return False
 
 
-def _live(settings: Settings, stack: LocalStack, url: str, say: Callable[[str], None],
-          step: Callable[[str, Callable[[], Any]], Any]) -> dict[str, Any] | None:
+def _live(
+    settings: Settings,
+    stack: LocalStack,
+    url: str,
+    say: Callable[[str], None],
+    step: Callable[[str, Callable[[], Any]], Any],
+) -> dict[str, Any] | None:
     """The live loop when run 2 started an experiment (the pre-screen said promote)."""
     from dethrone import experiment as ex
     from dethrone.demo_live import live_loop
 
-    ctx = ex.ExperimentContext.from_settings(settings.replace(
-        router_data_dir=str(stack.home / "router")), check=False)
+    ctx = ex.ExperimentContext.from_settings(
+        settings.replace(router_data_dir=str(stack.home / "router")), check=False
+    )
     try:
         rec = ex.current(ctx)
         if rec is None or rec.state != "running":
@@ -68,9 +74,15 @@ def _live(settings: Settings, stack: LocalStack, url: str, say: Callable[[str], 
         ctx.engine.dispose()
 
 
-def run_demo(home: str | Path, *, mlflow_port: int | None = None,
-             router_port: int | None = None, seed: int = 7, stop: bool = False,
-             say: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    home: str | Path,
+    *,
+    mlflow_port: int | None = None,
+    router_port: int | None = None,
+    seed: int = 7,
+    stop: bool = False,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run the demo in ``home`` (wiped first) and return the final status.
 
     Parameters
@@ -99,8 +111,10 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
     if stack.home.exists():
         unknown = {p.name for p in stack.home.iterdir()} - _DEMO_ENTRIES
         if unknown:
-            raise StackError(f"refusing to wipe {stack.home}: it holds {sorted(unknown)}, "
-                             f"which the demo did not create; pass another --home")
+            raise StackError(
+                f"refusing to wipe {stack.home}: it holds {sorted(unknown)}, "
+                f"which the demo did not create; pass another --home"
+            )
         shutil.rmtree(stack.home)  # a demo always starts without a champion
     t0 = time.monotonic()
     timings: dict[str, float] = {}
@@ -128,18 +142,24 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
         client = RouterClient(router.url, timeout=30)
         client.set_traffic(**BASELINE)
         live = _live_capable(router.url)
-        for label, conf in (("run 1 (no champion yet)", {"seed": seed}),
-                            ("run 2 (drift on carat, color)", {"seed": seed, "live": live})):
+        for label, conf in (
+            ("run 1 (no champion yet)", {"seed": seed}),
+            ("run 2 (drift on carat, color)", {"seed": seed, "live": live}),
+        ):
             if label.startswith("run 2"):
                 cfg = client.set_traffic(drift_cols=DEMO_DRIFT)
                 say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
-            rc, log = step(label, lambda conf=conf, label=label: stack.run_dag(
-                conf, log_name=label.split(" (")[0].replace(" ", "_")))
+            rc, log = step(
+                label,
+                lambda conf=conf, label=label: stack.run_dag(
+                    conf, log_name=label.split(" (")[0].replace(" ", "_")
+                ),
+            )
             if rc != 0:
                 raise StackError(f"main_pipeline {label} failed (exit {rc}); see {log}")
-        settings = Settings.from_env().replace(mlflow_tracking_uri=mlflow.url,
-                                               flask_url=router.url,
-                                               dethrone_home=str(stack.home))
+        settings = Settings.from_env().replace(
+            mlflow_tracking_uri=mlflow.url, flask_url=router.url, dethrone_home=str(stack.home)
+        )
         configure_mlflow(settings)
         live_summary = _live(settings, stack, router.url, say, step) if live else None
         status = collect_status(settings, Registry(settings))
@@ -160,10 +180,12 @@ def run_demo(home: str | Path, *, mlflow_port: int | None = None,
         say("")
         status["live"] = live_summary
     say(f"total {time.monotonic() - t0:.1f} s")
-    say(f"MLflow UI: {mlflow.url}  (experiments '{settings.experiment_name}': training runs "
+    say(
+        f"MLflow UI: {mlflow.url}  (experiments '{settings.experiment_name}': training runs "
         f"and drift reports with report.html; '{settings.comparison_name}': the A/B "
         f"comparison with decision.json and errors.png; Models > {settings.model_name} "
-        f"for the aliases)")
+        f"for the aliases)"
+    )
     if stop:
         stack.stop_all()
         say("servers stopped")

@@ -39,9 +39,16 @@ from dethrone.store.durations import parse_duration
 
 
 # --- start --------------------------------------------------------------------------
-def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: str,
-                     mode: str = "ab", split: float = 0.5, by: str = AUTOMATIC,
-                     reason: str = "") -> dict[str, Any]:
+def start_experiment(
+    ctx: ExperimentContext,
+    *,
+    challenger_version: str,
+    key: str,
+    mode: str = "ab",
+    split: float = 0.5,
+    by: str = AUTOMATIC,
+    reason: str = "",
+) -> dict[str, Any]:
     """Start a live experiment of ``challenger_version`` against ``@champion``.
 
     ``key`` (the DAG run id, or an operator request id) makes the start idempotent: a retry
@@ -54,14 +61,18 @@ def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: st
         raise ValueError(f"mode must be 'ab' or 'shadow', got {mode!r}")
     if mode == "ab" and not 0.0 < float(split) < 1.0:
         raise ValueError(f"split must be strictly between 0 and 1, got {split!r}")
-    challenger_version, new_id = str(challenger_version), experiment_id(str(challenger_version),
-                                                                      key)
+    challenger_version, new_id = (
+        str(challenger_version),
+        experiment_id(str(challenger_version), key),
+    )
     rec = current(ctx)
     if rec is not None and rec.id == new_id and rec.state != "starting":
         return rec.to_dict()  # a retry after the start completed
     if rec is not None and rec.active and rec.id != new_id:
-        raise ExperimentError(f"experiment {rec.id} (challenger v{rec.challenger_version}) "
-                              f"is {rec.state}; stop it first")
+        raise ExperimentError(
+            f"experiment {rec.id} (challenger v{rec.challenger_version}) "
+            f"is {rec.state}; stop it first"
+        )
     if rec is None or rec.id != new_id:
         champion = ctx.registry.alias_version(CHAMPION)
         if champion is None:
@@ -70,18 +81,28 @@ def start_experiment(ctx: ExperimentContext, *, challenger_version: str, key: st
             raise ExperimentError(f"version {challenger_version} is already @champion")
         _require_version(ctx, challenger_version)
         rec = LiveExperiment(
-            id=new_id, champion_version=str(champion.version),
-            challenger_version=challenger_version, salt=new_id, started_at=ctx.clock(),
-            mode=mode, split=float(split) if mode == "ab" else None,
-            thresholds=_thresholds(ctx.settings), dag_run_id=key, state="starting",
-            action=_action(ctx, "start", by, reason))
+            id=new_id,
+            champion_version=str(champion.version),
+            challenger_version=challenger_version,
+            salt=new_id,
+            started_at=ctx.clock(),
+            mode=mode,
+            split=float(split) if mode == "ab" else None,
+            thresholds=_thresholds(ctx.settings),
+            dag_run_id=key,
+            state="starting",
+            action=_action(ctx, "start", by, reason),
+        )
         rec = _save(ctx, rec)
     if not rec.run_id:
         rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
     _servable(ctx, challenger_version, collecting=True)
     ctx.registry.set_alias(CHALLENGER, challenger_version)
-    serving = ({"mode": "ab", "a": 1.0 - rec.split, "b": rec.split} if rec.mode == "ab"
-               else {"mode": "shadow"})
+    serving = (
+        {"mode": "ab", "a": 1.0 - rec.split, "b": rec.split}
+        if rec.mode == "ab"
+        else {"mode": "shadow"}
+    )
     rec = _traffic(ctx, rec, salt=rec.salt, **serving)
     return _set(ctx, rec, state="running").to_dict()
 
@@ -97,8 +118,11 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     """
     rec = current(ctx)
     if rec is None or not rec.active:
-        return {"experiment": None if rec is None else rec.id, "state": _state(rec),
-                "action": "none"}
+        return {
+            "experiment": None if rec is None else rec.id,
+            "state": _state(rec),
+            "action": "none",
+        }
     if rec.state in ("guardrail", "rolling-back"):
         return _out(rec, "none")  # the window is check_rollback's
     if rec.state == "promoting":
@@ -106,7 +130,8 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     if rec.state == "starting":
         return _out(rec, "none")  # the start task (or its retry) finishes it
     decision = looks.experiment_decision(
-        looks.read_log(ctx.engine, rec, looks.experiment_arms(rec)), rec, ctx.settings)
+        looks.read_log(ctx.engine, rec, looks.experiment_arms(rec)), rec, ctx.settings
+    )
     look = looks.look_of(decision, phase="experiment", now=ctx.clock())
     ctx.tracker.log_look(rec, look)
     rec = _set(ctx, rec, looks=rec.looks + 1)
@@ -117,8 +142,14 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
         state = "kept" if outcome == "keep" else "inconclusive"
         _record_decision(ctx, rec, decision, outcome)
         rec = _all_to_champion(ctx, rec)
-        rec = _set(ctx, rec, state=state, outcome=outcome, ended_at=ctx.clock(),
-                   reasons=list(decision.reasons))
+        rec = _set(
+            ctx,
+            rec,
+            state=state,
+            outcome=outcome,
+            ended_at=ctx.clock(),
+            reasons=list(decision.reasons),
+        )
         return _out(rec, state, look)
     return _out(rec, "continue", look)
 
@@ -128,31 +159,48 @@ def _state(rec: LiveExperiment | None) -> str | None:
 
 
 def _out(rec: LiveExperiment, action: str, look: Any = None) -> dict[str, Any]:
-    return {"experiment": rec.id, "state": rec.state, "action": action,
-            "look": None if look is None else look.to_dict()}
+    return {
+        "experiment": rec.id,
+        "state": rec.state,
+        "action": action,
+        "look": None if look is None else look.to_dict(),
+    }
 
 
-def _record_decision(ctx: ExperimentContext, rec: LiveExperiment, decision: Any,
-                     outcome: str) -> Decision:
+def _record_decision(
+    ctx: ExperimentContext, rec: LiveExperiment, decision: Any, outcome: str
+) -> Decision:
     record = Decision(
-        outcome=outcome, dag_run_id=rec.dag_run_id, champion_version=rec.champion_version,
+        outcome=outcome,
+        dag_run_id=rec.dag_run_id,
+        champion_version=rec.champion_version,
         challenger_version=rec.challenger_version,
         reasons=[] if decision is None else list(decision.reasons),
         pvalue=None if decision is None else looks._num(decision.pvalue),
-        ci=None if decision is None else [looks._num(decision.ci_low),
-                                          looks._num(decision.ci_high)],
-        loss="live", comparison_run_id=rec.run_id, final=True,
-        expected_share_a=None if rec.split is None else 1.0 - rec.split)
+        ci=None
+        if decision is None
+        else [looks._num(decision.ci_low), looks._num(decision.ci_high)],
+        loss="live",
+        comparison_run_id=rec.run_id,
+        final=True,
+        expected_share_a=None if rec.split is None else 1.0 - rec.split,
+    )
     ctx.registry.record_decision(rec.challenger_version, record)
     return record
 
 
-def _promote(ctx: ExperimentContext, rec: LiveExperiment, decision: Any, *, by: str,
-             reason: str) -> LiveExperiment:
-    reasons = list(decision.reasons) if decision is not None else [f"promoted by {by}: "
-                                                                    f"{reason}"]
-    rec = _set(ctx, rec, state="promoting", outcome="promote", reasons=reasons,
-               action=_action(ctx, "promote", by, reason))
+def _promote(
+    ctx: ExperimentContext, rec: LiveExperiment, decision: Any, *, by: str, reason: str
+) -> LiveExperiment:
+    reasons = list(decision.reasons) if decision is not None else [f"promoted by {by}: {reason}"]
+    rec = _set(
+        ctx,
+        rec,
+        state="promoting",
+        outcome="promote",
+        reasons=reasons,
+        action=_action(ctx, "promote", by, reason),
+    )
     _record_decision(ctx, rec, decision, "promote")
     return _finish_promotion(ctx, rec)
 
@@ -178,20 +226,26 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
     """
     rec = current(ctx)
     if rec is None or rec.state not in ("guardrail", "rolling-back"):
-        return {"experiment": None if rec is None else rec.id, "state": _state(rec),
-                "action": "none"}
+        return {
+            "experiment": None if rec is None else rec.id,
+            "state": _state(rec),
+            "action": "none",
+        }
     if rec.state == "rolling-back":
         return _out(_finish_rollback(ctx, rec), "rolled-back")
     decision = looks.guardrail_decision(
-        looks.read_log(ctx.engine, rec, looks.guardrail_arms(rec)), rec, ctx.settings)
+        looks.read_log(ctx.engine, rec, looks.guardrail_arms(rec)), rec, ctx.settings
+    )
     look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
     ctx.tracker.log_look(rec, look)
     rec = _set(ctx, rec, looks=rec.looks + 1)
     if look.outcome == "promote":  # the previous champion is better: undo the promotion
-        why = (f"automatic rollback: live loss of v{rec.challenger_version} "
-               f"({look.mean_a:.4g}) is significantly worse than the holdback "
-               f"v{rec.champion_version} ({look.mean_b:.4g}); always-valid interval of "
-               f"the difference [{look.ci_low:.4g}, {look.ci_high:.4g}], p = {look.pvalue:.3g}")
+        why = (
+            f"automatic rollback: live loss of v{rec.challenger_version} "
+            f"({look.mean_a:.4g}) is significantly worse than the holdback "
+            f"v{rec.champion_version} ({look.mean_b:.4g}); always-valid interval of "
+            f"the difference [{look.ci_low:.4g}, {look.ci_high:.4g}], p = {look.pvalue:.3g}"
+        )
         return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
     if ctx.clock() >= float(rec.window_until):
         rec = _all_to_champion(ctx, rec)
@@ -201,11 +255,17 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
     return _out(rec, "continue", look)
 
 
-def _rollback(ctx: ExperimentContext, rec: LiveExperiment, *, by: str,
-              reason: str) -> LiveExperiment:
-    rec = _set(ctx, rec, state="rolling-back", outcome="rolled-back",
-               reasons=[*rec.reasons, reason],
-               action=_action(ctx, "rollback", by, reason))
+def _rollback(
+    ctx: ExperimentContext, rec: LiveExperiment, *, by: str, reason: str
+) -> LiveExperiment:
+    rec = _set(
+        ctx,
+        rec,
+        state="rolling-back",
+        outcome="rolled-back",
+        reasons=[*rec.reasons, reason],
+        action=_action(ctx, "rollback", by, reason),
+    )
     return _finish_rollback(ctx, rec)
 
 
@@ -218,8 +278,9 @@ def _finish_rollback(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperim
     if serving is not None and str(serving.version) == rec.challenger_version:
         # Only while the promoted version still serves: a second rollback would undo this one.
         reg.rollback(reason)
-    reg.tag_version(rec.challenger_version, RollbackRecord(rolled_back=True, reason=reason,
-                                                           by=by).to_tags())
+    reg.tag_version(
+        rec.challenger_version, RollbackRecord(rolled_back=True, reason=reason, by=by).to_tags()
+    )
     rec = _all_to_champion(ctx, rec)
     _servable(ctx, rec.champion_version, collecting=False)
     return _set(ctx, rec, state="rolled-back", ended_at=ctx.clock())

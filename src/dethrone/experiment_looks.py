@@ -34,19 +34,35 @@ def read_log(engine: Any, rec: LiveExperiment, arms: list[tuple[str, str]]) -> p
     look at 10^6 rows is a few seconds instead of the export's twenty.
     """
     p, f = predictions, feedback
-    query = (select(p.c.request_id, p.c.row, p.c.arm, p.c.unit, p.c.model_version,
-                    cast(p.c.prediction, Text), cast(f.c.label, Text))
-             .select_from(p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)))
-             .where(p.c.ts >= float(rec.started_at or 0.0),
-                    or_(*(and_(p.c.arm == arm, p.c.model_version == str(version))
-                          for arm, version in arms))))
+    query = (
+        select(
+            p.c.request_id,
+            p.c.row,
+            p.c.arm,
+            p.c.unit,
+            p.c.model_version,
+            cast(p.c.prediction, Text),
+            cast(f.c.label, Text),
+        )
+        .select_from(p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)))
+        .where(
+            p.c.ts >= float(rec.started_at or 0.0),
+            or_(
+                *(and_(p.c.arm == arm, p.c.model_version == str(version)) for arm, version in arms)
+            ),
+        )
+    )
     with unavailable_as_typed(), engine.connect() as conn:
         # The driver's rows as they are (every column is text or an integer already):
         # SQLAlchemy's Row objects and pandas' per-column inference cost more than the query.
         rows = conn.execute(query).cursor.fetchall()
     table = np.array(rows, dtype=object).reshape(len(rows), 7)
-    frame = pd.DataFrame({name: table[:, i] for i, name in enumerate(
-        ["request_id", "row", "arm", "unit", "model_version"])})
+    frame = pd.DataFrame(
+        {
+            name: table[:, i]
+            for i, name in enumerate(["request_id", "row", "arm", "unit", "model_version"])
+        }
+    )
     frame["loss"] = _losses(table[:, 5], table[:, 6])
     return frame
 
@@ -79,13 +95,16 @@ def _units(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
     # Per-unit analysis only when every row has a unit; a row without one is its own unit
     # in the router too (random assignment), so mixing the two would mis-weight it.
     if len(a) and len(b) and a["unit"].notna().all() and b["unit"].notna().all():
-        return {"units_a": a["unit"].astype(str).to_numpy(),
-                "units_b": b["unit"].astype(str).to_numpy()}
+        return {
+            "units_a": a["unit"].astype(str).to_numpy(),
+            "units_b": b["unit"].astype(str).to_numpy(),
+        }
     return {}
 
 
-def decide_arms(a: pd.DataFrame, b: pd.DataFrame, *, expected_share_a: float,
-                settings: Settings) -> Any:
+def decide_arms(
+    a: pd.DataFrame, b: pd.DataFrame, *, expected_share_a: float, settings: Settings
+) -> Any:
     """``decide_sequential`` of arm ``a`` (the reference) against arm ``b``.
 
     ``None`` while an arm has no labelled row yet.
@@ -94,9 +113,13 @@ def decide_arms(a: pd.DataFrame, b: pd.DataFrame, *, expected_share_a: float,
 
     if len(a) == 0 or len(b) == 0:
         return None
-    return decide_sequential(a["loss"].to_numpy(float), b["loss"].to_numpy(float),
-                             expected_share_a=expected_share_a, settings=settings,
-                             **_units(a, b))
+    return decide_sequential(
+        a["loss"].to_numpy(float),
+        b["loss"].to_numpy(float),
+        expected_share_a=expected_share_a,
+        settings=settings,
+        **_units(a, b),
+    )
 
 
 def decide_shadow(champ: pd.DataFrame, chall: pd.DataFrame, *, settings: Settings) -> Any:
@@ -114,8 +137,11 @@ def decide_shadow(champ: pd.DataFrame, chall: pd.DataFrame, *, settings: Setting
 
 def experiment_arms(rec: LiveExperiment) -> list[tuple[str, str]]:
     """(arm, version) pairs of the experiment phase."""
-    return [(CHAMPION_ARM, rec.champion_version), (CHALLENGER_ARM, rec.challenger_version),
-            (SHADOW_ARM, rec.challenger_version)]
+    return [
+        (CHAMPION_ARM, rec.champion_version),
+        (CHALLENGER_ARM, rec.challenger_version),
+        (SHADOW_ARM, rec.challenger_version),
+    ]
 
 
 def guardrail_arms(rec: LiveExperiment) -> list[tuple[str, str]]:
@@ -130,8 +156,7 @@ def experiment_decision(frame: pd.DataFrame, rec: LiveExperiment, settings: Sett
         chall = _arm(frame, (CHALLENGER_ARM, SHADOW_ARM), rec.challenger_version)
         return decide_shadow(champ, chall, settings=settings)
     chall = _arm(frame, CHALLENGER_ARM, rec.challenger_version)
-    return decide_arms(champ, chall, expected_share_a=1.0 - float(rec.split),
-                       settings=settings)
+    return decide_arms(champ, chall, expected_share_a=1.0 - float(rec.split), settings=settings)
 
 
 def guardrail_decision(frame: pd.DataFrame, rec: LiveExperiment, settings: Settings) -> Any:
@@ -141,8 +166,7 @@ def guardrail_decision(frame: pd.DataFrame, rec: LiveExperiment, settings: Setti
     """
     new = _arm(frame, CHAMPION_ARM, rec.challenger_version)
     old = _arm(frame, CHALLENGER_ARM, rec.champion_version)
-    return decide_arms(new, old, expected_share_a=1.0 - float(rec.holdback),
-                       settings=settings)
+    return decide_arms(new, old, expected_share_a=1.0 - float(rec.holdback), settings=settings)
 
 
 def srm_failed(decision: Any) -> bool:
@@ -159,9 +183,17 @@ def look_of(decision: Any, *, phase: str, now: float | None = None) -> Look:
     now = time.time() if now is None else now
     if decision is None:
         return Look(time=now, phase=phase, outcome="continue")
-    return Look(time=now, phase=phase,
-                units_a=decision.units_a, units_b=decision.units_b, rows_a=decision.rows_a,
-                rows_b=decision.rows_b, ci_low=_num(decision.ci_low),
-                ci_high=_num(decision.ci_high), pvalue=_num(decision.pvalue),
-                mean_a=_num(decision.mean_a), mean_b=_num(decision.mean_b),
-                outcome=decision.outcome)
+    return Look(
+        time=now,
+        phase=phase,
+        units_a=decision.units_a,
+        units_b=decision.units_b,
+        rows_a=decision.rows_a,
+        rows_b=decision.rows_b,
+        ci_low=_num(decision.ci_low),
+        ci_high=_num(decision.ci_high),
+        pvalue=_num(decision.pvalue),
+        mean_a=_num(decision.mean_a),
+        mean_b=_num(decision.mean_b),
+        outcome=decision.outcome,
+    )

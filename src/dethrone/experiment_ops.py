@@ -57,8 +57,15 @@ def stop(ctx: ExperimentContext, *, by: str, reason: str) -> dict[str, Any]:
     if rec.state in ("starting", "running"):
         _record_decision(ctx, rec, None, "stopped")
         rec = _all_to_champion(ctx, rec)
-        rec = _set(ctx, rec, state="stopped", outcome="stopped", ended_at=ctx.clock(),
-                   action=action, reasons=[*rec.reasons, f"stopped by {by}: {reason}"])
+        rec = _set(
+            ctx,
+            rec,
+            state="stopped",
+            outcome="stopped",
+            ended_at=ctx.clock(),
+            action=action,
+            reasons=[*rec.reasons, f"stopped by {by}: {reason}"],
+        )
     elif rec.state == "guardrail":
         rec = _all_to_champion(ctx, rec)
         _servable(ctx, rec.champion_version, collecting=False)
@@ -93,6 +100,7 @@ def rollback(ctx: ExperimentContext, *, by: str, reason: str) -> dict[str, Any]:
     elif rec.state == "rolling-back":
         rec = _finish_rollback(ctx, rec)
     elif rec.state != "rolled-back":
-        raise ExperimentError(f"experiment {rec.id} is {rec.state}; its challenger was "
-                              f"never promoted (use stop)")
+        raise ExperimentError(
+            f"experiment {rec.id} is {rec.state}; its challenger was never promoted (use stop)"
+        )
     return rec.to_dict()

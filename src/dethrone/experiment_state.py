@@ -52,10 +52,13 @@ class ExperimentContext:
         from dethrone.store.engine import database_url, make_engine
 
         configure_mlflow(settings, check=check)
-        return cls(settings=settings, registry=Registry(settings),
-                   router=RouterClient.from_settings(settings),
-                   engine=make_engine(database_url(settings)),
-                   tracker=experiment_tracking.Tracker(settings))
+        return cls(
+            settings=settings,
+            registry=Registry(settings),
+            router=RouterClient.from_settings(settings),
+            engine=make_engine(database_url(settings)),
+            tracker=experiment_tracking.Tracker(settings),
+        )
 
 
 # --- the stored record --------------------------------------------------------------
@@ -73,8 +76,9 @@ def current(ctx: ExperimentContext) -> LiveExperiment | None:
 
 
 def _save(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
-    ctx.registry.client.set_registered_model_tag(ctx.registry.name, LiveExperiment.RECORD_TAG,
-                                                 rec.to_json())
+    ctx.registry.client.set_registered_model_tag(
+        ctx.registry.name, LiveExperiment.RECORD_TAG, rec.to_json()
+    )
     if rec.run_id:
         ctx.tracker.update(rec)
     return rec
@@ -112,8 +116,7 @@ def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None
     ``promote`` (a first-champion record, an earlier ``keep``); the challenger of an
     experiment and the holdback of a guardrail window must be served all the same.
     """
-    ctx.registry.tag_version(version, {Decision.tag("final"): "false" if collecting
-                                       else "true"})
+    ctx.registry.tag_version(version, {Decision.tag("final"): "false" if collecting else "true"})
 
 
 def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str, Any]:
@@ -122,11 +125,17 @@ def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str
 
 
 def _thresholds(s: Settings) -> dict[str, Any]:
-    return {"alpha": s.ab_alpha, "margin": s.ab_margin, "tuning_n": s.sequential_tuning_n,
-            "min_units_per_arm": s.ab_min_rows_per_arm,
-            "max_units_per_arm": s.ab_max_units_per_arm, "guardrail_margin": s.guardrail_margin,
-            "srm_pvalue_threshold": s.srm_pvalue_threshold, "holdback": s.holdback_share,
-            "rollback_window": s.rollback_window}
+    return {
+        "alpha": s.ab_alpha,
+        "margin": s.ab_margin,
+        "tuning_n": s.sequential_tuning_n,
+        "min_units_per_arm": s.ab_min_rows_per_arm,
+        "max_units_per_arm": s.ab_max_units_per_arm,
+        "guardrail_margin": s.guardrail_margin,
+        "srm_pvalue_threshold": s.srm_pvalue_threshold,
+        "holdback": s.holdback_share,
+        "rollback_window": s.rollback_window,
+    }
 
 
 def _require_version(ctx: ExperimentContext, version: str) -> None:
@@ -137,5 +146,4 @@ def _require_version(ctx: ExperimentContext, version: str) -> None:
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
-        raise ExperimentError(f"version {version} of {ctx.registry.name} does not "
-                              f"exist") from None
+        raise ExperimentError(f"version {version} of {ctx.registry.name} does not exist") from None

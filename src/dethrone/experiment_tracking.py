@@ -38,7 +38,8 @@ class Tracker:
         """The run of ``rec`` (found by its id when a retry already created it)."""
         exp = self._experiment_id()
         found = self.client.search_runs(
-            [exp], f"tags.`{LiveExperiment.tag('id')}` = '{rec.id}'", max_results=1)
+            [exp], f"tags.`{LiveExperiment.tag('id')}` = '{rec.id}'", max_results=1
+        )
         if found:
             return found[0].info.run_id
         run = self.client.create_run(exp, run_name=rec.id, tags=rec.to_tags())
@@ -56,8 +57,11 @@ class Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = mlflow.artifacts.download_artifacts(
-                    run_id=rec.run_id, artifact_path=LOOKS_JSON, dst_path=tmp,
-                    tracking_uri=self.settings.mlflow_tracking_uri)
+                    run_id=rec.run_id,
+                    artifact_path=LOOKS_JSON,
+                    dst_path=tmp,
+                    tracking_uri=self.settings.mlflow_tracking_uri,
+                )
             except Exception:  # noqa: BLE001 - no looks yet: MLflow raises several types
                 return []
             return json.loads(Path(path).read_text())
@@ -73,8 +77,7 @@ class Tracker:
         for name in ("ci_low", "ci_high", "pvalue", "units_a", "units_b", "mean_a", "mean_b"):
             value = getattr(look, name)
             if value is not None:
-                self.client.log_metric(rec.run_id, f"{look.phase}_{name}", float(value),
-                                       step=step)
+                self.client.log_metric(rec.run_id, f"{look.phase}_{name}", float(value), step=step)
         self.client.log_figure(rec.run_id, interval_figure(rows), LOOKS_PLOT)
         return rows
 
@@ -88,8 +91,11 @@ def interval_figure(rows: list[dict[str, Any]]) -> Any:
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for phase, color in (("experiment", "tab:blue"), ("guardrail", "tab:red")):
-        pts = [(i + 1, r["ci_low"], r["ci_high"]) for i, r in enumerate(rows)
-               if r["phase"] == phase and r["ci_low"] is not None]
+        pts = [
+            (i + 1, r["ci_low"], r["ci_high"])
+            for i, r in enumerate(rows)
+            if r["phase"] == phase and r["ci_low"] is not None
+        ]
         if pts:
             x, low, high = zip(*pts, strict=True)
             ax.fill_between(x, low, high, alpha=0.3, color=color, label=f"{phase} interval")

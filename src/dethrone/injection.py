@@ -28,13 +28,19 @@ import pandas as pd
 #: every drift kind and the closed range of its ``intensity``: the one definition used by
 #: injection, slicing, the router's validation and its OpenAPI schema.
 INTENSITY_RANGES: dict[str, tuple[float, float]] = {
-    "scale": (0.0, 1.0), "shift": (-10.0, 10.0), "redraw": (0.0, 1.0), "missing": (0.0, 1.0)}
+    "scale": (0.0, 1.0),
+    "shift": (-10.0, 10.0),
+    "redraw": (0.0, 1.0),
+    "missing": (0.0, 1.0),
+}
 KINDS = tuple(INTENSITY_RANGES)
 NUMERIC_KINDS = {"scale", "shift", "missing"}
 CATEGORICAL_KINDS = {"redraw", "missing"}
 #: the widest intensity any kind accepts (a schema without per-kind ranges uses this).
-INTENSITY_BOUNDS = (min(lo for lo, _ in INTENSITY_RANGES.values()),
-                    max(hi for _, hi in INTENSITY_RANGES.values()))
+INTENSITY_BOUNDS = (
+    min(lo for lo, _ in INTENSITY_RANGES.values()),
+    max(hi for _, hi in INTENSITY_RANGES.values()),
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,8 @@ class DriftSpec:
             lo, hi = intensity_range(self.kind)
             if not (lo <= float(self.intensity) <= hi):
                 raise ValueError(
-                    f"intensity of kind {self.kind!r} must be in [{lo}, {hi}], "
-                    f"got {self.intensity}")
+                    f"intensity of kind {self.kind!r} must be in [{lo}, {hi}], got {self.intensity}"
+                )
 
 
 def intensity_range(kind: str) -> tuple[float, float]:
@@ -67,8 +73,9 @@ def default_kind(series: pd.Series) -> str:
     return "redraw"
 
 
-def apply_drift(frame: pd.DataFrame, specs: Mapping[str, DriftSpec | None] | list[str],
-                rng: np.random.Generator) -> pd.DataFrame:
+def apply_drift(
+    frame: pd.DataFrame, specs: Mapping[str, DriftSpec | None] | list[str], rng: np.random.Generator
+) -> pd.DataFrame:
     """Return a copy of ``frame`` with drift applied to the given columns.
 
     Parameters
@@ -100,8 +107,7 @@ def applicable_kinds(series: pd.Series) -> set[str]:
     return NUMERIC_KINDS if default_kind(series) == "scale" else CATEGORICAL_KINDS
 
 
-def drift_series(series: pd.Series, spec: DriftSpec | None,
-                 rng: np.random.Generator) -> pd.Series:
+def drift_series(series: pd.Series, spec: DriftSpec | None, rng: np.random.Generator) -> pd.Series:
     """Return a drifted copy of one column (the per-column step of :func:`apply_drift`).
 
     Parameters
@@ -122,7 +128,8 @@ def drift_series(series: pd.Series, spec: DriftSpec | None,
     if spec.kind not in applicable_kinds(series):
         what = "numeric" if default_kind(series) == "scale" else "categorical"
         raise ValueError(
-            f"drift kind {spec.kind!r} does not apply to {what} column {series.name!r}")
+            f"drift kind {spec.kind!r} does not apply to {what} column {series.name!r}"
+        )
     return _apply_one(series, spec, rng)
 
 
@@ -135,8 +142,9 @@ def intensity_of(spec: DriftSpec) -> float:
     return DEFAULT_INTENSITY[spec.kind] if spec.intensity is None else float(spec.intensity)
 
 
-def drift_numbers(values: np.ndarray, kind: str, intensity: float,
-                  rng: np.random.Generator) -> np.ndarray:
+def drift_numbers(
+    values: np.ndarray, kind: str, intensity: float, rng: np.random.Generator
+) -> np.ndarray:
     """Drift a float64 array in place (kinds scale, shift, missing) and return it.
 
     The array kernels are shared by :func:`apply_drift` and the router's slicer, so
@@ -145,8 +153,9 @@ def drift_numbers(values: np.ndarray, kind: str, intensity: float,
     return drift_numbers_where(values, kind, intensity, rng)[0]
 
 
-def drift_numbers_where(values: np.ndarray, kind: str, intensity: float,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+def drift_numbers_where(
+    values: np.ndarray, kind: str, intensity: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`drift_numbers`, also returning the mask of rows it touched (None: all).
 
     With the mask the slicer turns ``missing`` into cell codes and formats nothing.
@@ -167,8 +176,9 @@ def drift_numbers_where(values: np.ndarray, kind: str, intensity: float,
     raise ValueError(f"drift kind {kind!r} does not apply to numbers")
 
 
-def drift_codes(codes: np.ndarray, n_categories: int, kind: str, intensity: float,
-                rng: np.random.Generator) -> np.ndarray:
+def drift_codes(
+    codes: np.ndarray, n_categories: int, kind: str, intensity: float, rng: np.random.Generator
+) -> np.ndarray:
     """Drift categorical codes in place (kinds redraw, missing as code -1) and return them."""
     hit = rng.random(len(codes)) < intensity
     if kind == "redraw":
@@ -185,11 +195,15 @@ def _apply_one(series: pd.Series, spec: DriftSpec, rng: np.random.Generator) -> 
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy().astype(np.int64)
         codes = drift_codes(codes, len(series.cat.categories), spec.kind, intensity, rng)
-        return pd.Series(pd.Categorical.from_codes(codes, dtype=series.dtype),
-                         index=series.index, name=series.name)
+        return pd.Series(
+            pd.Categorical.from_codes(codes, dtype=series.dtype),
+            index=series.index,
+            name=series.name,
+        )
     if default_kind(series) == "scale":
-        values = drift_numbers(series.to_numpy(dtype=np.float64, copy=True), spec.kind,
-                               intensity, rng)
+        values = drift_numbers(
+            series.to_numpy(dtype=np.float64, copy=True), spec.kind, intensity, rng
+        )
         return pd.Series(values, index=series.index, name=series.name)
     n = len(series)
     if spec.kind == "missing":

@@ -28,15 +28,26 @@ from dethrone.process import (
     wait_until,
 )
 
-__all__ = ["DEFAULT_PORTS", "HOST", "LocalStack", "ServiceInfo", "StackError", "free_port",
-           "port_free", "stop_process_group"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "HOST",
+    "LocalStack",
+    "ServiceInfo",
+    "StackError",
+    "free_port",
+    "port_free",
+    "stop_process_group",
+]
 DEFAULT_PORTS = {"mlflow": 5000, "router": 8000, "airflow": 8080}
 #: Airflow components besides the API server; their log servers stay off (see start_airflow).
-AIRFLOW_COMPONENTS = {"airflow-scheduler": ["scheduler", "--skip-serve-logs"],
-                      "airflow-dag-processor": ["dag-processor"],
-                      "airflow-triggerer": ["triggerer", "--skip-serve-logs"]}
+AIRFLOW_COMPONENTS = {
+    "airflow-scheduler": ["scheduler", "--skip-serve-logs"],
+    "airflow-dag-processor": ["dag-processor"],
+    "airflow-triggerer": ["triggerer", "--skip-serve-logs"],
+}
 _SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+)
 
 
 class StackError(RuntimeError):
@@ -65,8 +76,10 @@ def repo_dags_folder() -> Path:
         return Path(env)
     folder = Path(__file__).resolve().parents[2] / "airflow" / "dags"
     if not (folder / "main_pipeline.py").exists():
-        raise StackError(f"cannot find airflow/dags/main_pipeline.py next to the package "
-                         f"({folder}); set AIRFLOW__CORE__DAGS_FOLDER")
+        raise StackError(
+            f"cannot find airflow/dags/main_pipeline.py next to the package "
+            f"({folder}); set AIRFLOW__CORE__DAGS_FOLDER"
+        )
     return folder
 
 
@@ -130,23 +143,35 @@ class LocalStack:
 
     def airflow_env(self) -> dict[str, str]:
         """``AIRFLOW_*`` variables of the embedded Airflow (SQLite under ``home``)."""
-        return {"AIRFLOW_HOME": str(self.home / "airflow"),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(repo_dags_folder()),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                # log files are read by people and tests; ANSI colours only get in the way
-                "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False"}
+        return {
+            "AIRFLOW_HOME": str(self.home / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(repo_dags_folder()),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # log files are read by people and tests; ANSI colours only get in the way
+            "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+        }
 
     # --- start/stop ------------------------------------------------------------------
     def _check_port(self, name: str, port: int) -> None:
         if not port_free(port):
-            raise StackError(f"port {port} on {HOST} is already in use, so {name} cannot "
-                             f"start there; stop whatever uses it or pick another port "
-                             f"(--{name}-port)")
+            raise StackError(
+                f"port {port} on {HOST} is already in use, so {name} cannot "
+                f"start there; stop whatever uses it or pick another port "
+                f"(--{name}-port)"
+            )
 
-    def _spawn(self, name: str, cmd: list[str], port: int, url: str, health: str,
-               env: dict[str, str] | None = None, timeout: float = 120.0,
-               wait: bool = True) -> ServiceInfo:
+    def _spawn(
+        self,
+        name: str,
+        cmd: list[str],
+        port: int,
+        url: str,
+        health: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        wait: bool = True,
+    ) -> ServiceInfo:
         current = self.info(name)
         if current is not None and current.alive():
             return current
@@ -173,33 +198,64 @@ class LocalStack:
         if not health:  # a worker without a port: alive is all we can check
             if wait_until(lambda: False, timeout=2.0, alive=info.alive) or info.alive():
                 return info
-        elif wait_until(lambda: requests.get(health, timeout=2).status_code < 500,
-                      timeout=timeout, alive=info.alive):
+        elif wait_until(
+            lambda: requests.get(health, timeout=2).status_code < 500,
+            timeout=timeout,
+            alive=info.alive,
+        ):
             return info
         if not info.alive():
             self._forget(name)
             tail = Path(info.log).read_text(errors="replace")[-2000:]
             raise StackError(f"{name} exited while starting; log {info.log}:\n{tail}")
         self.stop(name)
-        raise StackError(f"{name} did not answer {health} within {timeout:.0f} s; "
-                         f"see {info.log}")
+        raise StackError(f"{name} did not answer {health} within {timeout:.0f} s; see {info.log}")
 
-    def start_mlflow(self, port: int = DEFAULT_PORTS["mlflow"], *,
-                     artifacts_destination: str | None = None, wait: bool = True,
-                     extra_env: dict[str, str] | None = None) -> ServiceInfo:
+    def start_mlflow(
+        self,
+        port: int = DEFAULT_PORTS["mlflow"],
+        *,
+        artifacts_destination: str | None = None,
+        wait: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> ServiceInfo:
         """MLflow tracking server with SQLite and a local artifact folder (or S3)."""
         data = self.home / "mlflow"
         data.mkdir(parents=True, exist_ok=True)
         dest = artifacts_destination or str(data / "artifacts")
-        cmd = [_bin("mlflow"), "server", "--host", HOST, "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
-               "--artifacts-destination", dest, "--workers", "1"]
+        cmd = [
+            _bin("mlflow"),
+            "server",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{data / 'mlflow.db'}",
+            "--artifacts-destination",
+            dest,
+            "--workers",
+            "1",
+        ]
         url = f"http://{HOST}:{port}"
-        return self._spawn("mlflow", cmd, port, url, f"{url}/health",
-                           env={**self.env(), **(extra_env or {})}, wait=wait)
+        return self._spawn(
+            "mlflow",
+            cmd,
+            port,
+            url,
+            f"{url}/health",
+            env={**self.env(), **(extra_env or {})},
+            wait=wait,
+        )
 
-    def start_router(self, port: int = DEFAULT_PORTS["router"], *, workers: int = 2,
-                     wait: bool = True, extra_env: dict[str, str] | None = None) -> ServiceInfo:
+    def start_router(
+        self,
+        port: int = DEFAULT_PORTS["router"],
+        *,
+        workers: int = 2,
+        wait: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> ServiceInfo:
         """The traffic router under gunicorn (``dethrone router``)."""
         env = self.env()
         env["ROUTER_DATA_DIR"] = str(self.home / "router")
@@ -223,18 +279,28 @@ class LocalStack:
         """
         self.migrate_airflow()
         env = self.env()
-        env.update({"AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": HOST,
-                    # task workers reach the API server here; the default assumes 8080
-                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
-                        f"http://{HOST}:{port}/execution/",
-                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                    "AIRFLOW__CORE__AUTH_MANAGER": _SIMPLE_AUTH_MANAGER})
+        env.update(
+            {
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__HOST": HOST,
+                # task workers reach the API server here; the default assumes 8080
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__AUTH_MANAGER": _SIMPLE_AUTH_MANAGER,
+            }
+        )
         for name, args in AIRFLOW_COMPONENTS.items():
             self._spawn(name, [_bin("airflow"), *args], 0, "", "", env=env, wait=False)
         url = f"http://{HOST}:{port}"
-        info = self._spawn("airflow", [_bin("airflow"), "api-server", "--host", HOST,
-                                       "--port", str(port)], port, url,
-                           f"{url}/api/v2/monitor/health", env=env, timeout=240)
+        info = self._spawn(
+            "airflow",
+            [_bin("airflow"), "api-server", "--host", HOST, "--port", str(port)],
+            port,
+            url,
+            f"{url}/api/v2/monitor/health",
+            env=env,
+            timeout=240,
+        )
         for name in AIRFLOW_COMPONENTS:  # still running once the API answers?
             self.wait_ready(name)
         return info
@@ -260,14 +326,26 @@ class LocalStack:
         """Create/upgrade the embedded Airflow metadata DB (SQLite) once."""
         home = self.home / "airflow"
         home.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([_bin("airflow"), "db", "migrate"], env=self.env(),
-                             capture_output=True, text=True, cwd=self.home)
+        out = subprocess.run(
+            [_bin("airflow"), "db", "migrate"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            cwd=self.home,
+        )
         if out.returncode != 0:
-            raise StackError(f"airflow db migrate failed:\n{out.stdout[-1500:]}"
-                             f"{out.stderr[-1500:]}")
+            raise StackError(
+                f"airflow db migrate failed:\n{out.stdout[-1500:]}{out.stderr[-1500:]}"
+            )
 
-    def run_dag(self, conf: dict[str, Any] | None = None, *, log_name: str = "dag_run",
-                echo: bool = False, dag_id: str = "main_pipeline") -> tuple[int, Path]:
+    def run_dag(
+        self,
+        conf: dict[str, Any] | None = None,
+        *,
+        log_name: str = "dag_run",
+        echo: bool = False,
+        dag_id: str = "main_pipeline",
+    ) -> tuple[int, Path]:
         """Run ``dag_id`` once with ``airflow dags test``; returns (exit code, log)."""
         cmd = [_bin("airflow"), "dags", "test", dag_id]
         if conf:
@@ -276,6 +354,11 @@ class LocalStack:
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{log_name}.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.run(cmd, stdout=None if echo else log,
-                                  stderr=subprocess.STDOUT, env=self.env(), cwd=self.home)
+            proc = subprocess.run(
+                cmd,
+                stdout=None if echo else log,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+                cwd=self.home,
+            )
         return proc.returncode, log_path

@@ -43,9 +43,16 @@ def _flat_metrics(prefix: str, values: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def log_training_run(result: TrainResult, frame: pd.DataFrame, profile: Any,
-                     settings: Settings, *, dag_run_id: str, role: str,
-                     data_uri: str | None = None) -> str:
+def log_training_run(
+    result: TrainResult,
+    frame: pd.DataFrame,
+    profile: Any,
+    settings: Settings,
+    *,
+    dag_run_id: str,
+    role: str,
+    data_uri: str | None = None,
+) -> str:
     """Log a training run to ``EXPERIMENT_NAME``: params, CV metrics, model and its data.
 
     The model is logged with a signature and an input example; the training rows and
@@ -61,29 +68,52 @@ def log_training_run(result: TrainResult, frame: pd.DataFrame, profile: Any,
     from mlflow.models import infer_signature
 
     mlflow.set_experiment(settings.experiment_name)
-    info = ModelInfo(features=result.features, categorical=result.categorical,
-                     numeric=result.numeric, target=result.target, task=result.task)
+    info = ModelInfo(
+        features=result.features,
+        categorical=result.categorical,
+        numeric=result.numeric,
+        target=result.target,
+        task=result.task,
+    )
     X = prepare_features(frame, result.features, result.categorical)
     example = X.head(5)
     signature = infer_signature(example, result.model.predict(example))
     with mlflow.start_run(run_name=f"{role}-{dag_run_id}") as run:
-        mlflow.set_tags({**RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
-                         **info.to_tags(), **TrainingRecord(data_uri=data_uri).to_tags()})
-        mlflow.log_params({"candidate": result.best, "task": result.task,
-                           "target": result.target, "cv_folds": settings.cv_folds,
-                           "random_state": result.random_state, "n_rows": result.n_rows,
-                           "scoring": result.scoring})
+        mlflow.set_tags(
+            {
+                **RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
+                **info.to_tags(),
+                **TrainingRecord(data_uri=data_uri).to_tags(),
+            }
+        )
+        mlflow.log_params(
+            {
+                "candidate": result.best,
+                "task": result.task,
+                "target": result.target,
+                "cv_folds": settings.cv_folds,
+                "random_state": result.random_state,
+                "n_rows": result.n_rows,
+                "scoring": result.scoring,
+            }
+        )
         mlflow.log_params({k: v for k, v in list(result.params.items())[:80]})
         for name, scores in result.cv_scores.items():
             mlflow.log_metric(f"cv_{name}_mean", float(np.mean(scores)))
             mlflow.log_metric(f"cv_{name}_std", float(np.std(scores)))
         mlflow.log_metric("cv_best_mean", result.cv_mean())
         logged = mlflow.sklearn.log_model(
-            result.model, name=MODEL_NAME_IN_RUN, signature=signature, input_example=example,
+            result.model,
+            name=MODEL_NAME_IN_RUN,
+            signature=signature,
+            input_example=example,
             # Pinned requirements skip MLflow's slow dependency inference subprocess.
-            pip_requirements=[f"scikit-learn=={_version('sklearn')}",
-                              f"pandas=={_version('pandas')}"],
-            serialization_format="cloudpickle")
+            pip_requirements=[
+                f"scikit-learn=={_version('sklearn')}",
+                f"pandas=={_version('pandas')}",
+            ],
+            serialization_format="cloudpickle",
+        )
         mlflow.set_tags(TrainingRecord(model_id=logged.model_id).to_tags())
         with tempfile.TemporaryDirectory() as tmp:
             data_path = Path(tmp) / Path(TRAINING_DATA_PATH).name
@@ -101,19 +131,26 @@ def _version(module: str) -> str:
     return importlib.import_module(module).__version__
 
 
-def log_drift(report: Any, html: str | None, settings: Settings, *, dag_run_id: str,
-              champion_version: str) -> str:
+def log_drift(
+    report: Any, html: str | None, settings: Settings, *, dag_run_id: str, champion_version: str
+) -> str:
     """Log a drift report (JSON + HTML) as a run in ``EXPERIMENT_NAME``; return its id."""
     import mlflow
 
     mlflow.set_experiment(settings.experiment_name)
     data = report.to_dict()
     with mlflow.start_run(run_name=f"drift-{dag_run_id}") as run:
-        verdict = DriftVerdict(champion_version=str(champion_version),
-                               drifted=bool(report.drifted),
-                               drifted_features=list(report.drifted_features))
-        mlflow.set_tags({**RunIdentity(role=ROLE_DRIFT_CHECK, dag_run_id=dag_run_id).to_tags(),
-                         **verdict.to_tags()})
+        verdict = DriftVerdict(
+            champion_version=str(champion_version),
+            drifted=bool(report.drifted),
+            drifted_features=list(report.drifted_features),
+        )
+        mlflow.set_tags(
+            {
+                **RunIdentity(role=ROLE_DRIFT_CHECK, dag_run_id=dag_run_id).to_tags(),
+                **verdict.to_tags(),
+            }
+        )
         mlflow.log_metric("drift_detected", float(bool(report.drifted)))
         mlflow.log_metric("n_drifted_features", float(len(report.drifted_features)))
         for name, fd in report.features.items():
@@ -153,9 +190,15 @@ def _error_plot(loss_a: np.ndarray, loss_b: np.ndarray, path: Path, label: str) 
     return True
 
 
-def log_comparison(decision: Any, loss_a: np.ndarray, loss_b: np.ndarray,
-                   settings: Settings, *, record: Decision,
-                   extra_metrics: dict[str, float] | None = None) -> str:
+def log_comparison(
+    decision: Any,
+    loss_a: np.ndarray,
+    loss_b: np.ndarray,
+    settings: Settings,
+    *,
+    record: Decision,
+    extra_metrics: dict[str, float] | None = None,
+) -> str:
     """Log an A/B comparison run in ``COMPARISON_NAME``; return its id.
 
     Logs both arms' metrics, every statistic of the decision, the SRM check, the outcome
@@ -167,13 +210,26 @@ def log_comparison(decision: Any, loss_a: np.ndarray, loss_b: np.ndarray,
     data = decision.to_dict()
     loss_name = record.loss or "loss"
     with mlflow.start_run(run_name=f"ab-{record.dag_run_id}") as run:
-        mlflow.set_tags({**RunIdentity(role=ROLE_AB_TEST, dag_run_id=record.dag_run_id).to_tags(),
-                         **record.to_tags()})
-        mlflow.log_params({"loss": loss_name, "alpha": settings.ab_alpha,
-                           "margin": settings.ab_margin,
-                           "min_rows_per_arm": settings.ab_min_rows_per_arm})
-        metrics = {"a_mean_loss": float(np.mean(loss_a)), "b_mean_loss": float(np.mean(loss_b)),
-                   "a_rows": float(len(loss_a)), "b_rows": float(len(loss_b))}
+        mlflow.set_tags(
+            {
+                **RunIdentity(role=ROLE_AB_TEST, dag_run_id=record.dag_run_id).to_tags(),
+                **record.to_tags(),
+            }
+        )
+        mlflow.log_params(
+            {
+                "loss": loss_name,
+                "alpha": settings.ab_alpha,
+                "margin": settings.ab_margin,
+                "min_rows_per_arm": settings.ab_min_rows_per_arm,
+            }
+        )
+        metrics = {
+            "a_mean_loss": float(np.mean(loss_a)),
+            "b_mean_loss": float(np.mean(loss_b)),
+            "a_rows": float(len(loss_a)),
+            "b_rows": float(len(loss_b)),
+        }
         metrics.update(extra_metrics or {})
         metrics.update(_flat_metrics("", _flatten(data)))
         mlflow.log_metrics(metrics)

@@ -23,12 +23,25 @@ from dethrone.settings import Settings
 #: DAG params that are not settings (the rest of the params must be setting names).
 RUN_PARAMS = ("force_challenger", "seed", "holdout_share", "live", "live_mode", "live_split")
 #: the loss that decides and the guardrail that must not get worse, per task.
-LOSSES = {"regression": ("absolute_error", "squared_error"),
-          "classification": ("log_loss", "zero_one_loss")}
+LOSSES = {
+    "regression": ("absolute_error", "squared_error"),
+    "classification": ("log_loss", "zero_one_loss"),
+}
 #: decision fields a promotion copies onto the new champion (the rest is per-run detail).
-PROMOTION_FIELDS = ("outcome", "comparison_run_id", "pvalue", "paired_pvalue", "ci",
-                    "reasons", "dag_run_id", "champion_version", "challenger_version",
-                    "expected_share_a", "config_version", "loss")
+PROMOTION_FIELDS = (
+    "outcome",
+    "comparison_run_id",
+    "pvalue",
+    "paired_pvalue",
+    "ci",
+    "reasons",
+    "dag_run_id",
+    "champion_version",
+    "challenger_version",
+    "expected_share_a",
+    "config_version",
+    "loss",
+)
 
 
 def settings_from_params(params: dict[str, Any] | None) -> Settings:
@@ -39,8 +52,9 @@ def settings_from_params(params: dict[str, Any] | None) -> Settings:
     ValueError
         When a param is neither a setting nor one of :data:`RUN_PARAMS`.
     """
-    overrides = {k: v for k, v in (params or {}).items()
-                 if k not in RUN_PARAMS and v is not None and v != ""}
+    overrides = {
+        k: v for k, v in (params or {}).items() if k not in RUN_PARAMS and v is not None and v != ""
+    }
     return Settings.from_env().replace(**overrides)
 
 
@@ -86,8 +100,14 @@ def check_champion(ctx: PipelineContext) -> dict[str, Any]:
     return {"champion_version": str(v.version) if v is not None else None}
 
 
-def fetch_data(ctx: PipelineContext, *, dag_run_id: str, purpose: str,
-               seed: int | None = None, pin_champion: bool = False) -> dict[str, Any]:
+def fetch_data(
+    ctx: PipelineContext,
+    *,
+    dag_run_id: str,
+    purpose: str,
+    seed: int | None = None,
+    pin_champion: bool = False,
+) -> dict[str, Any]:
     """Pull a slice from the router's /get_data and stage it; returns its URI.
 
     With ``pin_champion`` the current ``@champion`` is recorded too, so drift and the
@@ -97,17 +117,22 @@ def fetch_data(ctx: PipelineContext, *, dag_run_id: str, purpose: str,
     frame = ctx.router.get_data(seed=slice_seed)
     target = ctx.settings.target
     if target not in frame.columns:
-        raise ValueError(f"router slice has no target column {target!r} "
-                         f"(columns: {list(frame.columns)})")
-    out = {"uri": ctx.stager.put(frame, _key(dag_run_id, purpose)), "rows": len(frame),
-           "seed": slice_seed}
+        raise ValueError(
+            f"router slice has no target column {target!r} (columns: {list(frame.columns)})"
+        )
+    out = {
+        "uri": ctx.stager.put(frame, _key(dag_run_id, purpose)),
+        "rows": len(frame),
+        "seed": slice_seed,
+    }
     if pin_champion:
         out.update(check_champion(ctx))
     return out
 
 
-def train_model(ctx: PipelineContext, *, data_uri: str, dag_run_id: str, role: str,
-                holdout_share: float = 0.0) -> dict[str, Any]:
+def train_model(
+    ctx: PipelineContext, *, data_uri: str, dag_run_id: str, role: str, holdout_share: float = 0.0
+) -> dict[str, Any]:
     """Train on the staged frame and log the run (model, data, reference profile).
 
     With ``holdout_share`` > 0 a random share of rows is held out of training and staged,
@@ -124,17 +149,26 @@ def train_model(ctx: PipelineContext, *, data_uri: str, dag_run_id: str, role: s
         holdout_uri = ctx.stager.put(frame[mask], _key(dag_run_id, f"{role}_holdout"))
         frame = frame[~mask]
     result = train(frame, settings)
-    profile = ReferenceProfile.from_frame(frame, features=result.features,
-                                          categorical=result.categorical, settings=settings)
-    run_id = ctx.tracker.log_training_run(result, frame, profile, settings,
-                                          dag_run_id=dag_run_id, role=role, data_uri=data_uri)
-    return {"run_id": run_id, "best": result.best, "task": result.task,
-            "cv_mean": result.cv_mean(), "scoring": result.scoring, "rows": result.n_rows,
-            "holdout_uri": holdout_uri}
+    profile = ReferenceProfile.from_frame(
+        frame, features=result.features, categorical=result.categorical, settings=settings
+    )
+    run_id = ctx.tracker.log_training_run(
+        result, frame, profile, settings, dag_run_id=dag_run_id, role=role, data_uri=data_uri
+    )
+    return {
+        "run_id": run_id,
+        "best": result.best,
+        "task": result.task,
+        "cv_mean": result.cv_mean(),
+        "scoring": result.scoring,
+        "rows": result.n_rows,
+        "holdout_uri": holdout_uri,
+    }
 
 
-def register_model(ctx: PipelineContext, *, run_id: str, dag_run_id: str, role: str,
-                   alias: str | None = None) -> dict[str, Any]:
+def register_model(
+    ctx: PipelineContext, *, run_id: str, dag_run_id: str, role: str, alias: str | None = None
+) -> dict[str, Any]:
     """Register the run's model once per DAG run (idempotent) and optionally set ``alias``.
 
     ``alias`` may be ``challenger``; ``champion`` is only ever set by a promotion.
@@ -149,9 +183,11 @@ def register_model(ctx: PipelineContext, *, run_id: str, dag_run_id: str, role: 
 
 def first_champion(ctx: PipelineContext, *, version: str, dag_run_id: str) -> dict[str, Any]:
     """Make the first trained model the champion (there was none to compare it with)."""
-    decision = Decision(outcome="first-champion", dag_run_id=dag_run_id,
-                        reasons=["no champion existed; the first trained model becomes "
-                                 "champion"])
+    decision = Decision(
+        outcome="first-champion",
+        dag_run_id=dag_run_id,
+        reasons=["no champion existed; the first trained model becomes champion"],
+    )
     return ctx.registry.promote(version, decision)
 
 
@@ -169,8 +205,14 @@ def promote_challenger(ctx: PipelineContext, *, decision: dict[str, Any]) -> dic
     return ctx.registry.promote(decision["challenger_version"], record)
 
 
-def start_live(ctx: PipelineContext, *, challenger_version: str, dag_run_id: str,
-               mode: str = "ab", split: float = 0.5) -> dict[str, Any]:
+def start_live(
+    ctx: PipelineContext,
+    *,
+    challenger_version: str,
+    dag_run_id: str,
+    mode: str = "ab",
+    split: float = 0.5,
+) -> dict[str, Any]:
     """Start a live experiment of the pre-screened challenger (instead of promoting it).
 
     Idempotent per ``dag_run_id``; see :func:`dethrone.experiment.start_experiment`.
@@ -179,18 +221,29 @@ def start_live(ctx: PipelineContext, *, challenger_version: str, dag_run_id: str
     from dethrone.experiment_tracking import Tracker
     from dethrone.store.engine import database_url, make_engine
 
-    live = ExperimentContext(settings=ctx.settings, registry=ctx.registry, router=ctx.router,
-                             engine=make_engine(database_url(ctx.settings)),
-                             tracker=Tracker(ctx.settings))
+    live = ExperimentContext(
+        settings=ctx.settings,
+        registry=ctx.registry,
+        router=ctx.router,
+        engine=make_engine(database_url(ctx.settings)),
+        tracker=Tracker(ctx.settings),
+    )
     try:
-        return start_experiment(live, challenger_version=challenger_version, key=dag_run_id,
-                                mode=mode, split=split, reason="offline pre-screen: promote")
+        return start_experiment(
+            live,
+            challenger_version=challenger_version,
+            key=dag_run_id,
+            mode=mode,
+            split=split,
+            reason="offline pre-screen: promote",
+        )
     finally:
         live.engine.dispose()
 
 
-def check_drift(ctx: PipelineContext, *, data_uri: str, champion_version: str,
-                dag_run_id: str) -> dict[str, Any]:
+def check_drift(
+    ctx: PipelineContext, *, data_uri: str, champion_version: str, dag_run_id: str
+) -> dict[str, Any]:
     """Check the staged slice against the champion's stored reference profile.
 
     Logs the report (JSON + HTML) when ``MLFLOW_LOG`` is on and returns the verdict
@@ -200,19 +253,37 @@ def check_drift(ctx: PipelineContext, *, data_uri: str, champion_version: str,
 
     profile = ctx.registry.load_profile(champion_version)
     info = ctx.registry.model_info(champion_version)
-    report = drift.detect_drift(profile, ctx.stager.get(data_uri), features=info.features,
-                                categorical=info.categorical, settings=ctx.settings)
+    report = drift.detect_drift(
+        profile,
+        ctx.stager.get(data_uri),
+        features=info.features,
+        categorical=info.categorical,
+        settings=ctx.settings,
+    )
     run_id = None
     if ctx.settings.mlflow_log:
-        run_id = ctx.tracker.log_drift(report, drift.render_html(report), ctx.settings,
-                                       dag_run_id=dag_run_id,
-                                       champion_version=champion_version)
+        run_id = ctx.tracker.log_drift(
+            report,
+            drift.render_html(report),
+            ctx.settings,
+            dag_run_id=dag_run_id,
+            champion_version=champion_version,
+        )
     return {
-        "drifted": bool(report.drifted), "drifted_features": report.drifted_features,
-        "champion_version": str(champion_version), "run_id": run_id,
-        "features": {n: {"drifted": bool(f.drifted), "method": f.method,
-                         "statistic": _num(f.statistic), "pvalue": _num(f.pvalue),
-                         "psi": _num(f.psi)} for n, f in report.features.items()},
+        "drifted": bool(report.drifted),
+        "drifted_features": report.drifted_features,
+        "champion_version": str(champion_version),
+        "run_id": run_id,
+        "features": {
+            n: {
+                "drifted": bool(f.drifted),
+                "method": f.method,
+                "statistic": _num(f.statistic),
+                "pvalue": _num(f.pvalue),
+                "psi": _num(f.psi),
+            }
+            for n, f in report.features.items()
+        },
     }
 
 
@@ -229,16 +300,26 @@ def losses(model: Any, frame: pd.DataFrame, info: ModelInfo) -> dict[str, np.nda
     y = frame[info.target]
     if info.task == "regression":
         pred = model.predict(X)
-        return {"absolute_error": abtest.absolute_error(y.astype(float), pred),
-                "squared_error": abtest.squared_error(y.astype(float), pred)}
+        return {
+            "absolute_error": abtest.absolute_error(y.astype(float), pred),
+            "squared_error": abtest.squared_error(y.astype(float), pred),
+        }
     proba = model.predict_proba(X)
-    return {"log_loss": abtest.log_loss(y, proba, labels=list(model.classes_)),
-            "zero_one_loss": abtest.zero_one_loss(y, model.predict(X))}
+    return {
+        "log_loss": abtest.log_loss(y, proba, labels=list(model.classes_)),
+        "zero_one_loss": abtest.zero_one_loss(y, model.predict(X)),
+    }
 
 
-def ab_test(ctx: PipelineContext, *, champion_version: str, challenger_version: str,
-            dag_run_id: str, holdout_uri: str | None = None,
-            seed: int | None = None) -> dict[str, Any]:
+def ab_test(
+    ctx: PipelineContext,
+    *,
+    champion_version: str,
+    challenger_version: str,
+    dag_run_id: str,
+    holdout_uri: str | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """A/B test: the champion scores slice A, the challenger slice B (from /ab_data).
 
     The expected split and the config version come from the same /ab_data response as
@@ -260,27 +341,44 @@ def ab_test(ctx: PipelineContext, *, champion_version: str, challenger_version: 
     paired = None
     if holdout_uri:
         holdout = ctx.stager.get(holdout_uri)
-        paired = (losses(champ, holdout, info_a)[primary],
-                  losses(chall, holdout, info_b)[primary])
+        paired = (losses(champ, holdout, info_a)[primary], losses(chall, holdout, info_b)[primary])
     decision = abtest.decide(
-        loss_a[primary], loss_b[primary], expected_share_a=ab.share_a,
-        guardrails={guard: (loss_a[guard], loss_b[guard])}, paired=paired,
-        random_state=settings.random_state, settings=settings)
+        loss_a[primary],
+        loss_b[primary],
+        expected_share_a=ab.share_a,
+        guardrails={guard: (loss_a[guard], loss_b[guard])},
+        paired=paired,
+        random_state=settings.random_state,
+        settings=settings,
+    )
     unp = decision.unpaired
     record = Decision(
-        outcome=decision.outcome, dag_run_id=dag_run_id, reasons=list(decision.reasons),
-        champion_version=str(champion_version), challenger_version=str(challenger_version),
+        outcome=decision.outcome,
+        dag_run_id=dag_run_id,
+        reasons=list(decision.reasons),
+        champion_version=str(champion_version),
+        challenger_version=str(challenger_version),
         pvalue=None if unp is None else _num(unp.pvalue),
         paired_pvalue=None if decision.paired is None else _num(decision.paired.pvalue),
-        ci=None if unp is None else [_num(unp.ci_low), _num(unp.ci_high)], loss=primary,
-        expected_share_a=ab.share_a, config_version=ab.config_version)
+        ci=None if unp is None else [_num(unp.ci_low), _num(unp.ci_high)],
+        loss=primary,
+        expected_share_a=ab.share_a,
+        config_version=ab.config_version,
+    )
     if settings.mlflow_log:
-        extra = {f"a_mean_{guard}": float(np.mean(loss_a[guard])),
-                 f"b_mean_{guard}": float(np.mean(loss_b[guard]))}
-        run_id = ctx.tracker.log_comparison(decision, loss_a[primary], loss_b[primary],
-                                            settings, record=record, extra_metrics=extra)
+        extra = {
+            f"a_mean_{guard}": float(np.mean(loss_a[guard])),
+            f"b_mean_{guard}": float(np.mean(loss_b[guard])),
+        }
+        run_id = ctx.tracker.log_comparison(
+            decision, loss_a[primary], loss_b[primary], settings, record=record, extra_metrics=extra
+        )
         record = Decision(**{**record.to_dict(), "comparison_run_id": run_id})
     reg.record_decision(challenger_version, record)
-    return {**record.to_dict(), "a_rows": len(ab.a), "b_rows": len(ab.b),
-            "a_mean_loss": float(np.mean(loss_a[primary])),
-            "b_mean_loss": float(np.mean(loss_b[primary]))}
+    return {
+        **record.to_dict(),
+        "a_rows": len(ab.a),
+        "b_rows": len(ab.b),
+        "a_mean_loss": float(np.mean(loss_a[primary])),
+        "b_mean_loss": float(np.mean(loss_b[primary])),
+    }

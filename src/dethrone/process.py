@@ -56,17 +56,33 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def start(cmd: Sequence[str], *, log: str | Path, env: Mapping[str, str] | None = None,
-          cwd: str | Path | None = None) -> subprocess.Popen:
+def start(
+    cmd: Sequence[str],
+    *,
+    log: str | Path,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> subprocess.Popen:
     """Start ``cmd`` as a session leader with stdout and stderr appended to ``log``."""
     with open(log, "ab") as out:
-        return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=dict(env) if env else None,
-                                cwd=cwd, start_new_session=True)
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
-def wait_until(ready: Callable[[], bool], *, timeout: float, interval: float = 0.5,
-               alive: Callable[[], bool] | None = None) -> bool:
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float = 0.5,
+    alive: Callable[[], bool] | None = None,
+) -> bool:
     """Poll ``ready()`` until it is true (True), ``timeout`` passes or ``alive()`` is false.
 
     Exceptions raised by ``ready`` count as "not yet".

@@ -60,8 +60,7 @@ class TagRecord:
             if value is None:
                 continue
             plain = isinstance(value, str)
-            out[f"{self.PREFIX}{f.name}"] = (value if plain else json.dumps(value))[
-                :MAX_TAG_LENGTH]
+            out[f"{self.PREFIX}{f.name}"] = (value if plain else json.dumps(value))[:MAX_TAG_LENGTH]
         return out
 
     @classmethod

@@ -78,11 +78,14 @@ class _GuardedClient:
             except MlflowException as exc:
                 if exc.error_code in _MISSING or "API request" not in str(exc):
                     raise
-                raise RegistryError(f"MLflow tracking server at {self._uri} did not answer "
-                                    f"({name}): {str(exc)[:300]}") from exc
+                raise RegistryError(
+                    f"MLflow tracking server at {self._uri} did not answer "
+                    f"({name}): {str(exc)[:300]}"
+                ) from exc
             except OSError as exc:  # requests' ConnectionError and timeouts
-                raise RegistryError(f"MLflow tracking server at {self._uri} did not answer "
-                                    f"({name}): {exc}") from exc
+                raise RegistryError(
+                    f"MLflow tracking server at {self._uri} did not answer ({name}): {exc}"
+                ) from exc
 
         return call
 
@@ -102,8 +105,9 @@ class Registry:
         if client is None:
             from mlflow.tracking import MlflowClient
 
-            client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri,
-                                  registry_uri=settings.mlflow_tracking_uri)
+            client = MlflowClient(
+                tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+            )
         self.settings = settings
         self.name = settings.model_name
         self.client = _GuardedClient(client, settings.mlflow_tracking_uri)
@@ -132,7 +136,8 @@ class Registry:
         """The version registered for (``dag_run_id``, ``role``), if a previous try did it."""
         found = self.client.search_model_versions(
             f"name = '{self.name}' and tags.`{RunIdentity.tag('dag_run_id')}` = "
-            f"'{dag_run_id}' and tags.`{RunIdentity.tag('role')}` = '{role}'")
+            f"'{dag_run_id}' and tags.`{RunIdentity.tag('role')}` = '{role}'"
+        )
         return min(found, key=lambda v: int(v.version)) if found else None
 
     def model_info(self, version: str | int) -> ModelInfo:
@@ -140,8 +145,11 @@ class Registry:
         run = self.client.get_run(self.model_version(version).run_id)
         info = ModelInfo.from_tags(run.data.tags)
         if not info.features:
-            raise RegistryError(f"version {version} of {self.name} has no model info tags; "
-                                f"it was not registered by dethrone", permanent=True)
+            raise RegistryError(
+                f"version {version} of {self.name} has no model info tags; "
+                f"it was not registered by dethrone",
+                permanent=True,
+            )
         return info
 
     def load_model(self, version: str | int) -> Any:
@@ -154,9 +162,14 @@ class Registry:
         import mlflow.artifacts
 
         run_id = self.model_version(version).run_id
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=dst,
-            tracking_uri=self.settings.mlflow_tracking_uri))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=path,
+                dst_path=dst,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+            )
+        )
 
     def load_profile(self, version: str | int) -> Any:
         """The drift ``ReferenceProfile`` stored with ``version``'s training run."""
@@ -203,9 +216,14 @@ class Registry:
         uri = f"models:/{model_id}" if model_id else f"runs:/{run_id}/{MODEL_NAME_IN_RUN}"
         # Tags go in with the version itself, so there is no window in which a version
         # exists without the tag that makes registration idempotent.
-        return mlflow.register_model(uri, self.name, tags={
-            **RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
-            **TrainingRecord(training_run_id=run_id).to_tags()})
+        return mlflow.register_model(
+            uri,
+            self.name,
+            tags={
+                **RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
+                **TrainingRecord(training_run_id=run_id).to_tags(),
+            },
+        )
 
     def set_alias(self, alias: str, version: str | int) -> None:
         """Point ``alias`` at ``version``."""
@@ -243,8 +261,11 @@ class Registry:
         if old == version:  # already done (e.g. a retry after the last call was cut)
             self._drop_challenger(version)
             return {"champion": version, "previous": prev}
-        return self._complete(self._record_intent(
-            {"kind": "promote", "version": version, "old_champion": old, "old_previous": prev}))
+        return self._complete(
+            self._record_intent(
+                {"kind": "promote", "version": version, "old_champion": old, "old_previous": prev}
+            )
+        )
 
     def rollback(self, reason: str = "manual rollback") -> dict:
         """Re-point ``@champion`` to ``@previous-champion`` and record why.
@@ -262,11 +283,20 @@ class Registry:
             self._complete(pending)
         cur, prev = self._alias(CHAMPION), self._alias(PREVIOUS)
         if prev is None:
-            raise RegistryError(f"{self.name} has no @{PREVIOUS}; nothing to roll back to",
-                                permanent=True)
-        return self._complete(self._record_intent(
-            {"kind": "rollback", "version": prev, "old_champion": cur, "old_previous": prev,
-             "reason": reason}))
+            raise RegistryError(
+                f"{self.name} has no @{PREVIOUS}; nothing to roll back to", permanent=True
+            )
+        return self._complete(
+            self._record_intent(
+                {
+                    "kind": "rollback",
+                    "version": prev,
+                    "old_champion": cur,
+                    "old_previous": prev,
+                    "reason": reason,
+                }
+            )
+        )
 
     def finish_pending(self) -> dict | None:
         """Finish an interrupted promotion or rollback, if any (else ``None``)."""
@@ -286,8 +316,10 @@ class Registry:
         if old is not None and old != new:
             self.set_alias(PREVIOUS, old)
             if intent.intent.get("kind") == "rollback":
-                self.tag_version(old, RollbackRecord(
-                    rolled_back=True, reason=intent.intent.get("reason")).to_tags())
+                self.tag_version(
+                    old,
+                    RollbackRecord(rolled_back=True, reason=intent.intent.get("reason")).to_tags(),
+                )
             else:
                 self.tag_version(old, Replacement(replaced_by=new).to_tags())
         self.set_alias(CHAMPION, new)

@@ -21,8 +21,9 @@ class RouterError(RuntimeError):
     short kind for counting: ``"HTTP 503"``, ``"ReadTimeout"``, ``"ConnectionError"``, ...
     """
 
-    def __init__(self, message: str, *, permanent: bool = True, status: int | None = None,
-                 reason: str = ""):
+    def __init__(
+        self, message: str, *, permanent: bool = True, status: int | None = None, reason: str = ""
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.status = status
@@ -53,8 +54,9 @@ def _unsent(exc: requests.RequestException) -> bool:
     if isinstance(exc, requests.ConnectTimeout):
         return True
     cause = exc.args[0] if exc.args else None
-    return (isinstance(exc, requests.ConnectionError)
-            and isinstance(getattr(cause, "reason", None), NewConnectionError))
+    return isinstance(exc, requests.ConnectionError) and isinstance(
+        getattr(cause, "reason", None), NewConnectionError
+    )
 
 
 def frame_from_split(payload: Any, *, what: str = "slice") -> pd.DataFrame:
@@ -69,14 +71,17 @@ def frame_from_split(payload: Any, *, what: str = "slice") -> pd.DataFrame:
     """
     if not isinstance(payload, dict) or not {"columns", "data"} <= set(payload):
         keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise RouterError(f"router sent an invalid {what}: expected pandas split JSON with "
-                          f"'columns' and 'data', got {keys}")
+        raise RouterError(
+            f"router sent an invalid {what}: expected pandas split JSON with "
+            f"'columns' and 'data', got {keys}"
+        )
     columns, data = payload["columns"], payload["data"]
     if not isinstance(columns, list) or not isinstance(data, list):
         raise RouterError(f"router sent an invalid {what}: 'columns' and 'data' must be lists")
     if any(not isinstance(row, list) or len(row) != len(columns) for row in data):
-        raise RouterError(f"router sent an invalid {what}: a row does not have "
-                          f"{len(columns)} values")
+        raise RouterError(
+            f"router sent an invalid {what}: a row does not have {len(columns)} values"
+        )
     index = payload.get("index")
     if index is not None and (not isinstance(index, list) or len(index) != len(data)):
         raise RouterError(f"router sent an invalid {what}: index length does not match data")
@@ -102,8 +107,16 @@ class RouterClient:
         First wait in seconds; doubled after each failed attempt.
     """
 
-    def __init__(self, base_url: str, *, token: str = "", timeout: float = 30.0,
-                 retries: int = 3, backoff: float = 0.5, read_token: str = ""):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str = "",
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        read_token: str = "",
+    ):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -117,12 +130,23 @@ class RouterClient:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> RouterClient:
         """A client for ``settings.flask_url`` with its token and timeout."""
-        return cls(settings.flask_url, token=settings.router_token,
-                   read_token=settings.router_read_token,
-                   timeout=settings.router_timeout, **kwargs)
+        return cls(
+            settings.flask_url,
+            token=settings.router_token,
+            read_token=settings.router_read_token,
+            timeout=settings.router_timeout,
+            **kwargs,
+        )
 
-    def _request(self, method: str, path: str, *, with_headers: bool = False,
-                 replay_safe: bool = True, **kwargs: Any) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        with_headers: bool = False,
+        replay_safe: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         # replay_safe=False (POST /predict): retry only when the request surely was not
         # served, since a replay after a timeout could serve and log it twice.
         url = f"{self.base_url}{path}"
@@ -134,28 +158,39 @@ class RouterClient:
             except requests.RequestException as exc:
                 last, status, reason = f"{type(exc).__name__}: {exc}", None, type(exc).__name__
                 if not replay_safe and not _unsent(exc):
-                    raise RouterError(f"{method} {url} failed: {last}", permanent=False,
-                                      reason=reason) from None
+                    raise RouterError(
+                        f"{method} {url} failed: {last}", permanent=False, reason=reason
+                    ) from None
             else:
                 if resp.status_code < 400:
                     try:
                         body = resp.json()
                     except ValueError:
-                        raise RouterError(f"{method} {url} answered {resp.status_code} "
-                                          f"with a body that is not JSON",
-                                          status=resp.status_code, reason="invalid body") from None
+                        raise RouterError(
+                            f"{method} {url} answered {resp.status_code} "
+                            f"with a body that is not JSON",
+                            status=resp.status_code,
+                            reason="invalid body",
+                        ) from None
                     return (body, resp.headers) if with_headers else body
                 status = resp.status_code
                 last, reason = f"HTTP {status}: {resp.text[:300]}", f"HTTP {status}"
                 if status not in (_RETRY_STATUS if replay_safe else _UNSERVED_STATUS):
-                    raise RouterError(f"{method} {url} failed: {last}", status=status,
-                                      permanent=replay_safe or status < 500)
+                    raise RouterError(
+                        f"{method} {url} failed: {last}",
+                        status=status,
+                        permanent=replay_safe or status < 500,
+                    )
             if attempt < self.retries:
                 time.sleep(wait)
                 wait *= 2
-        raise RouterError(f"router at {self.base_url} unreachable after "
-                          f"{self.retries + 1} attempts ({method} {path}): {last}",
-                          permanent=False, status=status, reason=reason)
+        raise RouterError(
+            f"router at {self.base_url} unreachable after "
+            f"{self.retries + 1} attempts ({method} {path}): {last}",
+            permanent=False,
+            status=status,
+            reason=reason,
+        )
 
     @staticmethod
     def _params(seed: int | None) -> dict[str, int]:
@@ -173,8 +208,9 @@ class RouterClient:
             raise RouterError(f"unexpected answer to POST /traffic: {body!r:.300}")
         return body["traffic"]
 
-    def predict(self, rows: list[dict[str, Any]], *, unit: str | None = None,
-                request_id: str | None = None) -> dict[str, Any]:
+    def predict(
+        self, rows: list[dict[str, Any]], *, unit: str | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
         """POST /predict ``{"rows": rows}``; the answer has ``predictions``, ``arm``,
         ``model_version`` and ``request_id``.
 
@@ -187,11 +223,13 @@ class RouterClient:
             headers["X-Dethrone-Unit"] = str(unit)
         if request_id is not None:
             headers["X-Request-ID"] = str(request_id)
-        body = self._request("POST", "/predict", json={"rows": rows}, headers=headers,
-                             replay_safe=False)
+        body = self._request(
+            "POST", "/predict", json={"rows": rows}, headers=headers, replay_safe=False
+        )
         if not isinstance(body, dict) or "predictions" not in body:
-            raise RouterError(f"unexpected answer to POST /predict: {body!r:.300}",
-                              reason="invalid body")
+            raise RouterError(
+                f"unexpected answer to POST /predict: {body!r:.300}", reason="invalid body"
+            )
         return body
 
     def feedback(self, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,23 +242,30 @@ class RouterClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         body = self._request("POST", "/feedback", json=list(items), headers=headers)
         if not isinstance(body, dict):
-            raise RouterError(f"unexpected answer to POST /feedback: {body!r:.300}",
-                              reason="invalid body")
+            raise RouterError(
+                f"unexpected answer to POST /feedback: {body!r:.300}", reason="invalid body"
+            )
         return body
 
     def get_data(self, *, seed: int | None = None) -> pd.DataFrame:
         """A training/current slice (GET /get_data)."""
-        return frame_from_split(self._request("GET", "/get_data", params=self._params(seed)),
-                                what="/get_data slice")
+        return frame_from_split(
+            self._request("GET", "/get_data", params=self._params(seed)), what="/get_data slice"
+        )
 
     def _ab_answer(self, seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
-        body, headers = self._request("GET", "/ab_data", params=self._params(seed),
-                                      with_headers=True)
+        body, headers = self._request(
+            "GET", "/ab_data", params=self._params(seed), with_headers=True
+        )
         if not isinstance(body, dict) or not {"a_data", "b_data"} <= set(body):
-            raise RouterError("router sent an invalid /ab_data answer: expected keys "
-                              "'a_data' and 'b_data'")
-        return (frame_from_split(body["a_data"], what="/ab_data a_data"),
-                frame_from_split(body["b_data"], what="/ab_data b_data"), headers)
+            raise RouterError(
+                "router sent an invalid /ab_data answer: expected keys 'a_data' and 'b_data'"
+            )
+        return (
+            frame_from_split(body["a_data"], what="/ab_data a_data"),
+            frame_from_split(body["b_data"], what="/ab_data b_data"),
+            headers,
+        )
 
     def ab_data(self, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The A and B slices (GET /ab_data)."""
@@ -239,6 +284,8 @@ class RouterClient:
         except ValueError:
             share_a = math.nan
         if not 0.0 <= share_a <= 1.0:  # also false for nan
-            raise RouterError(f"router sent an /ab_data answer without a valid {SHARE_HEADER} "
-                              f"header (the split of the rows); upgrade the router")
+            raise RouterError(
+                f"router sent an /ab_data answer without a valid {SHARE_HEADER} "
+                f"header (the split of the rows); upgrade the router"
+            )
         return ABSlices(a, b, share_a, headers.get(VERSION_HEADER))

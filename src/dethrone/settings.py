@@ -40,7 +40,8 @@ class Settings:
     mlflow_tracking_username: str = _doc("", "MLflow basic-auth user (empty: no auth)")
     mlflow_tracking_password: str = _doc("", "MLflow basic-auth password")
     mlflow_http_request_max_retries: int = _doc(
-        2, "MLflow client retries per request (MLflow's own default retries for minutes)")
+        2, "MLflow client retries per request (MLflow's own default retries for minutes)"
+    )
     mlflow_http_request_timeout: int = _doc(30, "seconds before one MLflow request times out")
     mlflow_http_request_backoff_factor: int = _doc(1, "MLflow client retry backoff factor")
     # --- router ---------------------------------------------------------------
@@ -52,11 +53,15 @@ class Settings:
     router_bind: str = _doc("127.0.0.1:8000", "host:port gunicorn binds the router to")
     router_workers: int = _doc(0, "gunicorn workers of the router (0: one per CPU core)")
     router_log_level: str = _doc("info", "router log level (info logs one line per request)")
-    router_read_token: str = _doc("", "bearer token required by the router's data and traffic "
-                                      "reads (empty: open; /health and /metrics stay open)")
+    router_read_token: str = _doc(
+        "",
+        "bearer token required by the router's data and traffic "
+        "reads (empty: open; /health and /metrics stay open)",
+    )
     router_large_slice_rows: int = _doc(100_000, "slices above this many rows count as large")
-    router_max_large_slices: int = _doc(1, "large slices served at once per router worker "
-                                           "(more: 429 with Retry-After)")
+    router_max_large_slices: int = _doc(
+        1, "large slices served at once per router worker (more: 429 with Retry-After)"
+    )
     dataset_path: str = _doc("", "CSV or Parquet served by the router (empty: diamonds)")
     target: str = _doc("price", "target column of the data set")
     router_threads: int = _doc(8, "threads per gunicorn worker (concurrent requests)")
@@ -82,10 +87,12 @@ class Settings:
     ab_n_boot: int = _doc(2000, "bootstrap resamples for the confidence interval")
     srm_pvalue_threshold: float = _doc(0.001, "SRM chi-square p-value below this invalidates")
     guardrail_margin: float = _doc(0.05, "relative worsening allowed on guardrail metrics")
-    sequential_tuning_n: int = _doc(5000, "units (both arms, or pairs) where the always-valid "
-                                    "interval is tightest")
-    ab_max_units_per_arm: int = _doc(0, "sequential test keeps the champion past this many "
-                                     "units per arm (0: no cap)")
+    sequential_tuning_n: int = _doc(
+        5000, "units (both arms, or pairs) where the always-valid interval is tightest"
+    )
+    ab_max_units_per_arm: int = _doc(
+        0, "sequential test keeps the champion past this many units per arm (0: no cap)"
+    )
     # --- live experiments --------------------------------------------------------
     experiment_check_minutes: int = _doc(5, "minutes between looks at a live experiment")
     rollback_window: str = _doc("1h", "guardrail window after a live promotion (e.g. 30m, 1h)")
@@ -160,8 +167,12 @@ class Settings:
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("ks_pvalue_threshold", "chi2_pvalue_threshold", "ab_alpha",
-                     "srm_pvalue_threshold"):
+        for name in (
+            "ks_pvalue_threshold",
+            "chi2_pvalue_threshold",
+            "ab_alpha",
+            "srm_pvalue_threshold",
+        ):
             v = getattr(self, name)
             if not 0.0 < v < 1.0:
                 raise ValueError(f"{name.upper()} must be in (0, 1), got {v}")
@@ -169,16 +180,20 @@ class Settings:
             raise ValueError(f"PSI_BINS must be at least 2, got {self.psi_bins}")
         if self.drift_correction not in {"holm", "bh", "none"}:
             raise ValueError(
-                f"DRIFT_CORRECTION must be holm, bh or none, got {self.drift_correction!r}")
+                f"DRIFT_CORRECTION must be holm, bh or none, got {self.drift_correction!r}"
+            )
         if self.task not in {"auto", "regression", "classification"}:
             raise ValueError(f"TASK must be auto, regression or classification, got {self.task!r}")
         if self.sequential_tuning_n < 1:
-            raise ValueError(f"SEQUENTIAL_TUNING_N must be positive, got {self.sequential_tuning_n}")
+            raise ValueError(
+                f"SEQUENTIAL_TUNING_N must be positive, got {self.sequential_tuning_n}"
+            )
         if self.ab_max_units_per_arm < 0:
             raise ValueError("AB_MAX_UNITS_PER_ARM must be >= 0 (0: no cap)")
         if self.mlflow_http_request_max_retries < 0 or self.mlflow_http_request_timeout < 1:
-            raise ValueError("MLFLOW_HTTP_REQUEST_MAX_RETRIES must be >= 0 and "
-                             "MLFLOW_HTTP_REQUEST_TIMEOUT >= 1")
+            raise ValueError(
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be >= 0 and MLFLOW_HTTP_REQUEST_TIMEOUT >= 1"
+            )
         if self.router_max_data_size < 1:
             raise ValueError("ROUTER_MAX_DATA_SIZE must be positive")
         if self.log_flush_seconds <= 0 or self.log_buffer_rows < 1:
@@ -189,17 +204,16 @@ class Settings:
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
         parse_duration(self.rollback_window, name="ROLLBACK_WINDOW")
         if not 0.0 < self.holdback_share < 1.0 or self.experiment_check_minutes < 1:
-            raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES "
-                             ">= 1")
+            raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES >= 1")
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
-            raise ValueError("ROUTER_LARGE_SLICE_ROWS and ROUTER_MAX_LARGE_SLICES must be "
-                             "positive")
+            raise ValueError("ROUTER_LARGE_SLICE_ROWS and ROUTER_MAX_LARGE_SLICES must be positive")
         for name in ("router_threads", "serving_max_rows", "serving_max_batch_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be at least 1")
         if not self.serving_refresh_seconds > 0 or not 0 <= self.serving_batch_window_ms <= 1000:
-            raise ValueError("SERVING_REFRESH_SECONDS must be positive and "
-                             "SERVING_BATCH_WINDOW_MS in [0, 1000]")
+            raise ValueError(
+                "SERVING_REFRESH_SECONDS must be positive and SERVING_BATCH_WINDOW_MS in [0, 1000]"
+            )
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """Settings as a dict; secrets are replaced by ``"***"`` unless ``redact=False``."""

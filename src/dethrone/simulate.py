@@ -63,8 +63,14 @@ class SimulationReport:
 class _Pool:
     """Rows of one ``/get_data`` slice in random order; refetched when used up."""
 
-    def __init__(self, router: RouterClient, target: str, rng: np.random.Generator,
-                 label_transform, coverage: float):
+    def __init__(
+        self,
+        router: RouterClient,
+        target: str,
+        rng: np.random.Generator,
+        label_transform,
+        coverage: float,
+    ):
         self.router, self.target, self.rng = router, target, rng
         self.transform, self.coverage = label_transform, coverage
         self.records: list[dict[str, Any]] = []
@@ -75,8 +81,10 @@ class _Pool:
         """Replace the pool with a new slice (raises :class:`RouterError`)."""
         frame = self.router.get_data(seed=int(self.rng.integers(2**31 - 1)))
         if self.target not in frame.columns:
-            raise RouterError(f"/get_data has no target column {self.target!r} "
-                              f"(columns: {list(frame.columns)})", reason="no target")
+            raise RouterError(
+                f"/get_data has no target column {self.target!r} (columns: {list(frame.columns)})",
+                reason="no target",
+            )
         if frame.empty:
             raise RouterError("/get_data sent no rows", reason="no rows")
         frame = frame.iloc[self.rng.permutation(len(frame))].reset_index(drop=True)
@@ -85,8 +93,9 @@ class _Pool:
         if self.transform is not None:
             labels = np.asarray(self.transform(features, labels))
             if labels.shape != (len(features),):
-                raise ValueError(f"label_transform returned shape {labels.shape}, "
-                                 f"expected ({len(features)},)")
+                raise ValueError(
+                    f"label_transform returned shape {labels.shape}, expected ({len(features)},)"
+                )
         # NaN is not JSON: a missing value is sent as null
         self.records = features.astype(object).where(features.notna(), None).to_dict("records")
         self.labels = [_plain(v) for v in labels]
@@ -109,8 +118,11 @@ class _Pool:
         idx = [(self.pos + j) % len(self.records) for j in range(k)]
         self.pos += k
         covered = self.rng.random(k) < self.coverage
-        labelled = [(j, self.labels[i]) for j, i in enumerate(idx)
-                    if covered[j] and self.labels[i] is not None]
+        labelled = [
+            (j, self.labels[i])
+            for j, i in enumerate(idx)
+            if covered[j] and self.labels[i] is not None
+        ]
         return [self.records[i] for i in idx], labelled, failed
 
 
@@ -123,33 +135,51 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check(rate, duration, units, label_delay, label_coverage, max_requests,
-           rows_per_request) -> None:
+def _check(
+    rate, duration, units, label_delay, label_coverage, max_requests, rows_per_request
+) -> None:
     def finite(name, value, low, strict):
-        ok = isinstance(value, int | float) and math.isfinite(value) and (
-            value > low if strict else value >= low)
+        ok = (
+            isinstance(value, int | float)
+            and math.isfinite(value)
+            and (value > low if strict else value >= low)
+        )
         if not ok:
-            raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} "
-                             f"{low}, got {value!r}")
+            raise ValueError(
+                f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}"
+            )
 
     finite("rate", rate, 0, True)
     finite("duration", duration, 0, True)
     finite("label_delay", label_delay, 0, False)
     if not (isinstance(label_coverage, int | float) and 0.0 <= label_coverage <= 1.0):
         raise ValueError(f"label_coverage must be in [0, 1], got {label_coverage!r}")
-    for name, value in (("units", units), ("max_requests", max_requests),
-                        ("rows_per_request", rows_per_request)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
+    for name, value in (
+        ("units", units),
+        ("max_requests", max_requests),
+        ("rows_per_request", rows_per_request),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
-def simulate(router: RouterClient, *, rate: float, duration: float, units: int | None = None,
-             label_delay: float = 0.0, label_coverage: float = 1.0,
-             max_requests: int | None = None, rows_per_request: int = 1,
-             label_transform: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
-             random_state=None, progress: Callable[[dict], None] | None = None,
-             settings: Settings | None = None) -> SimulationReport:
+def simulate(
+    router: RouterClient,
+    *,
+    rate: float,
+    duration: float,
+    units: int | None = None,
+    label_delay: float = 0.0,
+    label_coverage: float = 1.0,
+    max_requests: int | None = None,
+    rows_per_request: int = 1,
+    label_transform: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
+    random_state=None,
+    progress: Callable[[dict], None] | None = None,
+    settings: Settings | None = None,
+) -> SimulationReport:
     """Send simulated prediction traffic to the router and post the true labels later.
 
     Parameters
@@ -205,11 +235,24 @@ def simulate(router: RouterClient, *, rate: float, duration: float, units: int |
     tally = Tally()
     sender = LabelSender(router, tally, delay=float(label_delay))
     sender.start()
-    _send_all(router, pool, tally, sender, rng, start=start, rate=float(rate),
-              duration=float(duration), units=units, max_requests=max_requests,
-              rows_per_request=rows_per_request, progress=progress)
-    sender.finish(deadline=start + duration + label_delay + GRACE,
-                  tick=lambda: _report_progress(progress, tally, sender, start))
+    _send_all(
+        router,
+        pool,
+        tally,
+        sender,
+        rng,
+        start=start,
+        rate=float(rate),
+        duration=float(duration),
+        units=units,
+        max_requests=max_requests,
+        rows_per_request=rows_per_request,
+        progress=progress,
+    )
+    sender.finish(
+        deadline=start + duration + label_delay + GRACE,
+        tick=lambda: _report_progress(progress, tally, sender, start),
+    )
     counts = tally.freeze(unsent=sender.abandon())
     report = SimulationReport(**counts, seconds=round(time.monotonic() - start, 3))
     if progress is not None:
@@ -217,8 +260,21 @@ def simulate(router: RouterClient, *, rate: float, duration: float, units: int |
     return report
 
 
-def _send_all(router, pool, tally, sender, rng, *, start, rate, duration, units,
-              max_requests, rows_per_request, progress) -> None:
+def _send_all(
+    router,
+    pool,
+    tally,
+    sender,
+    rng,
+    *,
+    start,
+    rate,
+    duration,
+    units,
+    max_requests,
+    rows_per_request,
+    progress,
+) -> None:
     """The pacing loop: request i starts at ``start + i / rate`` on its own thread."""
     run = uuid.uuid4().hex[:12]
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
@@ -235,8 +291,11 @@ def _send_all(router, pool, tally, sender, rng, *, start, rate, duration, units,
         if failed is not None:
             tally.error(f"get_data {failed}", request=False)
         unit = None if units is None else f"sim-unit-{int(rng.integers(units))}"
-        job = threading.Thread(target=_one, daemon=True, args=(
-            router, tally, sender, slots, rows, labelled, unit, f"sim-{run}-{i}"))
+        job = threading.Thread(
+            target=_one,
+            daemon=True,
+            args=(router, tally, sender, slots, rows, labelled, unit, f"sim-{run}-{i}"),
+        )
         tally.sent()
         job.start()
         threads.append(job)
@@ -293,5 +352,11 @@ def _one(router, tally, sender, slots, rows, labelled, unit, request_id) -> None
 
 def _report_progress(progress, tally, sender, start) -> None:
     if progress is not None:
-        progress({**tally.snapshot(), "pending_labels": sender.pending(),
-                  "seconds": round(time.monotonic() - start, 3), "done": False})
+        progress(
+            {
+                **tally.snapshot(),
+                "pending_labels": sender.pending(),
+                "seconds": round(time.monotonic() - start, 3),
+                "done": False,
+            }
+        )

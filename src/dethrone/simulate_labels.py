@@ -78,12 +78,19 @@ class Tally:
             return self._view()
 
     def _view(self) -> dict[str, Any]:
-        per_arm = {arm: {**c, "units": len(self.arm_units.get(arm, ()))}
-                   for arm, c in self.arms.items()}
-        return {"requests": self.requests, "rows": self.rows, "errors": self.errors,
-                "error_statuses": dict(self.statuses), "feedback_sent": self.feedback_sent,
-                "feedback_errors": self.feedback_errors, "per_arm": per_arm,
-                "per_version": {v: dict(c) for v, c in self.versions.items()}}
+        per_arm = {
+            arm: {**c, "units": len(self.arm_units.get(arm, ()))} for arm, c in self.arms.items()
+        }
+        return {
+            "requests": self.requests,
+            "rows": self.rows,
+            "errors": self.errors,
+            "error_statuses": dict(self.statuses),
+            "feedback_sent": self.feedback_sent,
+            "feedback_errors": self.feedback_errors,
+            "per_arm": per_arm,
+            "per_version": {v: dict(c) for v, c in self.versions.items()},
+        }
 
     def freeze(self, *, unsent: int) -> dict[str, Any]:
         """Final counts; requests still running are errors ``unfinished``, labels still
@@ -134,8 +141,7 @@ class LabelSender:
     def _pending(self) -> int:
         return sum(len(e[2]) for e in self._heap) + len(self._ready) + self._posting
 
-    def finish(self, *, deadline: float, tick: Callable[[], None],
-               every: float = 1.0) -> None:
+    def finish(self, *, deadline: float, tick: Callable[[], None], every: float = 1.0) -> None:
         """Post the rest as it falls due, until none is left or ``deadline`` (monotonic)."""
         with self._cond:
             self._draining = True
@@ -165,8 +171,11 @@ class LabelSender:
                 self._ready.extend(heapq.heappop(self._heap)[2])
             flush_at = self._last_post + FLUSH_SECONDS
             # at the end the last labels go at once; before, due ones wait to share a post
-            if self._ready and (len(self._ready) >= MAX_BATCH or now >= flush_at
-                                or (self._draining and not self._heap)):
+            if self._ready and (
+                len(self._ready) >= MAX_BATCH
+                or now >= flush_at
+                or (self._draining and not self._heap)
+            ):
                 batch, self._ready = self._ready[:MAX_BATCH], self._ready[MAX_BATCH:]
                 self._posting = len(batch)
                 return batch
@@ -191,8 +200,10 @@ class LabelSender:
                 accepted, refused, again = outcome
                 self.tally.feedback(accepted, refused)
                 if again:  # pushed under the same lock, so pending() never misses them
-                    heapq.heappush(self._heap, (self._last_post + UNKNOWN_RETRY_SECONDS,
-                                                next(self._seq), again))
+                    heapq.heappush(
+                        self._heap,
+                        (self._last_post + UNKNOWN_RETRY_SECONDS, next(self._seq), again),
+                    )
                 self._cond.notify_all()
 
     def _post(self, batch: list[dict[str, Any]]) -> tuple[int, Counter[str], list[dict]]:

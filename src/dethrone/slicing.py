@@ -57,8 +57,10 @@ def _format_values(series: pd.Series) -> tuple[list[bytes], np.ndarray]:
             text = orjson.dumps(values, option=_NUMPY)[1:-1]
             table = text.split(b",") if len(values) else []
         else:
-            table = [orjson.dumps(v if isinstance(v, str | int | float | bool) else str(v))
-                     for v in values.tolist()]
+            table = [
+                orjson.dumps(v if isinstance(v, str | int | float | bool) else str(v))
+                for v in values.tolist()
+            ]
         codes = codes.astype(np.int64)
     table.append(b"null")
     codes[codes < 0] = len(table) - 1
@@ -81,10 +83,12 @@ class Slicer:
             dtype = self.frame[col].dtype
             # Nullable extension numbers (Int64, Float64 from Parquet) become float64 with
             # NaN, so drift and encoding see one kind of missing value.
-            if (isinstance(dtype, pd.api.extensions.ExtensionDtype)
-                    and not isinstance(dtype, pd.CategoricalDtype)
-                    and pd.api.types.is_numeric_dtype(dtype)
-                    and not pd.api.types.is_bool_dtype(dtype)):
+            if (
+                isinstance(dtype, pd.api.extensions.ExtensionDtype)
+                and not isinstance(dtype, pd.CategoricalDtype)
+                and pd.api.types.is_numeric_dtype(dtype)
+                and not pd.api.types.is_bool_dtype(dtype)
+            ):
                 self.frame[col] = self.frame[col].astype("float64")
         self.columns: list[str] = [str(c) for c in self.frame.columns]
         self.n_rows = len(self.frame)
@@ -99,11 +103,16 @@ class Slicer:
         self._columns_json = orjson.dumps(self.columns)
         # Array views for the drift kernels: numbers as float64 (NaN = missing);
         # categoricals use their codes, whose last table entry is null.
-        self._floats = {j: self.frame[c].to_numpy(dtype=np.float64)
-                        for j, c in enumerate(self.frame.columns)
-                        if default_kind(self.frame[c]) == "scale"}
-        self._categorical = {j for j, c in enumerate(self.frame.columns)
-                             if isinstance(self.frame[c].dtype, pd.CategoricalDtype)}
+        self._floats = {
+            j: self.frame[c].to_numpy(dtype=np.float64)
+            for j, c in enumerate(self.frame.columns)
+            if default_kind(self.frame[c]) == "scale"
+        }
+        self._categorical = {
+            j
+            for j, c in enumerate(self.frame.columns)
+            if isinstance(self.frame[c].dtype, pd.CategoricalDtype)
+        }
         self._default_kinds = [default_kind(self.frame[c]) for c in self.frame.columns]
         self._fits = [applicable_kinds(self.frame[c]) for c in self.frame.columns]
         self._rowseg = lru_cache(maxsize=32)(self._build_rowseg)
@@ -116,11 +125,13 @@ class Slicer:
     def _build_rowseg(self, a: int, b: int, prefix: bytes, suffix: bytes) -> np.ndarray:
         """Text of columns ``a:b`` of every row of the data set, with the affixes."""
         cells = [self._raw[c][self._codes[c]] for c in range(a, b)]
-        return np.asarray([prefix + b",".join(row) + suffix for row in zip(*cells, strict=True)],
-                          dtype=object)
+        return np.asarray(
+            [prefix + b",".join(row) + suffix for row in zip(*cells, strict=True)], dtype=object
+        )
 
-    def _build_mixed(self, a: int, b: int, prefix: bytes, suffix: bytes,
-                     coded: tuple[int, ...]) -> tuple[np.ndarray, dict[int, int], np.ndarray]:
+    def _build_mixed(
+        self, a: int, b: int, prefix: bytes, suffix: bytes, coded: tuple[int, ...]
+    ) -> tuple[np.ndarray, dict[int, int], np.ndarray]:
         """Text of columns ``a:b`` for every combination of their codes (mixed radix),
         the radix of each column, and each row's key from its undrifted columns."""
         texts = [prefix]
@@ -174,8 +185,11 @@ class Slicer:
                 prefix = b"[" if a == 0 else b","
                 suffix = closer if b == k else (b"," if b == stop else b"")
                 in_group = tuple(c for c in range(a, b) if c in coded_set)
-                pieces.append(("mix", a, b, prefix, suffix, in_group) if in_group
-                              else ("rows", a, b, prefix, suffix))
+                pieces.append(
+                    ("mix", a, b, prefix, suffix, in_group)
+                    if in_group
+                    else ("rows", a, b, prefix, suffix)
+                )
             j = stop
         if k - 1 in raw_set:
             pieces.append(("const", closer))
@@ -188,8 +202,9 @@ class Slicer:
             return rng.choice(self.n_rows, size=size, replace=False)
         return rng.integers(0, self.n_rows, size=size)
 
-    def draw(self, size: int, drift: Mapping[str, DriftSpec | None] | None,
-             rng: np.random.Generator) -> Slice:
+    def draw(
+        self, size: int, drift: Mapping[str, DriftSpec | None] | None, rng: np.random.Generator
+    ) -> Slice:
         """Draw ``size`` rows and apply ``drift`` to them.
 
         ``drift`` maps columns to a :class:`DriftSpec` or ``None`` (the seed's kind,
@@ -198,8 +213,12 @@ class Slicer:
         """
         return self.draw_at(self.sample_index(size, rng), drift, rng)
 
-    def draw_at(self, index: np.ndarray, drift: Mapping[str, DriftSpec | None] | None,
-                rng: np.random.Generator) -> Slice:
+    def draw_at(
+        self,
+        index: np.ndarray,
+        drift: Mapping[str, DriftSpec | None] | None,
+        rng: np.random.Generator,
+    ) -> Slice:
         """The rows at ``index`` with ``drift`` applied (see :meth:`draw`); a caller that
         streams a huge slice draws its index once and the rows in pieces."""
         raw: dict[int, list[bytes]] = {}
@@ -231,8 +250,9 @@ class Slicer:
                 parts.append(table[key].tolist())
         return Slice(index, *_interleave(parts, len(index)), self._columns_json, lead, strip)
 
-    def _drift_column(self, j: int, index: np.ndarray, spec: DriftSpec | None,
-                      rng: np.random.Generator) -> tuple[list[bytes] | None, np.ndarray | None]:
+    def _drift_column(
+        self, j: int, index: np.ndarray, spec: DriftSpec | None, rng: np.random.Generator
+    ) -> tuple[list[bytes] | None, np.ndarray | None]:
         """Column ``j`` at ``index`` after drift: ``(texts, None)`` for fresh values
         (JSON text without separators) or ``(None, codes)`` into its cell table.
 
@@ -250,15 +270,17 @@ class Slicer:
             return np.asarray(table, dtype=object)[codes].tolist(), None
         spec = spec or DriftSpec(self._default_kinds[j])
         if spec.kind not in self._fits[j]:
-            raise ValueError(f"drift kind {spec.kind!r} does not apply to column "
-                             f"{self.columns[j]!r}")
+            raise ValueError(
+                f"drift kind {spec.kind!r} does not apply to column {self.columns[j]!r}"
+            )
         null = len(self._raw[j]) - 1
         if j in self._categorical:
             codes = drift_codes(self._codes[j][index], null, spec.kind, intensity_of(spec), rng)
             codes[codes < 0] = null
             return None, codes
-        values, hit = drift_numbers_where(self._floats[j][index], spec.kind,
-                                          intensity_of(spec), rng)
+        values, hit = drift_numbers_where(
+            self._floats[j][index], spec.kind, intensity_of(spec), rng
+        )
         if spec.kind == "missing":
             # Nothing new to format: untouched cells keep their text, the rest are null.
             codes = self._codes[j][index]
@@ -318,24 +340,34 @@ class Slice:
             data: bytes | memoryview = b""
         else:
             whole = start == 0 and stop == n
-            pieces = self.pieces if whole else self.pieces[start * self.width:stop * self.width]
+            pieces = self.pieces if whole else self.pieces[start * self.width : stop * self.width]
             # A view, not a copy, of the joined rows without the trailing separator.
-            data = memoryview(b"".join(pieces))[:-self.strip]
-        return b"".join((b'{"columns":', self.columns_json, b',"index":',
-                         orjson.dumps(index, option=_NUMPY), b',"data":[',
-                         self.lead if len(index) else b"", data, b"]}"))
+            data = memoryview(b"".join(pieces))[: -self.strip]
+        return b"".join(
+            (
+                b'{"columns":',
+                self.columns_json,
+                b',"index":',
+                orjson.dumps(index, option=_NUMPY),
+                b',"data":[',
+                self.lead if len(index) else b"",
+                data,
+                b"]}",
+            )
+        )
 
     def rows_json(self) -> bytes:
         """The rows as the inside of a JSON array (``[...],[...]``; empty: ``b""``)."""
         if len(self.index) == 0:
             return b""
-        return self.lead + memoryview(b"".join(self.pieces))[:-self.strip].tobytes()
+        return self.lead + memoryview(b"".join(self.pieces))[: -self.strip].tobytes()
 
     def ab_json(self, a: float) -> bytes:
         """``{"a_data": split, "b_data": split}``: the first ``ab_sizes`` rows go to A."""
         n_a, _ = ab_sizes(len(self.index), a)
-        return b"".join((b'{"a_data":', self.split_json(0, n_a), b',"b_data":',
-                         self.split_json(n_a), b"}"))
+        return b"".join(
+            (b'{"a_data":', self.split_json(0, n_a), b',"b_data":', self.split_json(n_a), b"}")
+        )
 
 
 def ab_sizes(n: int, a: float) -> tuple[int, int]:

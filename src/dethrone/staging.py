@@ -85,8 +85,13 @@ class Stager:
             try:
                 if not self.client.bucket_exists(self.bucket):
                     self.client.make_bucket(self.bucket)
-                self.client.put_object(self.bucket, name, io.BytesIO(data), len(data),
-                                       content_type="application/vnd.apache.parquet")
+                self.client.put_object(
+                    self.bucket,
+                    name,
+                    io.BytesIO(data),
+                    len(data),
+                    content_type="application/vnd.apache.parquet",
+                )
             except Exception as exc:  # minio raises several unrelated types
                 raise StagingError(f"cannot write s3://{self.bucket}/{name}: {exc}") from exc
             return f"s3://{self.bucket}/{name}"

@@ -40,9 +40,16 @@ def load_trainer(spec: str) -> Callable[[pd.DataFrame, Settings], Any]:
     return fn
 
 
-def train_with(trainer: Callable[[pd.DataFrame, Settings], Any], frame: pd.DataFrame,
-               X: pd.DataFrame, y: pd.Series, *, folds: Any, scoring: str,
-               settings: Settings) -> tuple[Any, list[float]]:
+def train_with(
+    trainer: Callable[[pd.DataFrame, Settings], Any],
+    frame: pd.DataFrame,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    folds: Any,
+    scoring: str,
+    settings: Settings,
+) -> tuple[Any, list[float]]:
     """Cross-validate a user's ``trainer`` with the built-in scorer, then fit on all rows.
 
     ``trainer(frame, settings)`` gets the training rows (features as the model will see
@@ -63,8 +70,10 @@ def example_trainer(frame: pd.DataFrame, settings: Settings) -> Pipeline:
     """An example ``TRAINER``: one histogram gradient boosting model (see the README)."""
     target = settings.target
     numeric, categorical = split_columns(frame, target)
-    est = (HistGradientBoostingRegressor(random_state=settings.random_state)
-           if pd.api.types.is_float_dtype(frame[target])
-           else HistGradientBoostingClassifier(random_state=settings.random_state))
+    est = (
+        HistGradientBoostingRegressor(random_state=settings.random_state)
+        if pd.api.types.is_float_dtype(frame[target])
+        else HistGradientBoostingClassifier(random_state=settings.random_state)
+    )
     model = Pipeline([("prep", build_preprocessor(numeric, categorical)), ("model", est)])
     return model.fit(frame.drop(columns=[target]), frame[target])

@@ -114,8 +114,11 @@ def infer_task(y: pd.Series, task: str = "auto") -> str:
         return task
     if task != "auto":
         raise ValueError(f"task must be auto, regression or classification, got {task!r}")
-    if (isinstance(y.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(y)
-            or not pd.api.types.is_numeric_dtype(y)):
+    if (
+        isinstance(y.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(y)
+        or not pd.api.types.is_numeric_dtype(y)
+    ):
         return "classification"
     values = y.dropna()
     if pd.api.types.is_integer_dtype(values) or bool(np.all(np.mod(values, 1) == 0)):
@@ -145,11 +148,13 @@ def split_columns(frame: pd.DataFrame, target: str) -> tuple[list[str], list[str
 def build_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
     """Impute and scale numeric columns; one-hot encode categoricals, ignoring unseen ones."""
     num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    cat = Pipeline([
-        ("impute", SimpleImputer(strategy="most_frequent")),
-        # Unseen categories in new data (drift!) must not crash scoring.
-        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-    ])
+    cat = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            # Unseen categories in new data (drift!) must not crash scoring.
+            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
     return ColumnTransformer([("num", num, numeric), ("cat", cat, categorical)])
 
 
@@ -163,17 +168,24 @@ def candidates(task: str, random_state: int) -> dict[str, BaseEstimator]:
         return {
             "ridge": Ridge(alpha=1.0),
             "random_forest": RandomForestRegressor(
-                n_estimators=60, min_samples_leaf=2, max_features=0.5,
-                random_state=random_state, n_jobs=1),
+                n_estimators=60,
+                min_samples_leaf=2,
+                max_features=0.5,
+                random_state=random_state,
+                n_jobs=1,
+            ),
             "hist_gradient_boosting": HistGradientBoostingRegressor(
-                max_iter=200, learning_rate=0.1, random_state=random_state),
+                max_iter=200, learning_rate=0.1, random_state=random_state
+            ),
         }
     return {
         "logistic_regression": LogisticRegression(max_iter=2000),
         "random_forest": RandomForestClassifier(
-            n_estimators=100, min_samples_leaf=2, random_state=random_state, n_jobs=1),
+            n_estimators=100, min_samples_leaf=2, random_state=random_state, n_jobs=1
+        ),
         "hist_gradient_boosting": HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.1, random_state=random_state),
+            max_iter=200, learning_rate=0.1, random_state=random_state
+        ),
     }
 
 
@@ -187,8 +199,9 @@ def _to_model_input(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame
     return out
 
 
-def prepare_features(frame: pd.DataFrame, features: list[str],
-                     categorical: list[str]) -> pd.DataFrame:
+def prepare_features(
+    frame: pd.DataFrame, features: list[str], categorical: list[str]
+) -> pd.DataFrame:
     """Select ``features`` and normalise categorical columns to strings for scoring.
 
     Raises
@@ -202,9 +215,14 @@ def prepare_features(frame: pd.DataFrame, features: list[str],
     return _to_model_input(frame[features], categorical)
 
 
-def train(frame: pd.DataFrame, settings: Settings | None = None, *,
-          target: str | None = None, task: str | None = None,
-          only: list[str] | None = None) -> TrainResult:
+def train(
+    frame: pd.DataFrame,
+    settings: Settings | None = None,
+    *,
+    target: str | None = None,
+    task: str | None = None,
+    only: list[str] | None = None,
+) -> TrainResult:
     """Cross-validate the candidates on ``frame`` and refit the best on all rows.
 
     Parameters
@@ -228,8 +246,9 @@ def train(frame: pd.DataFrame, settings: Settings | None = None, *,
     numeric, categorical = split_columns(frame, target)
     rows = frame[frame[target].notna()]
     if len(rows) < max(settings.cv_folds * 2, 10):
-        raise ValueError(f"need at least {max(settings.cv_folds * 2, 10)} labelled rows, "
-                         f"got {len(rows)}")
+        raise ValueError(
+            f"need at least {max(settings.cv_folds * 2, 10)} labelled rows, got {len(rows)}"
+        )
     task = infer_task(rows[target], task or settings.task)
     features = numeric + categorical
     X = prepare_features(rows, features, categorical)
@@ -244,13 +263,28 @@ def train(frame: pd.DataFrame, settings: Settings | None = None, *,
     if settings.trainer and not only:
         from dethrone.trainer import load_trainer, train_with
 
-        fitted, scores = train_with(load_trainer(settings.trainer), X.assign(**{target: y}),
-                                    X, y, folds=folds, scoring=scoring, settings=settings)
+        fitted, scores = train_with(
+            load_trainer(settings.trainer),
+            X.assign(**{target: y}),
+            X,
+            y,
+            folds=folds,
+            scoring=scoring,
+            settings=settings,
+        )
         return TrainResult(
-            model=fitted, task=task, best=f"trainer:{settings.trainer}", scoring=scoring,
-            cv_scores={f"trainer:{settings.trainer}": scores}, features=features,
-            numeric=numeric, categorical=categorical, target=target, n_rows=len(rows),
-            random_state=settings.random_state)
+            model=fitted,
+            task=task,
+            best=f"trainer:{settings.trainer}",
+            scoring=scoring,
+            cv_scores={f"trainer:{settings.trainer}": scores},
+            features=features,
+            numeric=numeric,
+            categorical=categorical,
+            target=target,
+            n_rows=len(rows),
+            random_state=settings.random_state,
+        )
     pool = candidates(task, settings.random_state)
     if only:
         unknown = set(only) - set(pool)
@@ -263,16 +297,29 @@ def train(frame: pd.DataFrame, settings: Settings | None = None, *,
     with threadpool_limits(limits=1):
         for name, est in pool.items():
             pipe = Pipeline([("prep", build_preprocessor(numeric, categorical)), ("model", est)])
-            scores[name] = [float(s) for s in
-                            cross_val_score(pipe, X, y, cv=folds, scoring=scoring)]
+            scores[name] = [
+                float(s) for s in cross_val_score(pipe, X, y, cv=folds, scoring=scoring)
+            ]
         best = max(scores, key=lambda k: np.mean(scores[k]))
-        model = Pipeline([("prep", build_preprocessor(numeric, categorical)),
-                          ("model", clone(pool[best]))])
+        model = Pipeline(
+            [("prep", build_preprocessor(numeric, categorical)), ("model", clone(pool[best]))]
+        )
         model.fit(X, y)
     return TrainResult(
-        model=model, task=task, best=best, scoring=scoring, cv_scores=scores,
-        features=features, numeric=numeric, categorical=categorical, target=target,
-        n_rows=len(rows), random_state=settings.random_state,
-        params={f"{best}.{k}": v for k, v in pool[best].get_params().items()
-                if isinstance(v, (int, float, str, bool)) or v is None},
+        model=model,
+        task=task,
+        best=best,
+        scoring=scoring,
+        cv_scores=scores,
+        features=features,
+        numeric=numeric,
+        categorical=categorical,
+        target=target,
+        n_rows=len(rows),
+        random_state=settings.random_state,
+        params={
+            f"{best}.{k}": v
+            for k, v in pool[best].get_params().items()
+            if isinstance(v, (int, float, str, bool)) or v is None
+        },
     )

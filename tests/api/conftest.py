@@ -32,8 +32,9 @@ def make_app(monkeypatch, diamonds) -> Callable:
 
     original = dethrone_router.load_dataset
     # Parsing the CSV for every app would dominate the suite's run time.
-    monkeypatch.setattr(dethrone_router, "load_dataset",
-                        lambda path: diamonds if not path else original(path))
+    monkeypatch.setattr(
+        dethrone_router, "load_dataset", lambda path: diamonds if not path else original(path)
+    )
     return dethrone_router.create_app
 
 
@@ -54,28 +55,63 @@ def client(app):
 class RouterServer:
     """The router under real gunicorn on 127.0.0.1; stop() ends it by PID."""
 
-    def __init__(self, data_dir: Path, workers: int = 2, env: dict | None = None,
-                 wrap: list[str] | None = None, ready: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        workers: int = 2,
+        env: dict | None = None,
+        wrap: list[str] | None = None,
+        ready: bool = True,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"gunicorn-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
-        full_env = {k: v for k, v in os.environ.items()
-                    if k != "PROMETHEUS_MULTIPROC_DIR" and not k.startswith("ROUTER_")}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "PROMETHEUS_MULTIPROC_DIR" and not k.startswith("ROUTER_")
+        }
         full_env.update({"ROUTER_DATA_DIR": str(data_dir), **(env or {})})
-        cmd = [sys.executable, "-m", "dethrone", "router", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(workers)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dethrone",
+            "router",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         # Until the lead registers `router` in the CLI, run gunicorn the same way directly.
         from dethrone.cli import COMMANDS
+
         if "router" not in COMMANDS:
-            cmd = [sys.executable, "-m", "gunicorn", "-c", "python:dethrone_router.gunicorn_conf",
-                   "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-                   "dethrone_router.wsgi:app"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:dethrone_router.gunicorn_conf",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "dethrone_router.wsgi:app",
+            ]
         cmd = list(wrap or []) + cmd
         with open(self.log, "wb") as log:
             # A session of its own, so stop() can end the whole group by this PID.
-            self.proc = subprocess.Popen(cmd, env=full_env, cwd=REPO, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                env=full_env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             self._wait_ready(ok=(200,) if ready else (200, 503))
         except BaseException:
@@ -134,8 +170,14 @@ def router_server(tmp_path) -> Iterator[Callable[..., RouterServer]]:
     teardown, also when the test failed."""
     started: list[RouterServer] = []
 
-    def start(data_dir: Path | None = None, workers: int = 2, *, wrap: list[str] | None = None,
-              ready: bool = True, **env: str) -> RouterServer:
+    def start(
+        data_dir: Path | None = None,
+        workers: int = 2,
+        *,
+        wrap: list[str] | None = None,
+        ready: bool = True,
+        **env: str,
+    ) -> RouterServer:
         server = RouterServer(data_dir or tmp_path / "router", workers, env, wrap, ready)
         started.append(server)
         return server

@@ -90,15 +90,24 @@ def test_seed_drift_scales_numbers_and_redraws_categories(client, diamonds):
 
 
 def test_drift_kinds_shift_missing_and_label_shift(client, diamonds):
-    client.post("/traffic", json={"data_size": 5000, "drift_cols": ["depth", "cut", "price"],
-                                  "drift": {"depth": {"kind": "shift", "intensity": 2},
-                                            "cut": {"kind": "missing", "intensity": 0.3},
-                                            "price": {"kind": "scale", "intensity": 1.0}}})
+    client.post(
+        "/traffic",
+        json={
+            "data_size": 5000,
+            "drift_cols": ["depth", "cut", "price"],
+            "drift": {
+                "depth": {"kind": "shift", "intensity": 2},
+                "cut": {"kind": "missing", "intensity": 0.3},
+                "price": {"kind": "scale", "intensity": 1.0},
+            },
+        },
+    )
     frame = _split(client.get("/get_data?seed=4"))
     original = diamonds.loc[frame.index]
     delta = frame["depth"].to_numpy() - original["depth"].to_numpy()
     assert np.allclose(delta, delta[0]) and delta[0] == pytest.approx(
-        2 * original["depth"].std(ddof=0), rel=1e-6)
+        2 * original["depth"].std(ddof=0), rel=1e-6
+    )
     assert 0.27 < frame["cut"].isna().mean() < 0.33
     # Drift on the target is label shift: every price is rescaled.
     assert (~np.isclose(frame["price"], original["price"])).mean() > 0.99

@@ -26,11 +26,16 @@ NO_DAC_OVERRIDE = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--ambie
 
 
 def _mount(target: Path, options: str) -> None:
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode}); "
-                    f"the disk tests need root")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode}); "
+            f"the disk tests need root"
+        )
 
 
 @pytest.fixture
@@ -120,14 +125,17 @@ def test_metrics_on_a_full_disk_never_kill_a_worker(router_server, small_disk, t
     """The old layout (metrics files on the store's disk) died of SIGBUS here."""
     metrics_dir = small_disk / "metrics"
     metrics_dir.mkdir()
-    server = router_server(tmp_path / "router", workers=2,
-                           PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    server = router_server(
+        tmp_path / "router", workers=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
     workers = server.worker_pids()
     filler = _fill(small_disk)
     # Many distinct label sets make the metric files grow into unallocated pages.
     for i in range(60):
-        assert _new(server.url + f"/no/such/{i}", ["GET", "PUT", "DELETE"][i % 3]
-                    ).status_code in (404, 405)
+        assert _new(server.url + f"/no/such/{i}", ["GET", "PUT", "DELETE"][i % 3]).status_code in (
+            404,
+            405,
+        )
         assert _new(server.url + "/get_data?seed=1").status_code == 200
     assert server.worker_pids() == workers, server.log.read_text()[-2000:]
     assert "SIGBUS" not in server.log.read_text()
@@ -140,8 +148,7 @@ def test_metrics_on_a_full_disk_never_kill_a_worker(router_server, small_disk, t
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
     _fill(small_disk)
-    again = router_server(tmp_path / "router", workers=1,
-                          PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    again = router_server(tmp_path / "router", workers=1, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     code, body = _health(again.url)
     assert code == 200 and "metrics disabled" in body["metrics"]
     assert _new(again.url + "/get_data").status_code == 200
@@ -153,8 +160,9 @@ def test_write_access_lost_and_regained_at_run_time(router_server, tmp_path):
         pytest.skip("setpriv (util-linux) is needed to drop root's CAP_DAC_OVERRIDE")
     data_dir = tmp_path / "router"
     server = router_server(data_dir, workers=2, wrap=NO_DAC_OVERRIDE)
-    config = _new(server.url + "/traffic", "POST", json={"a": 0.4, "data_size": 150}
-                  ).json()["traffic"]
+    config = _new(server.url + "/traffic", "POST", json={"a": 0.4, "data_size": 150}).json()[
+        "traffic"
+    ]
     modes = {p: p.stat().st_mode for p in [data_dir, *data_dir.iterdir()]}
     for path in modes:
         path.chmod(modes[path] & ~0o222)
@@ -163,8 +171,9 @@ def test_write_access_lost_and_regained_at_run_time(router_server, tmp_path):
         body = _wait_health(server.url, 503)
         assert "read-only" in body["store"]["problem"]
         for _ in range(4):
-            _store_error(_new(server.url + "/traffic", "POST", json={"a": 0.9}),
-                         data_dir, "read-only")
+            _store_error(
+                _new(server.url + "/traffic", "POST", json={"a": 0.9}), data_dir, "read-only"
+            )
         # A worker that dies now is replaced, and the new one starts and serves.
         victim = sorted(server.worker_pids())[0]
         os.kill(victim, signal.SIGKILL)
@@ -180,18 +189,22 @@ def test_write_access_lost_and_regained_at_run_time(router_server, tmp_path):
     resp = _new(server.url + "/traffic", "POST", json={"a": 0.9})
     assert resp.status_code == 200, resp.text
     _wait_health(server.url, 200)
-    assert [h["after"]["a"] for h in _new(server.url + "/traffic/history").json()["history"]
-            ] == [0.4, 0.9]
+    assert [h["after"]["a"] for h in _new(server.url + "/traffic/history").json()["history"]] == [
+        0.4,
+        0.9,
+    ]
 
 
 def test_start_on_a_read_only_file_system_and_recover(router_server, small_disk):
     data_dir = small_disk  # the gunicorn log goes to its parent, off the small disk
     server = router_server(data_dir, workers=1)
-    config = _new(server.url + "/traffic", "POST", json={"a": 0.2, "data_size": 120}
-                  ).json()["traffic"]
+    config = _new(server.url + "/traffic", "POST", json={"a": 0.2, "data_size": 120}).json()[
+        "traffic"
+    ]
     server.stop()
-    remount = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)],
-                             capture_output=True, text=True)
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True
+    )
     if remount.returncode:
         pytest.skip(f"cannot remount the tmpfs read-only: {remount.stderr.strip()}")
     try:
@@ -199,8 +212,7 @@ def test_start_on_a_read_only_file_system_and_recover(router_server, small_disk)
         _assert_reads_work(again.url, config)
         body = _wait_health(again.url, 503)
         assert body["checks"]["store_writable"] is False
-        _store_error(_new(again.url + "/traffic", "POST", json={"a": 0.7}), data_dir,
-                     "read-only")
+        _store_error(_new(again.url + "/traffic", "POST", json={"a": 0.7}), data_dir, "read-only")
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     time.sleep(1.2)  # read-only connections are retried read-write after a second
@@ -211,9 +223,11 @@ def test_start_on_a_read_only_file_system_and_recover(router_server, small_disk)
 
 def test_gunicorn_refusals_use_the_json_error_shape(router_server):
     server = router_server(workers=1)
-    for request in (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-                    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 9000 + b"\r\n\r\n",
-                    b"BREW\x01 / HTTP/1.1\r\n\r\n"):
+    for request in (
+        b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 9000 + b"\r\n\r\n",
+        b"BREW\x01 / HTTP/1.1\r\n\r\n",
+    ):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(request)
             answer = b""

@@ -18,8 +18,10 @@ def test_404(client):
     assert _error(client.get("/no/such/page"), 404)["code"] == "not_found"
 
 
-@pytest.mark.parametrize("method,path", [("put", "/traffic"), ("delete", "/get_data"),
-                                         ("patch", "/ab_data"), ("post", "/health")])
+@pytest.mark.parametrize(
+    "method,path",
+    [("put", "/traffic"), ("delete", "/get_data"), ("patch", "/ab_data"), ("post", "/health")],
+)
 def test_405_keeps_allow_header(client, method, path):
     resp = getattr(client, method)(path)
     assert _error(resp, 405)["code"] == "method_not_allowed"
@@ -27,14 +29,15 @@ def test_405_keeps_allow_header(client, method, path):
 
 
 def test_413_for_oversized_body(client):
-    resp = client.post("/traffic", data="{" + " " * 70_000 + "}",
-                       content_type="application/json")
+    resp = client.post("/traffic", data="{" + " " * 70_000 + "}", content_type="application/json")
     _error(resp, 413)
 
 
 def test_415(client):
-    assert _error(client.post("/traffic", data="a=1", content_type="text/plain"),
-                  415)["field"] == "Content-Type"
+    assert (
+        _error(client.post("/traffic", data="a=1", content_type="text/plain"), 415)["field"]
+        == "Content-Type"
+    )
 
 
 def test_500_is_json_and_hides_details(app, caplog):

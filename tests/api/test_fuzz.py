@@ -19,8 +19,14 @@ from dethrone.settings import Settings
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-WITH_INPUT = {"POST /traffic", "GET /traffic/history", "GET /get_data", "POST /get_data",
-              "GET /ab_data", "POST /ab_data"}
+WITH_INPUT = {
+    "POST /traffic",
+    "GET /traffic/history",
+    "GET /get_data",
+    "POST /get_data",
+    "GET /ab_data",
+    "POST /ab_data",
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +34,11 @@ def fuzz_schema(tmp_path_factory):
     from dethrone_router import create_app
 
     # A small maximum keeps generated data_size values (and so each slice) cheap.
-    app = create_app(Settings.from_env(
-        {}, router_data_dir=str(tmp_path_factory.mktemp("fuzz")), router_max_data_size=300))
+    app = create_app(
+        Settings.from_env(
+            {}, router_data_dir=str(tmp_path_factory.mktemp("fuzz")), router_max_data_size=300
+        )
+    )
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 
@@ -38,22 +47,38 @@ SERVING = ("/predict", "/invocations", "/health/live", "/health/ready")
 
 
 def _operations(schema):
-    return [op for op in (result.ok() for result in schema.get_all_operations())
-            if op.path not in SERVING]
+    return [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if op.path not in SERVING
+    ]
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
 def test_api_conforms_to_its_schema(fuzz_schema, mode):
     operations = _operations(fuzz_schema)
     labels = {op.label for op in operations}
-    assert {"GET /traffic", "POST /traffic", "GET /traffic/history", "GET /get_data",
-            "POST /get_data", "GET /ab_data", "POST /ab_data", "GET /health"} <= labels
+    assert {
+        "GET /traffic",
+        "POST /traffic",
+        "GET /traffic/history",
+        "GET /get_data",
+        "POST /get_data",
+        "GET /ab_data",
+        "POST /ab_data",
+        "GET /health",
+    } <= labels
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and operation.label not in WITH_INPUT:
             continue  # nothing to make invalid
+
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case):
             # Cross-field rules (a + b = 1, drift specs only for listed columns, kinds that
             # fit the column) are beyond JSON Schema, so schema-valid bodies may get a 400.

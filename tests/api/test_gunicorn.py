@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,15 +21,17 @@ def _metric(text: str, line_start: str) -> float:
 def test_config_is_shared_by_workers_and_survives_restart(router_server, tmp_path):
     data_dir = tmp_path / "shared"
     server = router_server(data_dir, workers=2)
-    resp = requests.post(server.url + "/traffic", timeout=10,
-                         json={"a": 0.2, "data_size": 300, "drift_cols": ["color"]})
+    resp = requests.post(
+        server.url + "/traffic",
+        timeout=10,
+        json={"a": 0.2, "data_size": 300, "drift_cols": ["color"]},
+    )
     assert resp.status_code == 200
     posted = resp.json()["traffic"]
     versions = set()
     for _ in range(50):
         # A new connection each time, so both workers answer some of them.
-        r = requests.get(server.url + "/traffic", timeout=10,
-                         headers={"Connection": "close"})
+        r = requests.get(server.url + "/traffic", timeout=10, headers={"Connection": "close"})
         assert r.json() == posted
         d = requests.get(server.url + "/get_data", timeout=10, headers={"Connection": "close"})
         versions.add(d.headers["X-Dethrone-Config-Version"])
@@ -37,8 +39,12 @@ def test_config_is_shared_by_workers_and_survives_restart(router_server, tmp_pat
     assert versions == {"1"}
     metrics = requests.get(server.url + "/metrics", timeout=10).text
     # Counters are summed over both workers' files, whichever worker answers the scrape.
-    assert _metric(metrics, 'dethrone_router_requests_total{endpoint="/traffic",method="GET",'
-                            'status="200"}') == 50
+    assert (
+        _metric(
+            metrics, 'dethrone_router_requests_total{endpoint="/traffic",method="GET",status="200"}'
+        )
+        == 50
+    )
     assert _metric(metrics, 'dethrone_router_rows_served_total{endpoint="/get_data"}') == 15000
     assert _metric(metrics, "dethrone_router_traffic_a") == 0.2
     server.stop()
@@ -57,8 +63,9 @@ def test_twenty_concurrent_posts(router_server):
     bodies = [{"a": round(0.01 * (i + 1), 2), "data_size": 100 + i} for i in range(20)]
 
     def post(body):
-        return requests.post(server.url + "/traffic", json=body, timeout=30,
-                             headers={"Connection": "close"})
+        return requests.post(
+            server.url + "/traffic", json=body, timeout=30, headers={"Connection": "close"}
+        )
 
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(post, bodies))
@@ -67,7 +74,7 @@ def test_twenty_concurrent_posts(router_server):
     history = requests.get(server.url + "/traffic/history", timeout=10).json()["history"]
     assert [h["version"] for h in history] == list(range(1, 21))
     # Each change starts from the one before it: no update was lost or interleaved.
-    for older, newer in zip(history, history[1:]):
+    for older, newer in zip(history, history[1:], strict=False):
         assert newer["before"] == older["after"]
     final = requests.get(server.url + "/traffic", timeout=10).json()
     assert {"a": final["a"], "data_size": final["data_size"]} in bodies
@@ -77,8 +84,12 @@ def test_twenty_concurrent_posts(router_server):
 def test_token_under_gunicorn(router_server):
     server = router_server(workers=1, ROUTER_TOKEN="tok-123")
     assert requests.post(server.url + "/traffic", json={"a": 0.3}, timeout=10).status_code == 401
-    ok = requests.post(server.url + "/traffic", json={"a": 0.3}, timeout=10,
-                       headers={"Authorization": "Bearer tok-123"})
+    ok = requests.post(
+        server.url + "/traffic",
+        json={"a": 0.3},
+        timeout=10,
+        headers={"Authorization": "Bearer tok-123"},
+    )
     assert ok.status_code == 200
     assert requests.get(server.url + "/traffic", timeout=10).json()["a"] == 0.3
 
@@ -106,7 +117,20 @@ def test_app_gunicorn_conf_file_is_valid(tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     env = {"PATH": "/usr/bin:/bin", "ROUTER_DATA_DIR": str(tmp_path / "d")}
-    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py",
-                           "--check-config", "dethrone_router.wsgi:app"],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "app/gunicorn.conf.py",
+            "--check-config",
+            "dethrone_router.wsgi:app",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr

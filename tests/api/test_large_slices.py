@@ -32,8 +32,15 @@ def test_streamed_slice_equals_the_one_piece_slice(app, client, small_chunks, pa
 
 @pytest.mark.parametrize("path", ["/get_data", "/ab_data"])
 def test_streamed_drifted_slice_is_valid_and_reproducible(client, small_chunks, path):
-    client.post("/traffic", json={"data_size": 2500, "a": 0.6, "drift_cols": ALL,
-                                  "drift": {"depth": {"kind": "missing", "intensity": 0.5}}})
+    client.post(
+        "/traffic",
+        json={
+            "data_size": 2500,
+            "a": 0.6,
+            "drift_cols": ALL,
+            "drift": {"depth": {"kind": "missing", "intensity": 0.5}},
+        },
+    )
     first, again = client.get(path + "?seed=5").data, client.get(path + "?seed=5").data
     assert first == again
     body = json.loads(first)
@@ -56,7 +63,7 @@ def test_concurrent_large_slices_get_429_with_retry_after(make_app, settings, sm
     busy = client.get("/get_data")
     assert busy.status_code == 429 and int(busy.headers["Retry-After"]) >= 1
     assert busy.get_json()["error"]["field"] == "data_size"
-    assert client.get("/traffic").status_code == 200   # small requests are not limited
+    assert client.get("/traffic").status_code == 200  # small requests are not limited
     first.close()
     assert client.get("/ab_data").status_code == 200
     client.post("/traffic", json={"data_size": 2000})  # not large: never limited
@@ -90,9 +97,17 @@ def read_token_client(make_app, settings):
     return app.test_client()
 
 
-@pytest.mark.parametrize("method,path", [("get", "/traffic"), ("get", "/traffic/history"),
-                                         ("get", "/get_data"), ("post", "/get_data"),
-                                         ("get", "/ab_data"), ("post", "/ab_data")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/traffic"),
+        ("get", "/traffic/history"),
+        ("get", "/get_data"),
+        ("post", "/get_data"),
+        ("get", "/ab_data"),
+        ("post", "/ab_data"),
+    ],
+)
 def test_read_token_guards_reads(read_token_client, method, path):
     call = getattr(read_token_client, method)
     refused = call(path)
@@ -109,6 +124,7 @@ def test_probes_stay_open_with_a_read_token(read_token_client, path):
 
 
 def test_read_token_does_not_allow_changes(read_token_client):
-    resp = read_token_client.post("/traffic", json={"a": 0.2},
-                                  headers={"Authorization": "Bearer read-tok"})
+    resp = read_token_client.post(
+        "/traffic", json={"a": 0.2}, headers={"Authorization": "Bearer read-tok"}
+    )
     assert resp.status_code == 401

@@ -10,17 +10,22 @@ from tests.api.test_serving import FakeSource, _fit
 
 @pytest.fixture
 def source(diamonds):
-    src = FakeSource({"1": _fit(diamonds, "regression")[1],
-                      "2": _fit(diamonds, "regression", scale=2.0)[1],
-                      "3": _fit(diamonds, "classification")[1]})
+    src = FakeSource(
+        {
+            "1": _fit(diamonds, "regression")[1],
+            "2": _fit(diamonds, "regression", scale=2.0)[1],
+            "3": _fit(diamonds, "classification")[1],
+        }
+    )
     src.aliases["champion"] = "1"
     return src
 
 
 @pytest.fixture
 def gateway(make_app, settings, source):
-    app = make_app(settings.replace(serving_batch_window_ms=0, log_flush_seconds=0.05),
-                   model_source=source)
+    app = make_app(
+        settings.replace(serving_batch_window_ms=0, log_flush_seconds=0.05), model_source=source
+    )
     app.config["TESTING"] = True
     app.extensions["dethrone_serving"].watcher.refresh()
     yield app
@@ -36,8 +41,11 @@ def _flush(app) -> None:
 
 
 def _logged(app):
-    return joined_predictions(app.extensions["dethrone_router"].engine).sort_values(
-        ["request_id", "row", "arm"]).reset_index(drop=True)
+    return (
+        joined_predictions(app.extensions["dethrone_router"].engine)
+        .sort_values(["request_id", "row", "arm"])
+        .reset_index(drop=True)
+    )
 
 
 def test_every_served_row_is_logged_as_the_client_saw_it(gateway):
@@ -47,14 +55,23 @@ def test_every_served_row_is_logged_as_the_client_saw_it(gateway):
     gateway.extensions["dethrone_serving"].watcher.refresh()
     seen = []
     for i in range(12):
-        body = client.post("/predict", json={"rows": _rows(3, 0.3 + i / 10)},
-                           headers={"X-Dethrone-Unit": f"user-{i}"}).get_json()
-        seen += [(body["request_id"], r, body["arm"], body["model_version"], p)
-                 for r, p in enumerate(body["predictions"])]
+        body = client.post(
+            "/predict",
+            json={"rows": _rows(3, 0.3 + i / 10)},
+            headers={"X-Dethrone-Unit": f"user-{i}"},
+        ).get_json()
+        seen += [
+            (body["request_id"], r, body["arm"], body["model_version"], p)
+            for r, p in enumerate(body["predictions"])
+        ]
     _flush(gateway)
     log = _logged(gateway)
-    assert sorted(seen) == [tuple(x) for x in log[["request_id", "row", "arm", "model_version",
-                                                   "prediction"]].itertuples(index=False)]
+    assert sorted(seen) == [
+        tuple(x)
+        for x in log[["request_id", "row", "arm", "model_version", "prediction"]].itertuples(
+            index=False
+        )
+    ]
     assert log["served"].all() and set(log["arm"]) == {"champion", "challenger"}
     assert set(log["experiment_id"]) == {"1/2/s1:v2"}
     assert set(log["unit"]) == {f"user-{i}" for i in range(12)}
@@ -72,8 +89,7 @@ def test_shadow_predictions_are_logged_unserved_with_their_own_arm(gateway):
     _flush(gateway)
     log = _logged(gateway)
     assert len(log) == 8 and set(log["request_id"]) == {body["request_id"]}
-    assert log.groupby("arm")["served"].all().to_dict() == {"challenger": False,
-                                                            "champion": True}
+    assert log.groupby("arm")["served"].all().to_dict() == {"challenger": False, "champion": True}
     shadow = log[log["arm"] == "challenger"]["prediction"].to_numpy()
     assert shadow == pytest.approx([2 * p for p in body["predictions"]])
 
@@ -105,8 +121,10 @@ def test_feedback_statuses_through_http(gateway):
     assert first.get_json()["arm"] == "champion"
     assert client.post("/feedback", json=one).get_json()["status"] == "duplicate"
     assert client.post("/feedback", json={**one, "label": 1.0}).status_code == 409
-    assert client.post("/feedback", json={**one, "label": 2.0, "overwrite": True}
-                       ).get_json()["status"] == "overwritten"
+    assert (
+        client.post("/feedback", json={**one, "label": 2.0, "overwrite": True}).get_json()["status"]
+        == "overwritten"
+    )
     assert client.post("/feedback", json={**one, "request_id": "nope"}).status_code == 404
     batch = client.post("/feedback", json=[{**one, "row": 1}, {**one, "row": 7}])
     assert batch.status_code == 207
@@ -118,15 +136,17 @@ def test_feedback_statuses_through_http(gateway):
     assert 'dethrone_label_coverage{arm="champion"} 1.0' in metrics
     predicted = log.set_index("row")["prediction"]
     expected = (abs(predicted[0] - 2.0) + abs(predicted[1] - 500.0)) / 2
-    live = [ln for ln in metrics.splitlines()
-            if ln.startswith('dethrone_live_loss{arm="champion"}')]
+    live = [
+        ln for ln in metrics.splitlines() if ln.startswith('dethrone_live_loss{arm="champion"}')
+    ]
     assert float(live[0].split()[-1]) == pytest.approx(expected, rel=1e-9)
     assert "dethrone_log_rows_total 2.0" in metrics
 
 
 def test_late_feedback_is_410(make_app, settings, source):
-    app = make_app(settings.replace(feedback_max_age="1s", log_flush_seconds=0.05),
-                   model_source=source)
+    app = make_app(
+        settings.replace(feedback_max_age="1s", log_flush_seconds=0.05), model_source=source
+    )
     app.extensions["dethrone_serving"].watcher.refresh()
     client = app.test_client()
     rid = client.post("/predict", json={"rows": _rows(1)}).get_json()["request_id"]
@@ -139,18 +159,26 @@ def test_late_feedback_is_410(make_app, settings, source):
     app.extensions["dethrone_serving"].writer.close()
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"request_id": "r", "row": -1, "label": 1}, "row"),
-    ({"request_id": "", "row": 0, "label": 1}, "request_id"),
-    ({"request_id": "r", "row": 0, "label": True}, "label"),
-    ({"request_id": "r", "row": 0}, "label"),
-    ({"request_id": "r", "row": 0, "label": 1, "extra": 2}, "extra"),
-    ([{"request_id": "r", "row": 0, "label": 1}, {"request_id": "r", "row": "0", "label": 1}],
-     "[1].row"),
-    ({"items": [], "overwrite": True}, "items"),
-    ({"items": [{"request_id": "r", "row": 0, "label": 1}], "overwrite": "yes"}, "overwrite"),
-    (3, "body"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"request_id": "r", "row": -1, "label": 1}, "row"),
+        ({"request_id": "", "row": 0, "label": 1}, "request_id"),
+        ({"request_id": "r", "row": 0, "label": True}, "label"),
+        ({"request_id": "r", "row": 0}, "label"),
+        ({"request_id": "r", "row": 0, "label": 1, "extra": 2}, "extra"),
+        (
+            [
+                {"request_id": "r", "row": 0, "label": 1},
+                {"request_id": "r", "row": "0", "label": 1},
+            ],
+            "[1].row",
+        ),
+        ({"items": [], "overwrite": True}, "items"),
+        ({"items": [{"request_id": "r", "row": 0, "label": 1}], "overwrite": "yes"}, "overwrite"),
+        (3, "body"),
+    ],
+)
 def test_malformed_feedback_is_400_naming_the_field(gateway, body, field):
     resp = gateway.test_client().post("/feedback", json=body)
     assert resp.status_code == 400

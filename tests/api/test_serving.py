@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from dethrone_router.models import Feature, LoadedModel
 from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from dethrone_router.models import Feature, LoadedModel
 
 FEATURES = (Feature("carat", "number"), Feature("depth", "number"), Feature("cut", "string"))
 
@@ -16,8 +17,9 @@ def _fit(diamonds: pd.DataFrame, kind: str, scale: float = 1.0):
     if kind == "regression":
         model = LinearRegression().fit(X, diamonds["price"].head(400).to_numpy() * scale)
     else:
-        model = LogisticRegression(max_iter=500).fit(X, (diamonds["price"].head(400) > 2000)
-                                                     .map({True: "high", False: "low"}))
+        model = LogisticRegression(max_iter=500).fit(
+            X, (diamonds["price"].head(400) > 2000).map({True: "high", False: "low"})
+        )
 
     def cols(frame):
         return frame[["carat", "depth"]].to_numpy()
@@ -26,7 +28,8 @@ def _fit(diamonds: pd.DataFrame, kind: str, scale: float = 1.0):
         predict=lambda f: model.predict(cols(f)),
         predict_proba=(lambda f: model.predict_proba(cols(f))) if kind != "regression" else None,
         features=FEATURES,
-        classes=tuple(model.classes_.tolist()) if kind != "regression" else None)
+        classes=tuple(model.classes_.tolist()) if kind != "regression" else None,
+    )
 
 
 class FakeSource:
@@ -89,15 +92,22 @@ def _expected(model, rows):
     return model.predict(pd.DataFrame(rows)[["carat", "depth"]].to_numpy()).tolist()
 
 
-@pytest.mark.parametrize("body", [
-    {"dataframe_records": ROWS},
-    {"rows": ROWS},
-    {"instances": ROWS},
-    {"inputs": {"carat": [0.5, 1.2], "depth": [61.0, 62.5], "cut": ["Ideal", "Good"]}},
-    {"dataframe_split": {"columns": ["carat", "depth", "cut"],
-                         "data": [[0.5, 61.0, "Ideal"], [1.2, 62.5, "Good"]]}},
-    {"instances": [[0.5, 61.0, "Ideal"], [1.2, 62.5, "Good"]]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_records": ROWS},
+        {"rows": ROWS},
+        {"instances": ROWS},
+        {"inputs": {"carat": [0.5, 1.2], "depth": [61.0, 62.5], "cut": ["Ideal", "Good"]}},
+        {
+            "dataframe_split": {
+                "columns": ["carat", "depth", "cut"],
+                "data": [[0.5, 61.0, "Ideal"], [1.2, 62.5, "Good"]],
+            }
+        },
+        {"instances": [[0.5, 61.0, "Ideal"], [1.2, 62.5, "Good"]]},
+    ],
+)
 @pytest.mark.parametrize("path", ["/predict", "/invocations"])
 def test_every_mlflow_format_gives_the_models_own_predictions(gclient, models, body, path):
     resp = gclient.post(path, json=body)
@@ -145,14 +155,16 @@ def test_sticky_units_follow_the_split(gateway, gclient, source):
     _post_traffic(gclient, a=0.7, salt="exp")
     arms = {}
     for unit in range(300):
-        resp = gclient.post("/predict", json={"rows": ROWS[:1]},
-                            headers={"X-Dethrone-Unit": f"u{unit}"})
+        resp = gclient.post(
+            "/predict", json={"rows": ROWS[:1]}, headers={"X-Dethrone-Unit": f"u{unit}"}
+        )
         arms[unit] = resp.json["arm"]
     share = sum(a == "champion" for a in arms.values()) / len(arms)
     assert abs(share - 0.7) < 3 * np.sqrt(0.7 * 0.3 / 300)
     for unit in range(0, 300, 37):  # sticky: the same arm again
-        resp = gclient.post("/predict", json={"rows": ROWS},
-                            headers={"X-Dethrone-Unit": f"u{unit}"})
+        resp = gclient.post(
+            "/predict", json={"rows": ROWS}, headers={"X-Dethrone-Unit": f"u{unit}"}
+        )
         assert resp.json["arm"] == arms[unit]
         assert resp.json["model_version"] == ("1" if arms[unit] == "champion" else "2")
 
@@ -170,14 +182,14 @@ def test_unit_column_routes_and_is_not_a_feature(gateway, gclient, source):
 
 
 @pytest.mark.parametrize("mode", ["champion", "shadow"])
-def test_champion_and_shadow_modes_answer_with_the_champion(gateway, gclient, source, models,
-                                                            mode):
+def test_champion_and_shadow_modes_answer_with_the_champion(gateway, gclient, source, models, mode):
     source.aliases["challenger"] = "2"
     gateway.extensions["dethrone_serving"].watcher.refresh()
     _post_traffic(gclient, a=0.0, mode=mode)  # a = 0 would send everything to the challenger
     for unit in range(10):
-        out = gclient.post("/predict", json={"rows": ROWS},
-                           headers={"X-Dethrone-Unit": str(unit)}).json
+        out = gclient.post(
+            "/predict", json={"rows": ROWS}, headers={"X-Dethrone-Unit": str(unit)}
+        ).json
         assert (out["arm"], out["model_version"]) == ("champion", "1")
         assert out["predictions"] == _expected(models["1"][0], ROWS)
     sv = gateway.extensions["dethrone_serving"]
@@ -255,14 +267,22 @@ BAD = [
     ("bool for number", {"rows": [{**ROWS[0], "carat": True}]}, 400, "carat"),
     ("uncoercible", {"rows": [{**ROWS[0], "depth": "deep"}]}, 400, "depth"),
     ("empty batch", {"rows": []}, 400, "rows"),
-    ("empty split", {"dataframe_split": {"columns": ["carat"], "data": []}}, 400,
-     "dataframe_split"),
+    (
+        "empty split",
+        {"dataframe_split": {"columns": ["carat"], "data": []}},
+        400,
+        "dataframe_split",
+    ),
     ("two formats", {"rows": ROWS, "instances": ROWS}, 400, "rows"),
     ("no format", {"probabilities": True}, 400, None),
     ("unknown key", {"rows": ROWS, "extra": 1}, 400, "extra"),
     ("row not object", {"rows": [ROWS[0], 5]}, 400, "rows"),
-    ("ragged split", {"dataframe_split": {"columns": ["carat", "depth"], "data": [[1]]}}, 400,
-     "dataframe_split.data[0]"),
+    (
+        "ragged split",
+        {"dataframe_split": {"columns": ["carat", "depth"], "data": [[1]]}},
+        400,
+        "dataframe_split.data[0]",
+    ),
     ("too many rows", {"rows": ROWS * 3}, 413, "rows"),
     ("proba not bool", {"rows": ROWS, "probabilities": "yes"}, 400, "probabilities"),
 ]
@@ -282,10 +302,16 @@ def test_bad_input_names_the_field(make_app, settings, source, name, body, statu
     assert (client.get("/traffic").json, sv.watcher.status()["models"]) == before
 
 
-@pytest.mark.parametrize(("data", "ctype", "status"), [
-    (b"{not json", "application/json", 400), (b"", "application/json", 400),
-    (b'{"rows": []}', "text/plain", 415), (b"[1, 2]", "application/json", 400),
-    (b'{"rows": [{"carat": NaN}]}', "application/json", 400)])
+@pytest.mark.parametrize(
+    ("data", "ctype", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"", "application/json", 400),
+        (b'{"rows": []}', "text/plain", 415),
+        (b"[1, 2]", "application/json", 400),
+        (b'{"rows": [{"carat": NaN}]}', "application/json", 400),
+    ],
+)
 def test_bodies_that_are_not_json_objects(gclient, data, ctype, status):
     resp = gclient.post("/predict", data=data, content_type=ctype)
     assert resp.status_code == status and "error" in resp.json
@@ -297,8 +323,10 @@ def test_numeric_strings_are_coerced(gclient, models):
     assert out["predictions"] == _expected(models["1"][0], [{"carat": 0.5, "depth": 61.0}])
 
 
-@pytest.mark.parametrize(("cfg", "field"), [({"mode": "canary"}, "mode"), ({"salt": 5}, "salt"),
-                                            ({"unit_column": ""}, "unit_column")])
+@pytest.mark.parametrize(
+    ("cfg", "field"),
+    [({"mode": "canary"}, "mode"), ({"salt": 5}, "salt"), ({"unit_column": ""}, "unit_column")],
+)
 def test_serving_config_is_validated(gclient, cfg, field):
     resp = gclient.post("/traffic", json=cfg)
     assert resp.status_code == 400 and resp.json["error"]["field"] == field
@@ -316,21 +344,31 @@ def test_dashboard_serving_queries_use_exported_metrics(gateway, gclient, source
         assert resp.status_code == 200
     # The log and feedback panels: a flushed log and one label.
     assert gateway.extensions["dethrone_serving"].writer.flush(timeout=10)
-    assert gclient.post("/feedback", json={"request_id": resp.get_json()["request_id"], "row": 0,
-                                           "label": 1.0}).status_code == 200
+    assert (
+        gclient.post(
+            "/feedback", json={"request_id": resp.get_json()["request_id"], "row": 0, "label": 1.0}
+        ).status_code
+        == 200
+    )
     text = gclient.get("/metrics").get_data(as_text=True)
     exported = set(re.findall(r"^(dethrone_[a-z_]+)", text, re.MULTILINE))
-    board = json.loads((Path(__file__).parents[2] / "grafana" / "dashboards"
-                        / "dethrone-router.json").read_text())
-    used = {m for p in board["panels"] for t in p["targets"]
-            for m in re.findall(r"dethrone_[a-z_]+", t["expr"])
-            if not m.startswith("dethrone_router_")}
+    board = json.loads(
+        (Path(__file__).parents[2] / "grafana" / "dashboards" / "dethrone-router.json").read_text()
+    )
+    used = {
+        m
+        for p in board["panels"]
+        for t in p["targets"]
+        for m in re.findall(r"dethrone_[a-z_]+", t["expr"])
+        if not m.startswith("dethrone_router_")
+    }
     assert len(used) >= 8
     assert used <= exported, used - exported
 
 
-@pytest.mark.parametrize(("value", "code"), [(10**400, "range"), ("1e400", "range"),
-                                             ("inf", "range"), ([1], "type")])
+@pytest.mark.parametrize(
+    ("value", "code"), [(10**400, "range"), ("1e400", "range"), ("inf", "range"), ([1], "type")]
+)
 def test_extreme_numbers_are_400(gclient, value, code):
     resp = gclient.post("/predict", json={"rows": [{**ROWS[0], "carat": value}]})
     assert resp.status_code == 400 and resp.json["error"]["code"] == code

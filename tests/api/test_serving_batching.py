@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
 from dethrone_router.assignment import assign, bucket, experiment_salt
 from dethrone_router.batching import MicroBatcher
-from scipy import stats
 
 
 class SlowDouble:
@@ -41,8 +42,9 @@ def test_idle_requests_are_scored_alone_and_at_once():
 def test_concurrent_requests_share_calls_and_get_their_own_rows(max_rows):
     model = SlowDouble(0.02)
     seen = []
-    batcher = MicroBatcher(model, max_rows=max_rows, window=0.005,
-                           observe=lambda n, rows: seen.append((n, rows)))
+    batcher = MicroBatcher(
+        model, max_rows=max_rows, window=0.005, observe=lambda n, rows: seen.append((n, rows))
+    )
     results: dict[int, tuple] = {}
 
     def call(i: int) -> None:

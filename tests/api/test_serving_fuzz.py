@@ -17,19 +17,29 @@ from tests.api.test_serving import FakeSource, _fit
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-SERVING = {"POST /predict", "POST /invocations", "GET /health/live", "GET /health/ready",
-           "POST /feedback"}
+SERVING = {
+    "POST /predict",
+    "POST /invocations",
+    "GET /health/live",
+    "GET /health/ready",
+    "POST /feedback",
+}
 
 
 @pytest.fixture(scope="module")
 def serving_schema(tmp_path_factory, diamonds):
     from dethrone_router import create_app
 
-    source = FakeSource({"1": _fit(diamonds, "regression")[1],
-                         "2": _fit(diamonds, "classification")[1]})
+    source = FakeSource(
+        {"1": _fit(diamonds, "regression")[1], "2": _fit(diamonds, "classification")[1]}
+    )
     source.aliases.update(champion="1", challenger="2")
-    app = create_app(Settings.from_env({}, router_data_dir=str(
-        tmp_path_factory.mktemp("fuzz-serving")), serving_max_rows=50), model_source=source)
+    app = create_app(
+        Settings.from_env(
+            {}, router_data_dir=str(tmp_path_factory.mktemp("fuzz-serving")), serving_max_rows=50
+        ),
+        model_source=source,
+    )
     app.extensions["dethrone_serving"].watcher.refresh()
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
@@ -44,8 +54,12 @@ def test_gateway_conforms_to_its_schema(serving_schema, mode):
             continue
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case):
             # Generated rows rarely carry the model's columns: a 400 naming one is right.
             case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -38,10 +38,15 @@ def proxied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("proxied")
     router = RouterServer(tmp / "router", workers=1)
     port = free_port()
-    conf = nginx_proxy.render(tmp / "nginx", listen=f"127.0.0.1:{port}",
-                              upstream=f"127.0.0.1:{router.port}")
-    proc = subprocess.Popen(nginx_proxy.command(conf, binary), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    conf = nginx_proxy.render(
+        tmp / "nginx", listen=f"127.0.0.1:{port}", upstream=f"127.0.0.1:{router.port}"
+    )
+    proc = subprocess.Popen(
+        nginx_proxy.command(conf, binary),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -64,8 +69,10 @@ def _slow_loris(port: int, stop: threading.Event, body: bool) -> None:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             if body:
-                sock.sendall(b"POST /traffic HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                             b"application/json\r\nContent-Length: 5000\r\n\r\n")
+                sock.sendall(
+                    b"POST /traffic HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    b"application/json\r\nContent-Length: 5000\r\n\r\n"
+                )
             else:
                 sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
             while not stop.wait(0.5):
@@ -85,14 +92,17 @@ def test_twenty_slow_clients_do_not_delay_a_normal_request(proxied):
     router, url = proxied
     port = int(url.rsplit(":", 1)[1])
     stop = threading.Event()
-    clients = [threading.Thread(target=_slow_loris, args=(port, stop, i % 2 == 1), daemon=True)
-               for i in range(20)]
+    clients = [
+        threading.Thread(target=_slow_loris, args=(port, stop, i % 2 == 1), daemon=True)
+        for i in range(20)
+    ]
     for client in clients:
         client.start()
     try:
         time.sleep(1.5)  # every slow client has connected and sent part of its request
-        seconds = [_answer_seconds(url + path)
-                   for path in ("/health", "/traffic", "/get_data?seed=1") * 3]
+        seconds = [
+            _answer_seconds(url + path) for path in ("/health", "/traffic", "/get_data?seed=1") * 3
+        ]
     finally:
         stop.set()
         for client in clients:
@@ -101,12 +111,18 @@ def test_twenty_slow_clients_do_not_delay_a_normal_request(proxied):
     assert max(seconds) < 1.0, seconds
 
 
-@pytest.mark.parametrize("raw,status", [
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 400),
-    (b"POST /traffic HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-     b"Content-Length: 70000\r\n\r\n" + b" " * 70000, 413),
-])
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 400),
+        (
+            b"POST /traffic HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 70000\r\n\r\n" + b" " * 70000,
+            413,
+        ),
+    ],
+)
 def test_nginx_refusals_use_the_json_error_shape(proxied, raw, status):
     _, url = proxied
     port = int(url.rsplit(":", 1)[1])

@@ -10,7 +10,11 @@ from dethrone_router import create_app
 def test_defaults_are_the_seed_config(client):
     body = client.get("/traffic").get_json()
     assert {k: body[k] for k in ("a", "b", "data_size", "drift_cols")} == {
-        "a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
+        "a": 0.5,
+        "b": 0.5,
+        "data_size": 5000,
+        "drift_cols": [],
+    }
     assert body["drift"] == {} and body["seed"] is None and body["version"] == 0
 
 
@@ -34,13 +38,22 @@ def test_derived_b_is_tidy_and_sums_to_one(client, a):
 def test_partial_update_keeps_other_keys(client):
     client.post("/traffic", json={"data_size": 1234, "drift_cols": ["carat"]})
     cfg = client.post("/traffic", json={"b": 0.25}).get_json()["traffic"]
-    assert (cfg["a"], cfg["b"], cfg["data_size"], cfg["drift_cols"]) == (0.75, 0.25, 1234,
-                                                                        ["carat"])
+    assert (cfg["a"], cfg["b"], cfg["data_size"], cfg["drift_cols"]) == (
+        0.75,
+        0.25,
+        1234,
+        ["carat"],
+    )
 
 
 def test_drift_cols_without_drift_keeps_specs_of_listed_columns(client):
-    client.post("/traffic", json={"drift_cols": ["carat", "color"], "drift": {
-        "carat": {"kind": "shift", "intensity": 2}, "color": {"kind": "missing"}}})
+    client.post(
+        "/traffic",
+        json={
+            "drift_cols": ["carat", "color"],
+            "drift": {"carat": {"kind": "shift", "intensity": 2}, "color": {"kind": "missing"}},
+        },
+    )
     cfg = client.post("/traffic", json={"drift_cols": ["carat"]}).get_json()["traffic"]
     assert cfg["drift"] == {"carat": {"kind": "shift", "intensity": 2.0}}
 
@@ -88,8 +101,9 @@ def test_token_required_for_post(token_client, header):
 
 
 def test_token_accepted_and_reads_stay_open(token_client):
-    resp = token_client.post("/traffic", json={"a": 0.2},
-                             headers={"Authorization": "Bearer s3cret"})
+    resp = token_client.post(
+        "/traffic", json={"a": 0.2}, headers={"Authorization": "Bearer s3cret"}
+    )
     assert resp.status_code == 200
     assert token_client.get("/traffic").status_code == 200
     assert token_client.get("/get_data?seed=1").status_code == 200

@@ -32,38 +32,100 @@ PROBES = [
     ("size-zero", {"data_size": 0}, None, 400, "data_size", f"in [1, {MAX}]"),
     ("size-too-large", {"data_size": MAX + 1}, None, 400, "data_size", f"in [1, {MAX}]"),
     ("size-huge", {"data_size": 10**40}, None, 400, "data_size", f"in [1, {MAX}]"),
-    ("cols-unknown", {"drift_cols": ["carat", "weight"]}, None, 400, "drift_cols",
-     "unknown column 'weight'"),
+    (
+        "cols-unknown",
+        {"drift_cols": ["carat", "weight"]},
+        None,
+        400,
+        "drift_cols",
+        "unknown column 'weight'",
+    ),
     ("cols-string", {"drift_cols": "carat"}, None, 400, "drift_cols", "must be a list"),
     ("cols-object", {"drift_cols": {"carat": 1}}, None, 400, "drift_cols", "must be a list"),
     ("cols-int-item", {"drift_cols": [1]}, None, 400, "drift_cols", "strings only"),
     ("cols-null-item", {"drift_cols": [None]}, None, 400, "drift_cols", "strings only"),
     ("cols-nested", {"drift_cols": [["carat"]]}, None, 400, "drift_cols", "strings only"),
     ("cols-duplicate", {"drift_cols": ["carat", "carat"]}, None, 400, "drift_cols", "twice"),
-    ("kind-unknown", {"drift_cols": ["carat"], "drift": {"carat": {"kind": "explode"}}}, None,
-     400, "drift.carat.kind", "unknown drift kind"),
-    ("kind-missing", {"drift_cols": ["carat"], "drift": {"carat": {"intensity": 0.5}}}, None,
-     400, "drift.carat.kind", "unknown drift kind"),
-    ("kind-mismatch-numeric", {"drift_cols": ["carat"], "drift": {"carat": {"kind": "redraw"}}},
-     None, 400, "drift.carat.kind", "does not fit"),
-    ("kind-mismatch-categorical", {"drift_cols": ["cut"], "drift": {"cut": {"kind": "shift"}}},
-     None, 400, "drift.cut.kind", "does not fit"),
-    ("intensity-above", {"drift_cols": ["carat"],
-                         "drift": {"carat": {"kind": "scale", "intensity": 1.5}}}, None, 400,
-     "drift.carat.intensity", "must be in [0, 1]"),
-    ("intensity-shift-range", {"drift_cols": ["price"],
-                               "drift": {"price": {"kind": "shift", "intensity": -11}}}, None,
-     400, "drift.price.intensity", "must be in [-10, 10]"),
-    ("intensity-string", {"drift_cols": ["cut"],
-                          "drift": {"cut": {"kind": "missing", "intensity": "half"}}}, None,
-     400, "drift.cut.intensity", "must be a number"),
-    ("spec-extra-key", {"drift_cols": ["carat"],
-                        "drift": {"carat": {"kind": "scale", "factor": 3}}}, None, 400,
-     "drift.carat.factor", "unknown key"),
-    ("spec-not-listed", {"drift": {"price": {"kind": "scale"}}}, None, 400, "drift.price",
-     "not in drift_cols"),
-    ("spec-not-object", {"drift_cols": ["carat"], "drift": {"carat": "scale"}}, None, 400,
-     "drift.carat", "must be an object"),
+    (
+        "kind-unknown",
+        {"drift_cols": ["carat"], "drift": {"carat": {"kind": "explode"}}},
+        None,
+        400,
+        "drift.carat.kind",
+        "unknown drift kind",
+    ),
+    (
+        "kind-missing",
+        {"drift_cols": ["carat"], "drift": {"carat": {"intensity": 0.5}}},
+        None,
+        400,
+        "drift.carat.kind",
+        "unknown drift kind",
+    ),
+    (
+        "kind-mismatch-numeric",
+        {"drift_cols": ["carat"], "drift": {"carat": {"kind": "redraw"}}},
+        None,
+        400,
+        "drift.carat.kind",
+        "does not fit",
+    ),
+    (
+        "kind-mismatch-categorical",
+        {"drift_cols": ["cut"], "drift": {"cut": {"kind": "shift"}}},
+        None,
+        400,
+        "drift.cut.kind",
+        "does not fit",
+    ),
+    (
+        "intensity-above",
+        {"drift_cols": ["carat"], "drift": {"carat": {"kind": "scale", "intensity": 1.5}}},
+        None,
+        400,
+        "drift.carat.intensity",
+        "must be in [0, 1]",
+    ),
+    (
+        "intensity-shift-range",
+        {"drift_cols": ["price"], "drift": {"price": {"kind": "shift", "intensity": -11}}},
+        None,
+        400,
+        "drift.price.intensity",
+        "must be in [-10, 10]",
+    ),
+    (
+        "intensity-string",
+        {"drift_cols": ["cut"], "drift": {"cut": {"kind": "missing", "intensity": "half"}}},
+        None,
+        400,
+        "drift.cut.intensity",
+        "must be a number",
+    ),
+    (
+        "spec-extra-key",
+        {"drift_cols": ["carat"], "drift": {"carat": {"kind": "scale", "factor": 3}}},
+        None,
+        400,
+        "drift.carat.factor",
+        "unknown key",
+    ),
+    (
+        "spec-not-listed",
+        {"drift": {"price": {"kind": "scale"}}},
+        None,
+        400,
+        "drift.price",
+        "not in drift_cols",
+    ),
+    (
+        "spec-not-object",
+        {"drift_cols": ["carat"], "drift": {"carat": "scale"}},
+        None,
+        400,
+        "drift.carat",
+        "must be an object",
+    ),
     ("drift-list", {"drift": ["carat"]}, None, 400, "drift", "must be an object"),
     ("seed-negative", {"seed": -1}, None, 400, "seed", "in [0, 2**64 - 1]"),
     ("seed-too-big", {"seed": 2**64}, None, 400, "seed", "in [0, 2**64 - 1]"),
@@ -82,8 +144,14 @@ PROBES = [
     ("body-whitespace", "  \n", None, 400, None, "empty"),
     ("object-empty", "{}", None, 400, None, "sets nothing"),
     ("type-text", '{"a": 0.5}', "text/plain", 415, "Content-Type", "application/json"),
-    ("type-form", "a=0.5", "application/x-www-form-urlencoded", 415, "Content-Type",
-     "application/json"),
+    (
+        "type-form",
+        "a=0.5",
+        "application/x-www-form-urlencoded",
+        415,
+        "Content-Type",
+        "application/json",
+    ),
     ("type-missing", '{"a": 0.5}', "", 415, "Content-Type", "application/json"),
 ]
 
@@ -93,8 +161,9 @@ def probe_client(tmp_path_factory):
     """One app for all probes (each probe checks it changed nothing)."""
     from dethrone_router import create_app
 
-    settings = Settings.from_env({}, router_data_dir=str(tmp_path_factory.mktemp("probe")),
-                                 router_max_data_size=MAX)
+    settings = Settings.from_env(
+        {}, router_data_dir=str(tmp_path_factory.mktemp("probe")), router_max_data_size=MAX
+    )
     client = create_app(settings).test_client()
     # A known, non-default config the probes must leave alone; small slices keep it fast.
     ok = client.post("/traffic", json={"a": 0.4, "data_size": 300, "drift_cols": ["carat"]})
@@ -102,10 +171,10 @@ def probe_client(tmp_path_factory):
     return client
 
 
-@pytest.mark.parametrize("name,body,ctype,status,field,words", PROBES,
-                         ids=[p[0] for p in PROBES])
-def test_probe_is_refused_and_changes_nothing(probe_client, name, body, ctype, status, field,
-                                              words):
+@pytest.mark.parametrize("name,body,ctype,status,field,words", PROBES, ids=[p[0] for p in PROBES])
+def test_probe_is_refused_and_changes_nothing(
+    probe_client, name, body, ctype, status, field, words
+):
     before = probe_client.get("/traffic").get_json()
     history = probe_client.get("/traffic/history").get_json()
     raw = json.dumps(body) if isinstance(body, dict) else body

@@ -45,15 +45,25 @@ print("RESULT" + json.dumps(out))
 @pytest.fixture(scope="module")
 def parsed(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("airflow_home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-           # an unreachable tracking server: parsing must not try to reach it
-           "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "FLASK_URL": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(DAGS)], env=env,
-                          capture_output=True, text=True, timeout=180)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        # an unreachable tracking server: parsing must not try to reach it
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+        "FLASK_URL": "http://127.0.0.1:9",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(DAGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
     assert proc.returncode == 0 and line, proc.stderr[-3000:]
-    return json.loads(line[-1][len("RESULT"):])
+    return json.loads(line[-1][len("RESULT") :])
 
 
 def test_dag_imports_without_errors(parsed):
@@ -72,16 +82,32 @@ def test_heavy_libraries_are_imported_inside_tasks_only(parsed):
 def test_tasks_and_branches(parsed):
     tasks = parsed["tasks"]
     assert set(tasks) == {
-        "check_champion", "fetch_training_data", "train_model", "register_model",
-        "set_champion", "fetch_current_data", "detect_drift", "drift_branch", "no_drift",
-        "train_challenger", "register_challenger", "ab_test", "decision_branch",
-        "promote_challenger", "start_live_experiment", "keep_champion"}
+        "check_champion",
+        "fetch_training_data",
+        "train_model",
+        "register_model",
+        "set_champion",
+        "fetch_current_data",
+        "detect_drift",
+        "drift_branch",
+        "no_drift",
+        "train_challenger",
+        "register_challenger",
+        "ab_test",
+        "decision_branch",
+        "promote_challenger",
+        "start_live_experiment",
+        "keep_champion",
+    }
     branches = {k for k, v in tasks.items() if "Branch" in v["type"]}
     assert branches == {"check_champion", "drift_branch", "decision_branch"}
     assert tasks["check_champion"]["downstream"] == ["fetch_current_data", "fetch_training_data"]
     assert tasks["drift_branch"]["downstream"] == ["no_drift", "train_challenger"]
-    assert tasks["decision_branch"]["downstream"] == ["keep_champion", "promote_challenger",
-                                                      "start_live_experiment"]
+    assert tasks["decision_branch"]["downstream"] == [
+        "keep_champion",
+        "promote_challenger",
+        "start_live_experiment",
+    ]
     assert tasks["train_model"]["downstream"] == ["register_model"]
     assert tasks["register_model"]["downstream"] == ["set_champion"]
     assert "ab_test" in tasks["register_challenger"]["downstream"]
@@ -99,5 +125,6 @@ def test_params_override_settings(parsed):
     for name in parsed["params"]:
         assert name in settings_names or name in RUN_PARAMS, name
     assert {"ks_pvalue_threshold", "psi_threshold", "ab_alpha", "force_challenger"} <= set(
-        parsed["params"])
+        parsed["params"]
+    )
     assert parsed["schedule"] == "None"

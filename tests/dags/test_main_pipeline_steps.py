@@ -23,8 +23,11 @@ def fake_step(monkeypatch):
     """Replace context building and one pipeline step; return what the step raises."""
     from dethrone import context, pipeline
 
-    monkeypatch.setattr(context.PipelineContext, "from_settings",
-                        classmethod(lambda cls, settings: ("ctx", settings)))
+    monkeypatch.setattr(
+        context.PipelineContext,
+        "from_settings",
+        classmethod(lambda cls, settings: ("ctx", settings)),
+    )
     raised: dict = {}
 
     def step(ctx, **kwargs):
@@ -41,8 +44,14 @@ def test_step_gets_a_context_from_the_params(dag_module, fake_step):
     assert out["x"] == 1 and out["ctx"][1].psi_threshold == 0.3
 
 
-@pytest.mark.parametrize("exc", [ValueError("data is missing feature columns ['carat']"),
-                                 KeyError("features"), TypeError("bad param")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("data is missing feature columns ['carat']"),
+        KeyError("features"),
+        TypeError("bad param"),
+    ],
+)
 def test_deterministic_errors_fail_without_retries(dag_module, fake_step, exc):
     from airflow.exceptions import AirflowFailException
 
@@ -58,8 +67,9 @@ def test_unknown_param_fails_without_retries(dag_module, fake_step):
         dag_module._step("fake_step", {"psi_treshold": 0.3})
 
 
-@pytest.mark.parametrize("exc", [ConnectionError("refused"), TimeoutError("slow"),
-                                 RuntimeError("HTTP 503")])
+@pytest.mark.parametrize(
+    "exc", [ConnectionError("refused"), TimeoutError("slow"), RuntimeError("HTTP 503")]
+)
 def test_network_and_server_errors_are_retried(dag_module, fake_step, exc):
     fake_step["exc"] = exc
     with pytest.raises(type(exc)):

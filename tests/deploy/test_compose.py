@@ -76,6 +76,7 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
         if op in (":-", "-") and (value is None or (op == ":-" and value == "")):
             return arg
         return value or ""
+
     return INTERPOLATION.sub(sub, text).replace("$$", "$")
 
 
@@ -114,7 +115,9 @@ def test_env_example_defaults_of_settings_match_the_code(env_example):
         if value.startswith("CHANGE-ME") or name == "MLFLOW_TRACKING_USERNAME":
             continue
         parsed = Settings.from_env({name: value})
-        assert getattr(parsed, f.name) == f.default, f"{name}={value!r} in .env.example, default {f.default!r}"
+        assert getattr(parsed, f.name) == f.default, (
+            f"{name}={value!r} in .env.example, default {f.default!r}"
+        )
 
 
 def test_compose_defaults_of_settings_match_the_code(compose):
@@ -126,7 +129,9 @@ def test_compose_defaults_of_settings_match_the_code(compose):
             if name in defaults and op == ":-":
                 seen += 1
                 got = getattr(Settings.from_env({name: arg}), name.lower()) if arg else ""
-                assert got == defaults[name], f"${{{name}:-{arg}}} in compose, Settings default {defaults[name]!r}"
+                assert got == defaults[name], (
+                    f"${{{name}:-{arg}}} in compose, Settings default {defaults[name]!r}"
+                )
     assert seen >= 20
 
 
@@ -138,14 +143,24 @@ def test_every_setting_reaches_the_pipeline_or_the_router(services):
 
 def test_airflow_services_share_one_environment(services):
     airflow = [n for n in services if n.startswith("airflow-")]
-    assert {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer"} <= set(airflow)
+    assert {
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    } <= set(airflow)
     reference = _environment(services["airflow-scheduler"])
     for name in airflow:
         env = _environment(services[name])
-        for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                    "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
-                    "AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+        for key in (
+            "AIRFLOW__CORE__EXECUTOR",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CORE__FERNET_KEY",
+            "AIRFLOW__API_AUTH__JWT_SECRET",
+            "AIRFLOW__CORE__AUTH_MANAGER",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        ):
             assert env.get(key) == reference[key], f"{name}: {key} differs"
     assert reference["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
 
@@ -161,13 +176,18 @@ def test_no_credential_is_written_in_the_compose_file(services):
 def test_env_example_carries_no_real_secret(env_example):
     for name, value in env_example.items():
         if SECRET_NAME.search(name):
-            assert value.startswith("CHANGE-ME"), f"{name} in .env.example must be a CHANGE-ME placeholder"
+            assert value.startswith("CHANGE-ME"), (
+                f"{name} in .env.example must be a CHANGE-ME placeholder"
+            )
 
 
 def test_no_password_in_tracked_config_files():
     # The seed kept a password in basic_auth.ini: the template must only name variables.
-    for path in [ROOT / "mlflow" / "basic_auth.ini.template", ROOT / "prometheus" / "prometheus.yml",
-                 *sorted((ROOT / "grafana").rglob("*.yml"))]:
+    for path in [
+        ROOT / "mlflow" / "basic_auth.ini.template",
+        ROOT / "prometheus" / "prometheus.yml",
+        *sorted((ROOT / "grafana").rglob("*.yml")),
+    ]:
         for line in path.read_text().splitlines():
             if line.lstrip().startswith("#"):
                 continue
@@ -188,7 +208,9 @@ def test_build_contexts_dockerfiles_and_copy_sources_exist(services):
         assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
         for sources in _copy_sources(dockerfile):
             for source in sources:
-                assert list(context.glob(source)), f"{name}: COPY source {source} missing in {context}"
+                assert list(context.glob(source)), (
+                    f"{name}: COPY source {source} missing in {context}"
+                )
 
 
 def _copy_sources(dockerfile: Path):
@@ -225,8 +247,12 @@ def test_airflow_commands_exist_in_the_installed_airflow(services):
     from airflow.cli.cli_config import core_commands
 
     known = {c.name: c for c in core_commands}
-    expected = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
-                "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer"}
+    expected = {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+    }
     for name, command in expected.items():
         assert services[name]["command"] == [command]
         assert command in known, f"airflow has no `{command}` command"
@@ -244,7 +270,9 @@ def test_airflow_commands_exist_in_the_installed_airflow(services):
 def test_auth_manager_is_fab_and_provides_users_create(services):
     # `airflow users create` exists only with the FAB auth manager (scripts/stack/requirements.txt
     # installs it for `make stack-test`; the apache/airflow image ships it).
-    pytest.importorskip("airflow.providers.fab", reason="apache-airflow-providers-fab not installed")
+    pytest.importorskip(
+        "airflow.providers.fab", reason="apache-airflow-providers-fab not installed"
+    )
     from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
 
     path = _environment(services["airflow-scheduler"])["AIRFLOW__CORE__AUTH_MANAGER"]
@@ -256,7 +284,9 @@ def test_airflow_config_names_exist_in_the_installed_airflow(services):
     # AIRFLOW__SECTION__KEY only works when [section] key exists; a typo is silently ignored.
     import airflow
 
-    config = yaml.safe_load((Path(airflow.__file__).parent / "config_templates" / "config.yml").read_text())
+    config = yaml.safe_load(
+        (Path(airflow.__file__).parent / "config_templates" / "config.yml").read_text()
+    )
     env = _environment(services["airflow-init"])
     names = [k for k in env if k.startswith("AIRFLOW__")]
     assert len(names) >= 10
@@ -286,10 +316,14 @@ def test_one_shot_services_run_project_scripts(services):
     setup = services["minio-setup"]
     assert setup["entrypoint"][-1] == "/opt/minio/create-bucket.sh"
     assert "./minio/create-bucket.sh:/opt/minio/create-bucket.sh:ro" in setup["volumes"]
-    assert setup["command"] == ["${MLFLOW_ARTIFACT_BUCKET:-mlflow-artifacts}",
-                                "${STAGING_BUCKET:-dethrone-staging}"]
+    assert setup["command"] == [
+        "${MLFLOW_ARTIFACT_BUCKET:-mlflow-artifacts}",
+        "${STAGING_BUCKET:-dethrone-staging}",
+    ]
     mounts = services["postgres"]["volumes"]
-    assert any(m.startswith("./postgres/init-databases.sh:/docker-entrypoint-initdb.d/") for m in mounts)
+    assert any(
+        m.startswith("./postgres/init-databases.sh:/docker-entrypoint-initdb.d/") for m in mounts
+    )
 
 
 def test_router_image_serves_the_router_package(services):
@@ -301,8 +335,10 @@ def test_router_image_serves_the_router_package(services):
     assert modules or cli, f"{dockerfile} starts neither a dethrone module nor `dethrone router`"
     for module in modules:
         path = module.replace(".", "/")
-        assert any((ROOT / base / f"{path}.py").exists() or (ROOT / base / path / "__init__.py").exists()
-                   for base in ("app", "src")), f"{dockerfile}: {module} not in the project"
+        assert any(
+            (ROOT / base / f"{path}.py").exists() or (ROOT / base / path / "__init__.py").exists()
+            for base in ("app", "src")
+        ), f"{dockerfile}: {module} not in the project"
 
 
 # ------------------------------------------------------------------------ topology
@@ -316,7 +352,9 @@ def test_published_ports_are_unique_and_bound_to_bind_address(services, env_exam
             host, host_port, _ = resolved.rsplit(":", 2)
             assert port.startswith("${BIND_ADDRESS"), f"{name}: {port} not bound to BIND_ADDRESS"
             assert host == "127.0.0.1"
-            assert host_port not in seen, f"port {host_port} published by {seen[host_port]} and {name}"
+            assert host_port not in seen, (
+                f"port {host_port} published by {seen[host_port]} and {name}"
+            )
             seen[host_port] = name
     assert len(seen) >= 7
     assert "postgres" not in seen.values(), "the database must not be published"
@@ -329,7 +367,9 @@ def test_every_image_is_pinned(services):
             assert "build" in service, f"{name}: neither image nor build"
             continue
         repo, _, tag = image.rpartition(":")
-        assert repo and "/" not in tag and tag and tag != "latest", f"{name}: image {image} not pinned"
+        assert repo and "/" not in tag and tag and tag != "latest", (
+            f"{name}: image {image} not pinned"
+        )
     for dockerfile in [ROOT / "Dockerfile.airflow", ROOT / "mlflow" / "Dockerfile"]:
         for line in dockerfile.read_text().splitlines():
             if line.upper().startswith("FROM "):
@@ -342,7 +382,9 @@ def test_every_long_running_service_has_a_healthcheck(services):
     assert len(long_running) >= 10
     for name in long_running:
         check = services[name].get("healthcheck")
-        assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+        assert check and check.get("test") and not check.get("disable"), (
+            f"{name} has no healthcheck"
+        )
 
 
 def test_dependencies_wait_for_health_or_completion(services):
@@ -357,13 +399,26 @@ def test_dependencies_wait_for_health_or_completion(services):
             else:
                 assert condition == "service_healthy", f"{name} -> {dep}"
     scheduler = services["airflow-scheduler"]["depends_on"]
-    assert {"airflow-init", "airflow-apiserver", "mlflow", "router", "minio-setup"} <= set(scheduler)
+    assert {"airflow-init", "airflow-apiserver", "mlflow", "router", "minio-setup"} <= set(
+        scheduler
+    )
 
 
 def test_required_topology(services):
-    assert set(services) >= {"minio", "minio-setup", "postgres", "mlflow", "router", "prometheus",
-                             "grafana", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer"}
+    assert set(services) >= {
+        "minio",
+        "minio-setup",
+        "postgres",
+        "mlflow",
+        "router",
+        "prometheus",
+        "grafana",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    }
     assert "webserver" not in " ".join(services)
 
 
@@ -371,26 +426,50 @@ def test_required_topology(services):
 
 
 def test_auth_template_renders_with_encoded_password(tmp_path):
-    env = {"MLFLOW_DEFAULT_PERMISSION": "READ", "MLFLOW_DB_USER": "mlflow",
-           "MLFLOW_DB_PASSWORD": "p@ss:w%rd/1", "MLFLOW_DB_HOST": "postgres", "MLFLOW_DB_PORT": "5432",
-           "MLFLOW_AUTH_DB_NAME": "mlflow_auth", "MLFLOW_AUTH_ADMIN_USERNAME": "admin"}
+    env = {
+        "MLFLOW_DEFAULT_PERMISSION": "READ",
+        "MLFLOW_DB_USER": "mlflow",
+        "MLFLOW_DB_PASSWORD": "p@ss:w%rd/1",
+        "MLFLOW_DB_HOST": "postgres",
+        "MLFLOW_DB_PORT": "5432",
+        "MLFLOW_AUTH_DB_NAME": "mlflow_auth",
+        "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+    }
     out = tmp_path / "basic_auth.ini"
-    subprocess.run([sys.executable, str(ROOT / "mlflow" / "render_config.py"),
-                    str(ROOT / "mlflow" / "basic_auth.ini.template"), str(out)],
-                   env={**os.environ, **env}, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "mlflow" / "render_config.py"),
+            str(ROOT / "mlflow" / "basic_auth.ini.template"),
+            str(out),
+        ],
+        env={**os.environ, **env},
+        check=True,
+    )
     assert out.stat().st_mode & 0o777 == 0o600
     parser = configparser.ConfigParser()  # MLflow's reader: interpolation on
     parser.read(out)
     section = parser["mlflow"]
-    assert section["database_uri"] == "postgresql+psycopg://mlflow:p%40ss%3Aw%25rd%2F1@postgres:5432/mlflow_auth"
+    assert (
+        section["database_uri"]
+        == "postgresql+psycopg://mlflow:p%40ss%3Aw%25rd%2F1@postgres:5432/mlflow_auth"
+    )
     assert section["default_permission"] == "READ" and section["admin_username"] == "admin"
     assert "admin_password" not in section
 
 
 def test_auth_template_refuses_missing_variables(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "mlflow" / "render_config.py"),
-                             str(ROOT / "mlflow" / "basic_auth.ini.template"), str(tmp_path / "x.ini")],
-                            env={"PATH": os.environ["PATH"]}, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "mlflow" / "render_config.py"),
+            str(ROOT / "mlflow" / "basic_auth.ini.template"),
+            str(tmp_path / "x.ini"),
+        ],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "MLFLOW_DB_PASSWORD" in result.stderr
 
@@ -428,8 +507,11 @@ def test_router_is_published_only_through_nginx(services):
     env = _environment(nginx)
     assert env["ROUTER_UPSTREAM"] == "router:8000" and env["NGINX_LISTEN"] == "8000"
     mounts = [v.split(":") for v in nginx["volumes"]]
-    assert ["./nginx/router.conf.template", "/etc/nginx/templates/router.conf.template",
-            "ro"] in mounts
+    assert [
+        "./nginx/router.conf.template",
+        "/etc/nginx/templates/router.conf.template",
+        "ro",
+    ] in mounts
 
 
 def test_nginx_config_shields_the_router():
@@ -453,8 +535,9 @@ def test_native_nginx_config_is_valid(tmp_path):
     if binary is None:
         pytest.skip("nginx is not installed (scripts/stack/ensure-nginx.sh installs it)")
     conf = nginx_proxy.render(tmp_path, listen="127.0.0.1:18080", upstream="127.0.0.1:18081")
-    res = subprocess.run([*nginx_proxy.command(conf, binary)[:-2], "-t"], capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        [*nginx_proxy.command(conf, binary)[:-2], "-t"], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
 
 
@@ -471,18 +554,32 @@ def test_dashboard_queries_use_metrics_the_router_exports():
     assert len(used) >= 7
     for metric in used:
         base = re.sub(r"_(total|bucket|sum|count)$", "", metric)
-        assert metric in exported or base in exported, f"dashboard uses {metric}, router exports {exported}"
-    datasource = yaml.safe_load((ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+        assert metric in exported or base in exported, (
+            f"dashboard uses {metric}, router exports {exported}"
+        )
+    datasource = yaml.safe_load(
+        (ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
     uid = datasource["datasources"][0]["uid"]
     assert all(p["datasource"]["uid"] == uid for p in dashboard["panels"])
 
 
 def test_mlflow_entrypoint_refuses_placeholder_secrets(tmp_path):
-    env = {"PATH": os.environ["PATH"], "PYTHON": sys.executable, "MLFLOW_CONFIG_DIR": str(tmp_path),
-           "MLFLOW_AUTH_ADMIN_PASSWORD": "CHANGE-ME-mlflow-admin", "MLFLOW_DB_PASSWORD": "x" * 16,
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "y" * 16, "AWS_SECRET_ACCESS_KEY": "z" * 16}
-    result = subprocess.run(["sh", str(ROOT / "mlflow" / "entrypoint.sh"), "true"], env=env,
-                            capture_output=True, text=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHON": sys.executable,
+        "MLFLOW_CONFIG_DIR": str(tmp_path),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "CHANGE-ME-mlflow-admin",
+        "MLFLOW_DB_PASSWORD": "x" * 16,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "y" * 16,
+        "AWS_SECRET_ACCESS_KEY": "z" * 16,
+    }
+    result = subprocess.run(
+        ["sh", str(ROOT / "mlflow" / "entrypoint.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 64
     assert "MLFLOW_AUTH_ADMIN_PASSWORD" in result.stderr
     assert not (tmp_path / "basic_auth.ini").exists()

@@ -55,22 +55,52 @@ def s3_server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("seaweedfs")
     ids = root / "identities.json"
-    ids.write_text(json.dumps({"identities": [{
-        "name": "admin", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    ids.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "admin",
+                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     (root / "data").mkdir()
     s3_port = free_port()
-    ports = [f"-{name}={free_port()}" for name in (
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port.grpc")]
-    cmd = [_weed_binary(), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
-           "-ip.bind=127.0.0.1", *ports, "-s3", f"-s3.port={s3_port}",
-           f"-s3.config={ids}", "-master.volumeSizeLimitMB=64", "-volume.max=20"]
+    ports = [
+        f"-{name}={free_port()}"
+        for name in (
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+        )
+    ]
+    cmd = [
+        _weed_binary(),
+        "server",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        *ports,
+        "-s3",
+        f"-s3.port={s3_port}",
+        f"-s3.config={ids}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=20",
+    ]
     log = open(root / "weed.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        client = Minio(f"127.0.0.1:{s3_port}", access_key=ACCESS_KEY, secret_key=SECRET_KEY,
-                       secure=False)
+        client = Minio(
+            f"127.0.0.1:{s3_port}", access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False
+        )
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -80,8 +110,9 @@ def s3_server(tmp_path_factory):
                 break
             except Exception:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("seaweedfs did not start; log:\n"
-                                       + (root / "weed.log").read_text()[-2000:]) from None
+                    raise RuntimeError(
+                        "seaweedfs did not start; log:\n" + (root / "weed.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.5)
         yield {"endpoint": f"http://127.0.0.1:{s3_port}", "client": client}
     finally:
@@ -95,9 +126,12 @@ def s3_server(tmp_path_factory):
 def stack(tmp_path_factory, s3_server):
     """MLflow (SQLite + S3 artifacts) and the router (gunicorn, 2 workers) on loopback."""
     home = tmp_path_factory.mktemp("dethrone_home")
-    s3_env = {"MLFLOW_S3_ENDPOINT_URL": s3_server["endpoint"],
-              "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-              "AWS_DEFAULT_REGION": "us-east-1"}
+    s3_env = {
+        "MLFLOW_S3_ENDPOINT_URL": s3_server["endpoint"],
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     saved = {k: os.environ.get(k) for k in (*s3_env, "STAGING_URI", "S3_ENDPOINT_URL")}
     # The pipeline processes (airflow dags test) inherit these: staging in S3 as well.
     os.environ.update(s3_env)
@@ -105,8 +139,12 @@ def stack(tmp_path_factory, s3_server):
     os.environ["S3_ENDPOINT_URL"] = s3_server["endpoint"]
     ls = LocalStack(home)
     try:
-        ls.start_mlflow(free_port(), artifacts_destination=f"s3://{ARTIFACT_BUCKET}",
-                        wait=False, extra_env=s3_env)
+        ls.start_mlflow(
+            free_port(),
+            artifacts_destination=f"s3://{ARTIFACT_BUCKET}",
+            wait=False,
+            extra_env=s3_env,
+        )
         ls.start_router(free_port(), workers=2, wait=False)
         ls.migrate_airflow()
         ls.wait_ready("router")

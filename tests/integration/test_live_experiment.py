@@ -32,8 +32,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Until the simulator and the gateway's prediction log are merged, there is nothing to run.
 pytest.importorskip("dethrone.simulate", reason="needs dethrone.simulate")
 if not (Path(__file__).resolve().parents[2] / "app" / "dethrone_router" / "predlog.py").exists():
-    pytest.skip("needs the gateway's prediction log (app/dethrone_router/predlog.py)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs the gateway's prediction log (app/dethrone_router/predlog.py)",
+        allow_module_level=True,
+    )
 
 NAME = "live-it"
 CATS, NUMS = ["cut", "color", "clarity"], ["carat", "depth", "table", "x", "y", "z"]
@@ -56,12 +58,18 @@ def _register(uri: str, diamonds) -> dict[str, str]:
     y = frame["price"].to_numpy(float)
 
     def pipe(est):
-        return make_pipeline(make_column_transformer(
-            (OneHotEncoder(handle_unknown="ignore"), CATS), ("passthrough", NUMS)), est).fit(X, y)
+        return make_pipeline(
+            make_column_transformer(
+                (OneHotEncoder(handle_unknown="ignore"), CATS), ("passthrough", NUMS)
+            ),
+            est,
+        ).fit(X, y)
 
-    fitted = {"constant": pipe(DummyRegressor()),
-              "forest": pipe(RandomForestRegressor(n_estimators=20, random_state=0)),
-              "constant_again": pipe(DummyRegressor())}
+    fitted = {
+        "constant": pipe(DummyRegressor()),
+        "forest": pipe(RandomForestRegressor(n_estimators=20, random_state=0)),
+        "constant_again": pipe(DummyRegressor()),
+    }
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     versions = {}
@@ -69,9 +77,12 @@ def _register(uri: str, diamonds) -> dict[str, str]:
         for key, model in fitted.items():
             with mlflow.start_run():
                 info = mlflow.sklearn.log_model(
-                    model, name="model", pip_requirements=["scikit-learn", "pandas"],
+                    model,
+                    name="model",
+                    pip_requirements=["scikit-learn", "pandas"],
                     signature=infer_signature(X.head(5), model.predict(X.head(5))),
-                    serialization_format="cloudpickle")
+                    serialization_format="cloudpickle",
+                )
             versions[key] = str(mlflow.register_model(info.model_uri, NAME).version)
     finally:
         mlflow.set_tracking_uri(previous)
@@ -98,13 +109,24 @@ def live(tmp_path_factory, diamonds):
         ls.start_mlflow(free_port())
         uri = ls.info("mlflow").url
         versions = _register(uri, diamonds)
-        env = {"MODEL_NAME": NAME, "SERVING_REFRESH_SECONDS": "1", "ROUTER_LOG_LEVEL": "warning",
-               "ROUTER_DATABASE_URL": db, "LOG_FLUSH_SECONDS": "0.2",
-               "SERVING_LOG_FEATURES": "none"}
+        env = {
+            "MODEL_NAME": NAME,
+            "SERVING_REFRESH_SECONDS": "1",
+            "ROUTER_LOG_LEVEL": "warning",
+            "ROUTER_DATABASE_URL": db,
+            "LOG_FLUSH_SECONDS": "0.2",
+            "SERVING_LOG_FEATURES": "none",
+        }
         # the same settings in this process and in the live_experiment DAG's tasks
-        live_env = {"MODEL_NAME": NAME, "ROUTER_DATABASE_URL": db, "AB_MIN_ROWS_PER_ARM": "30",
-                    "SEQUENTIAL_TUNING_N": "300", "HOLDBACK_SHARE": "0.2",
-                    "ROLLBACK_WINDOW": "10m", "LIVE_EXPERIMENT_NAME": "live-it"}
+        live_env = {
+            "MODEL_NAME": NAME,
+            "ROUTER_DATABASE_URL": db,
+            "AB_MIN_ROWS_PER_ARM": "30",
+            "SEQUENTIAL_TUNING_N": "300",
+            "HOLDBACK_SHARE": "0.2",
+            "ROLLBACK_WINDOW": "10m",
+            "LIVE_EXPERIMENT_NAME": "live-it",
+        }
         settings = Settings.from_env(live_env, mlflow_tracking_uri=uri)
         configure_mlflow(settings)
         registry = Registry(settings)
@@ -116,9 +138,13 @@ def live(tmp_path_factory, diamonds):
         ls.wait_ready("router")
         settings = settings.replace(flask_url=ls.info("router").url)
         engine = make_engine(db)
-        ctx = ex.ExperimentContext(settings=settings, registry=registry,
-                                   router=RouterClient.from_settings(settings), engine=engine,
-                                   tracker=Tracker(settings))
+        ctx = ex.ExperimentContext(
+            settings=settings,
+            registry=registry,
+            router=RouterClient.from_settings(settings),
+            engine=engine,
+            tracker=Tracker(settings),
+        )
         with pytest.MonkeyPatch.context() as mp:
             for key, value in live_env.items():  # LocalStack passes os.environ to Airflow
                 mp.setenv(key, value)
@@ -132,14 +158,26 @@ def live(tmp_path_factory, diamonds):
 
 def _served(url: str, arm: str, version: str, timeout: float = 30.0) -> None:
     """Until /predict answers with ``version`` on ``arm`` for some unit (models hot-swap)."""
-    row = {"carat": 0.5, "cut": "Ideal", "color": "E", "clarity": "VS1", "depth": 61.0,
-           "table": 56.0, "x": 5.1, "y": 5.1, "z": 3.1}
+    row = {
+        "carat": 0.5,
+        "cut": "Ideal",
+        "color": "E",
+        "clarity": "VS1",
+        "depth": 61.0,
+        "table": 56.0,
+        "x": 5.1,
+        "y": 5.1,
+        "z": 3.1,
+    }
     deadline, seen = time.monotonic() + timeout, set()
     while time.monotonic() < deadline:
         for unit in range(20):
-            resp = requests.post(url + "/predict", json={"rows": [row]}, timeout=10,
-                                 headers={"X-Dethrone-Unit": f"probe-{unit}",
-                                          "Connection": "close"})
+            resp = requests.post(
+                url + "/predict",
+                json={"rows": [row]},
+                timeout=10,
+                headers={"X-Dethrone-Unit": f"probe-{unit}", "Connection": "close"},
+            )
             out = resp.json()
             if resp.status_code != 200:  # e.g. 503 until the first champion is loaded
                 seen.add((resp.status_code, out.get("error", {}).get("code")))
@@ -157,9 +195,17 @@ def _rounds(live, step, done, *, rounds: int, seed: int, label_transform=None) -
 
     out: dict = {}
     for i in range(rounds):
-        report = simulate(live.ctx.router, rate=40, duration=4, units=400, label_delay=0.5,
-                          rows_per_request=3, label_transform=label_transform,
-                          random_state=seed + i, settings=live.ctx.settings)
+        report = simulate(
+            live.ctx.router,
+            rate=40,
+            duration=4,
+            units=400,
+            label_delay=0.5,
+            rows_per_request=3,
+            label_transform=label_transform,
+            random_state=seed + i,
+            settings=live.ctx.settings,
+        )
         assert report.feedback_sent > 0 and report.errors == 0, report.to_dict()
         time.sleep(0.5)  # the log's last flush
         out = step(live.ctx)
@@ -173,8 +219,10 @@ def _better_challenger_is_promoted_and_served(live):
 
     v = live.versions
     started = ex.start_experiment(live.ctx, challenger_version=v["forest"], key="it-better")
-    assert ex.start_experiment(live.ctx, challenger_version=v["forest"],
-                               key="it-better")["id"] == started["id"]  # a retry
+    assert (
+        ex.start_experiment(live.ctx, challenger_version=v["forest"], key="it-better")["id"]
+        == started["id"]
+    )  # a retry
     _served(live.url, "challenger", v["forest"])
 
     def airflow_look(ctx) -> dict:
@@ -186,11 +234,15 @@ def _better_challenger_is_promoted_and_served(live):
 
     out = _rounds(live, airflow_look, lambda o: o["action"] != "continue", rounds=3, seed=10)
     assert out["action"] == "promoted", out
-    assert live.ctx.registry.aliases() == {"champion": v["forest"], "challenger": v["constant"],
-                                           "previous-champion": v["constant"]}
+    assert live.ctx.registry.aliases() == {
+        "champion": v["forest"],
+        "challenger": v["constant"],
+        "previous-champion": v["constant"],
+    }
     _served(live.url, "champion", v["forest"])
-    looks = [r for r in live.ctx.tracker.looks(ex.current(live.ctx))
-             if r["phase"] == "experiment"]  # the DAG's check_rollback task looked too
+    looks = [
+        r for r in live.ctx.tracker.looks(ex.current(live.ctx)) if r["phase"] == "experiment"
+    ]  # the DAG's check_rollback task looked too
     assert looks and looks[-1]["outcome"] == "promote" and looks[-1]["ci_low"] > 0
 
 
@@ -205,8 +257,14 @@ def _secretly_worse_new_champion_is_rolled_back_in_the_window(live):
     def agree_with_old_champion(frame, labels):
         return np.full(len(labels), constant)
 
-    out = _rounds(live, ex.check_rollback, lambda o: o["action"] != "continue", rounds=4,
-                  seed=20, label_transform=agree_with_old_champion)
+    out = _rounds(
+        live,
+        ex.check_rollback,
+        lambda o: o["action"] != "continue",
+        rounds=4,
+        seed=20,
+        label_transform=agree_with_old_champion,
+    )
     assert out["action"] == "rolled-back", out
     assert live.ctx.registry.aliases()["champion"] == v["constant"]
     rec = ex.current(live.ctx)
@@ -221,8 +279,9 @@ def _equally_good_challenger_is_not_promoted(live):
     v = live.versions
     ex.start_experiment(live.ctx, challenger_version=v["constant_again"], key="it-equal")
     _served(live.url, "challenger", v["constant_again"])
-    out = _rounds(live, ex.evaluate_experiment, lambda o: o["action"] != "continue",
-                  rounds=2, seed=30)
+    out = _rounds(
+        live, ex.evaluate_experiment, lambda o: o["action"] != "continue", rounds=2, seed=30
+    )
     assert out["action"] in ("continue", "kept"), out
     assert live.ctx.registry.aliases()["champion"] == v["constant"]
 

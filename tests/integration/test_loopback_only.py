@@ -39,12 +39,16 @@ def _listening(pgids: set[int]) -> list[tuple[str, str, int]]:
 def test_dethrone_up_listens_on_loopback_only(tmp_path):
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "dethrone"]
-    ports = {"--mlflow-port": free_port(), "--router-port": free_port(),
-             "--airflow-port": free_port()}
+    ports = {
+        "--mlflow-port": free_port(),
+        "--router-port": free_port(),
+        "--airflow-port": free_port(),
+    }
     args = [str(x) for kv in ports.items() for x in kv]
     try:
-        up = subprocess.run([*cmd, "up", "--home", str(home), *args], capture_output=True,
-                            text=True, timeout=600)
+        up = subprocess.run(
+            [*cmd, "up", "--home", str(home), *args], capture_output=True, text=True, timeout=600
+        )
         assert up.returncode == 0, up.stderr[-3000:]
         run_dir = home / "run"
         pgids = {json.loads(p.read_text())["pid"] for p in run_dir.glob("*.json")}

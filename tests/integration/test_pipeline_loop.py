@@ -24,9 +24,11 @@ SEED = 11
 
 @pytest.fixture(scope="module")
 def settings(stack) -> Settings:
-    return Settings.from_env().replace(mlflow_tracking_uri=stack.info("mlflow").url,
-                                       flask_url=stack.info("router").url,
-                                       dethrone_home=str(stack.home))
+    return Settings.from_env().replace(
+        mlflow_tracking_uri=stack.info("mlflow").url,
+        flask_url=stack.info("router").url,
+        dethrone_home=str(stack.home),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +53,19 @@ def run_dag(stack, name, **conf):
 
 
 def versions(registry) -> list[str]:
-    return sorted(str(v.version) for v in registry.client.search_model_versions(
-        f"name = '{registry.name}'"))
+    return sorted(
+        str(v.version) for v in registry.client.search_model_versions(f"name = '{registry.name}'")
+    )
 
 
 def latest_run(registry, experiment, role):
     exp = registry.client.get_experiment_by_name(experiment)
-    runs = registry.client.search_runs([exp.experiment_id],
-                                       filter_string=f"tags.`{RunIdentity.tag('role')}` = '{role}'",
-                                       order_by=["attributes.start_time DESC"], max_results=1)
+    runs = registry.client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{RunIdentity.tag('role')}` = '{role}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0]
 
 
@@ -69,8 +75,17 @@ def test_run1_trains_first_champion_with_reference_profile(stack, registry, rout
     assert rc == 0, log[-3000:]
     assert registry.aliases()["champion"] == "1"
     profile = registry.load_profile("1")
-    assert set(profile.features) == {"carat", "cut", "color", "clarity", "depth", "table",
-                                     "x", "y", "z"}
+    assert set(profile.features) == {
+        "carat",
+        "cut",
+        "color",
+        "clarity",
+        "depth",
+        "table",
+        "x",
+        "y",
+        "z",
+    }
     assert profile.n_rows == 5000
     # model artifacts and staged frames went to the S3 server, not to local folders
     client = s3_server["client"]
@@ -91,7 +106,8 @@ def test_run_without_drift_ends_without_training(stack, registry, router, settin
     trained = registry.client.search_runs(
         [registry.client.get_experiment_by_name(settings.experiment_name).experiment_id],
         filter_string=f"tags.`{RunIdentity.tag('dag_run_id')}` = '{dag_run}'"
-                      f" and tags.`{RunIdentity.tag('role')}` = 'challenger'")
+        f" and tags.`{RunIdentity.tag('role')}` = 'challenger'",
+    )
     assert list(trained) == []
 
 
@@ -103,9 +119,11 @@ def _expected_outcome(decision: dict) -> str:
     if min(unpaired["n_a"], unpaired["n_b"]) < decision["min_rows_per_arm"]:
         return "inconclusive"
     permutation = decision.get("permutation")
-    better = (unpaired["pvalue"] < decision["alpha"]
-              and (paired is None or paired["pvalue"] < decision["alpha"])
-              and (permutation is None or permutation["pvalue"] < decision["alpha"]))
+    better = (
+        unpaired["pvalue"] < decision["alpha"]
+        and (paired is None or paired["pvalue"] < decision["alpha"])
+        and (permutation is None or permutation["pvalue"] < decision["alpha"])
+    )
     guard_ok = not any(g.get("failed") for g in decision["guardrails"].values())
     return "promote" if better and guard_ok else "keep"
 
@@ -122,21 +140,24 @@ def test_run2_detects_drift_challenges_and_decides(stack, registry, router, sett
     assert sorted(report["drifted_features"]) == ["carat", "color"]
     html = mlflow.artifacts.load_text(f"runs:/{drift.info.run_id}/drift/report.html")
     assert "carat" in html and "<svg" in html
-    challenger = registry.find_registered(RunIdentity.from_tags(drift.data.tags).dag_run_id,
-                                          "challenger")
+    challenger = registry.find_registered(
+        RunIdentity.from_tags(drift.data.tags).dag_run_id, "challenger"
+    )
     assert challenger is not None and str(challenger.version) == "2"
     comparison = latest_run(registry, settings.comparison_name, "ab-test")
     record = Decision.from_tags(comparison.data.tags)
-    decision = json.loads(mlflow.artifacts.load_text(
-        f"runs:/{comparison.info.run_id}/comparison/decision.json"))
+    decision = json.loads(
+        mlflow.artifacts.load_text(f"runs:/{comparison.info.run_id}/comparison/decision.json")
+    )
     assert decision["outcome"] == record.outcome
     # the split the SRM gate tested came with the A/B rows, and is recorded
     assert record.expected_share_a == 0.5 and record.config_version is not None
     assert decision["outcome"] == _expected_outcome(decision)
     assert decision["paired"] is not None  # held-out rows scored by both models
     assert {"a_mean_loss", "b_mean_loss"} <= set(comparison.data.metrics)
-    artifacts = {a.path for a in registry.client.list_artifacts(comparison.info.run_id,
-                                                                "comparison")}
+    artifacts = {
+        a.path for a in registry.client.list_artifacts(comparison.info.run_id, "comparison")
+    }
     assert "comparison/errors.png" in artifacts
     aliases = registry.aliases()
     if decision["outcome"] == "promote":
@@ -180,10 +201,18 @@ def test_rollback_command_restores_previous_champion(stack, registry, settings):
         registry.promote("2", Decision(outcome="manual"))
         aliases = registry.aliases()
     # the real console command, in its own process, as a user would run it
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-           "MODEL_NAME": settings.model_name}
-    proc = subprocess.run([sys.executable, "-m", "dethrone", "rollback", "--reason", "test"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MODEL_NAME": settings.model_name,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dethrone", "rollback", "--reason", "test"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     after = registry.aliases()
     assert after["champion"] == aliases["previous-champion"]

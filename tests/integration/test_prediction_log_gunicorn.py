@@ -54,8 +54,9 @@ def env(tmp_path_factory):
         try:
             for _ in range(2):
                 with mlflow.start_run():
-                    info = mlflow.pyfunc.log_model(name="model", python_model=str(code),
-                                                   pip_requirements=["pandas"])
+                    info = mlflow.pyfunc.log_model(
+                        name="model", python_model=str(code), pip_requirements=["pandas"]
+                    )
                 mlflow.register_model(info.model_uri, NAME)
         finally:
             mlflow.set_tracking_uri(previous)
@@ -70,12 +71,18 @@ def env(tmp_path_factory):
 
 def _router(env, **extra) -> tuple[RouterServer, str]:
     db = env.pg.create_database()
-    variables = {"MLFLOW_TRACKING_URI": env.uri, "MODEL_NAME": NAME,
-                 "SERVING_REFRESH_SECONDS": "1", "ROUTER_LOG_LEVEL": "warning",
-                 "ROUTER_DATABASE_URL": db, **extra}
+    variables = {
+        "MLFLOW_TRACKING_URI": env.uri,
+        "MODEL_NAME": NAME,
+        "SERVING_REFRESH_SECONDS": "1",
+        "ROUTER_LOG_LEVEL": "warning",
+        "ROUTER_DATABASE_URL": db,
+        **extra,
+    }
     server = RouterServer(env.home / f"router-{free_port()}", 2, variables)
-    requests.post(server.url + "/traffic", json={"mode": "ab", "a": 0.5, "salt": "it"},
-                  timeout=10).raise_for_status()
+    requests.post(
+        server.url + "/traffic", json={"mode": "ab", "a": 0.5, "salt": "it"}, timeout=10
+    ).raise_for_status()
     deadline, ready = time.monotonic() + 60, set()
     while len(ready) < 2 and time.monotonic() < deadline:
         resp = requests.get(server.url + "/health/ready", headers=CLOSE, timeout=5)
@@ -88,13 +95,19 @@ def _router(env, **extra) -> tuple[RouterServer, str]:
 
 def _predict(url: str, i: int, n: int = 3) -> tuple[requests.Response, list[tuple]]:
     rows = [{"carat": 0.2 + (i % 50) / 10 + r / 100, "depth": 60.0 + r} for r in range(n)]
-    resp = requests.post(url + "/predict", json={"rows": rows}, timeout=10,
-                         headers={**CLOSE, "X-Dethrone-Unit": f"u{i}"})
+    resp = requests.post(
+        url + "/predict",
+        json={"rows": rows},
+        timeout=10,
+        headers={**CLOSE, "X-Dethrone-Unit": f"u{i}"},
+    )
     if resp.status_code != 200:
         return resp, []
     body = resp.json()
-    return resp, [(body["request_id"], r, body["arm"], body["model_version"], float(p))
-                  for r, p in enumerate(body["predictions"])]
+    return resp, [
+        (body["request_id"], r, body["arm"], body["model_version"], float(p))
+        for r, p in enumerate(body["predictions"])
+    ]
 
 
 def _logged(db: str) -> list[tuple]:
@@ -103,8 +116,10 @@ def _logged(db: str) -> list[tuple]:
         frame = joined_predictions(engine)
     finally:
         engine.dispose()
-    return sorted((r.request_id, int(r.row), r.arm, r.model_version, float(r.prediction))
-                  for r in frame.itertuples())
+    return sorted(
+        (r.request_id, int(r.row), r.arm, r.model_version, float(r.prediction))
+        for r in frame.itertuples()
+    )
 
 
 def test_every_acknowledged_prediction_survives_sigterm(env):
@@ -204,13 +219,19 @@ def test_feedback_through_http(env):
         again = requests.post(url, json=one, timeout=10, headers=CLOSE)
         assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert requests.post(url, json={**one, "label": 1.0}, timeout=10).status_code == 409
-    assert requests.post(url, json={**one, "request_id": "no-such"}, timeout=10
-                         ).status_code == 404
-    bad = requests.post(url, data=json.dumps([one, {**one, "row": -2}]), timeout=10,
-                        headers={"Content-Type": "application/json"})
+    assert requests.post(url, json={**one, "request_id": "no-such"}, timeout=10).status_code == 404
+    bad = requests.post(
+        url,
+        data=json.dumps([one, {**one, "row": -2}]),
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "[1].row"
-    batch = requests.post(url, json={"items": [{**one, "row": 1, "label": 1.5},
-                                               {**one, "row": 2, "label": 2.5}]}, timeout=10)
+    batch = requests.post(
+        url,
+        json={"items": [{**one, "row": 1, "label": 1.5}, {**one, "row": 2, "label": 2.5}]},
+        timeout=10,
+    )
     assert batch.status_code == 200 and batch.json()["counts"]["stored"] == 2
     time.sleep(4.2)
     late = requests.post(url, json={**one, "row": 3}, timeout=10)

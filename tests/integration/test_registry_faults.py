@@ -53,8 +53,9 @@ class CuttingProxy:
                     self.close_connection = True  # refused: the server never sees it
                     return
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "connection")}
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                }
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
@@ -64,8 +65,7 @@ class CuttingProxy:
                     return
                 self.send_response(resp.status)
                 for key, value in resp.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection",
-                                           "content-length"):
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -114,8 +114,9 @@ def model(mlflow_server) -> str:
     run = client.create_run(client.create_experiment("faults"))
     client.create_registered_model("faults")
     for _ in range(3):
-        client.create_model_version("faults", f"runs:/{run.info.run_id}/model",
-                                    run_id=run.info.run_id)
+        client.create_model_version(
+            "faults", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+        )
     return "faults"
 
 
@@ -161,8 +162,10 @@ def test_cut_after_every_call_of_a_promotion_then_retry(mlflow_server, proxy, mo
         reg = _registry(proxy.url, name)
         seen = reg.aliases()
         assert seen in (BEFORE, AFTER) or reg.pending_promotion() is not None, (k, seen)
-        assert reg.promote("3", Decision(outcome="promote")) == {"champion": "3",
-                                                                "previous": "2"}, k
+        assert reg.promote("3", Decision(outcome="promote")) == {
+            "champion": "3",
+            "previous": "2",
+        }, k
         assert reg.aliases() == AFTER, k
         assert reg.pending_promotion() is None, k
 
@@ -183,8 +186,7 @@ def test_cut_promotion_then_rollback_never_loses_a_version(mlflow_server, proxy,
         after = reg.aliases()
         if promoted:
             assert out == {"champion": "2", "previous": "3"}, k
-            assert after == {"champion": "2", "challenger": None,
-                             "previous-champion": "3"}, k
+            assert after == {"champion": "2", "challenger": None, "previous-champion": "3"}, k
         else:
             assert out == {"champion": "1", "previous": "2"}, k
             assert after == {**BEFORE, "champion": "1", "previous-champion": "2"}, k
@@ -195,8 +197,11 @@ def test_dead_server_fails_fast_with_a_clear_message(mlflow_server, model, monke
     from dethrone.context import configure_mlflow
     from dethrone.registry import RegistryError
 
-    for var in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
-                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+    for var in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     proxy = CuttingProxy(mlflow_server)
     settings = Settings(mlflow_tracking_uri=proxy.url, model_name=_reset(mlflow_server, model))
@@ -217,10 +222,17 @@ def test_hanging_server_fails_within_the_request_timeout(mlflow_server, model, m
 
     proxy = CuttingProxy(mlflow_server)
     try:
-        settings = Settings(mlflow_tracking_uri=proxy.url, model_name=_reset(mlflow_server, model),
-                            mlflow_http_request_timeout=2, mlflow_http_request_max_retries=1)
-        for var in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
-                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        settings = Settings(
+            mlflow_tracking_uri=proxy.url,
+            model_name=_reset(mlflow_server, model),
+            mlflow_http_request_timeout=2,
+            mlflow_http_request_max_retries=1,
+        )
+        for var in (
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        ):
             monkeypatch.setenv(var, "0")
         configure_mlflow(settings)
         proxy.hang = True

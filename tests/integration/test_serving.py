@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NAME = "serving-it"
 CATS, NUMS = ["cut", "color", "clarity"], ["carat", "depth", "table", "x", "y", "z"]
 CLOSE = {"Connection": "close"}  # a new connection each time, so both workers answer
-CUSTOM_MODEL = '''
+CUSTOM_MODEL = """
 import numpy as np
 import mlflow
 
@@ -38,7 +38,7 @@ class CaratPrice(mlflow.pyfunc.PythonModel):
 
 
 mlflow.models.set_model(CaratPrice())
-'''
+"""
 
 
 def _features(frame):
@@ -49,6 +49,7 @@ def _features(frame):
 
 
 def _register(uri: str, diamonds, tmp) -> dict[str, str]:
+    import mlflow
     import mlflow.pyfunc
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -58,20 +59,22 @@ def _register(uri: str, diamonds, tmp) -> dict[str, str]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    import mlflow
-
     frame = diamonds.sample(3000, random_state=1)
     X, y = _features(frame), frame["price"].to_numpy()
 
     def pipe(est, scale=False):
         nums = StandardScaler() if scale else "passthrough"
-        return make_pipeline(make_column_transformer(
-            (OneHotEncoder(handle_unknown="ignore"), CATS), (nums, NUMS)), est)
+        return make_pipeline(
+            make_column_transformer((OneHotEncoder(handle_unknown="ignore"), CATS), (nums, NUMS)),
+            est,
+        )
 
     band = np.where(y < 1000, "low", np.where(y < 5000, "mid", "high"))
-    fitted = {"forest": pipe(RandomForestRegressor(n_estimators=20, random_state=0)).fit(X, y),
-              "ridge": pipe(Ridge()).fit(X, y),
-              "classifier": pipe(LogisticRegression(max_iter=300), scale=True).fit(X, band)}
+    fitted = {
+        "forest": pipe(RandomForestRegressor(n_estimators=20, random_state=0)).fit(X, y),
+        "ridge": pipe(Ridge()).fit(X, y),
+        "classifier": pipe(LogisticRegression(max_iter=300), scale=True).fit(X, band),
+    }
     pins = ["scikit-learn", "pandas"]  # skip MLflow's slow requirement inference
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
@@ -81,16 +84,21 @@ def _register(uri: str, diamonds, tmp) -> dict[str, str]:
         for key, model in fitted.items():
             with mlflow.start_run():
                 info = mlflow.sklearn.log_model(
-                    model, name="model", input_example=X.head(5), pip_requirements=pins,
+                    model,
+                    name="model",
+                    input_example=X.head(5),
+                    pip_requirements=pins,
                     signature=infer_signature(X.head(5), model.predict(X.head(5))),
                     serialization_format="cloudpickle" if key == "ridge" else "skops",
-                    skops_trusted_types=["sklearn.tree._tree.Tree"])
+                    skops_trusted_types=["sklearn.tree._tree.Tree"],
+                )
             versions[key] = mlflow.register_model(info.model_uri, NAME).version
         code = tmp / "carat_price.py"
         code.write_text(CUSTOM_MODEL)
         with mlflow.start_run():
-            info = mlflow.pyfunc.log_model(name="model", python_model=str(code),
-                                           input_example=X.head(5), pip_requirements=pins)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(code), input_example=X.head(5), pip_requirements=pins
+            )
         versions["custom"] = mlflow.register_model(info.model_uri, NAME).version
     finally:
         mlflow.set_tracking_uri(previous[0])
@@ -113,8 +121,15 @@ def gw(tmp_path_factory, diamonds):
         env = {"MODEL_NAME": NAME, "SERVING_REFRESH_SECONDS": "1", "ROUTER_LOG_LEVEL": "warning"}
         ls.start_router(free_port(), workers=2, extra_env=env)
         rows = _features(diamonds.sample(2000, random_state=7))
-        yield SimpleNamespace(ls=ls, reg=reg, versions=versions, env=env, rows=rows,
-                              mlflow_port=mlflow_port, url=ls.info("router").url)
+        yield SimpleNamespace(
+            ls=ls,
+            reg=reg,
+            versions=versions,
+            env=env,
+            rows=rows,
+            mlflow_port=mlflow_port,
+            url=ls.info("router").url,
+        )
     finally:
         ls.stop_all()
 
@@ -140,25 +155,33 @@ def _wait_models(url: str, expected: dict[str, str | None], timeout: float = 60.
     raise AssertionError(f"workers did not reach {expected}: {views}")
 
 
-def _setup(gw, *, champion: str, challenger: str | None = None, expect_challenger="same",
-           **traffic) -> None:
+def _setup(
+    gw, *, champion: str, challenger: str | None = None, expect_challenger="same", **traffic
+) -> None:
     gw.reg.set_alias("champion", gw.versions[champion])
     if challenger:
         gw.reg.set_alias("challenger", gw.versions[challenger])
     elif gw.reg.alias_version("challenger") is not None:
         gw.reg.client.delete_registered_model_alias(NAME, "challenger")
-    resp = requests.post(gw.url + "/traffic", json={"mode": "ab", "a": 0.5, "salt": "",
-                                                    "unit_column": None, **traffic}, timeout=10)
+    resp = requests.post(
+        gw.url + "/traffic",
+        json={"mode": "ab", "a": 0.5, "salt": "", "unit_column": None, **traffic},
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     chall = gw.versions[challenger] if challenger else None
-    _wait_models(gw.url, {"champion": gw.versions[champion],
-                          "challenger": chall if expect_challenger == "same" else None})
+    _wait_models(
+        gw.url,
+        {
+            "champion": gw.versions[champion],
+            "challenger": chall if expect_challenger == "same" else None,
+        },
+    )
 
 
 def _pyfunc(gw, key):
-    import mlflow.pyfunc
-
     import mlflow
+    import mlflow.pyfunc
 
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     uri = gw.ls.info("mlflow").url
@@ -178,8 +201,10 @@ def test_predictions_equal_the_registered_models_own(gw, key):
     expected = _pyfunc(gw, key).predict(X)
     expected = np.asarray(expected).tolist()
     split = {"columns": list(X.columns), "data": X.to_numpy().tolist()}
-    for path, body in (("/invocations", {"dataframe_split": split}),
-                       ("/predict", {"rows": _records(X)})):
+    for path, body in (
+        ("/invocations", {"dataframe_split": split}),
+        ("/predict", {"rows": _records(X)}),
+    ):
         resp = requests.post(gw.url + path, json=body, timeout=30)
         assert resp.status_code == 200, resp.text
         out = resp.json()
@@ -187,15 +212,20 @@ def test_predictions_equal_the_registered_models_own(gw, key):
         assert (out["model_version"], out["arm"]) == (gw.versions[key], "champion")
     if key == "classifier":
         raw = _pyfunc(gw, key).get_raw_model()
-        out = requests.post(gw.url + "/predict", json={"rows": _records(X),
-                                                       "probabilities": True}, timeout=30).json()
+        out = requests.post(
+            gw.url + "/predict", json={"rows": _records(X), "probabilities": True}, timeout=30
+        ).json()
         assert out["classes"] == raw.classes_.tolist()
         assert out["probabilities"] == raw.predict_proba(X).tolist()
 
 
 def _arm(url: str, unit: str, row: dict) -> tuple[str, str]:
-    resp = requests.post(url + "/predict", json={"rows": [row]}, timeout=30,
-                         headers={**CLOSE, "X-Dethrone-Unit": unit})
+    resp = requests.post(
+        url + "/predict",
+        json={"rows": [row]},
+        timeout=30,
+        headers={**CLOSE, "X-Dethrone-Unit": unit},
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["arm"], resp.headers["X-Dethrone-Worker"]
 
@@ -219,8 +249,7 @@ def test_sticky_split_across_workers_and_restart(gw):
     gw.ls.stop("router")
     gw.ls.start_router(free_port(), workers=2, extra_env=gw.env)
     gw.url = gw.ls.info("router").url
-    _wait_models(gw.url, {"champion": gw.versions["forest"],
-                          "challenger": gw.versions["ridge"]})
+    _wait_models(gw.url, {"champion": gw.versions["forest"], "challenger": gw.versions["ridge"]})
     after = _arms(gw.url, units[-300:], row)
     assert {u: a for u, (a, _) in after.items()} == {u: first[u][0] for u in units[-300:]}
     assert not workers & {w for _, w in after.values()}  # new processes, same arms
@@ -241,8 +270,12 @@ def test_shadow_mode_answers_with_the_champion_and_scores_the_challenger(gw):
     X = gw.rows.head(5)
     expected = _pyfunc(gw, "forest").predict(X).tolist()
     for unit in range(40):
-        resp = requests.post(gw.url + "/predict", json={"rows": _records(X)}, timeout=30,
-                             headers={**CLOSE, "X-Dethrone-Unit": f"s{unit}"})
+        resp = requests.post(
+            gw.url + "/predict",
+            json={"rows": _records(X)},
+            timeout=30,
+            headers={**CLOSE, "X-Dethrone-Unit": f"s{unit}"},
+        )
         out = resp.json()
         assert (out["arm"], out["model_version"]) == ("champion", gw.versions["forest"])
         assert out["predictions"] == expected
@@ -291,9 +324,14 @@ def test_hot_swap_under_load_serves_the_new_version_without_failures(gw):
     lines = requests.get(gw.url + "/metrics", timeout=10).text.splitlines()
 
     def workers(version: str, value: str) -> int:
-        return sum(1 for line in lines if line.startswith("dethrone_model_info{")
-                   and 'alias="champion"' in line and f'version="{version}"' in line
-                   and line.endswith(f" {value}"))
+        return sum(
+            1
+            for line in lines
+            if line.startswith("dethrone_model_info{")
+            and 'alias="champion"' in line
+            and f'version="{version}"' in line
+            and line.endswith(f" {value}")
+        )
 
     assert workers(gw.versions["custom"], "1.0") == 2
     assert workers(gw.versions["forest"], "0.0") == 2
@@ -301,8 +339,7 @@ def test_hot_swap_under_load_serves_the_new_version_without_failures(gw):
 
 def test_rejected_challenger_never_gets_traffic(gw):
     gw.reg.record_decision(gw.versions["classifier"], Decision(outcome="keep", reasons=["test"]))
-    _setup(gw, champion="forest", challenger="classifier", expect_challenger=None,
-           mode="ab", a=0.0)
+    _setup(gw, champion="forest", challenger="classifier", expect_challenger=None, mode="ab", a=0.0)
     for unit in range(30):
         arm, _ = _arm(gw.url, f"r{unit}", _records(gw.rows.head(1))[0])
         assert arm == "champion"
@@ -325,8 +362,9 @@ def test_mlflow_stopped_keeps_serving_and_reports_degraded(gw):
             time.sleep(0.1)
         assert len(pids) == 2, "both workers report degraded"
         for _ in range(20):
-            resp = requests.post(gw.url + "/predict", json={"rows": _records(X)}, timeout=30,
-                                 headers=CLOSE)
+            resp = requests.post(
+                gw.url + "/predict", json={"rows": _records(X)}, timeout=30, headers=CLOSE
+            )
             assert resp.status_code == 200
             assert resp.json()["predictions"] == expected["predictions"]
         assert requests.get(gw.url + "/health/ready", timeout=10).status_code == 200
@@ -354,12 +392,16 @@ def test_bad_inputs_give_4xx_and_change_nothing(gw):
         for path in ("/predict", "/invocations"):
             resp = requests.post(gw.url + path, json=body, timeout=30)
             assert (resp.status_code, resp.json()["error"]["field"]) == (status, field)
-    for data, ctype, status in ((b"{oops", "application/json", 400),
-                                (b"a,b\n1,2", "text/csv", 415),
-                                (b"[" + b"1," * 3_000_000 + b"1]", "application/json", 413)):
-        resp = requests.post(gw.url + "/predict", data=data, timeout=30,
-                             headers={"Content-Type": ctype})
+    for data, ctype, status in (
+        (b"{oops", "application/json", 400),
+        (b"a,b\n1,2", "text/csv", 415),
+        (b"[" + b"1," * 3_000_000 + b"1]", "application/json", 413),
+    ):
+        resp = requests.post(
+            gw.url + "/predict", data=data, timeout=30, headers={"Content-Type": ctype}
+        )
         assert resp.status_code == status and "error" in resp.json()
     assert requests.get(gw.url + "/traffic", timeout=10).json() == config
-    _wait_models(gw.url, {"champion": gw.versions["forest"], "challenger": gw.versions["ridge"]},
-                 timeout=5)
+    _wait_models(
+        gw.url, {"champion": gw.versions["forest"], "challenger": gw.versions["ridge"]}, timeout=5
+    )

@@ -48,14 +48,20 @@ def _register(uri: str, diamonds) -> list[str]:
     versions = []
     try:
         for alpha in (1.0, 300.0):
-            model = make_pipeline(make_column_transformer(
-                (OneHotEncoder(handle_unknown="ignore"), CATS), ("passthrough", NUMS)),
-                Ridge(alpha=alpha)).fit(X, y)
+            model = make_pipeline(
+                make_column_transformer(
+                    (OneHotEncoder(handle_unknown="ignore"), CATS), ("passthrough", NUMS)
+                ),
+                Ridge(alpha=alpha),
+            ).fit(X, y)
             with mlflow.start_run():
                 info = mlflow.sklearn.log_model(
-                    model, name="model", serialization_format="cloudpickle",
+                    model,
+                    name="model",
+                    serialization_format="cloudpickle",
                     signature=infer_signature(X.head(5), model.predict(X.head(5))),
-                    pip_requirements=["scikit-learn", "pandas"])
+                    pip_requirements=["scikit-learn", "pandas"],
+                )
             versions.append(str(mlflow.register_model(info.model_uri, NAME).version))
     finally:
         mlflow.set_tracking_uri(previous[0])
@@ -69,8 +75,9 @@ def _wait_models(url: str, expected: dict[str, str], timeout: float = 60.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            body = requests.get(url + "/health/ready", timeout=5,
-                                headers={"Connection": "close"}).json()
+            body = requests.get(
+                url + "/health/ready", timeout=5, headers={"Connection": "close"}
+            ).json()
             seen[str(body["pid"])] = body["models"]
         except (requests.RequestException, ValueError, KeyError):
             pass
@@ -91,8 +98,12 @@ def gateway(tmp_path_factory, diamonds):
         reg = Registry(Settings.from_env({}, mlflow_tracking_uri=uri, model_name=NAME))
         reg.set_alias("champion", champion)
         reg.set_alias("challenger", challenger)
-        env = {"MODEL_NAME": NAME, "SERVING_REFRESH_SECONDS": "1", "ROUTER_LOG_LEVEL": "warning",
-               "LOG_FLUSH_SECONDS": "0.2"}
+        env = {
+            "MODEL_NAME": NAME,
+            "SERVING_REFRESH_SECONDS": "1",
+            "ROUTER_LOG_LEVEL": "warning",
+            "LOG_FLUSH_SECONDS": "0.2",
+        }
         ls.start_router(free_port(), workers=2, extra_env=env)
         url = ls.info("router").url
         _wait_models(url, {"champion": champion, "challenger": challenger})
@@ -113,16 +124,35 @@ class RecordingClient(RouterClient):
 
 def test_simulated_traffic_and_labels_land_in_the_prediction_log(gateway, diamonds):
     url = gateway["url"]
-    resp = requests.post(url + "/traffic", timeout=10, json={
-        "mode": "ab", "a": 0.5, "b": 0.5, "salt": "sim-it", "drift_cols": ["carat"],
-        "drift": {"carat": {"kind": "shift", "intensity": 2.0}}, "data_size": 500})
+    resp = requests.post(
+        url + "/traffic",
+        timeout=10,
+        json={
+            "mode": "ab",
+            "a": 0.5,
+            "b": 0.5,
+            "salt": "sim-it",
+            "drift_cols": ["carat"],
+            "drift": {"carat": {"kind": "shift", "intensity": 2.0}},
+            "data_size": 500,
+        },
+    )
     assert resp.status_code == 200, resp.text
     client = RecordingClient(url, retries=1, backoff=0.2, timeout=10)
     client.sent = []
     views = []
-    report = simulate(client, rate=25.0, duration=4.0, units=10, rows_per_request=2,
-                      label_delay=1.0, label_coverage=0.7, random_state=5,
-                      progress=views.append, settings=Settings(target="price"))
+    report = simulate(
+        client,
+        rate=25.0,
+        duration=4.0,
+        units=10,
+        rows_per_request=2,
+        label_delay=1.0,
+        label_coverage=0.7,
+        random_state=5,
+        progress=views.append,
+        settings=Settings(target="price"),
+    )
     assert report.requests == 100 and report.errors == 0, report.error_statuses
     assert report.rows == len(client.sent) == 200
     assert set(report.per_version) == {gateway["champion"], gateway["challenger"]}
@@ -143,23 +173,24 @@ def _check_log(gateway, report, diamonds) -> None:
     engine = make_engine(database_url(Settings(router_data_dir=str(gateway["home"] / "router"))))
     try:
         deadline = time.monotonic() + 10  # the workers commit their log every 0.2 s
-        while len(log := joined_predictions(engine)) < report.rows and \
-                time.monotonic() < deadline:
+        while len(log := joined_predictions(engine)) < report.rows and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         engine.dispose()
     served = log[log["served"]]
     assert len(served) == report.rows and served["request_id"].str.startswith("sim-").all()
     assert served.groupby("arm").size().to_dict() == {
-        arm: c["rows"] for arm, c in report.per_arm.items()}
+        arm: c["rows"] for arm, c in report.per_arm.items()
+    }
     assert served.groupby("arm")["model_version"].unique().map(list).to_dict() == {
-        "champion": [gateway["champion"]], "challenger": [gateway["challenger"]]}
+        "champion": [gateway["champion"]],
+        "challenger": [gateway["challenger"]],
+    }
     assert served["unit"].nunique() == 10 and (served.groupby("unit")["arm"].nunique() == 1).all()
     labelled = served[served["label"].notna()]
     assert len(labelled) == report.feedback_sent and report.feedback_errors == 0
     assert abs(len(labelled) / len(served) - 0.7) <= 4 * np.sqrt(0.7 * 0.3 / len(served))
     assert set(labelled["label"]) <= set(diamonds["price"].astype(float))  # true prices
-    np.testing.assert_allclose(labelled["loss"], (labelled["prediction"]
-                                                   - labelled["label"]).abs())
+    np.testing.assert_allclose(labelled["loss"], (labelled["prediction"] - labelled["label"]).abs())
     features = pd.DataFrame([json.loads(f) for f in served["features_json"]])
     assert "price" not in features and set(features) == set(CATS + NUMS)

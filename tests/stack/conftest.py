@@ -36,8 +36,10 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def stack(request):
     if os.environ.get("DETHRONE_STACK_TEST") != "1":
-        pytest.skip("starts PostgreSQL, seaweedfs, MLflow, the router and Airflow: "
-                    "run it with `make stack-test`")
+        pytest.skip(
+            "starts PostgreSQL, seaweedfs, MLflow, the router and Airflow: "
+            "run it with `make stack-test`"
+        )
     s = Stack()
     atexit.register(s.stop)
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -55,8 +57,11 @@ def stack(request):
             _show_logs(request.config, s)
         stopping = time.monotonic()
         killed = s.stop()
-        report(request.config, f"stack stopped in {time.monotonic() - stopping:.0f}s"
-                + (f" (slow or killed: {', '.join(killed)})" if killed else ""))
+        report(
+            request.config,
+            f"stack stopped in {time.monotonic() - stopping:.0f}s"
+            + (f" (slow or killed: {', '.join(killed)})" if killed else ""),
+        )
         signal.signal(signal.SIGTERM, previous)
         if request.session.testsfailed > failed_before:
             report(request.config, f"logs kept in {s.logdir}")
@@ -70,7 +75,10 @@ def _interrupt(signum, frame):  # noqa: ARG001
 
 def _show_logs(config, s: Stack) -> None:
     for proc in s.procs.started:
-        report(config, f"----- {proc.name} (pid {proc.pid}) last lines of {proc.log} -----\n{proc.tail(25)}")
+        report(
+            config,
+            f"----- {proc.name} (pid {proc.pid}) last lines of {proc.log} -----\n{proc.tail(25)}",
+        )
 
 
 @pytest.fixture(scope="session")

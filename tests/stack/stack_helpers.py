@@ -25,8 +25,9 @@ class AirflowAPI:
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base = base_url
-        response = requests.post(f"{base_url}/auth/token",
-                                 json={"username": username, "password": password}, timeout=30)
+        response = requests.post(
+            f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
         response.raise_for_status()
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
@@ -52,16 +53,19 @@ class AirflowAPI:
             if state in ("success", "failed"):
                 return state
             time.sleep(3)
-        raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s; "
-                           f"tasks: {self.task_states(dag_id, run_id)}")
+        raise TimeoutError(
+            f"{dag_id} run {run_id} not finished after {timeout:.0f}s; "
+            f"tasks: {self.task_states(dag_id, run_id)}"
+        )
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         body = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()
         return {ti["task_id"]: ti["state"] for ti in body["task_instances"]}
 
     def xcom(self, dag_id: str, run_id: str, task_id: str):
-        response = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
-                            f"/xcomEntries/return_value", params={"deserialize": "true",
-                                                                  "stringify": "false"})
+        response = self.get(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            params={"deserialize": "true", "stringify": "false"},
+        )
         assert response.status_code == 200, response.text
         return response.json()["value"]

@@ -23,8 +23,9 @@ DAG_ID = "main_pipeline"
 DAG_FILE = ROOT / "airflow" / "dags" / f"{DAG_ID}.py"
 RUN_TIMEOUT = 900  # seconds per DAG run; a whole run is ~1 minute on an idle machine
 
-pytestmark = pytest.mark.skipif(not DAG_FILE.exists(),
-                                reason=f"{DAG_FILE.relative_to(ROOT)} does not exist yet")
+pytestmark = pytest.mark.skipif(
+    not DAG_FILE.exists(), reason=f"{DAG_FILE.relative_to(ROOT)} does not exist yet"
+)
 
 
 class MLflow:
@@ -39,7 +40,9 @@ class MLflow:
     def alias(self, alias: str) -> str | None:
         response = self.get("/registered-models/alias", name=self.model, alias=alias)
         # 404: no such model yet; 400 INVALID_PARAMETER_VALUE: the model lacks this alias.
-        if response.status_code == 404 or (response.status_code == 400 and "not found" in response.text):
+        if response.status_code == 404 or (
+            response.status_code == 400 and "not found" in response.text
+        ):
             return None
         assert response.status_code == 200, response.text
         return response.json()["model_version"]["version"]
@@ -91,9 +94,12 @@ def first_run(request, airflow, dag, mlflow):
 @pytest.fixture(scope="module")
 def second_run(request, stack, airflow, dag, first_run, mlflow):
     champion_before = mlflow.alias("champion")
-    response = requests.post(f"{stack.router_url}/traffic", timeout=30,
-                             json={"drift_cols": ["carat", "color"]},
-                             headers={"Authorization": f"Bearer {stack.creds.router_token}"})
+    response = requests.post(
+        f"{stack.router_url}/traffic",
+        timeout=30,
+        json={"drift_cols": ["carat", "color"]},
+        headers={"Authorization": f"Bearer {stack.creds.router_token}"},
+    )
     assert response.status_code == 200, response.text
     began = time.monotonic()
     run_id, tasks = _run(airflow, dag)
@@ -143,10 +149,14 @@ def test_challenger_is_registered_tested_and_decided(airflow, mlflow, second_run
 
 
 def test_artifacts_and_staged_frames_live_in_s3(stack, second_run):
-    s3 = boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1",
-                      aws_access_key_id=stack.creds.s3_access_key,
-                      aws_secret_access_key=stack.creds.s3_secret_key,
-                      config=Config(s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id=stack.creds.s3_access_key,
+        aws_secret_access_key=stack.creds.s3_secret_key,
+        config=Config(s3={"addressing_style": "path"}),
+    )
     for bucket in (stack.artifact_bucket, stack.staging_bucket):
         listed = s3.list_objects_v2(Bucket=bucket, MaxKeys=5)
         assert listed.get("KeyCount", 0) > 0, f"nothing stored in s3://{bucket}"
@@ -157,9 +167,11 @@ def test_artifacts_and_staged_frames_live_in_s3(stack, second_run):
 def replicas(stack, second_run):
     """A second router on the same PostgreSQL, and Prometheus scraping both."""
     stack.start_router("router2", stack.ports.router2)
-    return SimpleNamespace(one=stack.router_direct_url,
-                           two=f"http://127.0.0.1:{stack.ports.router2}",
-                           prometheus=stack.start_prometheus())
+    return SimpleNamespace(
+        one=stack.router_direct_url,
+        two=f"http://127.0.0.1:{stack.ports.router2}",
+        prometheus=stack.start_prometheus(),
+    )
 
 
 def _ready_on(url: str, champion: str, timeout: float = 120.0) -> None:
@@ -179,42 +191,58 @@ def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
 
     write = {"Authorization": f"Bearer {stack.creds.router_token}"}
     read = {"Authorization": f"Bearer {stack.creds.router_read_token}"}
-    posted = requests.post(f"{replicas.one}/traffic", json={"mode": "champion", "salt": "stack"},
-                           headers=write, timeout=30)
+    posted = requests.post(
+        f"{replicas.one}/traffic",
+        json={"mode": "champion", "salt": "stack"},
+        headers=write,
+        timeout=30,
+    )
     assert posted.status_code == 200, posted.text
     seen = requests.get(f"{replicas.two}/traffic", headers=read, timeout=30).json()
     assert (seen["mode"], seen["salt"], seen["version"]) == (
-        "champion", "stack", posted.json()["traffic"]["version"])
+        "champion",
+        "stack",
+        posted.json()["traffic"]["version"],
+    )
     champion = mlflow.alias("champion")
     rows = load_diamonds().drop(columns="price").head(5).to_dict(orient="records")
     answered = []
     for url in (replicas.one, replicas.two):
         _ready_on(url, champion)
         for _ in range(6):
-            resp = requests.post(f"{url}/predict", json={"rows": rows}, timeout=30,
-                                 headers={"Connection": "close"})
+            resp = requests.post(
+                f"{url}/predict", json={"rows": rows}, timeout=30, headers={"Connection": "close"}
+            )
             assert resp.status_code == 200, resp.text
             body = resp.json()
             assert body["model_version"] == champion
-            answered += [(body["request_id"], i, "champion", champion, float(p))
-                         for i, p in enumerate(body["predictions"])]
-        assert requests.post(f"{url}/predict", json={"rows": [{"carat": "x"}]},
-                             timeout=30).status_code == 400  # errors for the error panel
+            answered += [
+                (body["request_id"], i, "champion", champion, float(p))
+                for i, p in enumerate(body["predictions"])
+            ]
+        assert (
+            requests.post(f"{url}/predict", json={"rows": [{"carat": "x"}]}, timeout=30).status_code
+            == 400
+        )  # errors for the error panel
     # Feedback posted to either replica joins rows logged by the other.
     time.sleep(3)  # LOG_FLUSH_SECONDS = 1
     for k, url in enumerate((replicas.two, replicas.one)):
         rid = answered[k * 30][0]
-        resp = requests.post(f"{url}/feedback", timeout=30,
-                             json=[{"request_id": rid, "row": r, "label": 1000.0 + r}
-                                   for r in range(5)])
+        resp = requests.post(
+            f"{url}/feedback",
+            timeout=30,
+            json=[{"request_id": rid, "row": r, "label": 1000.0 + r} for r in range(5)],
+        )
         assert resp.status_code == 200 and resp.json()["counts"]["stored"] == 5, resp.text
     engine = make_engine(stack.router_database_url)
     try:
         log = joined_predictions(engine)
     finally:
         engine.dispose()
-    logged = {(r.request_id, int(r.row), r.arm, r.model_version, float(r.prediction))
-              for r in log.itertuples()}
+    logged = {
+        (r.request_id, int(r.row), r.arm, r.model_version, float(r.prediction))
+        for r in log.itertuples()
+    }
     assert set(answered) <= logged
     labelled = log[log["request_id"].isin({answered[0][0], answered[30][0]})]
     assert sorted(labelled["label"]) == sorted([1000.0 + r for r in range(5)] * 2)
@@ -235,10 +263,14 @@ def test_every_dashboard_query_is_valid_and_has_data(replicas):
     for panel in board["panels"]:
         for target in panel["targets"]:
             query = target["expr"].replace("$__rate_interval", "1m")
-            resp = requests.get(f"{replicas.prometheus}/api/v1/query", timeout=30,
-                                params={"query": query})
+            resp = requests.get(
+                f"{replicas.prometheus}/api/v1/query", timeout=30, params={"query": query}
+            )
             assert resp.status_code == 200 and resp.json()["status"] == "success", (
-                panel["title"], query, resp.text)
+                panel["title"],
+                query,
+                resp.text,
+            )
             if not resp.json()["data"]["result"] and panel["title"] not in _NO_SERIES_EXPECTED:
                 empty.append((panel["title"], query))
     assert not empty, f"queries without a series: {empty}"

@@ -34,8 +34,10 @@ class Cut(MlflowException):
     """What MLflow raises when its HTTP request fails."""
 
     def __init__(self, name: str):
-        super().__init__(f"API request to fake for {name} failed with exception "
-                         f"ConnectionError", error_code=INTERNAL_ERROR)
+        super().__init__(
+            f"API request to fake for {name} failed with exception ConnectionError",
+            error_code=INTERNAL_ERROR,
+        )
 
 
 class FakeMlflowClient:
@@ -74,8 +76,9 @@ class FakeMlflowClient:
     def add_version(self, name: str, run_id: str, tags: dict[str, str] | None = None) -> str:
         model = self.models.setdefault(name, {"versions": {}, "aliases": {}, "tags": {}})
         number = str(len(model["versions"]) + 1)
-        model["versions"][number] = SimpleNamespace(version=number, run_id=run_id,
-                                                    tags=dict(tags or {}))
+        model["versions"][number] = SimpleNamespace(
+            version=number, run_id=run_id, tags=dict(tags or {})
+        )
         return number
 
     # --- the MlflowClient API -----------------------------------------------------
@@ -96,8 +99,11 @@ class FakeMlflowClient:
         wanted = dict(re.findall(r"tags\.`([^`]*)` = '([^']*)'", filter_string))
         if name not in self.models:
             return []
-        return [v for v in self.models[name]["versions"].values()
-                if all(v.tags.get(k) == val for k, val in wanted.items())]
+        return [
+            v
+            for v in self.models[name]["versions"].values()
+            if all(v.tags.get(k) == val for k, val in wanted.items())
+        ]
 
     def get_run(self, run_id: str) -> SimpleNamespace:
         self._count("get_run")
@@ -154,8 +160,10 @@ class InMemoryRegistry(Registry):
         existing = self.find_registered(dag_run_id, role)
         if existing is not None:
             return existing
-        tags = {**RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
-                **TrainingRecord(training_run_id=run_id).to_tags()}
+        tags = {
+            **RunIdentity(role=role, dag_run_id=dag_run_id).to_tags(),
+            **TrainingRecord(training_run_id=run_id).to_tags(),
+        }
         return self.fake._version(self.name, self.fake.add_version(self.name, run_id, tags))
 
     def load_model(self, version: str | int) -> Any:
@@ -193,8 +201,12 @@ class FakeRouter:
     def ab_slices(self, *, seed: int | None = None) -> ABSlices:
         self.calls.append(("ab_slices", seed))
         n_a = round(self.share_a * len(self.frame))
-        return ABSlices(self.frame.iloc[:n_a].copy(), self.frame.iloc[n_a:].copy(),
-                        self.share_a, self.config_version)
+        return ABSlices(
+            self.frame.iloc[:n_a].copy(),
+            self.frame.iloc[n_a:].copy(),
+            self.share_a,
+            self.config_version,
+        )
 
 
 @dataclass
@@ -219,34 +231,46 @@ class FakeTracker:
     logged: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    def log_training_run(self, result, frame, profile, settings, *, dag_run_id, role,
-                         data_uri=None) -> str:
+    def log_training_run(
+        self, result, frame, profile, settings, *, dag_run_id, role, data_uri=None
+    ) -> str:
         from dethrone.records import ModelInfo, RunIdentity
 
         run_id = f"run-{next(self._ids)}"
-        info = ModelInfo(features=result.features, categorical=result.categorical,
-                         numeric=result.numeric, target=result.target, task=result.task)
+        info = ModelInfo(
+            features=result.features,
+            categorical=result.categorical,
+            numeric=result.numeric,
+            target=result.target,
+            task=result.task,
+        )
         self.registry.artifacts[run_id] = (result.model, profile)
         identity = RunIdentity(role=role, dag_run_id=dag_run_id)
         self.registry.fake.add_run(run_id, {**identity.to_tags(), **info.to_tags()})
-        self.logged.append(("training", {"run_id": run_id, "rows": len(frame),
-                                         "data_uri": data_uri}))
+        self.logged.append(
+            ("training", {"run_id": run_id, "rows": len(frame), "data_uri": data_uri})
+        )
         return run_id
 
     def log_drift(self, report, html, settings, *, dag_run_id, champion_version) -> str:
         self.logged.append(("drift", {"report": report, "html": html}))
         return f"drift-{next(self._ids)}"
 
-    def log_comparison(self, decision, loss_a, loss_b, settings, *, record,
-                       extra_metrics=None) -> str:
+    def log_comparison(
+        self, decision, loss_a, loss_b, settings, *, record, extra_metrics=None
+    ) -> str:
         self.logged.append(("comparison", {"decision": decision, "record": record}))
         return f"cmp-{next(self._ids)}"
 
 
 def make_context(frame: pd.DataFrame, **settings: Any) -> PipelineContext:
     """A context of fakes serving ``frame``; ``settings`` override small defaults."""
-    s = Settings(model_name="m", cv_folds=2, ab_min_rows_per_arm=20, ab_n_boot=200,
-                 **settings)
+    s = Settings(model_name="m", cv_folds=2, ab_min_rows_per_arm=20, ab_n_boot=200, **settings)
     registry = InMemoryRegistry(s)
-    return PipelineContext(settings=s, registry=registry, router=FakeRouter(frame),
-                           stager=FakeStager(), tracker=FakeTracker(registry))
+    return PipelineContext(
+        settings=s,
+        registry=registry,
+        router=FakeRouter(frame),
+        stager=FakeStager(),
+        tracker=FakeTracker(registry),
+    )

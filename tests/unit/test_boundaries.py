@@ -25,8 +25,9 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(LIBRARY.rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(LIBRARY)))
+@pytest.mark.parametrize(
+    "path", sorted(LIBRARY.rglob("*.py")), ids=lambda p: str(p.relative_to(LIBRARY))
+)
 def test_library_does_not_import_frameworks(path):
     if path.relative_to(LIBRARY).parts[0] == "cli" and path.name == "router_cmd.py":
         pytest.skip("dethrone router starts gunicorn as a command, by design")
@@ -35,16 +36,23 @@ def test_library_does_not_import_frameworks(path):
 
 # A quoted string starting with "dethrone." and a word that is not a module: a tag name.
 _TAG_LITERAL = re.compile(r"""["'`]dethrone\.([a-z_]+)""")
-_MODULES = {p.stem for p in LIBRARY.glob("*.py")} | {p.name for p in LIBRARY.iterdir()
-                                                      if (p / "__init__.py").exists()}
-_SCANNED = [*LIBRARY.rglob("*.py"), *(ROOT / "airflow" / "dags").glob("*.py"),
-            *(ROOT / "bench").glob("*.py")]
+_MODULES = {p.stem for p in LIBRARY.glob("*.py")} | {
+    p.name for p in LIBRARY.iterdir() if (p / "__init__.py").exists()
+}
+_SCANNED = [
+    *LIBRARY.rglob("*.py"),
+    *(ROOT / "airflow" / "dags").glob("*.py"),
+    *(ROOT / "bench").glob("*.py"),
+]
 
 
 @pytest.mark.parametrize("path", sorted(_SCANNED), ids=lambda p: str(p.relative_to(ROOT)))
 def test_tag_names_are_spelled_only_in_records(path):
     if path == LIBRARY / "records.py":
         pytest.skip("the one module that defines them")
-    lines = [f"{i}: {line.strip()}" for i, line in enumerate(path.read_text().splitlines(), 1)
-             if any(m not in _MODULES for m in _TAG_LITERAL.findall(line))]
+    lines = [
+        f"{i}: {line.strip()}"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if any(m not in _MODULES for m in _TAG_LITERAL.findall(line))
+    ]
     assert lines == [], f"tag literals outside dethrone.records in {path}: {lines}"

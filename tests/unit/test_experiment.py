@@ -58,17 +58,27 @@ class Clock:
 
 def make_ctx(folder) -> ex.ExperimentContext:
     """v1 @champion, v2 registered; an empty migrated log in ``folder``."""
-    settings = Settings(model_name="m", ab_min_rows_per_arm=20, sequential_tuning_n=400,
-                        holdback_share=0.1, rollback_window="1h")
+    settings = Settings(
+        model_name="m",
+        ab_min_rows_per_arm=20,
+        sequential_tuning_n=400,
+        holdback_share=0.1,
+        rollback_window="1h",
+    )
     reg = InMemoryRegistry(settings)
     for i in (1, 2):
         reg.fake.add_version(reg.name, f"run-{i}")
     reg.promote("1")
     engine = make_engine(f"sqlite:///{folder / 'log.sqlite3'}")
     upgrade(engine)
-    return ex.ExperimentContext(settings=settings, registry=reg,
-                                router=FakeRouter(pd.DataFrame({"x": [1]})), engine=engine,
-                                tracker=FakeLiveTracker(), clock=Clock())
+    return ex.ExperimentContext(
+        settings=settings,
+        registry=reg,
+        router=FakeRouter(pd.DataFrame({"x": [1]})),
+        engine=engine,
+        tracker=FakeLiveTracker(),
+        clock=Clock(),
+    )
 
 
 @pytest.fixture
@@ -81,19 +91,41 @@ def ctx(tmp_path):
 _ids = itertools.count()
 
 
-def log_rows(ctx, arm: str, version: str, losses: np.ndarray, *, units: int | None = None,
-             served: bool = True, request_ids: list[str] | None = None) -> list[str]:
+def log_rows(
+    ctx,
+    arm: str,
+    version: str,
+    losses: np.ndarray,
+    *,
+    units: int | None = None,
+    served: bool = True,
+    request_ids: list[str] | None = None,
+) -> list[str]:
     """Log one labelled row per loss (prediction = loss, label = 0) at the clock's time."""
     rids = request_ids or [f"r{next(_ids)}" for _ in losses]
-    rows = [{"request_id": rid, "row": 0, "arm": arm, "served": served,
-             "unit": None if units is None else f"u{i % units}", "model_version": version,
-             "ts": ctx.clock() + 1, "prediction": float(v)} for i, (rid, v)
-            in enumerate(zip(rids, losses, strict=True))]
+    rows = [
+        {
+            "request_id": rid,
+            "row": 0,
+            "arm": arm,
+            "served": served,
+            "unit": None if units is None else f"u{i % units}",
+            "model_version": version,
+            "ts": ctx.clock() + 1,
+            "prediction": float(v),
+        }
+        for i, (rid, v) in enumerate(zip(rids, losses, strict=True))
+    ]
     with ctx.engine.begin() as conn:
         conn.execute(insert(predictions), rows)
         if served:
-            conn.execute(insert(feedback), [{"request_id": rid, "row": 0, "label": 0.0,
-                                             "received_at": ctx.clock() + 2} for rid in rids])
+            conn.execute(
+                insert(feedback),
+                [
+                    {"request_id": rid, "row": 0, "label": 0.0, "received_at": ctx.clock() + 2}
+                    for rid in rids
+                ],
+            )
     return rids
 
 
@@ -143,12 +175,15 @@ def test_second_experiment_is_refused_while_one_runs(ctx):
         ex.start_experiment(ctx, challenger_version="2", key="dag-2")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"challenger_version": "1"}, "already @champion"),
-    ({"challenger_version": "9"}, "does not exist"),
-    ({"challenger_version": "2", "mode": "canary"}, "mode"),
-    ({"challenger_version": "2", "split": 1.0}, "split"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"challenger_version": "1"}, "already @champion"),
+        ({"challenger_version": "9"}, "does not exist"),
+        ({"challenger_version": "2", "mode": "canary"}, "mode"),
+        ({"challenger_version": "2", "split": 1.0}, "split"),
+    ],
+)
 def test_start_rejects_bad_requests(ctx, kwargs, match):
     with pytest.raises((ex.ExperimentError, ValueError), match=match):
         ex.start_experiment(ctx, key="k", **kwargs)
@@ -197,16 +232,19 @@ def test_better_challenger_is_promoted_with_a_holdback(ctx):
     out = _promoted(ctx)
     assert out["action"] == "promoted" and out["state"] == "guardrail"
     assert aliases(ctx) == {"champion": "2", "challenger": "1", "previous-champion": "1"}
-    assert traffic_calls(ctx)[-1] == {"mode": "ab", "a": 0.9, "b": 0.1,
-                                      "salt": f"{out['experiment']}-guard"}
+    assert traffic_calls(ctx)[-1] == {
+        "mode": "ab",
+        "a": 0.9,
+        "b": 0.1,
+        "salt": f"{out['experiment']}-guard",
+    }
     rec = ex.current(ctx)
     assert rec.window_until == T0 + 3600 and rec.holdback == 0.1
     decision = Decision.from_tags(ctx.registry.model_version("2").tags)
     assert decision.outcome == "promote" and decision.ci[0] > 0 and decision.loss == "live"
     assert decision.final is True  # and the holdback is served though it was champion:
     assert Decision.from_tags(ctx.registry.model_version("1").tags).final is False
-    assert ctx.tracker.looks[-1]["units_a"] == 300 and ctx.tracker.looks[-1]["outcome"] == \
-        "promote"
+    assert ctx.tracker.looks[-1]["units_a"] == 300 and ctx.tracker.looks[-1]["outcome"] == "promote"
 
 
 def test_evaluate_again_after_promotion_does_not_promote_twice(ctx):
@@ -264,8 +302,7 @@ def test_shadow_mode_decides_on_paired_rows(ctx):
     out = ex.start_experiment(ctx, challenger_version="2", key="dag-1", mode="shadow")
     assert traffic_calls(ctx)[-1] == {"mode": "shadow", "salt": out["id"]}
     rids = log_rows(ctx, "champion", "1", rng_losses(1, 400, 1.0))
-    log_rows(ctx, "shadow", "2", rng_losses(1, 400, 1.0) * 0.5, served=False,
-             request_ids=rids)
+    log_rows(ctx, "shadow", "2", rng_losses(1, 400, 1.0) * 0.5, served=False, request_ids=rids)
     assert ex.evaluate_experiment(ctx)["action"] == "promoted"
 
 
@@ -315,8 +352,7 @@ def test_window_without_harm_makes_the_promotion_final(ctx):
     assert out["action"] == "window-closed" and out["state"] == "promoted"
     assert aliases(ctx) == {"champion": "2", "challenger": None, "previous-champion": "1"}
     assert Decision.from_tags(ctx.registry.model_version("1").tags).final is True
-    assert [look["phase"] for look in ctx.tracker.looks] == ["experiment", "guardrail",
-                                                             "guardrail"]
+    assert [look["phase"] for look in ctx.tracker.looks] == ["experiment", "guardrail", "guardrail"]
 
 
 # --- operator actions ---------------------------------------------------------------
@@ -335,7 +371,11 @@ def test_operator_promote_then_rollback_each_act_once(ctx):
     assert aliases(ctx)["champion"] == "2" and aliases(ctx)["previous-champion"] == "1"
     out = ops.rollback(ctx, by="bo", reason="complaints")
     assert out["state"] == "rolled-back" and out["action"] == {
-        "action": "rollback", "by": "bo", "reason": "complaints", "at": T0}
+        "action": "rollback",
+        "by": "bo",
+        "reason": "complaints",
+        "at": T0,
+    }
     ops.rollback(ctx, by="bo", reason="again")
     assert aliases(ctx) == {"champion": "1", "challenger": None, "previous-champion": "2"}
 
@@ -362,5 +402,4 @@ def test_status_counts_rows_per_arm(ctx):
     log_rows(ctx, "champion", "1", np.ones(5))
     out = ops.status(ctx)
     assert out["experiment"]["state"] == "running"
-    assert [(a["arm"], a["rows"], a["mean_loss"]) for a in out["arms"]] == [("champion", 5,
-                                                                              1.0)]
+    assert [(a["arm"], a["rows"], a["mean_loss"]) for a in out["arms"]] == [("champion", 5, 1.0)]

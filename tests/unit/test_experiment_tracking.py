@@ -24,20 +24,44 @@ def tracker(tmp_path):
 
 
 def test_run_is_found_again_and_looks_accumulate(tracker):
-    rec = LiveExperiment(id="live-v2-abc", champion_version="1", challenger_version="2",
-                         split=0.5, state="running")
+    rec = LiveExperiment(
+        id="live-v2-abc", champion_version="1", challenger_version="2", split=0.5, state="running"
+    )
     run_id = tracker.start_run(rec)
     assert tracker.start_run(rec) == run_id  # a retried start finds its run
     rec = LiveExperiment(**{**rec.to_dict(), "run_id": run_id, "looks": 2})
     tracker.update(rec)
     assert tracker.looks(rec) == []
-    tracker.log_look(rec, Look(time=1.0, units_a=10, units_b=9, ci_low=-1.0, ci_high=2.0,
-                               pvalue=0.5, outcome="continue"))
-    rows = tracker.log_look(rec, Look(time=2.0, phase="guardrail", units_a=30, units_b=5,
-                                      ci_low=0.5, ci_high=1.5, pvalue=0.01,
-                                      outcome="promote"))
-    assert [r["outcome"] for r in tracker.looks(rec)] == ["continue", "promote"] == [
-        r["outcome"] for r in rows]
+    tracker.log_look(
+        rec,
+        Look(
+            time=1.0,
+            units_a=10,
+            units_b=9,
+            ci_low=-1.0,
+            ci_high=2.0,
+            pvalue=0.5,
+            outcome="continue",
+        ),
+    )
+    rows = tracker.log_look(
+        rec,
+        Look(
+            time=2.0,
+            phase="guardrail",
+            units_a=30,
+            units_b=5,
+            ci_low=0.5,
+            ci_high=1.5,
+            pvalue=0.01,
+            outcome="promote",
+        ),
+    )
+    assert (
+        [r["outcome"] for r in tracker.looks(rec)]
+        == ["continue", "promote"]
+        == [r["outcome"] for r in rows]
+    )
     client = tracker.client
     run = client.get_run(run_id)
     assert run.data.tags["dethrone.live.id"] == "live-v2-abc"

@@ -51,8 +51,9 @@ def test_kind_must_fit_the_column(diamonds, rng, col, kind):
         apply_drift(diamonds.iloc[:10], {col: DriftSpec(kind)}, rng)
 
 
-@pytest.mark.parametrize("kind,intensity", [("bogus", None), ("scale", 1.5), ("shift", 11),
-                                            ("missing", -0.1)])
+@pytest.mark.parametrize(
+    "kind,intensity", [("bogus", None), ("scale", 1.5), ("shift", 11), ("missing", -0.1)]
+)
 def test_invalid_specs(kind, intensity):
     with pytest.raises(ValueError):
         DriftSpec(kind, intensity)

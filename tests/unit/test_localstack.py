@@ -16,8 +16,9 @@ def test_taken_port_gives_a_clear_message(tmp_path):
         sock.listen()
         port = sock.getsockname()[1]
         assert not port_free(port)
-        with pytest.raises(StackError, match=f"port {port} on 127.0.0.1 is already in use.*"
-                                             "--mlflow-port"):
+        with pytest.raises(
+            StackError, match=f"port {port} on 127.0.0.1 is already in use.*--mlflow-port"
+        ):
             LocalStack(tmp_path).start_mlflow(port)
 
 
@@ -25,8 +26,9 @@ def test_service_is_recorded_then_stopped_by_pid(tmp_path):
     stack = LocalStack(tmp_path)
     port = free_port()
     cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-    info = stack._spawn("web", cmd, port, f"http://127.0.0.1:{port}",
-                        f"http://127.0.0.1:{port}/", timeout=30)
+    info = stack._spawn(
+        "web", cmd, port, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/", timeout=30
+    )
     assert info.alive()
     assert (tmp_path / "run" / "web.pid").read_text() == str(info.pid)
     assert stack.services()["web"].port == port

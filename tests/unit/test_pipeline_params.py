@@ -10,10 +10,17 @@ from dethrone.settings import Settings
 
 def test_params_override_settings_and_skip_empty_values(monkeypatch):
     monkeypatch.setenv("PSI_THRESHOLD", "0.2")
-    s = settings_from_params({"ks_pvalue_threshold": 0.01, "psi_threshold": None,
-                              "ab_alpha": "", "force_challenger": True, "seed": 3})
+    s = settings_from_params(
+        {
+            "ks_pvalue_threshold": 0.01,
+            "psi_threshold": None,
+            "ab_alpha": "",
+            "force_challenger": True,
+            "seed": 3,
+        }
+    )
     assert s.ks_pvalue_threshold == 0.01
-    assert s.psi_threshold == 0.2     # None keeps the environment's value
+    assert s.psi_threshold == 0.2  # None keeps the environment's value
     assert s.ab_alpha == Settings().ab_alpha
 
 

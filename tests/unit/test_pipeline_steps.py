@@ -19,15 +19,15 @@ def rows(diamonds):
 
 def _trained(ctx, dag_run_id="r1", role="champion", holdout_share=0.0):
     data = pipeline.fetch_data(ctx, dag_run_id=dag_run_id, purpose=role, seed=1)
-    return pipeline.train_model(ctx, data_uri=data["uri"], dag_run_id=dag_run_id, role=role,
-                                holdout_share=holdout_share)
+    return pipeline.train_model(
+        ctx, data_uri=data["uri"], dag_run_id=dag_run_id, role=role, holdout_share=holdout_share
+    )
 
 
 def _with_champion(rows, **settings):
     ctx = make_context(rows, **settings)
     trained = _trained(ctx)
-    reg = pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id="r1",
-                                  role="champion")
+    reg = pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id="r1", role="champion")
     pipeline.first_champion(ctx, version=reg["version"], dag_run_id="r1")
     return ctx
 
@@ -36,8 +36,9 @@ def _challenger(ctx, rows=None, dag_run_id="r2"):
     if rows is not None:
         ctx.router.frame = rows
     trained = _trained(ctx, dag_run_id, "challenger", holdout_share=0.2)
-    reg = pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id=dag_run_id,
-                                  role="challenger", alias=CHALLENGER)
+    reg = pipeline.register_model(
+        ctx, run_id=trained["run_id"], dag_run_id=dag_run_id, role="challenger", alias=CHALLENGER
+    )
     return reg["version"], trained["holdout_uri"]
 
 
@@ -50,8 +51,7 @@ def test_check_champion_without_and_with_a_champion(rows):
 
 def test_fetch_data_stages_the_slice_and_can_pin_the_champion(rows):
     ctx = _with_champion(rows)
-    out = pipeline.fetch_data(ctx, dag_run_id="r9", purpose="current", seed=4,
-                              pin_champion=True)
+    out = pipeline.fetch_data(ctx, dag_run_id="r9", purpose="current", seed=4, pin_champion=True)
     assert out["rows"] == len(rows) and out["champion_version"] == "1"
     assert out["seed"] == pipeline.run_seed("r9", "current", ctx.settings, 4)
     assert ctx.router.calls[-1] == ("get_data", out["seed"])
@@ -79,15 +79,18 @@ def test_train_model_holds_out_rows_and_logs_the_run(rows):
 def test_register_model_is_idempotent_and_never_sets_champion(rows):
     ctx = make_context(rows)
     trained = _trained(ctx)
-    first = pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id="r1",
-                                    role="challenger", alias=CHALLENGER)
-    again = pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id="r1",
-                                    role="challenger", alias=CHALLENGER)
+    first = pipeline.register_model(
+        ctx, run_id=trained["run_id"], dag_run_id="r1", role="challenger", alias=CHALLENGER
+    )
+    again = pipeline.register_model(
+        ctx, run_id=trained["run_id"], dag_run_id="r1", role="challenger", alias=CHALLENGER
+    )
     assert first == again
     assert ctx.registry.aliases()[CHALLENGER] == first["version"]
     with pytest.raises(ValueError, match="change @champion"):
-        pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id="r1",
-                                role="champion", alias=CHAMPION)
+        pipeline.register_model(
+            ctx, run_id=trained["run_id"], dag_run_id="r1", role="champion", alias=CHAMPION
+        )
 
 
 def test_first_champion_records_why(rows):
@@ -95,15 +98,17 @@ def test_first_champion_records_why(rows):
     tags = ctx.registry.model_version("1").tags
     record = Decision.from_tags(tags)
     assert record.outcome == "first-champion" and record.dag_run_id == "r1"
-    assert ctx.registry.aliases() == {"champion": "1", "challenger": None,
-                                      "previous-champion": None}
+    assert ctx.registry.aliases() == {
+        "champion": "1",
+        "challenger": None,
+        "previous-champion": None,
+    }
 
 
 def test_check_drift_uses_the_champions_profile(rows):
     ctx = _with_champion(rows)
     same = pipeline.fetch_data(ctx, dag_run_id="r2", purpose="current")
-    verdict = pipeline.check_drift(ctx, data_uri=same["uri"], champion_version="1",
-                                   dag_run_id="r2")
+    verdict = pipeline.check_drift(ctx, data_uri=same["uri"], champion_version="1", dag_run_id="r2")
     assert verdict["drifted"] is False and verdict["run_id"].startswith("drift-")
     shifted = rows.assign(carat=rows["carat"] * 3)
     uri = ctx.stager.put(shifted, "shifted")
@@ -114,8 +119,7 @@ def test_check_drift_uses_the_champions_profile(rows):
 def test_check_drift_without_mlflow_log_logs_nothing(rows):
     ctx = _with_champion(rows, mlflow_log=False)
     data = pipeline.fetch_data(ctx, dag_run_id="r2", purpose="current")
-    verdict = pipeline.check_drift(ctx, data_uri=data["uri"], champion_version="1",
-                                   dag_run_id="r2")
+    verdict = pipeline.check_drift(ctx, data_uri=data["uri"], champion_version="1", dag_run_id="r2")
     assert verdict["run_id"] is None
     assert [k for k, _ in ctx.tracker.logged] == ["training"]
 
@@ -126,8 +130,14 @@ def test_ab_test_takes_the_split_from_the_ab_data_answer(rows):
     ctx = _with_champion(rows)
     version, holdout = _challenger(ctx)
     ctx.router.share_a, ctx.router.config_version = 0.7, "12"
-    out = pipeline.ab_test(ctx, champion_version="1", challenger_version=version,
-                           dag_run_id="r2", holdout_uri=holdout, seed=1)
+    out = pipeline.ab_test(
+        ctx,
+        champion_version="1",
+        challenger_version=version,
+        dag_run_id="r2",
+        holdout_uri=holdout,
+        seed=1,
+    )
     assert ("get_traffic", None) not in ctx.router.calls
     assert out["expected_share_a"] == 0.7 and out["config_version"] == "12"
     _, logged = ctx.tracker.logged[-1]
@@ -141,20 +151,26 @@ def test_ab_test_takes_the_split_from_the_ab_data_answer(rows):
 def test_ab_test_scores_each_model_with_its_own_features(rows):
     ctx = _with_champion(rows.drop(columns=["depth", "table"]))
     version, holdout = _challenger(ctx, rows)  # the challenger knows two more columns
-    out = pipeline.ab_test(ctx, champion_version="1", challenger_version=version,
-                           dag_run_id="r2", holdout_uri=holdout, seed=1)
+    out = pipeline.ab_test(
+        ctx,
+        champion_version="1",
+        challenger_version=version,
+        dag_run_id="r2",
+        holdout_uri=holdout,
+        seed=1,
+    )
     assert out["a_rows"] + out["b_rows"] == len(rows)
     assert np.isfinite(out["a_mean_loss"]) and np.isfinite(out["b_mean_loss"])
 
 
 def test_ab_test_chooses_losses_by_name_not_by_order(rows, monkeypatch):
     real = pipeline.losses
-    monkeypatch.setattr(pipeline, "losses",
-                        lambda *a: dict(reversed(list(real(*a).items()))))
+    monkeypatch.setattr(pipeline, "losses", lambda *a: dict(reversed(list(real(*a).items()))))
     ctx = _with_champion(rows)
     version, _ = _challenger(ctx)
-    out = pipeline.ab_test(ctx, champion_version="1", challenger_version=version,
-                           dag_run_id="r2", seed=1)
+    out = pipeline.ab_test(
+        ctx, champion_version="1", challenger_version=version, dag_run_id="r2", seed=1
+    )
     assert out["loss"] == "absolute_error"
     _, logged = ctx.tracker.logged[-1]
     assert set(logged["decision"].guardrails) == {"squared_error"}
@@ -163,36 +179,49 @@ def test_ab_test_chooses_losses_by_name_not_by_order(rows, monkeypatch):
 def test_promote_challenger_copies_only_decision_fields(rows):
     ctx = _with_champion(rows)
     version, _ = _challenger(ctx)
-    decision = {"outcome": "promote", "challenger_version": version, "pvalue": 0.001,
-                "reasons": ["better"], "a_rows": 10, "b_mean_loss": 1.0}
-    assert pipeline.promote_challenger(ctx, decision=decision) == {"champion": version,
-                                                                   "previous": "1"}
+    decision = {
+        "outcome": "promote",
+        "challenger_version": version,
+        "pvalue": 0.001,
+        "reasons": ["better"],
+        "a_rows": 10,
+        "b_mean_loss": 1.0,
+    }
+    assert pipeline.promote_challenger(ctx, decision=decision) == {
+        "champion": version,
+        "previous": "1",
+    }
     tags = ctx.registry.model_version(version).tags
     assert Decision.from_tags(tags).pvalue == 0.001
     assert not any("a_rows" in k or "b_mean_loss" in k for k in tags)
-    assert ctx.registry.aliases() == {"champion": version, "challenger": None,
-                                      "previous-champion": "1"}
+    assert ctx.registry.aliases() == {
+        "champion": version,
+        "challenger": None,
+        "previous-champion": "1",
+    }
 
 
 def test_promote_challenger_refuses_other_outcomes(rows):
     ctx = _with_champion(rows)
     with pytest.raises(ValueError, match="refusing to promote on outcome 'keep'"):
-        pipeline.promote_challenger(ctx, decision={"outcome": "keep",
-                                                   "challenger_version": "1"})
+        pipeline.promote_challenger(ctx, decision={"outcome": "keep", "challenger_version": "1"})
 
 
-@pytest.mark.parametrize("exc, permanent", [
-    (ValueError("schema mismatch"), True),
-    (KeyError("features"), True),
-    (TypeError("bad param"), True),
-    (RouterError("HTTP 400: bad seed"), True),
-    (RouterError("unreachable after 4 attempts", permanent=False), False),
-    (RegistryError("MLflow did not answer"), False),
-    (RegistryError("no model info", permanent=True), True),
-    (ConnectionError("refused"), False),
-    (TimeoutError("slow"), False),
-    (RuntimeError("server error"), False),
-])
+@pytest.mark.parametrize(
+    "exc, permanent",
+    [
+        (ValueError("schema mismatch"), True),
+        (KeyError("features"), True),
+        (TypeError("bad param"), True),
+        (RouterError("HTTP 400: bad seed"), True),
+        (RouterError("unreachable after 4 attempts", permanent=False), False),
+        (RegistryError("MLflow did not answer"), False),
+        (RegistryError("no model info", permanent=True), True),
+        (ConnectionError("refused"), False),
+        (TimeoutError("slow"), False),
+        (RuntimeError("server error"), False),
+    ],
+)
 def test_is_permanent(exc, permanent):
     assert pipeline.is_permanent(exc) is permanent
 

@@ -26,9 +26,13 @@ def env(tmp_path_factory, diamonds):
     from dethrone.training import train
 
     root = tmp_path_factory.mktemp("mlflow")
-    settings = Settings(mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
-                        model_name="unit-model", experiment_name="unit-training",
-                        cv_folds=2, dethrone_home=str(root))
+    settings = Settings(
+        mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+        model_name="unit-model",
+        experiment_name="unit-training",
+        cv_folds=2,
+        dethrone_home=str(root),
+    )
     # artifacts of the sqlite store go to ./mlruns relative to the working directory
     patch = pytest.MonkeyPatch()
     patch.chdir(root)
@@ -37,10 +41,14 @@ def env(tmp_path_factory, diamonds):
     for seed in (1, 2, 3):
         frame = diamonds.sample(400, random_state=seed).reset_index(drop=True)
         result = train(frame, settings, only=["ridge"])
-        profile = ReferenceProfile.from_frame(frame, features=result.features,
-                                              categorical=result.categorical, settings=settings)
-        runs.append(log_training_run(result, frame, profile, settings,
-                                     dag_run_id=f"run-{seed}", role="candidate"))
+        profile = ReferenceProfile.from_frame(
+            frame, features=result.features, categorical=result.categorical, settings=settings
+        )
+        runs.append(
+            log_training_run(
+                result, frame, profile, settings, dag_run_id=f"run-{seed}", role="candidate"
+            )
+        )
         frames.append(frame)
     yield settings, frames, runs
     patch.undo()
@@ -68,8 +76,7 @@ def test_registration_is_idempotent_per_dag_run(env, reg):
     assert first.version == retried.version
     versions = reg.client.search_model_versions(f"name = '{reg.name}'")
     assert len(versions) == 1
-    assert RunIdentity.from_tags(first.tags) == RunIdentity(role="champion",
-                                                            dag_run_id="run-1")
+    assert RunIdentity.from_tags(first.tags) == RunIdentity(role="champion", dag_run_id="run-1")
 
 
 def test_version_has_signature_profile_and_training_data(env, reg):
@@ -85,28 +92,35 @@ def test_version_has_signature_profile_and_training_data(env, reg):
     assert profile.n_rows == len(frames[0])
     pd.testing.assert_frame_equal(reg.load_training_data(mv.version), frames[0])
     model = reg.load_model(mv.version)
-    assert len(model.predict(frames[0][info.features].head(3).astype(
-        {c: str for c in info.categorical}))) == 3
+    assert (
+        len(
+            model.predict(
+                frames[0][info.features].head(3).astype({c: str for c in info.categorical})
+            )
+        )
+        == 3
+    )
 
 
 def _three_versions(env, reg) -> list[str]:
     _, _, runs = env
-    return [str(reg.register(run, dag_run_id=f"run-{i}", role="candidate").version)
-            for i, run in enumerate(runs)]
+    return [
+        str(reg.register(run, dag_run_id=f"run-{i}", role="candidate").version)
+        for i, run in enumerate(runs)
+    ]
 
 
 def test_promotion_keeps_previous_and_records_decision(env, reg):
     v1, v2, _ = _three_versions(env, reg)
-    assert reg.promote(v1, Decision(outcome="first-champion")) == {"champion": v1,
-                                                                   "previous": None}
+    assert reg.promote(v1, Decision(outcome="first-champion")) == {"champion": v1, "previous": None}
     reg.set_alias("challenger", v2)
-    out = reg.promote(v2, Decision(outcome="promote", pvalue=0.001, ci=[1.0, 2.0],
-                                   comparison_run_id="abc"))
+    out = reg.promote(
+        v2, Decision(outcome="promote", pvalue=0.001, ci=[1.0, 2.0], comparison_run_id="abc")
+    )
     assert out == {"champion": v2, "previous": v1}
     assert reg.aliases() == {"champion": v2, "challenger": None, "previous-champion": v1}
     record = Decision.from_tags(reg.model_version(v2).tags)
-    assert (record.outcome, record.comparison_run_id, record.ci) == ("promote", "abc",
-                                                                     [1.0, 2.0])
+    assert (record.outcome, record.comparison_run_id, record.ci) == ("promote", "abc", [1.0, 2.0])
     assert Replacement.from_tags(reg.model_version(v1).tags).replaced_by == v2
     assert reg.pending_promotion() is None
 

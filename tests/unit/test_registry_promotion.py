@@ -53,8 +53,7 @@ def test_interrupted_promotion_is_finished_by_the_retry(k):
     seen = reg.aliases()
     # between the cut and the retry the champion is never the previous champion
     assert seen["champion"] != seen["previous-champion"] or reg.pending_promotion()
-    assert reg.promote("3", Decision(outcome="promote")) == {"champion": "3",
-                                                            "previous": "2"}
+    assert reg.promote("3", Decision(outcome="promote")) == {"champion": "3", "previous": "2"}
     assert reg.aliases() == AFTER and reg.pending_promotion() is None
 
 
@@ -69,12 +68,10 @@ def test_rollback_after_an_interrupted_promotion_never_loses_a_version(k):
     out = reg.rollback("operator gave up on the release")
     if promoted:  # the promotion is finished first, then rolled back from 3 to 2
         assert out == {"champion": "2", "previous": "3"}
-        assert reg.aliases() == {"champion": "2", "challenger": None,
-                                 "previous-champion": "3"}
+        assert reg.aliases() == {"champion": "2", "challenger": None, "previous-champion": "3"}
     else:  # the cut came before the intent was recorded: rolled back from 2 to 1
         assert out == {"champion": "1", "previous": "2"}
-        assert reg.aliases() == {"champion": "1", "challenger": "3",
-                                 "previous-champion": "2"}
+        assert reg.aliases() == {"champion": "1", "challenger": "3", "previous-champion": "2"}
     assert reg.pending_promotion() is None
 
 

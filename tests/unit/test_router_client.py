@@ -12,8 +12,11 @@ import pytest
 
 from dethrone.router_client import RouterClient, RouterError, frame_from_split
 
-SPLIT = {"columns": ["carat", "color", "price"], "index": [4, 9],
-         "data": [[0.3, "E", 500], [1.1, "J", 4200]]}
+SPLIT = {
+    "columns": ["carat", "color", "price"],
+    "index": [4, 9],
+    "data": [[0.3, "E", 500], [1.1, "J", 4200]],
+}
 
 
 class Script:
@@ -35,10 +38,15 @@ def server():
         def _answer(self):
             length = int(self.headers.get("Content-Length") or 0)
             path = self.path.split("?")[0]
-            script.requests.append({"method": self.command, "path": self.path,
-                                    "auth": self.headers.get("Authorization"),
-                                    "headers": dict(self.headers),
-                                    "body": self.rfile.read(length) if length else b""})
+            script.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "auth": self.headers.get("Authorization"),
+                    "headers": dict(self.headers),
+                    "body": self.rfile.read(length) if length else b"",
+                }
+            )
             queue = script.answers.get(path) or [(404, {"error": "no"}, 0.0, {})]
             status, body, delay, headers = queue.pop(0) if len(queue) > 1 else queue[0]
             time.sleep(delay)
@@ -107,13 +115,16 @@ def test_token_is_sent_on_post(server):
     assert req["auth"] == "Bearer s3cret" and json.loads(req["body"]) == {"a": 0.6}
 
 
-@pytest.mark.parametrize("body, match", [
-    ({"columns": ["a"]}, "invalid /get_data slice.*'columns' and 'data'"),
-    ({"columns": ["a", "b"], "data": [[1]]}, "does not have 2 values"),
-    ({"columns": ["a"], "data": [[1]], "index": [1, 2]}, "index length"),
-    ([1, 2, 3], "invalid /get_data slice"),
-    (b"<html>oops</html>", "not JSON"),
-])
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ({"columns": ["a"]}, "invalid /get_data slice.*'columns' and 'data'"),
+        ({"columns": ["a", "b"], "data": [[1]]}, "does not have 2 values"),
+        ({"columns": ["a"], "data": [[1]], "index": [1, 2]}, "index length"),
+        ([1, 2, 3], "invalid /get_data slice"),
+        (b"<html>oops</html>", "not JSON"),
+    ],
+)
 def test_invalid_slices_raise_clear_errors(server, body, match):
     server.add("/get_data", 200, body)
     with pytest.raises(RouterError, match=match):
@@ -151,8 +162,12 @@ def test_frame_from_split_without_index():
 
 def test_ab_slices_take_split_and_config_version_from_the_same_answer(server):
     server.add("/traffic", 200, {"a": 0.5, "b": 0.5})  # must not be asked
-    server.add("/ab_data", 200, {"a_data": SPLIT, "b_data": SPLIT},
-               headers={"X-Dethrone-Share-A": "0.7", "X-Dethrone-Config-Version": "12"})
+    server.add(
+        "/ab_data",
+        200,
+        {"a_data": SPLIT, "b_data": SPLIT},
+        headers={"X-Dethrone-Share-A": "0.7", "X-Dethrone-Config-Version": "12"},
+    )
     found = client(server.url).ab_slices(seed=3)
     assert (found.share_a, found.config_version) == (0.7, "12")
     assert len(found.a) == len(found.b) == 2
@@ -168,8 +183,7 @@ def test_ab_slices_without_a_valid_split_header_is_permanent(server, share):
     assert err.value.permanent
 
 
-PREDICTION = {"predictions": [1571.4], "arm": "champion", "model_version": "3",
-              "request_id": "r-1"}
+PREDICTION = {"predictions": [1571.4], "arm": "champion", "model_version": "3", "request_id": "r-1"}
 
 
 def test_predict_sends_rows_unit_and_request_id(server):
@@ -236,8 +250,10 @@ def test_predict_answer_without_predictions_is_invalid(server):
 
 
 def test_feedback_posts_a_list_with_the_write_token_and_is_retried(server):
-    body = {"results": [{"request_id": "r-1", "row": 0, "status": "stored"}],
-            "counts": {"stored": 1}}
+    body = {
+        "results": [{"request_id": "r-1", "row": 0, "status": "stored"}],
+        "counts": {"stored": 1},
+    }
     server.add("/feedback", 500, {"error": "db"})
     server.add("/feedback", 207, body)
     items = [{"request_id": "r-1", "row": 0, "label": 1500.0}]

@@ -15,9 +15,14 @@ from dethrone.settings import Settings
 
 @pytest.fixture
 def hostile_env(monkeypatch):
-    for name, value in (("PSI_THRESHOLD", "0.9"), ("KS_PVALUE_THRESHOLD", "0.5"),
-                        ("AB_ALPHA", "0.4"), ("AB_MARGIN", "3.0"), ("PSI_BINS", "3"),
-                        ("CV_FOLDS", "7")):
+    for name, value in (
+        ("PSI_THRESHOLD", "0.9"),
+        ("KS_PVALUE_THRESHOLD", "0.5"),
+        ("AB_ALPHA", "0.4"),
+        ("AB_MARGIN", "3.0"),
+        ("PSI_BINS", "3"),
+        ("CV_FOLDS", "7"),
+    ):
         monkeypatch.setenv(name, value)
 
 
@@ -42,7 +47,6 @@ def test_edges_pass_the_environment_explicitly(hostile_env, rng):
     from dethrone.abtest import decide
 
     a, b = rng.normal(1.0, 1.0, 400), rng.normal(1.0, 1.0, 400)
-    decision = decide(a, b, expected_share_a=0.5, random_state=0,
-                      settings=Settings.from_env())
+    decision = decide(a, b, expected_share_a=0.5, random_state=0, settings=Settings.from_env())
     assert (decision.alpha, decision.margin) == (0.4, 3.0)
     assert np.isfinite(decision.unpaired.pvalue)

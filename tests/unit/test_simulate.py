@@ -22,14 +22,13 @@ SETTINGS = Settings(target="price")
 class FakeRouter:
     """Duck-typed RouterClient: rows whose ``key`` gives the label (price = 1000 + key)."""
 
-    def __init__(self, *, pool=50, latency=0.0, fail=None, feedback_status=None,
-                 data_fail=None):
+    def __init__(self, *, pool=50, latency=0.0, fail=None, feedback_status=None, data_fail=None):
         self.pool, self.latency, self.fail = pool, latency, fail
         self.feedback_status, self.data_fail = feedback_status, data_fail
         self.lock = threading.Lock()
         self.fetches = 0
-        self.requests: list[dict] = []   # one per /predict call, in arrival order
-        self.answers: dict[str, float] = {}   # request id -> time of the answer
+        self.requests: list[dict] = []  # one per /predict call, in arrival order
+        self.answers: dict[str, float] = {}  # request id -> time of the answer
         self.posts: list[tuple[float, list[dict]]] = []
         self.next_key = 0
 
@@ -41,23 +40,33 @@ class FakeRouter:
             keys = np.arange(self.next_key, self.next_key + self.pool)
             self.next_key += self.pool
         rng = np.random.default_rng(seed)
-        return pd.DataFrame({"key": keys, "carat": rng.random(self.pool).round(3),
-                             "cut": rng.choice(["Ideal", "Good"], self.pool),
-                             "price": 1000.0 + keys})
+        return pd.DataFrame(
+            {
+                "key": keys,
+                "carat": rng.random(self.pool).round(3),
+                "cut": rng.choice(["Ideal", "Good"], self.pool),
+                "price": 1000.0 + keys,
+            }
+        )
 
     def predict(self, rows, *, unit=None, request_id=None):
         with self.lock:
             n = len(self.requests)
-            self.requests.append({"t": time.monotonic(), "rows": rows, "unit": unit,
-                                  "request_id": request_id})
+            self.requests.append(
+                {"t": time.monotonic(), "rows": rows, "unit": unit, "request_id": request_id}
+            )
         time.sleep(self.latency(n) if callable(self.latency) else self.latency)
         if self.fail is not None:
             self.fail(n)
         arm = "champion" if n % 2 == 0 else "challenger"
         with self.lock:
             self.answers[request_id] = time.monotonic()
-        return {"predictions": [1.0] * len(rows), "arm": arm,
-                "model_version": "1" if arm == "champion" else "2", "request_id": request_id}
+        return {
+            "predictions": [1.0] * len(rows),
+            "arm": arm,
+            "model_version": "1" if arm == "champion" else "2",
+            "request_id": request_id,
+        }
 
     def feedback(self, items):
         assert 1 <= len(items) <= 1000
@@ -70,8 +79,7 @@ class FakeRouter:
         return [item for _, items in self.posts for item in items]
 
     def sent_rows(self) -> dict[tuple[str, int], dict]:
-        return {(r["request_id"], j): row for r in self.requests
-                for j, row in enumerate(r["rows"])}
+        return {(r["request_id"], j): row for r in self.requests for j, row in enumerate(r["rows"])}
 
 
 def run(router, **kw):
@@ -116,8 +124,7 @@ def test_target_is_held_back_and_labels_match_the_rows_sent():
     router = FakeRouter(pool=30)
     report = run(router, max_requests=40, rows_per_request=3)
     rows = router.sent_rows()
-    assert all("price" not in row and set(row) == {"key", "carat", "cut"}
-               for row in rows.values())
+    assert all("price" not in row and set(row) == {"key", "carat", "cut"} for row in rows.values())
     labels = router.labels()
     assert report.feedback_sent == len(labels) == len(rows) == 120
     for item in labels:
@@ -152,8 +159,7 @@ def test_labels_follow_the_order_of_answers_not_of_requests():
 @pytest.mark.parametrize("coverage", [0.0, 0.3, 1.0])
 def test_label_coverage_share(coverage):
     router = FakeRouter(pool=500)
-    report = run(router, rate=1000.0, max_requests=500, rows_per_request=4,
-                 label_coverage=coverage)
+    report = run(router, rate=1000.0, max_requests=500, rows_per_request=4, label_coverage=coverage)
     n = report.rows
     assert n == 2000
     share = len(router.labels()) / n
@@ -250,8 +256,10 @@ def test_units_are_drawn_from_n_ids_and_counted_per_arm():
     units = {r["unit"] for r in router.requests}
     assert units == {f"sim-unit-{i}" for i in range(7)}
     assert all(c["units"] == 7 for c in report.per_arm.values())
-    assert report.per_version == {"1": {"requests": 100, "rows": 100},
-                                  "2": {"requests": 100, "rows": 100}}
+    assert report.per_version == {
+        "1": {"requests": 100, "rows": 100},
+        "2": {"requests": 100, "rows": 100},
+    }
     no_units = FakeRouter()
     assert run(no_units, max_requests=5).per_arm["champion"]["units"] == 0
     assert {r["unit"] for r in no_units.requests} == {None}
@@ -279,8 +287,12 @@ def test_progress_reports_growing_counts_and_a_final_view():
     running = [v for v in views if not v["done"]]
     assert [v["requests"] for v in running] == sorted(v["requests"] for v in running)
     assert views[-1]["requests"] == report.requests
-    assert SimulationReport(**{k: v for k, v in views[-1].items()
-                               if k not in ("done", "pending_labels")}) == report
+    assert (
+        SimulationReport(
+            **{k: v for k, v in views[-1].items() if k not in ("done", "pending_labels")}
+        )
+        == report
+    )
 
 
 def test_progress_goes_on_between_slow_requests():
@@ -291,15 +303,24 @@ def test_progress_goes_on_between_slow_requests():
     assert len(running) >= 2 and running[0]["requests"] == 1
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"rate": 0}, "rate"), ({"rate": -1}, "rate"), ({"rate": float("inf")}, "rate"),
-    ({"duration": 0}, "duration"), ({"duration": float("nan")}, "duration"),
-    ({"label_delay": -0.1}, "label_delay"), ({"label_coverage": 1.5}, "label_coverage"),
-    ({"label_coverage": -0.1}, "label_coverage"), ({"units": 0}, "units"),
-    ({"units": 2.5}, "units"), ({"max_requests": 0}, "max_requests"),
-    ({"rows_per_request": 0}, "rows_per_request"), ({"rows_per_request": True},
-                                                     "rows_per_request"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"rate": 0}, "rate"),
+        ({"rate": -1}, "rate"),
+        ({"rate": float("inf")}, "rate"),
+        ({"duration": 0}, "duration"),
+        ({"duration": float("nan")}, "duration"),
+        ({"label_delay": -0.1}, "label_delay"),
+        ({"label_coverage": 1.5}, "label_coverage"),
+        ({"label_coverage": -0.1}, "label_coverage"),
+        ({"units": 0}, "units"),
+        ({"units": 2.5}, "units"),
+        ({"max_requests": 0}, "max_requests"),
+        ({"rows_per_request": 0}, "rows_per_request"),
+        ({"rows_per_request": True}, "rows_per_request"),
+    ],
+)
 def test_bad_arguments_raise_before_any_request(kwargs, name):
     router = FakeRouter()
     with pytest.raises(ValueError, match=name):

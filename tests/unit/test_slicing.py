@@ -26,8 +26,11 @@ def test_split_json_equals_pandas_to_json(slicer, rng):
 
 
 def test_drifted_slice_reads_back_with_pandas(slicer, diamonds):
-    sl = slicer.draw(1000, {"carat": None, "color": None,
-                            "cut": DriftSpec("missing", 0.5)}, np.random.default_rng(1))
+    sl = slicer.draw(
+        1000,
+        {"carat": None, "color": None, "cut": DriftSpec("missing", 0.5)},
+        np.random.default_rng(1),
+    )
     back = pd.read_json(io.BytesIO(sl.split_json()), orient="split")
     assert list(back.columns) == list(diamonds.columns)
     assert list(back.index) == list(sl.index)
@@ -52,23 +55,36 @@ def test_sampling_with_and_without_replacement(slicer, rng):
 
 def test_empty_and_partial_slices(slicer, rng):
     sl = slicer.draw(10, None, rng)
-    assert json.loads(sl.split_json(0, 0)) == {"columns": slicer.columns, "index": [],
-                                               "data": []}
+    assert json.loads(sl.split_json(0, 0)) == {"columns": slicer.columns, "index": [], "data": []}
     body = json.loads(sl.ab_json(1.0))
     assert len(body["a_data"]["index"]) == 10 and body["b_data"]["data"] == []
 
 
-@pytest.mark.parametrize("n,a,expected", [(5000, 0.5, (2500, 2500)), (5, 0.5, (3, 2)),
-                                          (10, 0.0, (0, 10)), (10, 1.0, (10, 0)),
-                                          (3, 1 / 3, (1, 2)), (0, 0.5, (0, 0))])
+@pytest.mark.parametrize(
+    "n,a,expected",
+    [
+        (5000, 0.5, (2500, 2500)),
+        (5, 0.5, (3, 2)),
+        (10, 0.0, (0, 10)),
+        (10, 1.0, (10, 0)),
+        (3, 1 / 3, (1, 2)),
+        (0, 0.5, (0, 0)),
+    ],
+)
 def test_ab_sizes(n, a, expected):
     assert ab_sizes(n, a) == expected
 
 
 def test_other_dtypes_and_missing_values():
-    frame = pd.DataFrame({"flag": [True, False, True], "n": [1, 2, 3],
-                          "x": [0.5, np.nan, np.inf], "s": pd.Categorical(["u", None, "v"]),
-                          "t": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])})
+    frame = pd.DataFrame(
+        {
+            "flag": [True, False, True],
+            "n": [1, 2, 3],
+            "x": [0.5, np.nan, np.inf],
+            "s": pd.Categorical(["u", None, "v"]),
+            "t": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"]),
+        }
+    )
     sl = Slicer(frame).draw(3, None, np.random.default_rng(0))
     rows = dict(zip(sl.index.tolist(), json.loads(sl.split_json())["data"], strict=True))
     assert rows[0][:4] == [True, 1, 0.5, "u"]
@@ -77,25 +93,46 @@ def test_other_dtypes_and_missing_values():
 
 
 def test_nullable_numbers_drift_and_encode():
-    frame = pd.DataFrame({"n": pd.array([1, None, 3, 4], dtype="Int64"),
-                          "f": np.array([0.5, 1.5, 2.5, 3.5], dtype=np.float16)})
-    sl = Slicer(frame).draw(4, {"n": None, "f": DriftSpec("shift", 1.0)},
-                            np.random.default_rng(0))
+    frame = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "f": np.array([0.5, 1.5, 2.5, 3.5], dtype=np.float16),
+        }
+    )
+    sl = Slicer(frame).draw(4, {"n": None, "f": DriftSpec("shift", 1.0)}, np.random.default_rng(0))
     back = pd.read_json(io.BytesIO(sl.split_json()), orient="split")
     assert back["n"].isna().sum() == 1 and back["f"].notna().all()
 
 
-@pytest.mark.parametrize("specs", [
-    {"carat": None, "color": None, "price": DriftSpec("shift", 0.5),
-     "cut": DriftSpec("missing", 0.3), "depth": DriftSpec("missing", 0.2)},
-    # Fresh numbers first, last and side by side; codes between them and next to them.
-    {"z": None, "y": DriftSpec("shift", -1), "carat": DriftSpec("scale", 1.0)},
-    {"price": DriftSpec("missing", 0.5), "clarity": None, "table": None},
-    {"color": None, "cut": DriftSpec("missing", 0.5), "clarity": None},
-    {"z": DriftSpec("missing", 0.4)},
-    {"cut": None, "carat": None, "color": None, "clarity": None, "depth": None,
-     "table": None, "price": None, "x": None, "y": None, "z": None},
-])
+@pytest.mark.parametrize(
+    "specs",
+    [
+        {
+            "carat": None,
+            "color": None,
+            "price": DriftSpec("shift", 0.5),
+            "cut": DriftSpec("missing", 0.3),
+            "depth": DriftSpec("missing", 0.2),
+        },
+        # Fresh numbers first, last and side by side; codes between them and next to them.
+        {"z": None, "y": DriftSpec("shift", -1), "carat": DriftSpec("scale", 1.0)},
+        {"price": DriftSpec("missing", 0.5), "clarity": None, "table": None},
+        {"color": None, "cut": DriftSpec("missing", 0.5), "clarity": None},
+        {"z": DriftSpec("missing", 0.4)},
+        {
+            "cut": None,
+            "carat": None,
+            "color": None,
+            "clarity": None,
+            "depth": None,
+            "table": None,
+            "price": None,
+            "x": None,
+            "y": None,
+            "z": None,
+        },
+    ],
+)
 def test_slicer_drift_equals_apply_drift(slicer, specs):
     """The slicer's array fast path draws exactly what the library's apply_drift draws,
     whatever the layout of fresh and coded pieces the drifted columns lead to."""
@@ -108,12 +145,15 @@ def test_slicer_drift_equals_apply_drift(slicer, specs):
     back = pd.read_json(io.BytesIO(sl.split_json()), orient="split")
     assert list(back.index) == list(index)
     halves = json.loads(sl.ab_json(0.3))
-    assert halves["a_data"]["data"] + halves["b_data"]["data"] == json.loads(
-        sl.split_json())["data"]
+    assert (
+        halves["a_data"]["data"] + halves["b_data"]["data"] == json.loads(sl.split_json())["data"]
+    )
     for col in expected.columns:
         if isinstance(expected[col].dtype, pd.CategoricalDtype):
-            assert back[col].fillna("<na>").tolist() == expected[col].astype(object).fillna(
-                "<na>").tolist(), col
+            assert (
+                back[col].fillna("<na>").tolist()
+                == expected[col].astype(object).fillna("<na>").tolist()
+            ), col
         else:
             assert np.allclose(back[col], expected[col], equal_nan=True), col
 

@@ -29,7 +29,8 @@ def test_trainer_replaces_the_candidates(rows):
     s = Settings(trainer=f"{__name__}:mean_trainer", cv_folds=3)
     result = train(rows, s)
     assert isinstance(result.model, DummyRegressor) and result.best == s.trainer.join(
-        ["trainer:", ""])
+        ["trainer:", ""]
+    )
     assert len(SEEN) == 4 and len(SEEN[-1]) == len(rows)  # three folds, then all rows
     assert set(SEEN[-1].columns) == set(result.features) | {"price"}
     assert len(result.cv_scores[result.best]) == 3 and result.cv_mean() < 0
@@ -43,11 +44,14 @@ def test_example_trainer_fits_a_usable_model(rows):
     assert result.model.predict(X).shape == (len(rows),) and result.task == "regression"
 
 
-@pytest.mark.parametrize("spec, match", [
-    ("no_colon", "package.module:function"),
-    ("dethrone.nope:f", "cannot import"),
-    ("dethrone.trainer:missing", "no callable"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("no_colon", "package.module:function"),
+        ("dethrone.nope:f", "cannot import"),
+        ("dethrone.trainer:missing", "no callable"),
+    ],
+)
 def test_bad_trainer_names_the_setting(spec, match):
     with pytest.raises(ValueError, match=match):
         load_trainer(spec)

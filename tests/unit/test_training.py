@@ -15,14 +15,17 @@ def small_diamonds(diamonds) -> pd.DataFrame:
     return diamonds.sample(1200, random_state=3).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("values, expected", [
-    (pd.Series([1.5, 2.25, 3.0, 4.75] * 10), "regression"),
-    (pd.Series(np.arange(100, dtype=float)), "regression"),
-    (pd.Series([0, 1, 1, 0] * 10), "classification"),
-    (pd.Series(["yes", "no"] * 10), "classification"),
-    (pd.Series(pd.Categorical(["a", "b", "c"] * 5)), "classification"),
-    (pd.Series([True, False] * 10), "classification"),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (pd.Series([1.5, 2.25, 3.0, 4.75] * 10), "regression"),
+        (pd.Series(np.arange(100, dtype=float)), "regression"),
+        (pd.Series([0, 1, 1, 0] * 10), "classification"),
+        (pd.Series(["yes", "no"] * 10), "classification"),
+        (pd.Series(pd.Categorical(["a", "b", "c"] * 5)), "classification"),
+        (pd.Series([True, False] * 10), "classification"),
+    ],
+)
 def test_infer_task(values, expected):
     assert infer_task(values) == expected
 
@@ -58,8 +61,8 @@ def test_refit_model_scores_unseen_categories_and_missing_values(small_diamonds)
     result = train(small_diamonds, Settings(cv_folds=2), only=["ridge"])
     new = small_diamonds.head(5).copy()
     new["color"] = new["color"].astype(str)
-    new.loc[0, "color"] = "Z"        # never seen in training
-    new.loc[1, "carat"] = np.nan     # missing numeric value
+    new.loc[0, "color"] = "Z"  # never seen in training
+    new.loc[1, "carat"] = np.nan  # missing numeric value
     pred = result.model.predict(prepare_features(new, result.features, result.categorical))
     assert pred.shape == (5,) and np.all(np.isfinite(pred))
 
@@ -73,8 +76,12 @@ def test_classification_on_bundled_breast_cancer():
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame
-    result = train(frame, Settings(cv_folds=3, random_state=5), target="target",
-                   only=["logistic_regression", "hist_gradient_boosting"])
+    result = train(
+        frame,
+        Settings(cv_folds=3, random_state=5),
+        target="target",
+        only=["logistic_regression", "hist_gradient_boosting"],
+    )
     assert result.task == "classification" and result.scoring == "neg_log_loss"
     share = frame["target"].mean()
     prior_log_loss = -(share * np.log(share) + (1 - share) * np.log(1 - share))

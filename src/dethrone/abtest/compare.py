@@ -119,16 +119,20 @@ def as_losses(values: ArrayLike, name: str, *, min_rows: int = 2) -> np.ndarray:
     arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite value(s), "
-                         f"first at row {int(np.argmax(bad))}")
+        raise ValueError(
+            f"{name} has {int(bad.sum())} NaN or infinite value(s), "
+            f"first at row {int(np.argmax(bad))}"
+        )
     if arr.size < min_rows:
-        raise ValueError(f"{name} has {arr.size} row(s); at least {min_rows} are needed "
-                         "to estimate a variance")
+        raise ValueError(
+            f"{name} has {arr.size} row(s); at least {min_rows} are needed to estimate a variance"
+        )
     return arr
 
 
-def _check_options(alpha: float, margin: float, alternative: str, n_boot: int,
-                   ci_method: str) -> None:
+def _check_options(
+    alpha: float, margin: float, alternative: str, n_boot: int, ci_method: str
+) -> None:
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
     if not math.isfinite(margin):
@@ -180,17 +184,23 @@ def welch_se_df(var_a: Any, n_a: Any, var_b: Any, n_b: Any) -> tuple[Any, Any]:
     ua, ub = np.divide(var_a, n_a), np.divide(var_b, n_b)
     se = np.sqrt(ua + ub)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = (ua + ub) ** 2 / (ua ** 2 / np.subtract(n_a, 1) + ub ** 2 / np.subtract(n_b, 1))
+        df = (ua + ub) ** 2 / (ua**2 / np.subtract(n_a, 1) + ub**2 / np.subtract(n_b, 1))
     df = np.where(se > 0, df, np.add(n_a, n_b) - 2.0)
     return se, (df if np.ndim(df) else float(df))
 
 
-def compare_unpaired(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.05,
-                     margin: float = 0.0, alternative: Alternative = "greater",
-                     n_boot: int = 2000, ci_method: CIMethod = "bca",
-                     confidence_level: float | None = None,
-                     random_state: int | np.random.Generator | None = None
-                     ) -> ComparisonResult:
+def compare_unpaired(
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    alternative: Alternative = "greater",
+    n_boot: int = 2000,
+    ci_method: CIMethod = "bca",
+    confidence_level: float | None = None,
+    random_state: int | np.random.Generator | None = None,
+) -> ComparisonResult:
     """Welch's unequal-variance t-test of mean loss, champion (A) vs challenger (B).
 
     Tests ``H0: mean_a - mean_b <= margin`` against ``H1: mean_a - mean_b > margin``
@@ -254,20 +264,40 @@ def compare_unpaired(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.0
         jack = np.concatenate([jackknife_terms(a), -jackknife_terms(b)])
         ci_low, ci_high = interval(boot, diff, level, ci_method, jack)
     return ComparisonResult(
-        method="welch", statistic=t, pvalue=p, df=float(df), alternative=alternative,
-        mean_a=mean_a, mean_b=mean_b, diff=diff, ci_low=ci_low, ci_high=ci_high,
-        ci_level=level, ci_method=ci_method,
+        method="welch",
+        statistic=t,
+        pvalue=p,
+        df=float(df),
+        alternative=alternative,
+        mean_a=mean_a,
+        mean_b=mean_b,
+        diff=diff,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        ci_level=level,
+        ci_method=ci_method,
         relative_improvement=diff / mean_a if mean_a != 0 else math.nan,
-        alpha=float(alpha), margin=float(margin), n_a=int(a.size), n_b=int(b.size),
-        n_boot=int(n_boot), random_state=seed)
+        alpha=float(alpha),
+        margin=float(margin),
+        n_a=int(a.size),
+        n_b=int(b.size),
+        n_boot=int(n_boot),
+        random_state=seed,
+    )
 
 
-def compare_paired(loss_champion: ArrayLike, loss_challenger: ArrayLike, *,
-                   alpha: float = 0.05, margin: float = 0.0,
-                   alternative: Alternative = "greater", n_boot: int = 2000,
-                   ci_method: CIMethod = "bca", confidence_level: float | None = None,
-                   random_state: int | np.random.Generator | None = None
-                   ) -> ComparisonResult:
+def compare_paired(
+    loss_champion: ArrayLike,
+    loss_challenger: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    alternative: Alternative = "greater",
+    n_boot: int = 2000,
+    ci_method: CIMethod = "bca",
+    confidence_level: float | None = None,
+    random_state: int | np.random.Generator | None = None,
+) -> ComparisonResult:
     """Paired t-test of per-row loss differences on rows both models scored.
 
     Row ``i`` of both arrays must be the same held-out row. The test is on
@@ -297,28 +327,42 @@ def compare_paired(loss_champion: ArrayLike, loss_challenger: ArrayLike, *,
     a = as_losses(loss_champion, "loss_champion")
     b = as_losses(loss_challenger, "loss_challenger")
     if a.size != b.size:
-        raise ValueError(f"paired losses must have the same length, got {a.size} "
-                         f"(champion) and {b.size} (challenger)")
+        raise ValueError(
+            f"paired losses must have the same length, got {a.size} "
+            f"(champion) and {b.size} (challenger)"
+        )
     _check_options(alpha, margin, alternative, n_boot, ci_method)
     level = _level(alpha, alternative, confidence_level)
     d = a - b
     diff = float(d.mean())
     se = math.sqrt(d.var(ddof=1) / d.size)
     df = float(d.size - 1)
-    t, p = t_pvalue((diff - margin) / se if se > 0 else math.nan, df, diff - margin,
-                    alternative)
+    t, p = t_pvalue((diff - margin) / se if se > 0 else math.nan, df, diff - margin, alternative)
     ci_low = ci_high = None
     rng, seed = make_rng(random_state)
     if n_boot:
-        ci_low, ci_high = interval(boot_means(d, n_boot, rng), diff, level, ci_method,
-                                    jackknife_terms(d))
+        ci_low, ci_high = interval(
+            boot_means(d, n_boot, rng), diff, level, ci_method, jackknife_terms(d)
+        )
     mean_a = float(a.mean())
     return ComparisonResult(
-        method="paired-t", statistic=t, pvalue=p, df=df, alternative=alternative,
-        mean_a=mean_a, mean_b=float(b.mean()), diff=diff, ci_low=ci_low, ci_high=ci_high,
-        ci_level=level, ci_method=ci_method,
+        method="paired-t",
+        statistic=t,
+        pvalue=p,
+        df=df,
+        alternative=alternative,
+        mean_a=mean_a,
+        mean_b=float(b.mean()),
+        diff=diff,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        ci_level=level,
+        ci_method=ci_method,
         relative_improvement=diff / mean_a if mean_a != 0 else math.nan,
-        alpha=float(alpha), margin=float(margin), n_a=int(a.size), n_b=int(b.size),
-        n_boot=int(n_boot), random_state=seed)
-
-
+        alpha=float(alpha),
+        margin=float(margin),
+        n_a=int(a.size),
+        n_b=int(b.size),
+        n_boot=int(n_boot),
+        random_state=seed,
+    )

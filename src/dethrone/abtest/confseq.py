@@ -52,8 +52,15 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-__all__ = ["group_index", "mean_cs", "mean_difference_cs", "mixture_pvalue", "mixture_radius",
-           "mixture_rho2", "unit_means"]
+__all__ = [
+    "group_index",
+    "mean_cs",
+    "mean_difference_cs",
+    "mixture_pvalue",
+    "mixture_radius",
+    "mixture_rho2",
+    "unit_means",
+]
 
 
 def _check_alpha(alpha: float) -> float:
@@ -76,8 +83,9 @@ def mixture_rho2(tuning_n: float, alpha: float = 0.05) -> float:
     return float((two_log + np.log(two_log + 1.0)) / tuning_n)
 
 
-def mixture_radius(n: ArrayLike, variance: ArrayLike, *, alpha: float = 0.05,
-                   rho2: float) -> np.ndarray:
+def mixture_radius(
+    n: ArrayLike, variance: ArrayLike, *, alpha: float = 0.05, rho2: float
+) -> np.ndarray:
     """Radius of the normal-mixture CS for a mean of ``n`` observations of ``variance``.
 
     Parameters
@@ -104,12 +112,14 @@ def mixture_radius(n: ArrayLike, variance: ArrayLike, *, alpha: float = 0.05,
     alpha = _check_alpha(alpha)
     n = np.asarray(n, dtype=float)
     t = n * rho2 + 1.0
-    return np.sqrt(np.asarray(variance, dtype=float)
-                   * 2.0 * t / (n * n * rho2) * np.log(np.sqrt(t) / alpha))
+    return np.sqrt(
+        np.asarray(variance, dtype=float) * 2.0 * t / (n * n * rho2) * np.log(np.sqrt(t) / alpha)
+    )
 
 
-def mixture_pvalue(estimate: ArrayLike, n: ArrayLike, variance: ArrayLike, *,
-                   rho2: float, null: ArrayLike = 0.0) -> np.ndarray:
+def mixture_pvalue(
+    estimate: ArrayLike, n: ArrayLike, variance: ArrayLike, *, rho2: float, null: ArrayLike = 0.0
+) -> np.ndarray:
     """Always-valid two-sided p-value of ``H0: theta = null`` (1 / mixture e-value).
 
     ``p < alpha`` exactly when ``null`` is outside the CS of the same ``rho2``. A zero
@@ -130,9 +140,15 @@ def mixture_pvalue(estimate: ArrayLike, n: ArrayLike, variance: ArrayLike, *,
     return np.minimum(1.0, np.sqrt(t) * np.exp(expo))
 
 
-def mean_cs(mean: ArrayLike, var: ArrayLike, n: ArrayLike, *, alpha: float, rho2: float,
-            null: ArrayLike = 0.0
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mean_cs(
+    mean: ArrayLike,
+    var: ArrayLike,
+    n: ArrayLike,
+    *,
+    alpha: float,
+    rho2: float,
+    null: ArrayLike = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CS of a mean from its sample mean, sample variance (ddof=1) and size.
 
     Used on paired differences (shadow mode): ``mean`` is the mean of
@@ -152,10 +168,18 @@ def mean_cs(mean: ArrayLike, var: ArrayLike, n: ArrayLike, *, alpha: float, rho2
     return est, est - radius, est + radius, mixture_pvalue(est, n, var, rho2=rho2, null=null)
 
 
-def mean_difference_cs(mean_a: ArrayLike, var_a: ArrayLike, n_a: ArrayLike,
-                       mean_b: ArrayLike, var_b: ArrayLike, n_b: ArrayLike, *,
-                       alpha: float, rho2: float, null: ArrayLike = 0.0
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mean_difference_cs(
+    mean_a: ArrayLike,
+    var_a: ArrayLike,
+    n_a: ArrayLike,
+    mean_b: ArrayLike,
+    var_b: ArrayLike,
+    n_b: ArrayLike,
+    *,
+    alpha: float,
+    rho2: float,
+    null: ArrayLike = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CS of ``mean_a - mean_b`` from summary statistics of two independent samples.
 
     ``var_a`` and ``var_b`` are sample variances (ddof=1); ``n = n_a + n_b`` and
@@ -180,16 +204,19 @@ def mean_difference_cs(mean_a: ArrayLike, var_a: ArrayLike, n_a: ArrayLike,
     return mean_cs(est, variance, n, alpha=alpha, rho2=rho2, null=null)
 
 
-def group_index(units: ArrayLike, n_rows: int, *, name: str = "units"
-                ) -> tuple[np.ndarray, np.ndarray]:
+def group_index(
+    units: ArrayLike, n_rows: int, *, name: str = "units"
+) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's unit (0..n_units-1) and the rows per unit.
 
     Computed once per arm, so the loss and every guardrail are grouped by one hash pass.
     """
     ids = np.asarray(units)
     if ids.ndim != 1 or ids.size != n_rows:
-        raise ValueError(f"{name} must be a 1-D array with one unit id per row "
-                         f"({n_rows} rows), got shape {ids.shape}")
+        raise ValueError(
+            f"{name} must be a 1-D array with one unit id per row "
+            f"({n_rows} rows), got shape {ids.shape}"
+        )
     # Hashing (pandas.factorize) is O(rows); np.unique would sort, ~10x slower at 1e6 rows.
     inverse, _ = pd.factorize(ids, use_na_sentinel=True)
     if inverse.size and inverse.min() < 0:
@@ -197,8 +224,9 @@ def group_index(units: ArrayLike, n_rows: int, *, name: str = "units"
     return inverse, np.bincount(inverse)
 
 
-def unit_means(values: ArrayLike, units: ArrayLike, *, name: str = "units"
-               ) -> tuple[np.ndarray, np.ndarray]:
+def unit_means(
+    values: ArrayLike, units: ArrayLike, *, name: str = "units"
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean of ``values`` per unit id (in order of first appearance), and rows per unit.
 
     Rows of one sticky unit (a user, a session) are correlated, so the unit is the

@@ -85,46 +85,65 @@ class ABDecision:
             "paired": None if self.paired is None else self.paired.to_dict(),
             "permutation": None if self.permutation is None else self.permutation.to_dict(),
             "guardrails": {k: g.to_dict() for k, g in self.guardrails.items()},
-            "alpha": self.alpha, "margin": self.margin,
-            "guardrail_margin": self.guardrail_margin, "srm_threshold": self.srm_threshold,
-            "min_rows_per_arm": self.min_rows_per_arm, "n_boot": self.n_boot,
+            "alpha": self.alpha,
+            "margin": self.margin,
+            "guardrail_margin": self.guardrail_margin,
+            "srm_threshold": self.srm_threshold,
+            "min_rows_per_arm": self.min_rows_per_arm,
+            "n_boot": self.n_boot,
             "n_permutations": self.n_permutations,
-            "random_state": self.random_state, "expected_share_a": self.expected_share_a,
+            "random_state": self.random_state,
+            "expected_share_a": self.expected_share_a,
         }
 
 
 def _ci(r: ComparisonResult) -> str:
     if r.ci_low is None:
         return ""
-    return (f"; {100 * r.ci_level:g}% {r.ci_method} bootstrap CI of the improvement "
-            f"[{r.ci_low:.4g}, {r.ci_high:.4g}]")
+    return (
+        f"; {100 * r.ci_level:g}% {r.ci_method} bootstrap CI of the improvement "
+        f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
+    )
 
 
 def _summary(r: ComparisonResult, label: str) -> str:
-    return (f"{label}: mean loss {r.mean_a:.4g} (champion) vs {r.mean_b:.4g} (challenger), "
-            f"improvement {r.diff:.4g} ({100 * r.relative_improvement:+.1f}%), "
-            f"one-sided p = {r.pvalue:.3g} vs alpha = {r.alpha:g}"
-            + (f" for a margin of {r.margin:g}" if r.margin else "") + _ci(r))
+    return (
+        f"{label}: mean loss {r.mean_a:.4g} (champion) vs {r.mean_b:.4g} (challenger), "
+        f"improvement {r.diff:.4g} ({100 * r.relative_improvement:+.1f}%), "
+        f"one-sided p = {r.pvalue:.3g} vs alpha = {r.alpha:g}"
+        + (f" for a margin of {r.margin:g}" if r.margin else "")
+        + _ci(r)
+    )
 
 
 def _perm_summary(r: PermutationResult) -> str:
-    return (f"studentized permutation test: one-sided p = {r.pvalue:.3g} vs alpha = "
-            f"{r.alpha:g} ({r.n_resamples} random re-splits of the pooled rows)")
+    return (
+        f"studentized permutation test: one-sided p = {r.pvalue:.3g} vs alpha = "
+        f"{r.alpha:g} ({r.n_resamples} random re-splits of the pooled rows)"
+    )
 
 
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
-           alpha: float | None = None, margin: float | None = None,
-           min_rows_per_arm: int | None = None,
-           guardrails: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None,
-           paired: tuple[ArrayLike, ArrayLike] | None = None,
-           srm_threshold: float | None = None, guardrail_margin: float | None = None,
-           n_boot: int | None = None, n_permutations: int = 999,
-           random_state: int | np.random.Generator | None = None,
-           settings: Settings | None = None) -> ABDecision:
+def decide(
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    *,
+    expected_share_a: float,
+    alpha: float | None = None,
+    margin: float | None = None,
+    min_rows_per_arm: int | None = None,
+    guardrails: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None,
+    paired: tuple[ArrayLike, ArrayLike] | None = None,
+    srm_threshold: float | None = None,
+    guardrail_margin: float | None = None,
+    n_boot: int | None = None,
+    n_permutations: int = 999,
+    random_state: int | np.random.Generator | None = None,
+    settings: Settings | None = None,
+) -> ABDecision:
     """Decide whether the challenger (arm B) replaces the champion (arm A).
 
     Rules, in order:
@@ -211,8 +230,11 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
     if isinstance(min_rows, bool) or int(min_rows) != min_rows or min_rows < 2:
         raise ValueError(f"min_rows_per_arm must be an integer >= 2, got {min_rows}")
     min_rows = int(min_rows)
-    if isinstance(n_permutations, bool) or int(n_permutations) != n_permutations \
-            or n_permutations < 1:
+    if (
+        isinstance(n_permutations, bool)
+        or int(n_permutations) != n_permutations
+        or n_permutations < 1
+    ):
         raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
 
     a, b = as_losses(loss_a, "loss_a", min_rows=1), as_losses(loss_b, "loss_b", min_rows=1)
@@ -220,17 +242,22 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
     if paired is not None:
         if len(paired) != 2:
             raise ValueError("paired must be a pair (loss_champion, loss_challenger)")
-        pair = (as_losses(paired[0], "paired champion losses", min_rows=1),
-                as_losses(paired[1], "paired challenger losses", min_rows=1))
+        pair = (
+            as_losses(paired[0], "paired champion losses", min_rows=1),
+            as_losses(paired[1], "paired challenger losses", min_rows=1),
+        )
         if pair[0].size != pair[1].size:
-            raise ValueError(f"paired losses must have the same length, got "
-                             f"{pair[0].size} and {pair[1].size}")
+            raise ValueError(
+                f"paired losses must have the same length, got {pair[0].size} and {pair[1].size}"
+            )
     g_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, values in (guardrails or {}).items():
         if len(values) != 2:
             raise ValueError(f"guardrail {name!r} must be a pair (values_a, values_b)")
-        g_data[str(name)] = (as_losses(values[0], f"guardrail {name!r} values_a", min_rows=1),
-                             as_losses(values[1], f"guardrail {name!r} values_b", min_rows=1))
+        g_data[str(name)] = (
+            as_losses(values[0], f"guardrail {name!r} values_a", min_rows=1),
+            as_losses(values[1], f"guardrail {name!r} values_b", min_rows=1),
+        )
     srm = srm_test(a.size, b.size, expected_share_a, threshold=srm_threshold)
     rng, seed = make_rng(_pick(random_state, s.random_state))
     # Its own stream, so the permutation p-value (and the outcome) does not move with n_boot.
@@ -243,62 +270,94 @@ def decide(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
         if n < min_rows:
             gates.append(f"arm {arm} has {n} rows, fewer than min_rows_per_arm = {min_rows}")
     if pair is not None and pair[0].size < min_rows:
-        gates.append(f"the paired sample has {pair[0].size} rows, fewer than "
-                     f"min_rows_per_arm = {min_rows}")
+        gates.append(
+            f"the paired sample has {pair[0].size} rows, fewer than min_rows_per_arm = {min_rows}"
+        )
     for name, (ga, gb) in g_data.items():
         if min(ga.size, gb.size) < min_rows:
-            gates.append(f"guardrail {name!r} has {ga.size}/{gb.size} rows, fewer than "
-                         f"min_rows_per_arm = {min_rows}")
+            gates.append(
+                f"guardrail {name!r} has {ga.size}/{gb.size} rows, fewer than "
+                f"min_rows_per_arm = {min_rows}"
+            )
 
     opts = dict(alpha=alpha, margin=margin, n_boot=n_boot, random_state=rng)
     unpaired = compare_unpaired(a, b, **opts) if min(a.size, b.size) >= 2 else None
     # Only a significant Welch test can lead to promotion, so only then is the
     # O(n_permutations * rows) permutation test worth its cost.
-    perm = (permutation_welch(a, b, alpha=alpha, margin=margin, n_resamples=n_permutations,
-                              random_state=perm_rng)
-            if unpaired is not None and unpaired.significant else None)
-    paired_res = (compare_paired(*pair, **opts)
-                  if pair is not None and pair[0].size >= 2 else None)
-    g_res = {name: guardrail_test(ga, gb, name=name, margin=g_margin, alpha=alpha)
-             for name, (ga, gb) in g_data.items() if min(ga.size, gb.size) >= 2}
+    perm = (
+        permutation_welch(
+            a, b, alpha=alpha, margin=margin, n_resamples=n_permutations, random_state=perm_rng
+        )
+        if unpaired is not None and unpaired.significant
+        else None
+    )
+    paired_res = compare_paired(*pair, **opts) if pair is not None and pair[0].size >= 2 else None
+    g_res = {
+        name: guardrail_test(ga, gb, name=name, margin=g_margin, alpha=alpha)
+        for name, (ga, gb) in g_data.items()
+        if min(ga.size, gb.size) >= 2
+    }
 
     reasons: list[str] = []
     if gates:
         outcome: Outcome = "inconclusive"
-        reasons = gates + ["the experiment is not valid, so neither model is preferred; "
-                           "fix the cause and rerun"]
+        reasons = gates + [
+            "the experiment is not valid, so neither model is preferred; fix the cause and rerun"
+        ]
     else:
         assert unpaired is not None
         reasons.append(srm_reason(srm))
         better = unpaired.significant and perm is not None and perm.significant
         if better:
-            reasons.append("challenger is significantly better by both the Welch and the "
-                           "permutation test: " + _summary(unpaired, "Welch test")
-                           + "; " + _perm_summary(perm))
+            reasons.append(
+                "challenger is significantly better by both the Welch and the "
+                "permutation test: " + _summary(unpaired, "Welch test") + "; " + _perm_summary(perm)
+            )
         elif perm is not None:
-            reasons.append("challenger is not significantly better: the Welch test is "
-                           "significant but the skewness-robust permutation test, which "
-                           "decides here, is not: " + _summary(unpaired, "Welch test")
-                           + "; " + _perm_summary(perm))
+            reasons.append(
+                "challenger is not significantly better: the Welch test is "
+                "significant but the skewness-robust permutation test, which "
+                "decides here, is not: "
+                + _summary(unpaired, "Welch test")
+                + "; "
+                + _perm_summary(perm)
+            )
         else:
             worse = compare_unpaired(a, b, alpha=alpha, alternative="less", n_boot=0)
-            verdict = ("challenger is significantly worse (champion better, p = "
-                       f"{worse.pvalue:.3g})" if worse.significant
-                       else "challenger is not significantly better")
+            verdict = (
+                f"challenger is significantly worse (champion better, p = {worse.pvalue:.3g})"
+                if worse.significant
+                else "challenger is not significantly better"
+            )
             reasons.append(f"{verdict}: " + _summary(unpaired, "Welch test"))
         paired_ok = paired_res is None or paired_res.significant
         if paired_res is not None:
-            head = ("paired test confirms the improvement" if paired_ok
-                    else "paired test does not confirm the improvement")
-            reasons.append(f"{head} on {paired_res.n_a} shared rows: "
-                           + _summary(paired_res, "paired t-test"))
+            head = (
+                "paired test confirms the improvement"
+                if paired_ok
+                else "paired test does not confirm the improvement"
+            )
+            reasons.append(
+                f"{head} on {paired_res.n_a} shared rows: " + _summary(paired_res, "paired t-test")
+            )
         reasons.extend(g.reason() for g in g_res.values())
         failed = [g.name for g in g_res.values() if g.failed]
         outcome = "promote" if better and paired_ok and not failed else "keep"
     return ABDecision(
-        outcome=outcome, reasons=tuple(reasons), srm=srm, unpaired=unpaired,
-        paired=paired_res, guardrails=g_res, permutation=perm, alpha=alpha, margin=margin,
-        guardrail_margin=g_margin, srm_threshold=srm_threshold, min_rows_per_arm=min_rows,
-        n_boot=n_boot, n_permutations=int(n_permutations), random_state=seed,
-        expected_share_a=float(expected_share_a))
-
+        outcome=outcome,
+        reasons=tuple(reasons),
+        srm=srm,
+        unpaired=unpaired,
+        paired=paired_res,
+        guardrails=g_res,
+        permutation=perm,
+        alpha=alpha,
+        margin=margin,
+        guardrail_margin=g_margin,
+        srm_threshold=srm_threshold,
+        min_rows_per_arm=min_rows,
+        n_boot=n_boot,
+        n_permutations=int(n_permutations),
+        random_state=seed,
+        expected_share_a=float(expected_share_a),
+    )

@@ -56,17 +56,29 @@ class GuardrailResult:
 
     def reason(self) -> str:
         """One readable sentence on the guardrail's verdict."""
-        change = (f"{100 * self.relative_change:+.1f}% (mean {self.mean_a:.4g} -> "
-                  f"{self.mean_b:.4g}), harm-test p = {self.pvalue:.3g}")
+        change = (
+            f"{100 * self.relative_change:+.1f}% (mean {self.mean_a:.4g} -> "
+            f"{self.mean_b:.4g}), harm-test p = {self.pvalue:.3g}"
+        )
         if self.failed:
-            return (f"guardrail '{self.name}' failed: the challenger is worse by more than "
-                    f"the {100 * self.margin:g}% margin: {change} < alpha = {self.alpha:g}")
-        return (f"guardrail '{self.name}' passed: no significant worsening beyond "
-                f"{100 * self.margin:g}%: {change}")
+            return (
+                f"guardrail '{self.name}' failed: the challenger is worse by more than "
+                f"the {100 * self.margin:g}% margin: {change} < alpha = {self.alpha:g}"
+            )
+        return (
+            f"guardrail '{self.name}' passed: no significant worsening beyond "
+            f"{100 * self.margin:g}%: {change}"
+        )
 
 
-def guardrail_test(values_a: ArrayLike, values_b: ArrayLike, *, name: str = "guardrail",
-                   margin: float = 0.05, alpha: float = 0.05) -> GuardrailResult:
+def guardrail_test(
+    values_a: ArrayLike,
+    values_b: ArrayLike,
+    *,
+    name: str = "guardrail",
+    margin: float = 0.05,
+    alpha: float = 0.05,
+) -> GuardrailResult:
     """One-sided harm test of a larger-is-worse metric, with a relative margin.
 
     The guardrail *fails* only with statistical evidence that the challenger is worse
@@ -111,9 +123,22 @@ def guardrail_test(values_a: ArrayLike, values_b: ArrayLike, *, name: str = "gua
     effect = (mean_b - mean_a) - margin * abs(mean_a)
     t = effect / float(se) if se > 0 else math.nan
     t, p = t_pvalue(t, df, effect, "greater")
-    rel = (mean_b - mean_a) / abs(mean_a) if mean_a != 0 else (
-        0.0 if mean_b == mean_a else math.copysign(math.inf, mean_b - mean_a))
-    return GuardrailResult(name=str(name), statistic=t, pvalue=p, df=float(df),
-                           mean_a=mean_a, mean_b=mean_b, relative_change=float(rel),
-                           margin=float(margin), alpha=float(alpha),
-                           failed=bool(p < alpha), n_a=int(a.size), n_b=int(b.size))
+    rel = (
+        (mean_b - mean_a) / abs(mean_a)
+        if mean_a != 0
+        else (0.0 if mean_b == mean_a else math.copysign(math.inf, mean_b - mean_a))
+    )
+    return GuardrailResult(
+        name=str(name),
+        statistic=t,
+        pvalue=p,
+        df=float(df),
+        mean_a=mean_a,
+        mean_b=mean_b,
+        relative_change=float(rel),
+        margin=float(margin),
+        alpha=float(alpha),
+        failed=bool(p < alpha),
+        n_a=int(a.size),
+        n_b=int(b.size),
+    )

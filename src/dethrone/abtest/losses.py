@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["absolute_error", "squared_error", "log_loss", "zero_one_loss", "row_losses",
-           "LOSSES"]
+__all__ = ["absolute_error", "squared_error", "log_loss", "zero_one_loss", "row_losses", "LOSSES"]
 
 
 def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +58,13 @@ def squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> NDArray[np.float64]:
     return (t.astype(np.float64) - p.astype(np.float64)) ** 2
 
 
-def log_loss(y_true: ArrayLike, y_proba: ArrayLike, *, labels: Sequence | None = None,
-             eps: float | None = None) -> NDArray[np.float64]:
+def log_loss(
+    y_true: ArrayLike,
+    y_proba: ArrayLike,
+    *,
+    labels: Sequence | None = None,
+    eps: float | None = None,
+) -> NDArray[np.float64]:
     """Per-row log-loss ``-log p(true class)`` with clipped probabilities.
 
     Parameters
@@ -101,8 +105,10 @@ def log_loss(y_true: ArrayLike, y_proba: ArrayLike, *, labels: Sequence | None =
         if classes.size == 1:
             classes = np.array([None, classes[0]], dtype=object)
     if p.ndim != 2 or p.shape[1] != classes.size:
-        raise ValueError(f"y_proba has {p.shape[1] if p.ndim == 2 else '?'} columns "
-                         f"but there are {classes.size} labels")
+        raise ValueError(
+            f"y_proba has {p.shape[1] if p.ndim == 2 else '?'} columns "
+            f"but there are {classes.size} labels"
+        )
     lookup = {c: i for i, c in enumerate(classes.tolist())}
     try:
         col = np.fromiter((lookup[v] for v in t.tolist()), dtype=np.intp, count=t.size)

@@ -77,11 +77,16 @@ def _welch_t(s1a, s2a, na, s1b, s2b, nb):
         return (ma - mb) / se
 
 
-def permutation_welch(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.05,
-                      margin: float = 0.0, alternative: Alternative = "greater",
-                      n_resamples: int = 999,
-                      random_state: int | np.random.Generator | None = None
-                      ) -> PermutationResult:
+def permutation_welch(
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    alternative: Alternative = "greater",
+    n_resamples: int = 999,
+    random_state: int | np.random.Generator | None = None,
+) -> PermutationResult:
     """Permutation test of the Welch t statistic, champion (A) vs challenger (B).
 
     Tests ``H0: mean_a - mean_b <= margin`` against ``H1: mean_a - mean_b > margin``
@@ -129,8 +134,9 @@ def permutation_welch(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.
     if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples}")
     if alternative not in ("greater", "less", "two-sided"):
-        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', "
-                         f"got {alternative!r}")
+        raise ValueError(
+            f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}"
+        )
     if not math.isfinite(margin):
         raise ValueError(f"margin must be finite, got {margin}")
     n_resamples = int(n_resamples)
@@ -155,14 +161,15 @@ def permutation_welch(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.
         # Raw 64-bit draws split into two 32-bit keys: the cheapest uniform keys numpy
         # offers (random floats cost several times more, and this loop is the test's cost).
         raw = rng.bit_generator.random_raw((m * n + 1) // 2)
-        keys = raw.view(np.uint32)[:m * n].reshape(m, n)
+        keys = raw.view(np.uint32)[: m * n].reshape(m, n)
         # Rows whose key is at most the k-th smallest form a uniformly random subset;
         # a (rare, p ~ n / 2**32) tie adds a row, so counts are taken, not assumed.
-        mask = keys <= np.partition(keys, k - 1, axis=1)[:, k - 1:k]
+        mask = keys <= np.partition(keys, k - 1, axis=1)[:, k - 1 : k]
         sub = mask.astype(np.float64) @ sums
         sa, sb = (sub, total - sub) if small_is_a else (total - sub, sub)
-        t_star[start:start + m] = _welch_t(sa[:, 0], sa[:, 1], sa[:, 2],
-                                           sb[:, 0], sb[:, 1], sb[:, 2])
+        t_star[start : start + m] = _welch_t(
+            sa[:, 0], sa[:, 1], sa[:, 2], sb[:, 0], sb[:, 1], sb[:, 2]
+        )
     t_star = np.nan_to_num(t_star, nan=0.0)
     # A relative tolerance so re-splits equal to the observed one up to rounding count as ties.
     tol = 1e-9 * max(1.0, abs(t_obs)) if math.isfinite(t_obs) else 0.0
@@ -170,9 +177,20 @@ def permutation_welch(loss_a: ArrayLike, loss_b: ArrayLike, *, alpha: float = 0.
     p_less = (1.0 + np.count_nonzero(t_star <= t_obs + tol)) / (1.0 + n_resamples)
     # Two-sided as scipy.stats.permutation_test: the null of t is skewed, so doubling
     # the smaller tail is not the same as comparing |t|.
-    pvalue = {"greater": p_greater, "less": p_less,
-              "two-sided": min(1.0, 2.0 * min(p_greater, p_less))}[alternative]
+    pvalue = {
+        "greater": p_greater,
+        "less": p_less,
+        "two-sided": min(1.0, 2.0 * min(p_greater, p_less)),
+    }[alternative]
     return PermutationResult(
-        method="studentized-permutation", statistic=t_obs, pvalue=float(pvalue),
-        alternative=alternative, alpha=float(alpha), margin=float(margin), n_a=int(na),
-        n_b=int(nb), n_resamples=n_resamples, random_state=seed)
+        method="studentized-permutation",
+        statistic=t_obs,
+        pvalue=float(pvalue),
+        alternative=alternative,
+        alpha=float(alpha),
+        margin=float(margin),
+        n_a=int(na),
+        n_b=int(nb),
+        n_resamples=n_resamples,
+        random_state=seed,
+    )

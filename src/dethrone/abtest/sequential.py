@@ -52,14 +52,16 @@ def _stats(x: np.ndarray) -> tuple[float, float, int]:
     return float(x.mean()), float(x.var(ddof=1)) if x.size > 1 else math.nan, int(x.size)
 
 
-def _difference(x_a: np.ndarray, x_b: np.ndarray, *, alpha: float, rho2: float,
-                null: float) -> tuple[float, float, float, float]:
+def _difference(
+    x_a: np.ndarray, x_b: np.ndarray, *, alpha: float, rho2: float, null: float
+) -> tuple[float, float, float, float]:
     ma, va, na = _stats(x_a)
     mb, vb, nb = _stats(x_b)
     if min(na, nb) < 2:
         return ma - mb, math.nan, math.nan, math.nan
-    est, low, high, p = mean_difference_cs(ma, va, na, mb, vb, nb, alpha=alpha, rho2=rho2,
-                                           null=null)
+    est, low, high, p = mean_difference_cs(
+        ma, va, na, mb, vb, nb, alpha=alpha, rho2=rho2, null=null
+    )
     return float(est), float(low), float(high), float(p)
 
 
@@ -69,56 +71,89 @@ def _paired(pair: Sequence[Any] | None) -> tuple[np.ndarray, float, float, int] 
     if pair is None:
         return None
     if len(pair) not in (2, 3):
-        raise ValueError("paired must be (loss_champion, loss_challenger) or "
-                         "(loss_champion, loss_challenger, unit_ids)")
+        raise ValueError(
+            "paired must be (loss_champion, loss_challenger) or "
+            "(loss_champion, loss_challenger, unit_ids)"
+        )
     champ = as_losses(pair[0], "paired champion losses", min_rows=1)
     chall = as_losses(pair[1], "paired challenger losses", min_rows=1)
     if champ.size != chall.size:
-        raise ValueError(f"paired losses must have the same length, got {champ.size} and "
-                         f"{chall.size}")
-    groups = group_index(pair[2], champ.size, name="paired unit ids") if len(pair) == 3 \
-        else None
+        raise ValueError(
+            f"paired losses must have the same length, got {champ.size} and {chall.size}"
+        )
+    groups = group_index(pair[2], champ.size, name="paired unit ids") if len(pair) == 3 else None
     x_champ, x_chall = _observations(champ, groups), _observations(chall, groups)
     return x_champ - x_chall, float(x_champ.mean()), float(x_chall.mean()), champ.size
 
 
-def _guardrails(guardrails: Mapping[str, Sequence[ArrayLike]] | None, rows: tuple[int, int],
-                groups: tuple[_Groups, _Groups], *, margin: float, alpha: float,
-                rho2: float) -> dict[str, SequentialGuardrailResult]:
+def _guardrails(
+    guardrails: Mapping[str, Sequence[ArrayLike]] | None,
+    rows: tuple[int, int],
+    groups: tuple[_Groups, _Groups],
+    *,
+    margin: float,
+    alpha: float,
+    rho2: float,
+) -> dict[str, SequentialGuardrailResult]:
     out: dict[str, SequentialGuardrailResult] = {}
     for name, values in (guardrails or {}).items():
         if len(values) != 2:
             raise ValueError(f"guardrail {name!r} must be a pair (values_a, values_b)")
         arms = []
-        for side, v, n, g in zip("ab", values, rows, groups):
+        for side, v, n, g in zip("ab", values, rows, groups, strict=False):
             arr = as_losses(v, f"guardrail {name!r} values_{side}", min_rows=1)
             if g is not None and arr.size != n:
-                raise ValueError(f"guardrail {name!r} values_{side} must have one value per "
-                                 f"loss row ({n}) when unit ids are given, got {arr.size}")
+                raise ValueError(
+                    f"guardrail {name!r} values_{side} must have one value per "
+                    f"loss row ({n}) when unit ids are given, got {arr.size}"
+                )
             arms.append(_observations(arr, g))
         mean_a = float(arms[0].mean())
         tolerated = margin * abs(mean_a)
-        harm, low, high, p = _difference(arms[1], arms[0], alpha=alpha, rho2=rho2,
-                                         null=tolerated)
+        harm, low, high, p = _difference(arms[1], arms[0], alpha=alpha, rho2=rho2, null=tolerated)
         out[str(name)] = SequentialGuardrailResult(
-            name=str(name), mean_a=mean_a, mean_b=float(arms[1].mean()), harm=harm,
-            ci_low=low, ci_high=high, tolerated=tolerated, pvalue=p,
-            failed=bool(low > tolerated), n_a=int(arms[0].size), n_b=int(arms[1].size))
+            name=str(name),
+            mean_a=mean_a,
+            mean_b=float(arms[1].mean()),
+            harm=harm,
+            ci_low=low,
+            ci_high=high,
+            tolerated=tolerated,
+            pvalue=p,
+            failed=bool(low > tolerated),
+            n_a=int(arms[0].size),
+            n_b=int(arms[1].size),
+        )
     return out
 
 
-def _primary(x_a: np.ndarray, x_b: np.ndarray,
-             pair: tuple[np.ndarray, float, float, int] | None, *, alpha: float, rho2: float,
-             margin: float) -> tuple[float, float, float, float, float, float, int, int]:
+def _primary(
+    x_a: np.ndarray,
+    x_b: np.ndarray,
+    pair: tuple[np.ndarray, float, float, int] | None,
+    *,
+    alpha: float,
+    rho2: float,
+    margin: float,
+) -> tuple[float, float, float, float, float, float, int, int]:
     """Estimate, interval, p-value, means, and the smallest and largest sample analysed."""
     if pair is None:
         est, low, high, p = _difference(x_a, x_b, alpha=alpha, rho2=rho2, null=margin)
-        return (est, low, high, p, float(x_a.mean()), float(x_b.mean()),
-                min(x_a.size, x_b.size), max(x_a.size, x_b.size))
+        return (
+            est,
+            low,
+            high,
+            p,
+            float(x_a.mean()),
+            float(x_b.mean()),
+            min(x_a.size, x_b.size),
+            max(x_a.size, x_b.size),
+        )
     d, mean_a, mean_b, _ = pair
     var = float(d.var(ddof=1)) if d.size > 1 else math.nan
-    est, low, high, p = (float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha,
-                                                   rho2=rho2, null=margin))
+    est, low, high, p = (
+        float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha, rho2=rho2, null=margin)
+    )
     return est, low, high, p, mean_a, mean_b, d.size, d.size
 
 
@@ -128,14 +163,21 @@ def _int_option(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
-def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a: float,
-                      alpha: float | None = None, margin: float | None = None,
-                      tuning_n: int | None = None, units_a: ArrayLike | None = None,
-                      units_b: ArrayLike | None = None,
-                      paired: Sequence[ArrayLike] | None = None,
-                      guardrails: Mapping[str, Sequence[ArrayLike]] | None = None,
-                      max_units_per_arm: int | None = None,
-                      settings: Settings | None = None) -> SequentialDecision:
+def decide_sequential(
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    *,
+    expected_share_a: float,
+    alpha: float | None = None,
+    margin: float | None = None,
+    tuning_n: int | None = None,
+    units_a: ArrayLike | None = None,
+    units_b: ArrayLike | None = None,
+    paired: Sequence[ArrayLike] | None = None,
+    guardrails: Mapping[str, Sequence[ArrayLike]] | None = None,
+    max_units_per_arm: int | None = None,
+    settings: Settings | None = None,
+) -> SequentialDecision:
     """Always-valid decision between the champion (arm A) and a challenger (arm B).
 
     Each call is one look at all data so far. The decision is valid however often, and
@@ -261,43 +303,85 @@ def decide_sequential(loss_a: ArrayLike, loss_b: ArrayLike, *, expected_share_a:
     b = _arm(loss_b, "loss_b", paired is not None)
     groups: tuple[_Groups, _Groups] = (None, None)
     if units_a is not None:
-        groups = (group_index(units_a, a.size, name="units_a"),
-                  group_index(units_b, b.size, name="units_b"))
+        groups = (
+            group_index(units_a, a.size, name="units_a"),
+            group_index(units_b, b.size, name="units_b"),
+        )
     x_a, x_b = _observations(a, groups[0]), _observations(b, groups[1])
     pair = _paired(paired)
     rho2 = mixture_rho2(tuning, alpha)
     g_margin = float(s.guardrail_margin)
-    g_res = _guardrails(guardrails, (a.size, b.size), groups, margin=g_margin, alpha=alpha,
-                        rho2=rho2)
+    g_res = _guardrails(
+        guardrails, (a.size, b.size), groups, margin=g_margin, alpha=alpha, rho2=rho2
+    )
 
     srm = None
     if x_a.size and x_b.size:
         srm = sequential_srm_test(x_a.size, x_b.size, share, threshold=s.srm_pvalue_threshold)
     est, low, high, p, mean_a, mean_b, n_obs, n_max = _primary(
-        x_a, x_b, pair, alpha=alpha, rho2=rho2, margin=margin)
+        x_a, x_b, pair, alpha=alpha, rho2=rho2, margin=margin
+    )
 
-    gate_reasons = gates(srm, n_obs, min_units, paired=pair is not None,
-                         what="units" if units_a is not None else "rows")
+    gate_reasons = gates(
+        srm,
+        n_obs,
+        min_units,
+        paired=pair is not None,
+        what="units" if units_a is not None else "rows",
+    )
     if gate_reasons:
         outcome: SequentialOutcome = "inconclusive"
-        reasons = [*gate_reasons, ("the experiment cannot be judged yet (or must be fixed); "
-                                   "neither model is preferred")]
+        reasons = [
+            *gate_reasons,
+            ("the experiment cannot be judged yet (or must be fixed); neither model is preferred"),
+        ]
     else:
         failed = [name for name, g in g_res.items() if g.failed]
-        outcome, why = verdict(est, low, high, p, margin=margin, alpha=alpha,
-                               capped=bool(cap) and n_max >= cap, failed=failed)
-        reasons = [srm.reason() if srm is not None
-                   else "shadow mode: no traffic split to check for sample ratio mismatch",
-                   why, *(g.reason() for g in g_res.values())]
+        outcome, why = verdict(
+            est,
+            low,
+            high,
+            p,
+            margin=margin,
+            alpha=alpha,
+            capped=bool(cap) and n_max >= cap,
+            failed=failed,
+        )
+        reasons = [
+            srm.reason()
+            if srm is not None
+            else "shadow mode: no traffic split to check for sample ratio mismatch",
+            why,
+            *(g.reason() for g in g_res.values()),
+        ]
     per_unit = units_a is not None or (pair is not None and len(paired) == 3)
     reasons.append(design(x_a.size, x_b.size, a.size, b.size, pair, per_unit))
     return SequentialDecision(
-        outcome=outcome, reasons=tuple(reasons), method="unpaired" if pair is None else "paired",
-        per_unit=per_unit, estimate=float(est), ci_low=float(low), ci_high=float(high),
-        pvalue=float(p), mean_a=mean_a, mean_b=mean_b,
+        outcome=outcome,
+        reasons=tuple(reasons),
+        method="unpaired" if pair is None else "paired",
+        per_unit=per_unit,
+        estimate=float(est),
+        ci_low=float(low),
+        ci_high=float(high),
+        pvalue=float(p),
+        mean_a=mean_a,
+        mean_b=mean_b,
         relative_improvement=float(est) / mean_a if mean_a else math.nan,
-        units_a=int(x_a.size), units_b=int(x_b.size), rows_a=int(a.size), rows_b=int(b.size),
-        pairs=0 if pair is None else int(n_obs), srm=srm, guardrails=g_res, alpha=alpha,
-        margin=margin, guardrail_margin=g_margin, srm_threshold=float(s.srm_pvalue_threshold),
-        expected_share_a=share, rho2=rho2, tuning_n=tuning, min_units_per_arm=min_units,
-        max_units_per_arm=cap)
+        units_a=int(x_a.size),
+        units_b=int(x_b.size),
+        rows_a=int(a.size),
+        rows_b=int(b.size),
+        pairs=0 if pair is None else int(n_obs),
+        srm=srm,
+        guardrails=g_res,
+        alpha=alpha,
+        margin=margin,
+        guardrail_margin=g_margin,
+        srm_threshold=float(s.srm_pvalue_threshold),
+        expected_share_a=share,
+        rho2=rho2,
+        tuning_n=tuning,
+        min_units_per_arm=min_units,
+        max_units_per_arm=cap,
+    )

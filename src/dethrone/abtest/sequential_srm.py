@@ -79,17 +79,25 @@ class SequentialSRMResult:
 
     def reason(self) -> str:
         """One readable sentence on the verdict (used in decision reasons)."""
-        split = (f"observed A/B split {_fmt_split(self.observed_share_a)} "
-                 f"({self.n_a}/{self.n_b}) vs expected {_fmt_split(self.expected_share_a)}, "
-                 f"always-valid SRM p = {self.pvalue:.3g}")
+        split = (
+            f"observed A/B split {_fmt_split(self.observed_share_a)} "
+            f"({self.n_a}/{self.n_b}) vs expected {_fmt_split(self.expected_share_a)}, "
+            f"always-valid SRM p = {self.pvalue:.3g}"
+        )
         if self.mismatch:
-            return (f"sample ratio mismatch (SRM): {split} < {self.threshold:g}; the traffic "
-                    "split is broken, so the comparison cannot be trusted")
+            return (
+                f"sample ratio mismatch (SRM): {split} < {self.threshold:g}; the traffic "
+                "split is broken, so the comparison cannot be trusted"
+            )
         return f"no sample ratio mismatch: {split} >= {self.threshold:g}"
 
 
-def srm_log_bayes_factor(n_a: ArrayLike, n_b: ArrayLike, expected_share_a: float,
-                         concentration: float = DEFAULT_CONCENTRATION) -> np.ndarray:
+def srm_log_bayes_factor(
+    n_a: ArrayLike,
+    n_b: ArrayLike,
+    expected_share_a: float,
+    concentration: float = DEFAULT_CONCENTRATION,
+) -> np.ndarray:
     """Log of the beta-binomial Bayes factor ``BF_n``; broadcasts over count arrays.
 
     >>> round(float(srm_log_bayes_factor(500, 500, 0.5)), 4)
@@ -97,13 +105,22 @@ def srm_log_bayes_factor(n_a: ArrayLike, n_b: ArrayLike, expected_share_a: float
     """
     p, k = float(expected_share_a), float(concentration)
     n_a, n_b = np.asarray(n_a, dtype=float), np.asarray(n_b, dtype=float)
-    return (special.betaln(k * p + n_a, k * (1 - p) + n_b) - special.betaln(k * p, k * (1 - p))
-            - n_a * math.log(p) - n_b * math.log(1 - p))
+    return (
+        special.betaln(k * p + n_a, k * (1 - p) + n_b)
+        - special.betaln(k * p, k * (1 - p))
+        - n_a * math.log(p)
+        - n_b * math.log(1 - p)
+    )
 
 
-def sequential_srm_test(n_a: int, n_b: int, expected_share_a: float, *,
-                        threshold: float = 0.001,
-                        concentration: float = DEFAULT_CONCENTRATION) -> SequentialSRMResult:
+def sequential_srm_test(
+    n_a: int,
+    n_b: int,
+    expected_share_a: float,
+    *,
+    threshold: float = 0.001,
+    concentration: float = DEFAULT_CONCENTRATION,
+) -> SequentialSRMResult:
     """Anytime-valid SRM test of the arm counts against the configured split.
 
     Parameters
@@ -145,7 +162,13 @@ def sequential_srm_test(n_a: int, n_b: int, expected_share_a: float, *,
     log_bf = float(srm_log_bayes_factor(n_a, n_b, share, concentration))
     pvalue = float(min(1.0, math.exp(-log_bf))) if log_bf > -700 else 1.0
     return SequentialSRMResult(
-        log_bayes_factor=log_bf, pvalue=pvalue, n_a=n_a, n_b=n_b, expected_share_a=share,
+        log_bayes_factor=log_bf,
+        pvalue=pvalue,
+        n_a=n_a,
+        n_b=n_b,
+        expected_share_a=share,
         observed_share_a=n_a / total,
-        concentration=float(concentration), threshold=float(threshold),
-        mismatch=bool(pvalue < threshold))
+        concentration=float(concentration),
+        threshold=float(threshold),
+        mismatch=bool(pvalue < threshold),
+    )

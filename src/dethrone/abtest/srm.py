@@ -60,8 +60,7 @@ def _count(value: Any, name: str) -> int:
     return int(value)
 
 
-def srm_test(n_a: int, n_b: int, expected_share_a: float, *,
-             threshold: float = 0.001) -> SRMResult:
+def srm_test(n_a: int, n_b: int, expected_share_a: float, *, threshold: float = 0.001) -> SRMResult:
     """Chi-square goodness-of-fit test of the observed A/B row counts.
 
     A sample ratio mismatch means rows were lost or duplicated unevenly between the
@@ -102,9 +101,17 @@ def srm_test(n_a: int, n_b: int, expected_share_a: float, *,
     stat = (n_a - exp_a) ** 2 / exp_a + (n_b - exp_b) ** 2 / exp_b
     # The survival function keeps precision far into the tail, where 1 - cdf would be 0.
     pvalue = float(special.chdtrc(1, stat))
-    return SRMResult(statistic=float(stat), pvalue=pvalue, df=1, n_a=n_a, n_b=n_b,
-                     expected_share_a=share, observed_share_a=n_a / total,
-                     threshold=float(threshold), mismatch=bool(pvalue < threshold))
+    return SRMResult(
+        statistic=float(stat),
+        pvalue=pvalue,
+        df=1,
+        n_a=n_a,
+        n_b=n_b,
+        expected_share_a=share,
+        observed_share_a=n_a / total,
+        threshold=float(threshold),
+        mismatch=bool(pvalue < threshold),
+    )
 
 
 def _fmt_split(share: float) -> str:
@@ -113,12 +120,14 @@ def _fmt_split(share: float) -> str:
 
 def srm_reason(result: SRMResult) -> str:
     """One readable sentence describing ``result`` (used in decision reasons)."""
-    split = (f"observed A/B split {_fmt_split(result.observed_share_a)} "
-             f"({result.n_a}/{result.n_b} rows) vs expected "
-             f"{_fmt_split(result.expected_share_a)}, chi-square p = {result.pvalue:.3g}")
+    split = (
+        f"observed A/B split {_fmt_split(result.observed_share_a)} "
+        f"({result.n_a}/{result.n_b} rows) vs expected "
+        f"{_fmt_split(result.expected_share_a)}, chi-square p = {result.pvalue:.3g}"
+    )
     if result.mismatch:
-        return (f"sample ratio mismatch (SRM): {split} < {result.threshold:g}; the traffic "
-                "split is broken, so the comparison cannot be trusted")
+        return (
+            f"sample ratio mismatch (SRM): {split} < {result.threshold:g}; the traffic "
+            "split is broken, so the comparison cannot be trusted"
+        )
     return f"no sample ratio mismatch: {split} >= {result.threshold:g}"
-
-

@@ -12,12 +12,14 @@ from dethrone.settings import Settings
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``demo`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "demo", help="run the champion/challenger loop end to end on a local stack",
+        "demo",
+        help="run the champion/challenger loop end to end on a local stack",
         description="Start MLflow (SQLite + local artifacts) and the router on 127.0.0.1, "
-                    "run main_pipeline with real Airflow (run 1: first champion), set drift "
-                    "on carat and color via POST /traffic, run it again (drift -> challenger "
-                    "-> A/B test -> decision) and print a summary. State: DETHRONE_HOME/demo, "
-                    "wiped at the start.")
+        "run main_pipeline with real Airflow (run 1: first champion), set drift "
+        "on carat and color via POST /traffic, run it again (drift -> challenger "
+        "-> A/B test -> decision) and print a summary. State: DETHRONE_HOME/demo, "
+        "wiped at the start.",
+    )
     p.add_argument("--home", default=None, help="state folder (default DETHRONE_HOME/demo)")
     p.add_argument("--mlflow-port", type=int, default=None, help="default 5000, or a free one")
     p.add_argument("--router-port", type=int, default=None, help="default 8000, or a free one")
@@ -33,8 +35,13 @@ def run(args: argparse.Namespace) -> int:
 
     home = args.home or str(Path(Settings.from_env().dethrone_home) / "demo")
     try:
-        run_demo(home, mlflow_port=args.mlflow_port, router_port=args.router_port,
-                 seed=args.seed, stop=args.stop)
+        run_demo(
+            home,
+            mlflow_port=args.mlflow_port,
+            router_port=args.router_port,
+            seed=args.seed,
+            stop=args.stop,
+        )
     except StackError as exc:
         print(f"dethrone demo: {exc}", file=sys.stderr)
         return 1

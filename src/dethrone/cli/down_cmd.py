@@ -11,9 +11,11 @@ from dethrone.settings import Settings
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``down`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "down", help="stop the local services started by dethrone up / demo",
+        "down",
+        help="stop the local services started by dethrone up / demo",
         description="Stop every service recorded under DETHRONE_HOME/run and "
-                    "DETHRONE_HOME/demo/run by its PID (SIGTERM, then SIGKILL after 20 s).")
+        "DETHRONE_HOME/demo/run by its PID (SIGTERM, then SIGKILL after 20 s).",
+    )
     p.add_argument("--home", default=None, help="state folder (default DETHRONE_HOME)")
     return p
 

@@ -15,17 +15,27 @@ EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "drift", help="check CURRENT for drift against REFERENCE",
+        "drift",
+        help="check CURRENT for drift against REFERENCE",
         description="Compare two CSV/Parquet tables (or a saved .npz reference profile) "
-                    "feature by feature. Exit code 0: no drift, 1: drift, 2: bad input.")
+        "feature by feature. Exit code 0: no drift, 1: drift, 2: bad input.",
+    )
     p.add_argument("reference", help="reference CSV/Parquet, or a profile saved as .npz")
     p.add_argument("current", help="current CSV/Parquet")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--html", metavar="OUT", help="also write an HTML report to OUT")
-    p.add_argument("--categorical", default="", metavar="COLS",
-                   help="comma-separated columns to treat as categorical")
-    p.add_argument("--features", default="", metavar="COLS",
-                   help="comma-separated columns to check (default: the reference's columns)")
+    p.add_argument(
+        "--categorical",
+        default="",
+        metavar="COLS",
+        help="comma-separated columns to treat as categorical",
+    )
+    p.add_argument(
+        "--features",
+        default="",
+        metavar="COLS",
+        help="comma-separated columns to check (default: the reference's columns)",
+    )
     p.add_argument("--psi-threshold", type=float, default=None)
     p.add_argument("--ks-pvalue-threshold", type=float, default=None)
     return p
@@ -37,17 +47,22 @@ def _split(text: str) -> list[str] | None:
 
 
 def _table(report) -> str:
-    head = f"{'feature':<16}{'kind':<12}{'method':<10}{'drift':<7}{'statistic':>10}" \
-           f"{'p (corr)':>11}{'psi':>10}  missing"
+    head = (
+        f"{'feature':<16}{'kind':<12}{'method':<10}{'drift':<7}{'statistic':>10}"
+        f"{'p (corr)':>11}{'psi':>10}  missing"
+    )
     lines = [head, "-" * len(head)]
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for f in report.features.values():
-        lines.append(f"{f.name[:15]:<16}{f.kind:<12}{f.method:<10}{'YES' if f.drifted else 'no':<7}"
-                     f"{fmt(f.statistic):>10}{fmt(f.pvalue_adjusted):>11}{fmt(f.psi):>10}  "
-                     f"{f.missing_rate_reference:.1%}->{f.missing_rate_current:.1%}")
+        lines.append(
+            f"{f.name[:15]:<16}{f.kind:<12}{f.method:<10}{'YES' if f.drifted else 'no':<7}"
+            f"{fmt(f.statistic):>10}{fmt(f.pvalue_adjusted):>11}{fmt(f.psi):>10}  "
+            f"{f.missing_rate_reference:.1%}->{f.missing_rate_current:.1%}"
+        )
     verdict = "DRIFT in " + ", ".join(report.drifted_features) if report.drifted else "no drift"
-    lines.append(f"\n{verdict} (reference {report.n_reference} rows, current "
-                 f"{report.n_current} rows)")
+    lines.append(
+        f"\n{verdict} (reference {report.n_reference} rows, current {report.n_current} rows)"
+    )
     if report.extra_columns:
         lines.append("columns only in current (not checked): " + ", ".join(report.extra_columns))
     return "\n".join(lines)
@@ -77,12 +92,22 @@ def _load_profile(path: Path):
         raise
     # A damaged archive fails inside numpy/zipfile/zlib with many exception types;
     # each means the same thing to the user.
-    except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError,
-            zipfile.BadZipFile, zlib.error) as exc:
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
         text = str(exc)
         if not text.startswith(str(path)):
-            text = f"{path} is not a readable dethrone reference profile " \
-                   f"({type(exc).__name__}: {text})"
+            text = (
+                f"{path} is not a readable dethrone reference profile "
+                f"({type(exc).__name__}: {text})"
+            )
         raise ValueError(text.splitlines()[0] if text else str(path)) from exc
 
 
@@ -99,9 +124,14 @@ def run(args: argparse.Namespace) -> int:
     from dethrone.drift import detect_drift, render_html
     from dethrone.settings import Settings
 
-    overrides = {k: v for k, v in (("psi_threshold", args.psi_threshold),
-                                   ("ks_pvalue_threshold", args.ks_pvalue_threshold))
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("psi_threshold", args.psi_threshold),
+            ("ks_pvalue_threshold", args.ks_pvalue_threshold),
+        )
+        if v is not None
+    }
     try:
         _check_options(args)
         settings = Settings.from_env(**overrides)
@@ -113,8 +143,13 @@ def run(args: argparse.Namespace) -> int:
         current = read_table(args.current)
         categorical = _split(args.categorical)
         _check_categorical(categorical, reference, current)
-        report = detect_drift(reference, current, categorical=categorical,
-                              features=_split(args.features), settings=settings)
+        report = detect_drift(
+            reference,
+            current,
+            categorical=categorical,
+            features=_split(args.features),
+            settings=settings,
+        )
         if args.html:
             Path(args.html).write_text(render_html(report), encoding="utf-8")
     except (ValueError, OSError) as exc:

@@ -10,10 +10,12 @@ import sys
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``predictions`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "predictions", help="export, summarise or prune the prediction log",
+        "predictions",
+        help="export, summarise or prune the prediction log",
         description="Read the router's database (ROUTER_DATABASE_URL, default the SQLite file "
-                    "under ROUTER_DATA_DIR). Times: ISO (2026-11-01T00:00Z) or a duration "
-                    "before now (7d, 12h).")
+        "under ROUTER_DATA_DIR). Times: ISO (2026-11-01T00:00Z) or a duration "
+        "before now (7d, 12h).",
+    )
     p.add_argument("--database-url", help="instead of ROUTER_DATABASE_URL")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
@@ -44,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "prune":
             print(json.dumps(ex.prune(engine, older_than=args.older_than).to_dict()))
             return 0
-        window = {"experiment": args.experiment, "since": ex.to_epoch(args.since),
-                  "until": ex.to_epoch(args.until)}
+        window = {
+            "experiment": args.experiment,
+            "since": ex.to_epoch(args.since),
+            "until": ex.to_epoch(args.until),
+        }
         if args.action == "export":
             print(json.dumps(ex.export(engine, args.out, **window).to_dict()))
             return 0

@@ -9,10 +9,12 @@ import sys
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``rollback`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "rollback", help="restore the previous champion",
+        "rollback",
+        help="restore the previous champion",
         description="Re-point @champion to @previous-champion in one step; the rolled-back "
-                    "version becomes @previous-champion and is tagged with the reason. An "
-                    "interrupted promotion is finished first.")
+        "version becomes @previous-champion and is tagged with the reason. An "
+        "interrupted promotion is finished first.",
+    )
     p.add_argument("--reason", default="manual rollback", help="recorded on the versions")
     return p
 

@@ -12,21 +12,34 @@ import sys
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``router`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "router", help="serve the traffic router under gunicorn",
+        "router",
+        help="serve the traffic router under gunicorn",
         description="Serve the traffic router (app/dethrone_router) under gunicorn. The data "
-                    "set, store folder and token come from DATASET_PATH, TARGET, "
-                    "ROUTER_DATA_DIR and ROUTER_TOKEN.")
+        "set, store folder and token come from DATASET_PATH, TARGET, "
+        "ROUTER_DATA_DIR and ROUTER_TOKEN.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="gunicorn workers (default ROUTER_WORKERS, else one per CPU core)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gunicorn workers (default ROUTER_WORKERS, else one per CPU core)",
+    )
     return p
 
 
 def command(args: argparse.Namespace) -> list[str]:
     """The gunicorn command line for ``args``."""
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:dethrone_router.gunicorn_conf",
-           "--bind", f"{args.host}:{args.port}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:dethrone_router.gunicorn_conf",
+        "--bind",
+        f"{args.host}:{args.port}",
+    ]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
     return [*cmd, "dethrone_router.wsgi:app"]

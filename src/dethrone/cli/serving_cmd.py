@@ -11,9 +11,11 @@ import time
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``serving`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "serving", help="versions served by each router worker (GET /health/ready)",
+        "serving",
+        help="versions served by each router worker (GET /health/ready)",
         description="Asks FLASK_URL's /health/ready on new connections until every worker "
-                    "answered (or --tries ran out) and prints one line per worker.")
+        "answered (or --tries ran out) and prints one line per worker.",
+    )
     p.add_argument("--tries", type=int, default=40, help="requests at most (default 40)")
     p.add_argument("--json", action="store_true", help="print the workers' views as JSON")
     return p
@@ -28,8 +30,9 @@ def collect(url: str, tries: int, *, get=None) -> dict[str, dict]:
     quiet = 0
     for _ in range(max(1, tries)):
         # A new connection each time: gunicorn hands it to whichever worker accepts it.
-        body = get(f"{url.rstrip('/')}/health/ready", timeout=5,
-                   headers={"Connection": "close"}).json()
+        body = get(
+            f"{url.rstrip('/')}/health/ready", timeout=5, headers={"Connection": "close"}
+        ).json()
         pid = str(body.get("pid"))
         quiet = quiet + 1 if pid in views else 0
         views[pid] = body
@@ -57,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'worker pid':>10}  {'status':11} {'champion':>8} {'challenger':>10}  registry")
     for pid, view in sorted(views.items()):
         models = view.get("models", {})
-        print(f"{pid:>10}  {view.get('status', '?'):11} {models.get('champion') or '-':>8} "
-              f"{models.get('challenger') or '-':>10}  {view.get('registry', '?')}"
-              + (f"  refused {view['refused']}" if view.get("refused") else ""))
+        print(
+            f"{pid:>10}  {view.get('status', '?'):11} {models.get('champion') or '-':>8} "
+            f"{models.get('challenger') or '-':>10}  {view.get('registry', '?')}"
+            + (f"  refused {view['refused']}" if view.get("refused") else "")
+        )
     return 0

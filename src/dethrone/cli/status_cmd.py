@@ -10,9 +10,11 @@ import sys
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``status`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "status", help="show the champion, challenger, last drift check and last decision",
+        "status",
+        help="show the champion, challenger, last drift check and last decision",
         description="Read the registry aliases and the latest drift and comparison runs "
-                    "from MLflow (MLFLOW_TRACKING_URI).")
+        "from MLflow (MLFLOW_TRACKING_URI).",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     return p
 

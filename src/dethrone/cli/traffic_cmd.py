@@ -10,16 +10,21 @@ import sys
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``traffic`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "traffic", help="get or set the router's a/b split, data size and drift",
-        description="GET or POST /traffic on FLASK_URL (POST sends ROUTER_TOKEN).")
+        "traffic",
+        help="get or set the router's a/b split, data size and drift",
+        description="GET or POST /traffic on FLASK_URL (POST sends ROUTER_TOKEN).",
+    )
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     sub.add_parser("get", help="print the current config as JSON")
     s = sub.add_parser("set", help="update some keys (the router validates the result)")
     s.add_argument("--a", type=float, help="share of arm A (b becomes 1 - a)")
     s.add_argument("--data-size", type=int, help="rows per slice")
-    s.add_argument("--drift", metavar="COL[,COL...]",
-                   help="columns to drift with the seed's kind; '' clears drift")
+    s.add_argument(
+        "--drift",
+        metavar="COL[,COL...]",
+        help="columns to drift with the seed's kind; '' clears drift",
+    )
     s.add_argument("--json", dest="raw", metavar="BODY", help="a raw JSON body instead")
     return p
 

@@ -11,16 +11,21 @@ from dethrone.settings import Settings
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``up`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
-        "up", help="start MLflow, the router and airflow standalone locally",
+        "up",
+        help="start MLflow, the router and airflow standalone locally",
         description="Start the embedded stack on 127.0.0.1 with state under DETHRONE_HOME "
-                    "(PID files in run/, logs in logs/). Services already running are kept.")
+        "(PID files in run/, logs in logs/). Services already running are kept.",
+    )
     p.add_argument("--home", default=None, help="state folder (default DETHRONE_HOME)")
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.add_argument("--router-port", type=int, default=8000)
     p.add_argument("--airflow-port", type=int, default=8080)
     p.add_argument("--router-workers", type=int, default=2)
-    p.add_argument("--no-airflow", action="store_true",
-                   help="skip airflow standalone (dethrone trigger works without it)")
+    p.add_argument(
+        "--no-airflow",
+        action="store_true",
+        help="skip airflow standalone (dethrone trigger works without it)",
+    )
     return p
 
 
@@ -31,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
     stack = LocalStack(args.home or Settings.from_env().dethrone_home)
     try:
         for name, start in (
-                ("mlflow", lambda: stack.start_mlflow(args.mlflow_port)),
-                ("router", lambda: stack.start_router(args.router_port,
-                                                      workers=args.router_workers)),
-                ("airflow", None if args.no_airflow
-                 else lambda: stack.start_airflow(args.airflow_port))):
+            ("mlflow", lambda: stack.start_mlflow(args.mlflow_port)),
+            ("router", lambda: stack.start_router(args.router_port, workers=args.router_workers)),
+            (
+                "airflow",
+                None if args.no_airflow else lambda: stack.start_airflow(args.airflow_port),
+            ),
+        ):
             if start is None:
                 continue
             info = start()
@@ -44,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"dethrone up: {exc}", file=sys.stderr)
         return 1
     if not args.no_airflow:
-        print(f"Airflow admin password: {stack.home / 'airflow'}/"
-              "simple_auth_manager_passwords.json.generated")
-    print(f"export MLFLOW_TRACKING_URI={stack.info('mlflow').url} "
-          f"FLASK_URL={stack.info('router').url} DETHRONE_HOME={stack.home}")
+        print(
+            f"Airflow admin password: {stack.home / 'airflow'}/"
+            "simple_auth_manager_passwords.json.generated"
+        )
+    print(
+        f"export MLFLOW_TRACKING_URI={stack.info('mlflow').url} "
+        f"FLASK_URL={stack.info('router').url} DETHRONE_HOME={stack.home}"
+    )
     return 0

@@ -9,5 +9,11 @@ from dethrone.drift.html import render_html
 from dethrone.drift.profile import FeatureProfile, ReferenceProfile
 from dethrone.drift.report import DriftReport, FeatureDrift
 
-__all__ = ["detect_drift", "DriftReport", "FeatureDrift", "FeatureProfile",
-           "ReferenceProfile", "render_html"]
+__all__ = [
+    "detect_drift",
+    "DriftReport",
+    "FeatureDrift",
+    "FeatureProfile",
+    "ReferenceProfile",
+    "render_html",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,15 @@ from dethrone.settings import Settings
 UNSEEN = "<unseen>"
 
 
-def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFrame, *,
-                 categorical: list[str] | None = None, features: list[str] | None = None,
-                 settings: Settings | None = None, **overrides: Any) -> DriftReport:
+def detect_drift(
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame,
+    *,
+    categorical: list[str] | None = None,
+    features: list[str] | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> DriftReport:
     """Check every feature of ``current`` for drift away from ``reference``.
 
     Numeric features: two-sample KS test; drift when the corrected p-value is below
@@ -93,11 +99,14 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
         names = features
         if names is not None:
             _require(names, reference.columns, "reference")
-        profile = ReferenceProfile.from_frame(reference, categorical=categorical,
-                                              features=names, settings=settings)
+        profile = ReferenceProfile.from_frame(
+            reference, categorical=categorical, features=names, settings=settings
+        )
     else:
-        raise ValueError("reference must be a pandas DataFrame or a ReferenceProfile, "
-                         f"got {type(reference).__name__}")
+        raise ValueError(
+            "reference must be a pandas DataFrame or a ReferenceProfile, "
+            f"got {type(reference).__name__}"
+        )
 
     if features is None:
         names = list(profile.features)
@@ -128,24 +137,40 @@ def detect_drift(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
     k = len(partial)
     results: dict[str, FeatureDrift] = {}
     for i, (name, part) in enumerate(partial.items()):
-        results[name] = _verdict(profile.features[name], part, adjusted[i], adjusted[k + i],
-                                 settings)
+        results[name] = _verdict(
+            profile.features[name], part, adjusted[i], adjusted[k + i], settings
+        )
     for name in missing:
         fp = profile.features[name]
         results[name] = FeatureDrift(
-            name=name, kind=fp.kind, method="schema", drifted=True, statistic=None,
-            pvalue=None, pvalue_adjusted=None, psi=None, threshold=0.0,
-            n_reference=fp.n, n_current=0, status="missing_column",
-            reasons=(f"column {name!r} is in the reference but not in the current data",))
+            name=name,
+            kind=fp.kind,
+            method="schema",
+            drifted=True,
+            statistic=None,
+            pvalue=None,
+            pvalue_adjusted=None,
+            psi=None,
+            threshold=0.0,
+            n_reference=fp.n,
+            n_current=0,
+            status="missing_column",
+            reasons=(f"column {name!r} is in the reference but not in the current data",),
+        )
     results = {n: results[n] for n in names}
 
     n_drifted = sum(f.drifted for f in results.values())
     drifted = bool(results) and n_drifted / len(results) > settings.drift_share
     return DriftReport(
-        drifted=drifted, features=results, n_reference=profile.n_rows, n_current=len(current),
-        thresholds=_thresholds(settings), missing_columns=tuple(missing),
+        drifted=drifted,
+        features=results,
+        n_reference=profile.n_rows,
+        n_current=len(current),
+        thresholds=_thresholds(settings),
+        missing_columns=tuple(missing),
         extra_columns=tuple(extra),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def _require(names, available, side: str) -> None:
@@ -162,11 +187,17 @@ def _check_profile_kinds(profile: ReferenceProfile, categorical: list[str] | Non
 
 
 def _thresholds(s: Settings) -> dict[str, Any]:
-    return {"ks_pvalue_threshold": s.ks_pvalue_threshold, "ks_min_effect": s.ks_min_effect,
-            "psi_threshold": s.psi_threshold, "chi2_pvalue_threshold": s.chi2_pvalue_threshold,
-            "psi_bins": s.psi_bins, "psi_floor": st.PSI_FLOOR,
-            "missing_rate_threshold": s.missing_rate_threshold,
-            "correction": s.drift_correction, "drift_share": s.drift_share}
+    return {
+        "ks_pvalue_threshold": s.ks_pvalue_threshold,
+        "ks_min_effect": s.ks_min_effect,
+        "psi_threshold": s.psi_threshold,
+        "chi2_pvalue_threshold": s.chi2_pvalue_threshold,
+        "psi_bins": s.psi_bins,
+        "psi_floor": st.PSI_FLOOR,
+        "missing_rate_threshold": s.missing_rate_threshold,
+        "correction": s.drift_correction,
+        "drift_share": s.drift_share,
+    }
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -192,8 +223,11 @@ def _numeric(fp: FeatureProfile, series: pd.Series, settings: Settings) -> dict[
         return out
     counts = st.count_against(fp.unique, valid)
     d = st.ks_statistic(fp.cum, counts)
-    raw_ref = np.repeat(fp.unique, np.diff(fp.cum, prepend=0)) \
-        if fp.n_valid * counts.n <= st.EXACT_KS_MAX_PRODUCT else None
+    raw_ref = (
+        np.repeat(fp.unique, np.diff(fp.cum, prepend=0))
+        if fp.n_valid * counts.n <= st.EXACT_KS_MAX_PRODUCT
+        else None
+    )
     out["statistic"] = d
     out["pvalue"] = st.ks_pvalue(d, fp.n_valid, counts.n, ref_values=raw_ref, cur_values=valid)
     ref_bins = fp.bin_counts()
@@ -221,8 +255,12 @@ def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
     ref = fp.counts
     labels = list(fp.categories)
     n_unseen = sum(unseen.values())
-    out: dict[str, Any] = {"n": len(series), "n_missing": n_missing, "bins": labels,
-                           "unseen": tuple(sorted(unseen, key=unseen.get, reverse=True))}
+    out: dict[str, Any] = {
+        "n": len(series),
+        "n_missing": n_missing,
+        "bins": labels,
+        "unseen": tuple(sorted(unseen, key=unseen.get, reverse=True)),
+    }
     if fp.n_valid == 0 or cur.sum() + n_unseen == 0:
         out["status"] = "no_data"
         return out
@@ -234,8 +272,9 @@ def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
     if tail and r.shape[0] > 1:
         # a flood of rare-or-new categories is one number; the chi-square spreads it
         # over all cells, so it also gets a one-sided test (Bonferroni over the two)
-        p_tail = st.fisher_pvalue(int(r[-1]), int(r.sum()), int(c[-1]), int(c.sum()),
-                                  alternative="greater")
+        p_tail = st.fisher_pvalue(
+            int(r[-1]), int(r.sum()), int(c[-1]), int(c.sum()), alternative="greater"
+        )
         out["pvalue"] = min(1.0, 2 * min(out["pvalue"], p_tail))
     if unseen:
         out["unseen_share"] = n_unseen / (cur.sum() + n_unseen)
@@ -249,8 +288,13 @@ def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
     return out
 
 
-def _verdict(fp: FeatureProfile, part: dict[str, Any], p_adj: float | None,
-             miss_adj: float | None, s: Settings) -> FeatureDrift:
+def _verdict(
+    fp: FeatureProfile,
+    part: dict[str, Any],
+    p_adj: float | None,
+    miss_adj: float | None,
+    s: Settings,
+) -> FeatureDrift:
     reasons: list[str] = []
     stat, psi_value = part.get("statistic"), part.get("psi")
     dist_drift = False
@@ -259,35 +303,55 @@ def _verdict(fp: FeatureProfile, part: dict[str, Any], p_adj: float | None,
     elif fp.kind == "numeric":
         dist_drift = p_adj < s.ks_pvalue_threshold and stat >= s.ks_min_effect
         if dist_drift:
-            reasons.append(f"KS D={stat:.3f} >= {s.ks_min_effect} with corrected "
-                           f"p={p_adj:.3g} < {s.ks_pvalue_threshold}")
+            reasons.append(
+                f"KS D={stat:.3f} >= {s.ks_min_effect} with corrected "
+                f"p={p_adj:.3g} < {s.ks_pvalue_threshold}"
+            )
     else:
         dist_drift = psi_value >= s.psi_threshold and p_adj < s.chi2_pvalue_threshold
         if dist_drift:
-            reasons.append(f"PSI={psi_value:.3f} >= {s.psi_threshold}, confirmed by chi-square "
-                           f"corrected p={p_adj:.3g}")
+            reasons.append(
+                f"PSI={psi_value:.3f} >= {s.psi_threshold}, confirmed by chi-square "
+                f"corrected p={p_adj:.3g}"
+            )
     if part.get("unseen"):
-        reasons.append(f"categories unseen in the reference ({part['unseen_share']:.1%} of "
-                       f"rows; Good-Turing expects {part['unseen_expected']:.1%}): "
-                       + ", ".join(part["unseen"][:10]))
+        reasons.append(
+            f"categories unseen in the reference ({part['unseen_share']:.1%} of "
+            f"rows; Good-Turing expects {part['unseen_expected']:.1%}): "
+            + ", ".join(part["unseen"][:10])
+        )
 
     rate_ref = fp.n_missing / fp.n if fp.n else 0.0
     rate_cur = part["n_missing"] / part["n"] if part["n"] else 0.0
     miss_p = 1.0 if part["missing_p"] is None else part["missing_p"]
-    missing_drift = (miss_adj is not None and abs(rate_cur - rate_ref) >= s.missing_rate_threshold
-                     and miss_adj < s.ks_pvalue_threshold)
+    missing_drift = (
+        miss_adj is not None
+        and abs(rate_cur - rate_ref) >= s.missing_rate_threshold
+        and miss_adj < s.ks_pvalue_threshold
+    )
     if missing_drift:
         reasons.append(f"missing rate changed from {rate_ref:.1%} to {rate_cur:.1%}")
     return FeatureDrift(
-        name=fp.name, kind=fp.kind, method="ks" if fp.kind == "numeric" else "psi+chi2",
-        drifted=bool(dist_drift or missing_drift), statistic=stat, pvalue=part.get("pvalue"),
-        pvalue_adjusted=p_adj, psi=psi_value,
+        name=fp.name,
+        kind=fp.kind,
+        method="ks" if fp.kind == "numeric" else "psi+chi2",
+        drifted=bool(dist_drift or missing_drift),
+        statistic=stat,
+        pvalue=part.get("pvalue"),
+        pvalue_adjusted=p_adj,
+        psi=psi_value,
         threshold=s.ks_pvalue_threshold if fp.kind == "numeric" else s.psi_threshold,
-        n_reference=fp.n, n_current=part["n"], status=part["status"],
-        missing_rate_reference=rate_ref, missing_rate_current=rate_cur,
-        missing_drift=bool(missing_drift), missing_pvalue=miss_p,
+        n_reference=fp.n,
+        n_current=part["n"],
+        status=part["status"],
+        missing_rate_reference=rate_ref,
+        missing_rate_current=rate_cur,
+        missing_drift=bool(missing_drift),
+        missing_pvalue=miss_p,
         missing_pvalue_adjusted=miss_adj,
-        unseen_categories=tuple(part.get("unseen", ())), bins=tuple(part["bins"]),
+        unseen_categories=tuple(part.get("unseen", ())),
+        bins=tuple(part["bins"]),
         reference_share=tuple(float(x) for x in part.get("ref_share", ())),
         current_share=tuple(float(x) for x in part.get("cur_share", ())),
-        reasons=tuple(reasons))
+        reasons=tuple(reasons),
+    )

@@ -15,17 +15,22 @@ def _svg(f: FeatureDrift) -> str:
         return "<p><em>no distribution to draw</em></p>"
     top = max(max(f.reference_share), max(f.current_share), 1e-9)
     width = len(f.bins) * (2 * _BAR_W + 10) + 10
-    parts = [f'<svg width="{width}" height="{_H + 40}" role="img" '
-             f'aria-label="reference vs current for {html.escape(f.name)}">']
-    for i, (label, r, c) in enumerate(zip(f.bins, f.reference_share, f.current_share)):
+    parts = [
+        f'<svg width="{width}" height="{_H + 40}" role="img" '
+        f'aria-label="reference vs current for {html.escape(f.name)}">'
+    ]
+    for i, (label, r, c) in enumerate(
+        zip(f.bins, f.reference_share, f.current_share, strict=False)
+    ):
         x = 10 + i * (2 * _BAR_W + 10)
         for j, (share, colour) in enumerate(((r, "#9e9e9e"), (c, "#f57c00"))):
             h = share / top * _H
-            parts.append(f'<rect x="{x + j * _BAR_W}" y="{_H - h:.1f}" width="{_BAR_W - 2}" '
-                         f'height="{h:.1f}" fill="{colour}"><title>{html.escape(label)}: '
-                         f'{"reference" if j == 0 else "current"} {share:.1%}</title></rect>')
-        parts.append(f'<text x="{x}" y="{_H + 14}" font-size="9">'
-                     f'{html.escape(label[:12])}</text>')
+            parts.append(
+                f'<rect x="{x + j * _BAR_W}" y="{_H - h:.1f}" width="{_BAR_W - 2}" '
+                f'height="{h:.1f}" fill="{colour}"><title>{html.escape(label)}: '
+                f"{'reference' if j == 0 else 'current'} {share:.1%}</title></rect>"
+            )
+        parts.append(f'<text x="{x}" y="{_H + 14}" font-size="9">{html.escape(label[:12])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -44,20 +49,23 @@ def render_html(report: DriftReport, *, title: str = "dethrone drift report") ->
             f"<td>{f.kind}</td><td>{f.method}</td><td>{'yes' if f.drifted else 'no'}</td>"
             f"<td>{_fmt(f.statistic)}</td><td>{_fmt(f.pvalue_adjusted)}</td><td>{_fmt(f.psi)}</td>"
             f"<td>{f.missing_rate_reference:.1%} → {f.missing_rate_current:.1%}</td>"
-            f"<td>{html.escape('; '.join(f.reasons))}</td></tr>")
+            f"<td>{html.escape('; '.join(f.reasons))}</td></tr>"
+        )
     figures = "".join(
         f"<section><h3>{html.escape(f.name)} {'⚠ drift' if f.drifted else ''}</h3>{_svg(f)}"
-        "</section>" for f in report.features.values())
+        "</section>"
+        for f in report.features.values()
+    )
     t = report.thresholds
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}tr.drift{{background:#ffe0b2}}</style></head><body>
 <h1>{html.escape(title)}: {verdict}</h1>
 <p>reference rows: {report.n_reference}, current rows: {report.n_current};
-drifted features: {', '.join(report.drifted_features) or 'none'}.
-Thresholds: KS p &lt; {t.get('ks_pvalue_threshold')} ({t.get('correction')}-corrected) and
-D &ge; {t.get('ks_min_effect')}; PSI &ge; {t.get('psi_threshold')} with chi-square.
+drifted features: {", ".join(report.drifted_features) or "none"}.
+Thresholds: KS p &lt; {t.get("ks_pvalue_threshold")} ({t.get("correction")}-corrected) and
+D &ge; {t.get("ks_min_effect")}; PSI &ge; {t.get("psi_threshold")} with chi-square.
 Bars: grey = reference, orange = current.</p>
 <table><tr><th>feature</th><th>kind</th><th>method</th><th>drift</th><th>statistic</th>
-<th>p (corrected)</th><th>PSI</th><th>missing</th><th>reasons</th></tr>{''.join(rows)}</table>
+<th>p (corrected)</th><th>PSI</th><th>missing</th><th>reasons</th></tr>{"".join(rows)}</table>
 {figures}</body></html>"""

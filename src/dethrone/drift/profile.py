@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +67,13 @@ class FeatureProfile:
         if not edges:
             return ["all"]
         labels = [f"<= {edges[0]}"]
-        labels += [f"({a}, {b}]" for a, b in zip(edges[:-1], edges[1:])]
+        labels += [f"({a}, {b}]" for a, b in zip(edges[:-1], edges[1:], strict=False)]
         labels.append(f"> {edges[-1]}")
         return labels
 
 
 def feature_kind(series: pd.Series, name: str, categorical: set[str]) -> str:
-    """"numeric" or "categorical" for a column; ValueError for unsupported dtypes."""
+    """ "numeric" or "categorical" for a column; ValueError for unsupported dtypes."""
     if name in categorical:
         return "categorical"
     dtype = series.dtype
@@ -84,7 +84,8 @@ def feature_kind(series: pd.Series, name: str, categorical: set[str]) -> str:
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         raise ValueError(
             f"column {name!r} has dtype {dtype}, which drift detection does not support; "
-            "convert it to a number or pass features= without it")
+            "convert it to a number or pass features= without it"
+        )
     return "categorical"
 
 
@@ -93,7 +94,8 @@ def numeric_values(series: pd.Series, name: str) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
         raise ValueError(
             f"column {name!r} is numeric in the reference but has dtype {series.dtype} "
-            "in the current data")
+            "in the current data"
+        )
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -104,7 +106,7 @@ def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
         valid = codes >= 0
         per_code = np.bincount(codes[valid], minlength=len(series.cat.categories))
         counts: dict[str, int] = {}
-        for label, c in zip(series.cat.categories, per_code):
+        for label, c in zip(series.cat.categories, per_code, strict=False):
             key = str(label)
             counts[key] = counts.get(key, 0) + int(c)
         return counts, int((~valid).sum())
@@ -129,16 +131,28 @@ def profile_numeric(name: str, values: np.ndarray, bins: int) -> FeatureProfile:
         edge_index = edge_index[edge_index < unique.shape[0] - 1]
     else:
         edge_index = np.zeros(0, dtype=np.int64)
-    return FeatureProfile(name=name, kind="numeric", n=n, n_missing=n - valid.shape[0],
-                          unique=unique, cum=cum, edge_index=edge_index.astype(np.int64))
+    return FeatureProfile(
+        name=name,
+        kind="numeric",
+        n=n,
+        n_missing=n - valid.shape[0],
+        unique=unique,
+        cum=cum,
+        edge_index=edge_index.astype(np.int64),
+    )
 
 
 def profile_categorical(name: str, series: pd.Series) -> FeatureProfile:
     counts, n_missing = category_counts(series)
     labels = tuple(counts)
-    return FeatureProfile(name=name, kind="categorical", n=len(series), n_missing=n_missing,
-                          categories=labels,
-                          counts=np.array([counts[k] for k in labels], dtype=np.int64))
+    return FeatureProfile(
+        name=name,
+        kind="categorical",
+        n=len(series),
+        n_missing=n_missing,
+        categories=labels,
+        counts=np.array([counts[k] for k in labels], dtype=np.int64),
+    )
 
 
 @dataclass(frozen=True)
@@ -157,9 +171,14 @@ class ReferenceProfile:
     created_at: str = ""
 
     @classmethod
-    def from_frame(cls, reference: pd.DataFrame, *, categorical: list[str] | None = None,
-                   features: list[str] | None = None,
-                   settings: Settings | None = None) -> ReferenceProfile:
+    def from_frame(
+        cls,
+        reference: pd.DataFrame,
+        *,
+        categorical: list[str] | None = None,
+        features: list[str] | None = None,
+        settings: Settings | None = None,
+    ) -> ReferenceProfile:
         """Summarise ``reference``.
 
         Parameters
@@ -179,7 +198,9 @@ class ReferenceProfile:
             If ``reference`` is not a non-empty DataFrame or a named column is absent.
         """
         if not isinstance(reference, pd.DataFrame):
-            raise ValueError(f"reference must be a pandas DataFrame, got {type(reference).__name__}")
+            raise ValueError(
+                f"reference must be a pandas DataFrame, got {type(reference).__name__}"
+            )
         if len(reference) == 0:
             raise ValueError("reference is empty (0 rows)")
         settings = settings or Settings()
@@ -192,14 +213,18 @@ class ReferenceProfile:
         for name in names:
             series = reference[name]
             if feature_kind(series, name, cats) == "numeric":
-                profiles[name] = profile_numeric(name, numeric_values(series, name),
-                                                 settings.psi_bins)
+                profiles[name] = profile_numeric(
+                    name, numeric_values(series, name), settings.psi_bins
+                )
             else:
                 profiles[name] = profile_categorical(name, series)
-        return cls(features=profiles, n_rows=len(reference),
-                   columns=tuple(str(c) for c in reference.columns),
-                   psi_bins=settings.psi_bins,
-                   created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return cls(
+            features=profiles,
+            n_rows=len(reference),
+            columns=tuple(str(c) for c in reference.columns),
+            psi_bins=settings.psi_bins,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
 
     @property
     def categorical(self) -> list[str]:
@@ -209,12 +234,24 @@ class ReferenceProfile:
         """Write the profile as one ``.npz`` file (no pickle); returns the path."""
         path = Path(path)
         arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"format": PROFILE_FORMAT, "n_rows": self.n_rows,
-                                "columns": list(self.columns), "psi_bins": self.psi_bins,
-                                "created_at": self.created_at, "features": []}
+        meta: dict[str, Any] = {
+            "format": PROFILE_FORMAT,
+            "n_rows": self.n_rows,
+            "columns": list(self.columns),
+            "psi_bins": self.psi_bins,
+            "created_at": self.created_at,
+            "features": [],
+        }
         for i, (name, f) in enumerate(self.features.items()):
-            meta["features"].append({"name": name, "kind": f.kind, "n": f.n,
-                                     "n_missing": f.n_missing, "categories": list(f.categories)})
+            meta["features"].append(
+                {
+                    "name": name,
+                    "kind": f.kind,
+                    "n": f.n,
+                    "n_missing": f.n_missing,
+                    "categories": list(f.categories),
+                }
+            )
             for attr in ("unique", "cum", "edge_index", "counts"):
                 arrays[f"f{i}_{attr}"] = getattr(f, attr)
         arrays["meta"] = np.array(json.dumps(meta))
@@ -244,9 +281,20 @@ class ReferenceProfile:
         features = {}
         for i, fm in enumerate(meta["features"]):
             features[fm["name"]] = FeatureProfile(
-                name=fm["name"], kind=fm["kind"], n=fm["n"], n_missing=fm["n_missing"],
-                unique=arrays[f"f{i}_unique"], cum=arrays[f"f{i}_cum"],
+                name=fm["name"],
+                kind=fm["kind"],
+                n=fm["n"],
+                n_missing=fm["n_missing"],
+                unique=arrays[f"f{i}_unique"],
+                cum=arrays[f"f{i}_cum"],
                 edge_index=arrays[f"f{i}_edge_index"],
-                categories=tuple(fm["categories"]), counts=arrays[f"f{i}_counts"])
-        return cls(features=features, n_rows=meta["n_rows"], columns=tuple(meta["columns"]),
-                   psi_bins=meta["psi_bins"], created_at=meta["created_at"])
+                categories=tuple(fm["categories"]),
+                counts=arrays[f"f{i}_counts"],
+            )
+        return cls(
+            features=features,
+            n_rows=meta["n_rows"],
+            columns=tuple(meta["columns"]),
+            psi_bins=meta["psi_bins"],
+            created_at=meta["created_at"],
+        )

@@ -95,26 +95,38 @@ class DriftReport:
         """JSON-serialisable dict with the verdict, thresholds, methods and sizes."""
         from dethrone import __version__
 
-        return _clean({
-            "drifted": self.drifted,
-            "drifted_features": self.drifted_features,
-            "share_drifted": self.share_drifted,
-            "n_reference": self.n_reference,
-            "n_current": self.n_current,
-            "thresholds": self.thresholds,
-            "methods": {"numeric": "ks", "categorical": "psi+chi2"},
-            "random_state": None,  # the check is deterministic: no seed is used
-            "missing_columns": list(self.missing_columns),
-            "extra_columns": list(self.extra_columns),
-            "created_at": self.created_at,
-            "dethrone_version": __version__,
-            "features": {k: v.to_dict() for k, v in self.features.items()},
-        })
+        return _clean(
+            {
+                "drifted": self.drifted,
+                "drifted_features": self.drifted_features,
+                "share_drifted": self.share_drifted,
+                "n_reference": self.n_reference,
+                "n_current": self.n_current,
+                "thresholds": self.thresholds,
+                "methods": {"numeric": "ks", "categorical": "psi+chi2"},
+                "random_state": None,  # the check is deterministic: no seed is used
+                "missing_columns": list(self.missing_columns),
+                "extra_columns": list(self.extra_columns),
+                "created_at": self.created_at,
+                "dethrone_version": __version__,
+                "features": {k: v.to_dict() for k, v in self.features.items()},
+            }
+        )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """One plain dict per feature, for tables."""
-        return [{"feature": f.name, "kind": f.kind, "method": f.method,
-                 "drifted": f.drifted, "statistic": f.statistic, "pvalue": f.pvalue_adjusted,
-                 "psi": f.psi, "missing_ref": f.missing_rate_reference,
-                 "missing_cur": f.missing_rate_current, "status": f.status}
-                for f in self.features.values()]
+        return [
+            {
+                "feature": f.name,
+                "kind": f.kind,
+                "method": f.method,
+                "drifted": f.drifted,
+                "statistic": f.statistic,
+                "pvalue": f.pvalue_adjusted,
+                "psi": f.psi,
+                "missing_ref": f.missing_rate_reference,
+                "missing_cur": f.missing_rate_current,
+                "status": f.status,
+            }
+            for f in self.features.values()
+        ]

@@ -83,8 +83,14 @@ def ks_statistic(ref_cum: np.ndarray, counts: CurrentCounts) -> float:
     return min(d, 1.0)
 
 
-def ks_pvalue(d: float, n1: int, n2: int, *, ref_values: np.ndarray | None = None,
-              cur_values: np.ndarray | None = None) -> float:
+def ks_pvalue(
+    d: float,
+    n1: int,
+    n2: int,
+    *,
+    ref_values: np.ndarray | None = None,
+    cur_values: np.ndarray | None = None,
+) -> float:
     """Two-sided KS p-value.
 
     If ``n1*n2 <= EXACT_KS_MAX_PRODUCT`` and the raw values are given: scipy's default
@@ -104,8 +110,9 @@ def ks_pvalue(d: float, n1: int, n2: int, *, ref_values: np.ndarray | None = Non
     return float(np.clip(stats.kstwo.sf(d, en), 0.0, 1.0))
 
 
-def psi(reference_share: np.ndarray, current_share: np.ndarray, *,
-        floor: float = PSI_FLOOR) -> float:
+def psi(
+    reference_share: np.ndarray, current_share: np.ndarray, *, floor: float = PSI_FLOOR
+) -> float:
     """Population stability index: sum (c - r) * ln(c / r) over buckets.
 
     Shares are floored at ``floor`` so empty buckets keep PSI finite.
@@ -137,8 +144,9 @@ def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[fl
     return statistic, float(stats.chi2.sf(statistic, dof)), dof
 
 
-def pool_sparse(ref_counts: np.ndarray, cur_counts: np.ndarray, *,
-                min_expected: float = 5.0) -> tuple[np.ndarray, np.ndarray, bool]:
+def pool_sparse(
+    ref_counts: np.ndarray, cur_counts: np.ndarray, *, min_expected: float = 5.0
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Merge categories too sparse for a chi-square test into one "other" bucket.
 
     A category keeps its own bucket when its expected count under homogeneity is at
@@ -186,8 +194,7 @@ def good_turing_unseen(ref_counts: np.ndarray) -> float:
     return float((counts == 1).sum() / total) if total else 0.0
 
 
-def fisher_pvalue(x1: int, n1: int, x2: int, n2: int, *,
-                  alternative: str = "two-sided") -> float:
+def fisher_pvalue(x1: int, n1: int, x2: int, n2: int, *, alternative: str = "two-sided") -> float:
     """Fisher exact p-value that x1 of n1 and x2 of n2 share one proportion.
 
     ``alternative="greater"`` tests against a larger second proportion (x2/n2).
@@ -235,7 +242,7 @@ def adjust_pvalues(pvalues: list[float | None], method: str) -> list[float | Non
     if method == "holm":
         adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
     elif method == "bh":
-        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
+        adj = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
     else:
         raise ValueError(f"unknown correction {method!r}; use holm, bh or none")
     adj = np.minimum(adj, 1.0)

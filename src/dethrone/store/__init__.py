@@ -19,10 +19,18 @@ from typing import Any
 # Lazy (PEP 562): Settings imports the light parsers of this package, and must not pull in
 # SQLAlchemy and Alembic with them.
 _EXPORTS = {
-    "SqlConfigStore": "config_store", "database_url": "engine", "default_url": "engine",
-    "make_engine": "engine", "write_transaction": "engine", "StoreUnavailable": "errors",
-    "VersionConflict": "errors", "current_revision": "migrate", "head_revision": "migrate",
-    "upgrade": "migrate", "LogHealth": "prediction_log", "PredictionLogWriter": "prediction_log",
+    "SqlConfigStore": "config_store",
+    "database_url": "engine",
+    "default_url": "engine",
+    "make_engine": "engine",
+    "write_transaction": "engine",
+    "StoreUnavailable": "errors",
+    "VersionConflict": "errors",
+    "current_revision": "migrate",
+    "head_revision": "migrate",
+    "upgrade": "migrate",
+    "LogHealth": "prediction_log",
+    "PredictionLogWriter": "prediction_log",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -76,8 +76,11 @@ class SqlConfigStore:
         self.defaults = defaults
         folder = sqlite_folder(engine)
         #: where the store is, for messages: the SQLite file, else the URL without password
-        self.path = (str(Path(engine.url.database).absolute()) if folder is not None
-                     else engine.url.render_as_string(hide_password=True))
+        self.path = (
+            str(Path(engine.url.database).absolute())
+            if folder is not None
+            else engine.url.render_as_string(hide_password=True)
+        )
         self._cache: tuple[int, dict[str, Any]] | None = None
         self._probe: tuple[float, str | None] = (-1e9, None)
         self._read_retry_at = -1e9
@@ -93,8 +96,9 @@ class SqlConfigStore:
         cause = exc.text
         if "readonly" in cause and "read-only" not in cause:
             cause += " (read-only)"
-        return StoreUnavailable(exc.cause, where=f"config store {self.path} cannot {action}",
-                                text=cause)
+        return StoreUnavailable(
+            exc.cause, where=f"config store {self.path} cannot {action}", text=cause
+        )
 
     def _ensure_schema(self) -> None:
         if self._ready:
@@ -104,9 +108,11 @@ class SqlConfigStore:
             upgrade(self.engine)
             with unavailable_as_typed(), write_transaction(self.engine) as conn:
                 if conn.execute(select(_cfg.c.id).where(_cfg.c.id == 1)).first() is None:
-                    conn.execute(insert(_cfg).values(id=1, version=0,
-                                                     body=json.dumps(self.defaults),
-                                                     updated_at=_now()))
+                    conn.execute(
+                        insert(_cfg).values(
+                            id=1, version=0, body=json.dumps(self.defaults), updated_at=_now()
+                        )
+                    )
         except StoreUnavailable as exc:
             self.engine.dispose()
             raise self._unavailable(exc, "write") from exc
@@ -123,8 +129,11 @@ class SqlConfigStore:
         while not target.exists() and target != target.parent:
             target = target.parent
         if not os.access(target, os.W_OK) or (target != folder and not os.access(folder, os.W_OK)):
-            raise StoreUnavailable(PermissionError(target), text=f"no write access to {target} "
-                                   f"(read-only)", where=f"config store {self.path} cannot write")
+            raise StoreUnavailable(
+                PermissionError(target),
+                text=f"no write access to {target} (read-only)",
+                where=f"config store {self.path} cannot write",
+            )
 
     def _read_only_view(self) -> tuple[int, str] | None:
         """The config row read without any write (an SQLite file on a read-only disk, whose
@@ -158,7 +167,8 @@ class SqlConfigStore:
         try:
             with unavailable_as_typed(), self.engine.connect() as conn:
                 row = conn.execute(
-                    select(_cfg.c.version, _cfg.c.body).where(_cfg.c.id == 1)).first()
+                    select(_cfg.c.version, _cfg.c.body).where(_cfg.c.id == 1)
+                ).first()
         except StoreUnavailable as exc:
             self.engine.dispose()
             self._read_retry_at = time.monotonic() + READ_RETRY_SECONDS
@@ -178,8 +188,11 @@ class SqlConfigStore:
             self._cache = cached
         return cached
 
-    def update(self, change: Callable[[dict[str, Any]], dict[str, Any]],
-               expected_version: int | None = None) -> tuple[int, dict, dict]:
+    def update(
+        self,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        expected_version: int | None = None,
+    ) -> tuple[int, dict, dict]:
         """Atomically replace the config by ``change(current)``.
 
         Parameters
@@ -198,16 +211,23 @@ class SqlConfigStore:
 
         def apply(conn) -> tuple[int, dict, dict]:
             version, body = conn.execute(
-                select(_cfg.c.version, _cfg.c.body).where(_cfg.c.id == 1).with_for_update()).one()
+                select(_cfg.c.version, _cfg.c.body).where(_cfg.c.id == 1).with_for_update()
+            ).one()
             if expected_version is not None and expected_version != version:
                 raise VersionConflict(expected_version, version)
             before = json.loads(body)
             after = change(before)
             new_version, at = version + 1, _now()
-            conn.execute(update(_cfg).where(_cfg.c.id == 1).values(
-                version=new_version, body=json.dumps(after), updated_at=at))
-            conn.execute(insert(_hist).values(version=new_version, at=at,
-                                              before=json.dumps(before), after=json.dumps(after)))
+            conn.execute(
+                update(_cfg)
+                .where(_cfg.c.id == 1)
+                .values(version=new_version, body=json.dumps(after), updated_at=at)
+            )
+            conn.execute(
+                insert(_hist).values(
+                    version=new_version, at=at, before=json.dumps(before), after=json.dumps(after)
+                )
+            )
             return new_version, before, after
 
         result = self._write(apply)
@@ -247,8 +267,10 @@ class SqlConfigStore:
         except StoreUnavailable as exc:
             self.engine.dispose()
             raise self._unavailable(exc, "read") from exc
-        return [{"version": v, "at": at, "before": json.loads(b), "after": json.loads(a)}
-                for v, at, b, a in reversed(rows)]
+        return [
+            {"version": v, "at": at, "before": json.loads(b), "after": json.loads(a)}
+            for v, at, b, a in reversed(rows)
+        ]
 
     def write_problem(self, *, max_age: float = 1.0) -> str | None:
         """None when a real write commits right now, else why not.

@@ -27,8 +27,9 @@ def parse_duration(text: str | float, *, name: str = "duration") -> float:
     match = _PATTERN.match(str(text))
     seconds = float(match[1]) * _UNITS[(match[2] or "s").lower()] if match else 0.0
     if seconds <= 0:
-        raise ValueError(f"{name} must be a positive duration like 30d, 12h, 90m or 45s, "
-                         f"got {text!r}")
+        raise ValueError(
+            f"{name} must be a positive duration like 30d, 12h, 90m or 45s, got {text!r}"
+        )
     return seconds
 
 
@@ -46,6 +47,7 @@ def parse_log_features(value: str | float) -> float:
         except ValueError:
             share = -1.0
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"SERVING_LOG_FEATURES must be all, none or a share in [0, 1], "
-                         f"got {value!r}")
+        raise ValueError(
+            f"SERVING_LOG_FEATURES must be all, none or a share in [0, 1], got {value!r}"
+        )
     return share

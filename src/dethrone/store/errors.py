@@ -22,8 +22,9 @@ class StoreUnavailable(Exception):
         The cause in words, instead of the driver's first line.
     """
 
-    def __init__(self, cause: BaseException, *, where: str | None = None,
-                 text: str | None = None) -> None:
+    def __init__(
+        self, cause: BaseException, *, where: str | None = None, text: str | None = None
+    ) -> None:
         if text is None:
             lines = str(getattr(cause, "orig", None) or cause).strip().splitlines()
             text = lines[0] if lines else type(cause).__name__

@@ -30,20 +30,51 @@ from dethrone.store.schema import predictions as _pred
 
 _TS = pa.timestamp("us", tz="UTC")
 #: columns of :func:`joined_predictions` and of the Parquet export, with their types
-SCHEMA = pa.schema([
-    ("id", pa.int64()), ("request_id", pa.string()), ("row", pa.int64()), ("arm", pa.string()),
-    ("served", pa.bool_()), ("unit", pa.string()), ("model_name", pa.string()),
-    ("model_version", pa.string()), ("experiment_id", pa.string()),
-    ("champion_version", pa.string()), ("challenger_version", pa.string()),
-    ("salt", pa.string()), ("ts", _TS), ("prediction", pa.float64()),
-    ("predicted_class", pa.string()), ("prediction_json", pa.string()),
-    ("latency_ms", pa.float64()), ("features_json", pa.string()), ("label", pa.float64()),
-    ("label_class", pa.string()), ("label_json", pa.string()), ("labelled_at", _TS),
-    ("loss", pa.float64()),
-])
-_COLUMNS = [_pred.c[name] for name in (
-    "id", "request_id", "row", "arm", "served", "unit", "model_name", "model_version",
-    "experiment_id", "champion_version", "challenger_version", "salt", "ts")]
+SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("request_id", pa.string()),
+        ("row", pa.int64()),
+        ("arm", pa.string()),
+        ("served", pa.bool_()),
+        ("unit", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("experiment_id", pa.string()),
+        ("champion_version", pa.string()),
+        ("challenger_version", pa.string()),
+        ("salt", pa.string()),
+        ("ts", _TS),
+        ("prediction", pa.float64()),
+        ("predicted_class", pa.string()),
+        ("prediction_json", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("features_json", pa.string()),
+        ("label", pa.float64()),
+        ("label_class", pa.string()),
+        ("label_json", pa.string()),
+        ("labelled_at", _TS),
+        ("loss", pa.float64()),
+    ]
+)
+_COLUMNS = [
+    _pred.c[name]
+    for name in (
+        "id",
+        "request_id",
+        "row",
+        "arm",
+        "served",
+        "unit",
+        "model_name",
+        "model_version",
+        "experiment_id",
+        "champion_version",
+        "challenger_version",
+        "salt",
+        "ts",
+    )
+]
 
 
 def to_epoch(value: Any, *, now: float | None = None) -> float | None:
@@ -55,8 +86,11 @@ def to_epoch(value: Any, *, now: float | None = None) -> float | None:
     if value is None or isinstance(value, int | float):
         return None if value is None else float(value)
     if isinstance(value, datetime):
-        return pd.Timestamp(value).tz_localize("UTC").timestamp() if value.tzinfo is None \
+        return (
+            pd.Timestamp(value).tz_localize("UTC").timestamp()
+            if value.tzinfo is None
             else value.timestamp()
+        )
     try:
         return (time.time() if now is None else now) - parse_duration(value)
     except ValueError:
@@ -85,12 +119,14 @@ def _json_text_default(element, compiler, **kw):
 @compiles(_json_text, "sqlite")
 def _json_text_sqlite(element, compiler, **kw):
     col = compiler.process(list(element.clauses)[0], **kw)
-    return (f"CASE typeof({col}) WHEN 'real' THEN printf('%!.17g', {col}) "
-            f"ELSE CAST({col} AS TEXT) END")
+    return (
+        f"CASE typeof({col}) WHEN 'real' THEN printf('%!.17g', {col}) ELSE CAST({col} AS TEXT) END"
+    )
 
 
-def _query(experiment: str | None, since: float | None, until: float | None, after: int,
-           limit: int):
+def _query(
+    experiment: str | None, since: float | None, until: float | None, after: int, limit: int
+):
     cond = [_pred.c.id > after]
     if experiment is not None:
         cond.append(_pred.c.experiment_id == experiment)
@@ -98,17 +134,33 @@ def _query(experiment: str | None, since: float | None, until: float | None, aft
         cond.append(_pred.c.ts >= since)
     if until is not None:
         cond.append(_pred.c.ts < until)
-    joined = _pred.outerjoin(_fb, and_(_fb.c.request_id == _pred.c.request_id,
-                                       _fb.c.row == _pred.c.row))
-    return (select(*_COLUMNS, _json_text(_pred.c.prediction).label("prediction_json"),
-                   _pred.c.latency_ms, cast(_pred.c.features, Text).label("features_json"),
-                   _json_text(_fb.c.label).label("label_json"),
-                   _fb.c.received_at.label("labelled_at"))
-            .select_from(joined).where(*cond).order_by(_pred.c.id).limit(limit))
+    joined = _pred.outerjoin(
+        _fb, and_(_fb.c.request_id == _pred.c.request_id, _fb.c.row == _pred.c.row)
+    )
+    return (
+        select(
+            *_COLUMNS,
+            _json_text(_pred.c.prediction).label("prediction_json"),
+            _pred.c.latency_ms,
+            cast(_pred.c.features, Text).label("features_json"),
+            _json_text(_fb.c.label).label("label_json"),
+            _fb.c.received_at.label("labelled_at"),
+        )
+        .select_from(joined)
+        .where(*cond)
+        .order_by(_pred.c.id)
+        .limit(limit)
+    )
 
 
-def iter_joined(engine: Engine, *, experiment: str | None = None, since: Any = None,
-                until: Any = None, chunk_rows: int = 50_000) -> Iterator[pa.Table]:
+def iter_joined(
+    engine: Engine,
+    *,
+    experiment: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    chunk_rows: int = 50_000,
+) -> Iterator[pa.Table]:
     """Joined rows as Arrow tables of :data:`SCHEMA`, at most ``chunk_rows`` each, by ``id``.
 
     See :func:`joined_predictions` for the columns.
@@ -119,8 +171,9 @@ def iter_joined(engine: Engine, *, experiment: str | None = None, since: Any = N
             result = conn.execute(_query(experiment, since, until, after, chunk_rows))
             keys, rows = list(result.keys()), result.fetchall()
         # Column-wise: pandas probing each Row object for attributes costs more than the query.
-        frame = pd.DataFrame(dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {},
-                             columns=keys)
+        frame = pd.DataFrame(
+            dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {}, columns=keys
+        )
         if frame.empty:
             return
         after = int(frame["id"].iloc[-1])
@@ -141,8 +194,11 @@ def _derive(frame: pd.DataFrame) -> pa.Table:
     out["label_class"] = label_cls.where(out["label"].isna(), None)
     numeric = out["prediction"].notna() & out["label"].notna()
     zero_one = (pred_cls != label_cls).astype(float)
-    out["loss"] = np.where(numeric, (out["prediction"] - out["label"]).abs(),
-                           np.where(out["label_json"].notna() & ~numeric, zero_one, np.nan))
+    out["loss"] = np.where(
+        numeric,
+        (out["prediction"] - out["label"]).abs(),
+        np.where(out["label_json"].notna() & ~numeric, zero_one, np.nan),
+    )
     out["latency_ms"] = out["latency_ms"].astype(float)
     out["served"] = out["served"].astype(bool)
     times = {col: _timestamps(out.pop(col)) for col in ("ts", "labelled_at")}
@@ -165,31 +221,39 @@ def _decode(text: Any) -> Any:
 
 
 def _number(values: list[Any]) -> pd.Series:
-    return pd.Series([float(v) if isinstance(v, int | float) and not isinstance(v, bool)
-                      else np.nan for v in values], dtype=float)
+    return pd.Series(
+        [
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+            for v in values
+        ],
+        dtype=float,
+    )
 
 
 def _cls(values: list[Any]) -> pd.Series:
     """The class of each value; a number as its text (``1.0`` → ``"1"``)."""
+
     def one(v: Any) -> str | None:
         if v is None:
             return None
         if isinstance(v, str):
             return v
-        if isinstance(v, dict) and v:      # class probabilities: the most probable class
+        if isinstance(v, dict) and v:  # class probabilities: the most probable class
             return str(max(v, key=v.get))
-        if isinstance(v, list) and v:      # unnamed probabilities: the index of the largest
+        if isinstance(v, list) and v:  # unnamed probabilities: the index of the largest
             return str(int(np.argmax(v)))
         if isinstance(v, bool):
             return str(v).lower()
         if isinstance(v, int | float):
             return str(int(v)) if float(v).is_integer() else str(v)
         return None
+
     return pd.Series([one(v) for v in values], dtype=object)
 
 
-def joined_predictions(engine: Engine, *, experiment: str | None = None, since: Any = None,
-                       until: Any = None) -> pd.DataFrame:
+def joined_predictions(
+    engine: Engine, *, experiment: str | None = None, since: Any = None, until: Any = None
+) -> pd.DataFrame:
     """Every logged prediction with its label (if any), as one DataFrame.
 
     Parameters
@@ -226,8 +290,15 @@ class ExportResult:
         return asdict(self)
 
 
-def export(engine: Engine, out: str | Path, *, experiment: str | None = None, since: Any = None,
-           until: Any = None, chunk_rows: int = 50_000) -> ExportResult:
+def export(
+    engine: Engine,
+    out: str | Path,
+    *,
+    experiment: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    chunk_rows: int = 50_000,
+) -> ExportResult:
     """Write :func:`joined_predictions` to a Parquet file chunk by chunk (bounded memory).
 
     The file is written next to ``out`` and renamed when complete, so a reader never sees
@@ -238,8 +309,9 @@ def export(engine: Engine, out: str | Path, *, experiment: str | None = None, si
     partial, rows = out.with_name(out.name + ".partial"), 0
     try:
         with pq.ParquetWriter(partial, SCHEMA) as writer:
-            for table in iter_joined(engine, experiment=experiment, since=since, until=until,
-                                     chunk_rows=chunk_rows):
+            for table in iter_joined(
+                engine, experiment=experiment, since=since, until=until, chunk_rows=chunk_rows
+            ):
                 writer.write_table(table)
                 rows += table.num_rows
         partial.replace(out)
@@ -266,8 +338,9 @@ class ArmStats:
         return {**asdict(self), "coverage": self.coverage}
 
 
-def stats(engine: Engine, *, experiment: str | None = None, since: Any = None,
-          until: Any = None) -> tuple[ArmStats, ...]:
+def stats(
+    engine: Engine, *, experiment: str | None = None, since: Any = None, until: Any = None
+) -> tuple[ArmStats, ...]:
     """Per-arm rows, labelled rows, label coverage and mean live loss, sorted by arm.
 
     The loss is the absolute error for numeric labels and the 0/1 loss for class labels
@@ -276,15 +349,17 @@ def stats(engine: Engine, *, experiment: str | None = None, since: Any = None,
     total: dict[str, list[float]] = {}
     for table in iter_joined(engine, experiment=experiment, since=since, until=until):
         chunk = table.select(["id", "arm", "loss"]).to_pandas()
-        grouped = chunk.groupby("arm").agg(rows=("id", "size"), labelled=("loss", "count"),
-                                           loss=("loss", "sum"))
+        grouped = chunk.groupby("arm").agg(
+            rows=("id", "size"), labelled=("loss", "count"), loss=("loss", "sum")
+        )
         for arm, rec in grouped.iterrows():
             acc = total.setdefault(str(arm), [0, 0, 0.0])
             acc[0] += int(rec["rows"])
             acc[1] += int(rec["labelled"])
             acc[2] += float(rec["loss"])
-    return tuple(ArmStats(arm, n, k, loss / k if k else None)
-                 for arm, (n, k, loss) in sorted(total.items()))
+    return tuple(
+        ArmStats(arm, n, k, loss / k if k else None) for arm, (n, k, loss) in sorted(total.items())
+    )
 
 
 @dataclass(frozen=True)
@@ -303,10 +378,10 @@ def prune(engine: Engine, *, older_than: str | float, now: float | None = None) 
     """Delete predictions logged more than ``older_than`` ago (``"30d"`` or seconds), with
     their labels, in one transaction.
     """
-    cutoff = (time.time() if now is None else now) - parse_duration(older_than,
-                                                                    name="older_than")
-    old = exists().where(_pred.c.request_id == _fb.c.request_id, _pred.c.row == _fb.c.row,
-                         _pred.c.ts < cutoff)
+    cutoff = (time.time() if now is None else now) - parse_duration(older_than, name="older_than")
+    old = exists().where(
+        _pred.c.request_id == _fb.c.request_id, _pred.c.row == _fb.c.row, _pred.c.ts < cutoff
+    )
     with unavailable_as_typed(), write_transaction(engine) as conn:
         n_feedback = conn.execute(delete(_fb).where(old)).rowcount
         n_pred = conn.execute(delete(_pred).where(_pred.c.ts < cutoff)).rowcount

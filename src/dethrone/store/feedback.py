@@ -39,8 +39,14 @@ MAX_BATCH = 1_000
 DEFAULT_MAX_AGE = 30 * 86_400.0
 _MAX_TEXT = 128
 _OK = frozenset({"stored", "overwritten", "duplicate"})
-_SINGLE_STATUS = {"stored": 200, "overwritten": 200, "duplicate": 200, "conflict": 409,
-                  "unknown": 404, "too_old": 410}
+_SINGLE_STATUS = {
+    "stored": 200,
+    "overwritten": 200,
+    "duplicate": 200,
+    "conflict": 409,
+    "unknown": 404,
+    "too_old": 410,
+}
 _IN_CHUNK = 500  # request ids per IN (...) list, well under every driver's parameter limit
 
 
@@ -140,8 +146,9 @@ def _item(raw: Any, where: str) -> FeedbackItem:
         raise FeedbackInvalid(name(sorted(extra)[0]), "unknown field")
     rid, row, label = raw.get("request_id"), raw.get("row"), raw.get("label")
     if not isinstance(rid, str) or not 0 < len(rid) <= _MAX_TEXT:
-        raise FeedbackInvalid(name("request_id"),
-                              f"must be a string of 1 to {_MAX_TEXT} characters")
+        raise FeedbackInvalid(
+            name("request_id"), f"must be a string of 1 to {_MAX_TEXT} characters"
+        )
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < 2**31:
         raise FeedbackInvalid(name("row"), "must be an integer >= 0")
     if isinstance(label, bool) or not isinstance(label, int | float | str):
@@ -168,9 +175,15 @@ def _same(a: Any, b: Any) -> bool:
     return float(a) == float(b)
 
 
-def record_feedback(engine: Engine, items: Sequence[FeedbackItem | Mapping[str, Any]], *,
-                    overwrite: bool = False, max_age: float = DEFAULT_MAX_AGE,
-                    now: float | None = None, single: bool = False) -> FeedbackResult:
+def record_feedback(
+    engine: Engine,
+    items: Sequence[FeedbackItem | Mapping[str, Any]],
+    *,
+    overwrite: bool = False,
+    max_age: float = DEFAULT_MAX_AGE,
+    now: float | None = None,
+    single: bool = False,
+) -> FeedbackResult:
     """Store labels for logged rows in one transaction; see the module for the statuses.
 
     Parameters
@@ -199,31 +212,44 @@ def record_feedback(engine: Engine, items: Sequence[FeedbackItem | Mapping[str, 
 
     if len(items) > MAX_BATCH:
         raise FeedbackInvalid("body", f"must hold 1 to {MAX_BATCH} items, got {len(items)}")
-    clean = _no_repeats([i if isinstance(i, FeedbackItem) else _item(i, f"[{n}]")
-                         for n, i in enumerate(items)], "")
+    clean = _no_repeats(
+        [i if isinstance(i, FeedbackItem) else _item(i, f"[{n}]") for n, i in enumerate(items)], ""
+    )
     now = time.time() if now is None else now
     with unavailable_as_typed(), write_transaction(engine) as conn:
         logged, stored = _lookup(conn, clean)
         results, new, changed = [], [], []
         for item in clean:
             key = (item.request_id, item.row)
-            status, arm, previous = _classify(item, logged.get(key), stored.get(key, _NONE),
-                                              overwrite, now - max_age)
+            status, arm, previous = _classify(
+                item, logged.get(key), stored.get(key, _NONE), overwrite, now - max_age
+            )
             if status == "stored":
-                new.append({"request_id": key[0], "row": key[1], "label": item.label,
-                            "received_at": now})
+                new.append(
+                    {"request_id": key[0], "row": key[1], "label": item.label, "received_at": now}
+                )
             elif status == "overwritten":
-                changed.append({"k_id": key[0], "k_row": key[1], "label": item.label,
-                                "received_at": now})
+                changed.append(
+                    {"k_id": key[0], "k_row": key[1], "label": item.label, "received_at": now}
+                )
             results.append(ItemResult(key[0], key[1], status, arm, item.label, previous))
         lost = _insert_new(conn, new)
         if changed:
-            conn.execute(update(_fb).where(_fb.c.request_id == bindparam("k_id"),
-                                           _fb.c.row == bindparam("k_row")), changed)
+            conn.execute(
+                update(_fb).where(
+                    _fb.c.request_id == bindparam("k_id"), _fb.c.row == bindparam("k_row")
+                ),
+                changed,
+            )
     if lost:
         # Another writer stored these rows between our read and our insert: ask again.
-        again = record_feedback(engine, [i for i in clean if (i.request_id, i.row) in lost],
-                                overwrite=overwrite, max_age=max_age, now=now)
+        again = record_feedback(
+            engine,
+            [i for i in clean if (i.request_id, i.row) in lost],
+            overwrite=overwrite,
+            max_age=max_age,
+            now=now,
+        )
         redo = {(r.request_id, r.row): r for r in again.items}
         results = [redo.get((r.request_id, r.row), r) for r in results]
     return FeedbackResult(tuple(results), single=single)
@@ -232,8 +258,13 @@ def record_feedback(engine: Engine, items: Sequence[FeedbackItem | Mapping[str, 
 _NONE = object()
 
 
-def _classify(item: FeedbackItem, logged: tuple[float, str | None] | None, stored: Any,
-              overwrite: bool, oldest: float) -> tuple[str, str | None, Any]:
+def _classify(
+    item: FeedbackItem,
+    logged: tuple[float, str | None] | None,
+    stored: Any,
+    overwrite: bool,
+    oldest: float,
+) -> tuple[str, str | None, Any]:
     if logged is None:
         return "unknown", None, None
     ts, arm = logged
@@ -253,18 +284,22 @@ def _lookup(conn, items: list[FeedbackItem]) -> tuple[dict, dict]:
     logged: dict[tuple[str, int], tuple[float, str | None]] = {}
     stored: dict[tuple[str, int], Any] = {}
     for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start:start + _IN_CHUNK]
+        chunk = ids[start : start + _IN_CHUNK]
         for rid, row, ts, arm, served in conn.execute(
-                select(_pred.c.request_id, _pred.c.row, _pred.c.ts, _pred.c.arm, _pred.c.served)
-                .where(_pred.c.request_id.in_(chunk))):
+            select(_pred.c.request_id, _pred.c.row, _pred.c.ts, _pred.c.arm, _pred.c.served).where(
+                _pred.c.request_id.in_(chunk)
+            )
+        ):
             key = (rid, row)
             if key not in wanted:
                 continue
             old_ts, old_arm = logged.get(key, (ts, None))
             logged[key] = (min(ts, old_ts), arm if served else old_arm)
         for rid, row, label in conn.execute(
-                select(_fb.c.request_id, _fb.c.row, _fb.c.label)
-                .where(_fb.c.request_id.in_(chunk)).with_for_update()):
+            select(_fb.c.request_id, _fb.c.row, _fb.c.label)
+            .where(_fb.c.request_id.in_(chunk))
+            .with_for_update()
+        ):
             stored[(rid, row)] = label
     return logged, stored
 
@@ -287,8 +322,10 @@ def stored_labels(engine: Engine, keys: Iterable[tuple[str, int]]) -> dict[tuple
     with unavailable_as_typed(), engine.connect() as conn:
         for start in range(0, len(ids), _IN_CHUNK):
             for rid, row, label in conn.execute(
-                    select(_fb.c.request_id, _fb.c.row, _fb.c.label)
-                    .where(_fb.c.request_id.in_(ids[start:start + _IN_CHUNK]))):
+                select(_fb.c.request_id, _fb.c.row, _fb.c.label).where(
+                    _fb.c.request_id.in_(ids[start : start + _IN_CHUNK])
+                )
+            ):
                 if (rid, row) in keys:
                     out[(rid, row)] = label
     return out

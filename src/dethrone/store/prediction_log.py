@@ -56,9 +56,23 @@ class LogHealth:
 
 _JSON_COLUMNS = frozenset({"prediction", "features"})
 #: column order of the tuples built by ``_normalise`` (test_prediction_log checks the set)
-COLUMNS = ("request_id", "row", "arm", "served", "unit", "model_name", "model_version",
-           "experiment_id", "champion_version", "challenger_version", "salt", "ts", "prediction",
-           "latency_ms", "features")
+COLUMNS = (
+    "request_id",
+    "row",
+    "arm",
+    "served",
+    "unit",
+    "model_name",
+    "model_version",
+    "experiment_id",
+    "champion_version",
+    "challenger_version",
+    "salt",
+    "ts",
+    "prediction",
+    "latency_ms",
+    "features",
+)
 
 
 def _insert_sql(dialect: str) -> str:
@@ -66,11 +80,14 @@ def _insert_sql(dialect: str) -> str:
     # rows/s of a compiled SQLAlchemy insert (bench/predlog_bench.py). A batch retried after
     # an ambiguous failure (commit sent, answer lost) skips the rows already there.
     mark = "?" if dialect == "sqlite" else "%s"
-    marks = [f"{mark}::json" if dialect == "postgresql" and c in _JSON_COLUMNS else mark
-             for c in COLUMNS]
+    marks = [
+        f"{mark}::json" if dialect == "postgresql" and c in _JSON_COLUMNS else mark for c in COLUMNS
+    ]
     columns = ", ".join(f'"{c}"' for c in COLUMNS)
-    return (f"INSERT INTO predictions ({columns}) VALUES ({', '.join(marks)}) "
-            'ON CONFLICT ("request_id", "row", "arm") DO NOTHING')
+    return (
+        f"INSERT INTO predictions ({columns}) VALUES ({', '.join(marks)}) "
+        'ON CONFLICT ("request_id", "row", "arm") DO NOTHING'
+    )
 
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -121,11 +138,18 @@ class PredictionLogWriter:
     1
     """
 
-    def __init__(self, engine: Engine, *, flush_seconds: float = 1.0, buffer_rows: int = 100_000,
-                 batch_rows: int = 2_000, log_features: str | float = "all",
-                 on_drop: Callable[[int], Any] | None = None,
-                 on_flush: Callable[[int, float], Any] | None = None,
-                 max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush_seconds: float = 1.0,
+        buffer_rows: int = 100_000,
+        batch_rows: int = 2_000,
+        log_features: str | float = "all",
+        on_drop: Callable[[int], Any] | None = None,
+        on_flush: Callable[[int, float], Any] | None = None,
+        max_backoff: float = 30.0,
+    ) -> None:
         if flush_seconds <= 0 or buffer_rows < 1 or batch_rows < 1:
             raise ValueError("flush_seconds, buffer_rows and batch_rows must be positive")
         self.engine = engine
@@ -148,9 +172,13 @@ class PredictionLogWriter:
     @classmethod
     def from_settings(cls, engine: Engine, settings: Any, **kwargs: Any) -> PredictionLogWriter:
         """A writer set by ``LOG_FLUSH_SECONDS``, ``LOG_BUFFER_ROWS``, ``SERVING_LOG_FEATURES``."""
-        return cls(engine, flush_seconds=settings.log_flush_seconds,
-                   buffer_rows=settings.log_buffer_rows,
-                   log_features=settings.serving_log_features, **kwargs)
+        return cls(
+            engine,
+            flush_seconds=settings.log_flush_seconds,
+            buffer_rows=settings.log_buffer_rows,
+            log_features=settings.serving_log_features,
+            **kwargs,
+        )
 
     def _reset(self) -> None:
         # Also run in a forked child (gunicorn): the parent's thread and lock do not exist
@@ -169,8 +197,7 @@ class PredictionLogWriter:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
-                    thread = threading.Thread(target=self._run, name="prediction-log",
-                                              daemon=True)
+                    thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
                     thread.start()
                     self._thread = thread
 
@@ -219,16 +246,30 @@ class PredictionLogWriter:
             return None
         request_id = str(request_id)
         features = get("features")
-        if features is not None and self._feature_cut < 4294967296.0 and (
-                zlib.crc32(request_id.encode()) >= self._feature_cut):
+        if (
+            features is not None
+            and self._feature_cut < 4294967296.0
+            and (zlib.crc32(request_id.encode()) >= self._feature_cut)
+        ):
             features = None
         ts, served, latency = get("ts"), get("served"), get("latency_ms")
-        return (request_id, int(index), str(arm), True if served is None else bool(served),
-                _text(get("unit")), _text(get("model_name")), _text(get("model_version")),
-                _text(get("experiment_id")), _text(get("champion_version")),
-                _text(get("challenger_version")), _text(get("salt")),
-                now if ts is None else float(ts), _json(get("prediction")),
-                None if latency is None else float(latency), _json(features))
+        return (
+            request_id,
+            int(index),
+            str(arm),
+            True if served is None else bool(served),
+            _text(get("unit")),
+            _text(get("model_name")),
+            _text(get("model_version")),
+            _text(get("experiment_id")),
+            _text(get("champion_version")),
+            _text(get("challenger_version")),
+            _text(get("salt")),
+            now if ts is None else float(ts),
+            _json(get("prediction")),
+            None if latency is None else float(latency),
+            _json(features),
+        )
 
     def _drop(self, n: int, error: str | None) -> int:
         if error is not None:
@@ -243,8 +284,11 @@ class PredictionLogWriter:
     def _run(self) -> None:
         failures = 0
         while True:
-            wait = self.flush_seconds if not failures else min(
-                self.max_backoff, self.flush_seconds * 2 ** min(failures, 16))
+            wait = (
+                self.flush_seconds
+                if not failures
+                else min(self.max_backoff, self.flush_seconds * 2 ** min(failures, 16))
+            )
             deadline = time.monotonic() + wait
             while not self._stop.is_set():
                 left = deadline - time.monotonic()
@@ -314,10 +358,15 @@ class PredictionLogWriter:
         """Buffered and dropped rows, the last error (None once a write succeeds again)."""
         error, flush = self._last_error, self._last_flush
         return LogHealth(
-            buffered=len(self._buf), capacity=self.capacity, written_total=self.written_total,
-            dropped_total=self.dropped_total, last_error=error[0] if error else None,
-            last_error_at=error[1] if error else None, last_flush=flush[0] if flush else None,
-            last_flush_seconds=flush[1] if flush else None)
+            buffered=len(self._buf),
+            capacity=self.capacity,
+            written_total=self.written_total,
+            dropped_total=self.dropped_total,
+            last_error=error[0] if error else None,
+            last_error_at=error[1] if error else None,
+            last_flush=flush[0] if flush else None,
+            last_flush_seconds=flush[1] if flush else None,
+        )
 
 
 def _call(hook: Callable | None, *args: Any) -> None:

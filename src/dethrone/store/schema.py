@@ -8,14 +8,28 @@ same comparisons on SQLite and PostgreSQL, one number per row to write, and exac
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, Float, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
 #: one row (id = 1): the current traffic config
 config = Table(
-    "config", metadata,
+    "config",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
     Column("body", Text, nullable=False),
@@ -25,7 +39,8 @@ config = Table(
 
 #: every accepted change of the config, keyed by the version it created
 history = Table(
-    "history", metadata,
+    "history",
+    metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("at", String(32), nullable=False),
     Column("before", Text, nullable=False),
@@ -36,7 +51,8 @@ _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias must 
 
 #: one row per (request, row of the request, arm); a shadow prediction has its own arm
 predictions = Table(
-    "predictions", metadata,
+    "predictions",
+    metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("request_id", String(128), nullable=False),
     Column("row", Integer, nullable=False),
@@ -60,7 +76,8 @@ predictions = Table(
 
 #: the true outcome of one served row; at most one label per (request_id, row)
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("request_id", String(128), primary_key=True),
     Column("row", Integer, primary_key=True, autoincrement=False),
     Column("label", JSON, nullable=False),

@@ -56,9 +56,14 @@ def test_paired_equals_scipy_ttest_rel(rng, alternative):
 @pytest.mark.parametrize("method", ["bca", "percentile"])
 def test_unpaired_interval_agrees_with_scipy_bootstrap(skewed, method):
     a, b = skewed
-    ref = stats.bootstrap((a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis),
-                          confidence_level=0.9, method=method.upper() if method == "bca"
-                          else method, n_resamples=20_000, rng=1)
+    ref = stats.bootstrap(
+        (a, b),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        confidence_level=0.9,
+        method=method.upper() if method == "bca" else method,
+        n_resamples=20_000,
+        rng=1,
+    )
     res = compare_unpaired(a, b, n_boot=20_000, ci_method=method, random_state=2)
     width = ref.confidence_interval.high - ref.confidence_interval.low
     # Different resamples: agreement within Monte-Carlo error (a few % of the width).
@@ -69,8 +74,14 @@ def test_unpaired_interval_agrees_with_scipy_bootstrap(skewed, method):
 
 def test_paired_bca_interval_agrees_with_scipy_bootstrap(rng):
     champion, challenger = rng.lognormal(0, 1, 600), rng.lognormal(0, 1, 600)
-    ref = stats.bootstrap((champion - challenger,), np.mean, confidence_level=0.9,
-                          method="BCa", n_resamples=20_000, rng=3)
+    ref = stats.bootstrap(
+        (champion - challenger,),
+        np.mean,
+        confidence_level=0.9,
+        method="BCa",
+        n_resamples=20_000,
+        rng=3,
+    )
     res = compare_paired(champion, challenger, n_boot=20_000, random_state=4)
     width = ref.confidence_interval.high - ref.confidence_interval.low
     assert res.ci_low == pytest.approx(ref.confidence_interval.low, abs=0.03 * width)
@@ -90,8 +101,7 @@ def test_bootstrap_is_seeded_and_contains_the_estimate(skewed):
 
 def test_two_sided_interval_uses_one_minus_alpha(skewed):
     a, b = skewed
-    res = compare_unpaired(a, b, alternative="two-sided", alpha=0.1, n_boot=300,
-                           random_state=0)
+    res = compare_unpaired(a, b, alternative="two-sided", alpha=0.1, n_boot=300, random_state=0)
     assert res.ci_level == pytest.approx(0.9)
     assert compare_unpaired(a, b, confidence_level=0.8, n_boot=0).ci_level == 0.8
 
@@ -118,20 +128,23 @@ def test_constant_losses_give_a_defined_result():
     assert compare_paired(np.ones(5), np.ones(5), n_boot=0).pvalue == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("a, b, kwargs, match", [
-    ([], [1.0, 2.0], {}, "empty"),
-    ([1.0, 2.0], [], {}, "empty"),
-    ([1.0, np.nan, 2.0], [1.0, 2.0], {}, "NaN or infinite"),
-    ([1.0, 2.0], [1.0, np.inf], {}, "NaN or infinite"),
-    ([1.0], [1.0, 2.0], {}, "at least 2"),
-    ([[1.0, 2.0]], [1.0, 2.0], {}, "1-D"),
-    (["x", "y"], [1.0, 2.0], {}, "numeric"),
-    ([1.0, 2.0], [1.0, 2.0], {"alpha": 0.0}, "alpha"),
-    ([1.0, 2.0], [1.0, 2.0], {"alternative": "bigger"}, "alternative"),
-    ([1.0, 2.0], [1.0, 2.0], {"n_boot": -1}, "n_boot"),
-    ([1.0, 2.0], [1.0, 2.0], {"ci_method": "basic"}, "ci_method"),
-    ([1.0, 2.0], [1.0, 2.0], {"margin": np.nan}, "margin"),
-])
+@pytest.mark.parametrize(
+    "a, b, kwargs, match",
+    [
+        ([], [1.0, 2.0], {}, "empty"),
+        ([1.0, 2.0], [], {}, "empty"),
+        ([1.0, np.nan, 2.0], [1.0, 2.0], {}, "NaN or infinite"),
+        ([1.0, 2.0], [1.0, np.inf], {}, "NaN or infinite"),
+        ([1.0], [1.0, 2.0], {}, "at least 2"),
+        ([[1.0, 2.0]], [1.0, 2.0], {}, "1-D"),
+        (["x", "y"], [1.0, 2.0], {}, "numeric"),
+        ([1.0, 2.0], [1.0, 2.0], {"alpha": 0.0}, "alpha"),
+        ([1.0, 2.0], [1.0, 2.0], {"alternative": "bigger"}, "alternative"),
+        ([1.0, 2.0], [1.0, 2.0], {"n_boot": -1}, "n_boot"),
+        ([1.0, 2.0], [1.0, 2.0], {"ci_method": "basic"}, "ci_method"),
+        ([1.0, 2.0], [1.0, 2.0], {"margin": np.nan}, "margin"),
+    ],
+)
 @pytest.mark.parametrize("fn", [compare_unpaired, compare_paired])
 def test_bad_input_raises_value_error(fn, a, b, kwargs, match):
     with pytest.raises(ValueError, match=match):

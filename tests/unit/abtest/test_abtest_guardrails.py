@@ -31,9 +31,13 @@ def test_clear_worsening_fails_and_small_worsening_passes(rng):
     assert guardrail_test(a, 1.02 * rng.gamma(2.0, 1.0, 20_000), margin=0.0).failed
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"margin": -0.1}, "margin"), ({"alpha": 1.0}, "alpha"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"margin": -0.1}, "margin"),
+        ({"alpha": 1.0}, "alpha"),
+    ],
+)
 def test_bad_options(rng, kwargs, match):
     with pytest.raises(ValueError, match=match):
         guardrail_test(rng.normal(size=10), rng.normal(size=10), **kwargs)

@@ -19,8 +19,9 @@ def _welch_t(x, y, axis=-1):
 def test_pvalue_agrees_with_scipy_permutation_test(rng, alternative):
     a, b = rng.lognormal(0, 1, 600), 0.93 * rng.lognormal(0, 1, 200)
     ours = permutation_welch(a, b, alternative=alternative, n_resamples=4999, random_state=0)
-    ref = stats.permutation_test((a, b), _welch_t, n_resamples=4999, vectorized=True,
-                                 alternative=alternative, random_state=0)
+    ref = stats.permutation_test(
+        (a, b), _welch_t, n_resamples=4999, vectorized=True, alternative=alternative, random_state=0
+    )
     assert ours.statistic == pytest.approx(ref.statistic, rel=1e-10)
     # Two independent Monte-Carlo estimates of the same p-value: 4 standard errors of
     # their difference (a two-sided p-value is twice a one-sided tail share).
@@ -65,14 +66,17 @@ def test_to_dict_records_the_test():
     assert d["pvalue"] == res.pvalue and d["significant"] == res.significant
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_resamples": 0}, "n_resamples"),
-    ({"n_resamples": 2.5}, "n_resamples"),
-    ({"alternative": "bigger"}, "alternative"),
-    ({"margin": math.inf}, "margin"),
-    ({"loss_b": [1.0]}, "at least 2"),
-    ({"loss_a": [1.0, math.nan]}, "NaN"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_resamples": 0}, "n_resamples"),
+        ({"n_resamples": 2.5}, "n_resamples"),
+        ({"alternative": "bigger"}, "alternative"),
+        ({"margin": math.inf}, "margin"),
+        ({"loss_b": [1.0]}, "at least 2"),
+        ({"loss_a": [1.0, math.nan]}, "NaN"),
+    ],
+)
 def test_bad_input_raises_value_error(kwargs, match):
     args = {"loss_a": np.arange(10.0), "loss_b": np.arange(10.0)}
     args.update(kwargs)

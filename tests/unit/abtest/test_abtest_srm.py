@@ -10,10 +10,19 @@ from scipy import stats
 from dethrone.abtest import srm_test
 
 
-@pytest.mark.parametrize("n_a, n_b, share", [
-    (5000, 5000, 0.5), (5200, 4800, 0.5), (5100, 4900, 0.5), (312, 688, 0.3),
-    (9000, 1000, 0.9), (1, 0, 0.5), (12, 7, 0.25), (100_000, 101_500, 0.5),
-])
+@pytest.mark.parametrize(
+    "n_a, n_b, share",
+    [
+        (5000, 5000, 0.5),
+        (5200, 4800, 0.5),
+        (5100, 4900, 0.5),
+        (312, 688, 0.3),
+        (9000, 1000, 0.9),
+        (1, 0, 0.5),
+        (12, 7, 0.25),
+        (100_000, 101_500, 0.5),
+    ],
+)
 def test_srm_equals_scipy_chisquare(n_a, n_b, share):
     n = n_a + n_b
     ref = stats.chisquare([n_a, n_b], f_exp=[n * share, n * (1 - share)])
@@ -31,14 +40,17 @@ def test_52_48_split_of_10000_rows_is_a_mismatch():
     json.dumps(res.to_dict(), allow_nan=False)
 
 
-@pytest.mark.parametrize("args, match", [
-    ((10, 10, 0.0), "expected_share_a"),
-    ((10, 10, 1.0), "expected_share_a"),
-    ((10, 10, 1.5), "expected_share_a"),
-    ((0, 0, 0.5), "no rows"),
-    ((-1, 10, 0.5), "non-negative"),
-    ((1.5, 10, 0.5), "integer"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((10, 10, 0.0), "expected_share_a"),
+        ((10, 10, 1.0), "expected_share_a"),
+        ((10, 10, 1.5), "expected_share_a"),
+        ((0, 0, 0.5), "no rows"),
+        ((-1, 10, 0.5), "non-negative"),
+        ((1.5, 10, 0.5), "integer"),
+    ],
+)
 def test_srm_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         srm_test(*args)

@@ -34,7 +34,8 @@ def _radius_published(n: float, sigma2: float, alpha: float, tuning_n: float) ->
     """Waudby-Smith et al. (2024) eq. 9 with rho from eq. 161, written out independently."""
     rho2 = (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning_n
     return math.sqrt(sigma2) * math.sqrt(
-        2 * (n * rho2 + 1) / (n ** 2 * rho2) * math.log(math.sqrt(n * rho2 + 1) / alpha))
+        2 * (n * rho2 + 1) / (n**2 * rho2) * math.log(math.sqrt(n * rho2 + 1) / alpha)
+    )
 
 
 @pytest.fixture
@@ -49,19 +50,22 @@ def test_docstring_examples_run(module) -> None:
     assert result.attempted > 0 and result.failed == 0
 
 
-@pytest.mark.parametrize(("n", "sigma2", "alpha", "tuning_n"), [
-    (5000, 4.0, 0.05, 5000), (137, 0.3, 0.01, 10000), (10 ** 6, 2.5, 0.1, 5000)])
+@pytest.mark.parametrize(
+    ("n", "sigma2", "alpha", "tuning_n"),
+    [(5000, 4.0, 0.05, 5000), (137, 0.3, 0.01, 10000), (10**6, 2.5, 0.1, 5000)],
+)
 def test_radius_equals_published_formula(n, sigma2, alpha, tuning_n) -> None:
     got = float(mixture_radius(n, sigma2, alpha=alpha, rho2=mixture_rho2(tuning_n, alpha)))
-    assert got == pytest.approx(_radius_published(n, sigma2, alpha, tuning_n), abs=1e-12,
-                                rel=1e-12)
+    assert got == pytest.approx(_radius_published(n, sigma2, alpha, tuning_n), abs=1e-12, rel=1e-12)
 
 
 def test_worked_example_two_arms() -> None:
     # Arm A: n=2500, mean 1.0, s^2 4.0; arm B: n=2500, mean 0.8, s^2 4.0. Then
-    # N = 5000, sigma^2 = N (4/2500 + 4/2500) = 16, rho^2 = 7.936157/5000, radius = 4 * sqrt(4.50401e-4 * 4.090786) = 0.171697
-    est, low, high, _ = mean_difference_cs(1.0, 4.0, 2500, 0.8, 4.0, 2500, alpha=0.05,
-                                           rho2=mixture_rho2(5000, 0.05))
+    # N = 5000, sigma^2 = N (4/2500 + 4/2500) = 16, rho^2 = 7.936157/5000,
+    # radius = 4 * sqrt(4.50401e-4 * 4.090786) = 0.171697
+    est, low, high, _ = mean_difference_cs(
+        1.0, 4.0, 2500, 0.8, 4.0, 2500, alpha=0.05, rho2=mixture_rho2(5000, 0.05)
+    )
     r = _radius_published(5000, 16.0, 0.05, 5000)
     assert float(high - est) == pytest.approx(r, abs=1e-12)
     assert float(est - low) == pytest.approx(r, abs=1e-12)
@@ -91,13 +95,24 @@ def test_matches_gbstats_sequential_test(arms) -> None:
     a, b = arms
     b = b[:2100]
     for margin in (0.0, 0.1):
-        ours = decide_sequential(a, b, expected_share_a=0.5, margin=margin, tuning_n=5000,
-                                 settings=Settings(srm_pvalue_threshold=1e-300))
+        ours = decide_sequential(
+            a,
+            b,
+            expected_share_a=0.5,
+            margin=margin,
+            tuning_n=5000,
+            settings=Settings(srm_pvalue_threshold=1e-300),
+        )
         gb = tests.SequentialTwoSidedTTest(
             stats.SampleMeanStatistic(n=a.size, sum=a.sum(), sum_squares=(a * a).sum()),
             stats.SampleMeanStatistic(n=b.size, sum=b.sum(), sum_squares=(b * b).sum()),
-            tests.SequentialConfig(alpha=0.05, sequential_tuning_parameter=5000,
-                                   difference_type="absolute", test_value=-margin))
+            tests.SequentialConfig(
+                alpha=0.05,
+                sequential_tuning_parameter=5000,
+                difference_type="absolute",
+                test_value=-margin,
+            ),
+        )
         low, high = gb.confidence_interval
         # gbstats reports mean_b - mean_a; ours is the improvement mean_a - mean_b.
         assert ours.ci_low == pytest.approx(-high, rel=1e-9)
@@ -123,10 +138,14 @@ def test_keep_when_the_gain_cannot_reach_the_margin(arms) -> None:
 
 def test_max_units_per_arm_turns_continue_into_keep(arms) -> None:
     a, b = arms
-    assert decide_sequential(a[:300], b[:300], expected_share_a=0.5,
-                             max_units_per_arm=300).outcome == "keep"
-    assert decide_sequential(a[:300], b[:300], expected_share_a=0.5,
-                             max_units_per_arm=301).outcome == "continue"
+    assert (
+        decide_sequential(a[:300], b[:300], expected_share_a=0.5, max_units_per_arm=300).outcome
+        == "keep"
+    )
+    assert (
+        decide_sequential(a[:300], b[:300], expected_share_a=0.5, max_units_per_arm=301).outcome
+        == "continue"
+    )
 
 
 def test_too_few_units_is_inconclusive(arms) -> None:
@@ -147,13 +166,19 @@ def test_per_unit_analysis_uses_unit_means() -> None:
     loss_a, loss_b = rng.lognormal(size=1500), rng.lognormal(size=1500)
     units_a = rng.integers(0, 300, 1500)
     units_b = rng.integers(0, 300, 1500).astype(str)
-    d = decide_sequential(loss_a, loss_b, expected_share_a=0.5, units_a=units_a,
-                          units_b=units_b)
+    d = decide_sequential(loss_a, loss_b, expected_share_a=0.5, units_a=units_a, units_b=units_b)
     ua, _ = unit_means(loss_a, units_a)
     ub, _ = unit_means(loss_b, units_b)
-    _, low, high, p = mean_difference_cs(ua.mean(), ua.var(ddof=1), ua.size, ub.mean(),
-                                           ub.var(ddof=1), ub.size, alpha=0.05,
-                                           rho2=mixture_rho2(5000))
+    _, low, high, p = mean_difference_cs(
+        ua.mean(),
+        ua.var(ddof=1),
+        ua.size,
+        ub.mean(),
+        ub.var(ddof=1),
+        ub.size,
+        alpha=0.05,
+        rho2=mixture_rho2(5000),
+    )
     assert d.per_unit and (d.units_a, d.units_b) == (ua.size, ub.size)
     assert (d.rows_a, d.rows_b) == (1500, 1500)
     assert (d.ci_low, d.ci_high, d.pvalue) == pytest.approx((low, high, p), rel=1e-12)
@@ -166,8 +191,9 @@ def test_paired_shadow_mode_without_arms() -> None:
     chall = 0.9 * champ * rng.lognormal(0, 0.1, 800)
     d = decide_sequential([], [], expected_share_a=0.5, paired=(champ, chall))
     diff = champ - chall
-    _, low, high, _ = mean_cs(diff.mean(), diff.var(ddof=1), diff.size, alpha=0.05,
-                              rho2=mixture_rho2(5000))
+    _, low, high, _ = mean_cs(
+        diff.mean(), diff.var(ddof=1), diff.size, alpha=0.05, rho2=mixture_rho2(5000)
+    )
     assert d.method == "paired" and d.srm is None and d.pairs == 800
     assert (d.ci_low, d.ci_high) == pytest.approx((float(low), float(high)), rel=1e-12)
     assert d.outcome == "promote"
@@ -199,9 +225,25 @@ def test_to_dict_is_json_and_has_every_threshold(arms) -> None:
     a, b = arms
     d = decide_sequential(a, b, expected_share_a=0.5)
     out = json.loads(json.dumps(d.to_dict()))
-    for key in ("outcome", "reasons", "ci_low", "ci_high", "pvalue", "alpha", "margin",
-                "tuning_n", "rho2", "srm_threshold", "min_units_per_arm", "max_units_per_arm",
-                "units_a", "rows_a", "srm", "guardrails", "expected_share_a"):
+    for key in (
+        "outcome",
+        "reasons",
+        "ci_low",
+        "ci_high",
+        "pvalue",
+        "alpha",
+        "margin",
+        "tuning_n",
+        "rho2",
+        "srm_threshold",
+        "min_units_per_arm",
+        "max_units_per_arm",
+        "units_a",
+        "rows_a",
+        "srm",
+        "guardrails",
+        "expected_share_a",
+    ):
         assert key in out
     assert isinstance(d, SequentialDecision)
     with pytest.raises(AttributeError):
@@ -210,35 +252,41 @@ def test_to_dict_is_json_and_has_every_threshold(arms) -> None:
 
 def test_settings_are_defaults_and_arguments_win(arms) -> None:
     a, b = arms
-    s = Settings.from_env({"SEQUENTIAL_TUNING_N": "1000", "AB_MAX_UNITS_PER_ARM": "300",
-                           "AB_ALPHA": "0.1"})
+    s = Settings.from_env(
+        {"SEQUENTIAL_TUNING_N": "1000", "AB_MAX_UNITS_PER_ARM": "300", "AB_ALPHA": "0.1"}
+    )
     d = decide_sequential(a[:300], b[:300], expected_share_a=0.5, settings=s)
     assert (d.tuning_n, d.max_units_per_arm, d.alpha) == (1000, 300, 0.1)
-    d = decide_sequential(a[:300], b[:300], expected_share_a=0.5, settings=s, tuning_n=2000,
-                          max_units_per_arm=0)
+    d = decide_sequential(
+        a[:300], b[:300], expected_share_a=0.5, settings=s, tuning_n=2000, max_units_per_arm=0
+    )
     assert (d.tuning_n, d.max_units_per_arm, d.outcome) == (2000, 0, "continue")
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"loss_a": []}, "loss_a is empty"),
-    ({"loss_b": [1.0, math.nan]}, "loss_b has 1 NaN"),
-    ({"expected_share_a": 1.0}, "expected_share_a"),
-    ({"alpha": 0.7}, "alpha"),
-    ({"margin": math.inf}, "margin"),
-    ({"tuning_n": 0}, "tuning_n"),
-    ({"max_units_per_arm": -1}, "max_units_per_arm"),
-    ({"units_a": [1, 2]}, "units_a and units_b"),
-    ({"units_a": [1, 2], "units_b": [1, 2, 3, 4]}, "units_a must be a 1-D array"),
-    ({"units_a": [1, 2, None, 4], "units_b": [1, 2, 3, 4]}, "units_a has missing"),
-    ({"paired": ([1.0, 2.0], [1.0])}, "same length"),
-    ({"paired": ([1.0],)}, "paired must be"),
-    ({"guardrails": {"g": ([1.0],)}}, "guardrail 'g'"),
-    ({"guardrails": {"g": ([1.0], [2.0])}, "units_a": [1, 2, 3, 4], "units_b": [1, 2, 3, 4]},
-     "one value per loss row"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"loss_a": []}, "loss_a is empty"),
+        ({"loss_b": [1.0, math.nan]}, "loss_b has 1 NaN"),
+        ({"expected_share_a": 1.0}, "expected_share_a"),
+        ({"alpha": 0.7}, "alpha"),
+        ({"margin": math.inf}, "margin"),
+        ({"tuning_n": 0}, "tuning_n"),
+        ({"max_units_per_arm": -1}, "max_units_per_arm"),
+        ({"units_a": [1, 2]}, "units_a and units_b"),
+        ({"units_a": [1, 2], "units_b": [1, 2, 3, 4]}, "units_a must be a 1-D array"),
+        ({"units_a": [1, 2, None, 4], "units_b": [1, 2, 3, 4]}, "units_a has missing"),
+        ({"paired": ([1.0, 2.0], [1.0])}, "same length"),
+        ({"paired": ([1.0],)}, "paired must be"),
+        ({"guardrails": {"g": ([1.0],)}}, "guardrail 'g'"),
+        (
+            {"guardrails": {"g": ([1.0], [2.0])}, "units_a": [1, 2, 3, 4], "units_b": [1, 2, 3, 4]},
+            "one value per loss row",
+        ),
+    ],
+)
 def test_invalid_input_names_the_argument(kwargs, message) -> None:
-    args = {"loss_a": [1.0, 2.0, 3.0, 4.0], "loss_b": [1.0, 2.0, 3.0, 4.0],
-            "expected_share_a": 0.5}
+    args = {"loss_a": [1.0, 2.0, 3.0, 4.0], "loss_b": [1.0, 2.0, 3.0, 4.0], "expected_share_a": 0.5}
     args.update(kwargs)
     loss_a, loss_b = args.pop("loss_a"), args.pop("loss_b")
     with pytest.raises(ValueError, match=message):
@@ -247,8 +295,12 @@ def test_invalid_input_names_the_argument(kwargs, message) -> None:
 
 def test_sequential_srm_equals_beta_binomial_bayes_factor() -> None:
     n_a, n_b, p, k = 5230, 4770, 0.5, 1000.0
-    log_bf = (special.betaln(k * p + n_a, k * (1 - p) + n_b) - special.betaln(k * p, k * (1 - p))
-              - n_a * math.log(p) - n_b * math.log(1 - p))
+    log_bf = (
+        special.betaln(k * p + n_a, k * (1 - p) + n_b)
+        - special.betaln(k * p, k * (1 - p))
+        - n_a * math.log(p)
+        - n_b * math.log(1 - p)
+    )
     r = sequential_srm_test(n_a, n_b, p)
     assert r.log_bayes_factor == pytest.approx(log_bf, rel=1e-12)
     assert r.pvalue == pytest.approx(min(1.0, math.exp(-log_bf)), rel=1e-12)

@@ -14,8 +14,9 @@ from tests.unit.test_experiment import make_ctx
 @pytest.fixture
 def ctx(tmp_path, monkeypatch):
     made = make_ctx(tmp_path)
-    monkeypatch.setattr(ExperimentContext, "from_settings",
-                        classmethod(lambda cls, settings, check=True: made))
+    monkeypatch.setattr(
+        ExperimentContext, "from_settings", classmethod(lambda cls, settings, check=True: made)
+    )
     yield made
     made.engine.dispose()
 
@@ -27,8 +28,19 @@ def run(capsys, *argv: str) -> tuple[int, dict | None, str]:
 
 
 def test_start_status_stop(ctx, capsys):
-    code, out, _ = run(capsys, "start", "--challenger", "models:/m/2", "--skip-prescreen",
-                       "--split", "0.2", "--by", "ana", "--reason", "vendor model")
+    code, out, _ = run(
+        capsys,
+        "start",
+        "--challenger",
+        "models:/m/2",
+        "--skip-prescreen",
+        "--split",
+        "0.2",
+        "--by",
+        "ana",
+        "--reason",
+        "vendor model",
+    )
     assert code == 0 and out["state"] == "running" and out["split"] == 0.2
     assert out["action"]["by"] == "ana" and out["action"]["reason"] == "vendor model"
     code, out, _ = run(capsys, "status")

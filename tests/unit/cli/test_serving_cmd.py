@@ -16,9 +16,12 @@ class _Answer:
 
 
 def test_collect_sees_every_worker_once():
-    views = itertools.cycle([
-        {"pid": 11, "status": "ready", "models": {"champion": "3", "challenger": None}},
-        {"pid": 12, "status": "ready", "models": {"champion": "4", "challenger": None}}])
+    views = itertools.cycle(
+        [
+            {"pid": 11, "status": "ready", "models": {"champion": "3", "challenger": None}},
+            {"pid": 12, "status": "ready", "models": {"champion": "4", "challenger": None}},
+        ]
+    )
     calls = []
 
     def get(url, **kw):

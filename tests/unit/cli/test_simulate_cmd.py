@@ -11,8 +11,11 @@ import pytest
 from dethrone.cli import main
 from dethrone.process import free_port
 
-SLICE = {"columns": ["carat", "cut", "price"], "index": list(range(20)),
-         "data": [[0.2 + i / 100, "Ideal", 400 + i] for i in range(20)]}
+SLICE = {
+    "columns": ["carat", "cut", "price"],
+    "index": list(range(20)),
+    "data": [[0.2 + i / 100, "Ideal", 400 + i] for i in range(20)],
+}
 
 
 @pytest.fixture
@@ -43,9 +46,15 @@ def router(monkeypatch):
             if state["down"]:
                 return self._send(503, {"error": "no_champion"})
             state["predict"].append((body, self.headers.get("X-Dethrone-Unit")))
-            self._send(200, {"predictions": [1.0] * len(body["rows"]), "arm": "champion",
-                             "model_version": "1",
-                             "request_id": self.headers.get("X-Request-ID")})
+            self._send(
+                200,
+                {
+                    "predictions": [1.0] * len(body["rows"]),
+                    "arm": "champion",
+                    "model_version": "1",
+                    "request_id": self.headers.get("X-Request-ID"),
+                },
+            )
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -58,8 +67,23 @@ def router(monkeypatch):
 
 
 def test_simulate_prints_progress_and_a_summary(router, capsys):
-    code = main(["simulate", "--rate", "10", "--duration", "1.5", "--units", "3",
-                 "--rows-per-request", "2", "--label-delay", "0.1", "--seed", "1"])
+    code = main(
+        [
+            "simulate",
+            "--rate",
+            "10",
+            "--duration",
+            "1.5",
+            "--units",
+            "3",
+            "--rows-per-request",
+            "2",
+            "--label-delay",
+            "0.1",
+            "--seed",
+            "1",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     assert "requests" in err.splitlines()[0]  # a progress line
@@ -72,8 +96,20 @@ def test_simulate_prints_progress_and_a_summary(router, capsys):
 
 
 def test_simulate_json_summary(router, capsys):
-    code = main(["simulate", "--rate", "50", "--duration", "5", "--max-requests", "7",
-                 "--label-coverage", "0", "--json"])
+    code = main(
+        [
+            "simulate",
+            "--rate",
+            "50",
+            "--duration",
+            "5",
+            "--max-requests",
+            "7",
+            "--label-coverage",
+            "0",
+            "--json",
+        ]
+    )
     out, _ = capsys.readouterr()
     report = json.loads(out)
     assert code == 0
@@ -84,8 +120,7 @@ def test_simulate_json_summary(router, capsys):
 
 def test_simulate_exits_1_when_no_request_is_answered(router, capsys):
     router["down"] = True
-    code = main(["simulate", "--rate", "20", "--duration", "2", "--max-requests", "3",
-                 "--json"])
+    code = main(["simulate", "--rate", "20", "--duration", "2", "--max-requests", "3", "--json"])
     out, err = capsys.readouterr()
     assert code == 1
     assert json.loads(out)["error_statuses"] == {"HTTP 503": 3}
@@ -100,15 +135,18 @@ def test_simulate_exits_1_with_one_line_when_the_router_is_unreachable(monkeypat
     assert len(err.strip().splitlines()) == 1 and "unreachable" in err
 
 
-@pytest.mark.parametrize("args, name", [
-    (["--rate", "0", "--duration", "1"], "rate"),
-    (["--rate", "5", "--duration", "-1"], "duration"),
-    (["--rate", "5", "--duration", "1", "--label-coverage", "1.2"], "label_coverage"),
-    (["--rate", "5", "--duration", "1", "--label-delay", "-2"], "label_delay"),
-    (["--rate", "5", "--duration", "1", "--units", "0"], "units"),
-    (["--rate", "5", "--duration", "1", "--rows-per-request", "0"], "rows_per_request"),
-    (["--rate", "5", "--duration", "1", "--max-requests", "0"], "max_requests"),
-])
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (["--rate", "0", "--duration", "1"], "rate"),
+        (["--rate", "5", "--duration", "-1"], "duration"),
+        (["--rate", "5", "--duration", "1", "--label-coverage", "1.2"], "label_coverage"),
+        (["--rate", "5", "--duration", "1", "--label-delay", "-2"], "label_delay"),
+        (["--rate", "5", "--duration", "1", "--units", "0"], "units"),
+        (["--rate", "5", "--duration", "1", "--rows-per-request", "0"], "rows_per_request"),
+        (["--rate", "5", "--duration", "1", "--max-requests", "0"], "max_requests"),
+    ],
+)
 def test_simulate_bad_arguments_exit_2_with_one_line(router, capsys, args, name):
     code = main(["simulate", *args])
     out, err = capsys.readouterr()

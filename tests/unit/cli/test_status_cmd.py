@@ -41,8 +41,9 @@ def broken_server():
 
 
 @pytest.mark.parametrize("reachable", [False, True], ids=["down", "health-only"])
-def test_status_reports_an_unusable_server_in_one_line(reachable, broken_server, monkeypatch,
-                                                       capsys):
+def test_status_reports_an_unusable_server_in_one_line(
+    reachable, broken_server, monkeypatch, capsys
+):
     from dethrone.process import free_port
 
     url = broken_server if reachable else f"http://127.0.0.1:{free_port()}"

@@ -75,6 +75,7 @@ def test_numeric_column_as_categorical(slices, settings):
 
 # --- edge cases -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["reference", "current"])
 def test_empty_frame_is_a_clear_error(slices, settings, which):
     ref, cur = slices
@@ -114,6 +115,7 @@ def test_some_missing_values_compared_separately(slices, settings, rng):
     ref, cur = slices
     cur = apply_drift(cur, {"x": None}, rng)  # distribution drift, no missing
     from dethrone.injection import DriftSpec
+
     cur = apply_drift(cur, {"table": DriftSpec("missing", 0.2)}, rng)
     report = detect_drift(ref, cur, settings=settings)
     table = report.features["table"]
@@ -189,8 +191,8 @@ def test_missing_rate_tests_share_the_correction(settings, rng):
     n = 300
     ref = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
     cur = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
-    ref.loc[:59, "a"] = np.nan   # 20% missing on both sides
-    cur.loc[:44, "a"] = np.nan   # 15%
+    ref.loc[:59, "a"] = np.nan  # 20% missing on both sides
+    cur.loc[:44, "a"] = np.nan  # 15%
     report = detect_drift(ref, cur, settings=settings)
     a, b = report.features["a"], report.features["b"]
     # family: KS(a), KS(b), missing(a) -> Holm multiplies the smallest p-value by 3

@@ -27,8 +27,9 @@ def test_false_alarm_rate_at_most_five_percent(diamonds):
     flagged = 0
     for rep in range(200):
         rng = np.random.default_rng(1000 + rep)
-        flagged += detect_drift(_slice(diamonds, rng), _slice(diamonds, rng),
-                                settings=settings).drifted
+        flagged += detect_drift(
+            _slice(diamonds, rng), _slice(diamonds, rng), settings=settings
+        ).drifted
     assert flagged <= 10, f"dataset drift flagged in {flagged}/200 same-distribution slices"
 
 

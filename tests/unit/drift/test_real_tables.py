@@ -35,12 +35,11 @@ def _split(frame: pd.DataFrame, n: int, rng) -> tuple[pd.DataFrame, pd.DataFrame
     """Two disjoint random samples of n rows (n=None: two random halves)."""
     idx = rng.permutation(len(frame))
     n = n or len(frame) // 2
-    return frame.iloc[idx[:n]], frame.iloc[idx[n:2 * n]]
+    return frame.iloc[idx[:n]], frame.iloc[idx[n : 2 * n]]
 
 
 def _flags(pairs, settings, **kwargs) -> int:
-    return sum(detect_drift(ref, cur, settings=settings, **kwargs).drifted
-               for ref, cur in pairs)
+    return sum(detect_drift(ref, cur, settings=settings, **kwargs).drifted for ref, cur in pairs)
 
 
 def _zipf_labels(k: int = 2000):
@@ -53,8 +52,10 @@ def test_mcar_missing_columns_hold_the_level(settings, n):
     rng = np.random.default_rng(n)
     x = rng.normal(size=(REPS, 2, n, 4))
     x[rng.random(x.shape) < 0.2] = np.nan
-    pairs = [(pd.DataFrame(x[r, 0], columns=list("abcd")),
-              pd.DataFrame(x[r, 1], columns=list("abcd"))) for r in range(REPS)]
+    pairs = [
+        (pd.DataFrame(x[r, 0], columns=list("abcd")), pd.DataFrame(x[r, 1], columns=list("abcd")))
+        for r in range(REPS)
+    ]
     flagged = _flags(pairs, settings)
     assert flagged <= MAX_FLAGS, f"{flagged}/{REPS} flagged at n={n}"
 
@@ -65,8 +66,10 @@ def test_mcar_simulation_sees_uncorrected_tests():
     rng = np.random.default_rng(100)
     x = rng.normal(size=(REPS, 2, 100, 4))
     x[rng.random(x.shape) < 0.2] = np.nan
-    pairs = [(pd.DataFrame(x[r, 0], columns=list("abcd")),
-              pd.DataFrame(x[r, 1], columns=list("abcd"))) for r in range(REPS)]
+    pairs = [
+        (pd.DataFrame(x[r, 0], columns=list("abcd")), pd.DataFrame(x[r, 1], columns=list("abcd")))
+        for r in range(REPS)
+    ]
     flagged = _flags(pairs, Settings(drift_correction="none"))
     assert flagged > 2 * MAX_FLAGS, f"only {flagged}/{REPS} flagged without correction"
 
@@ -83,7 +86,7 @@ def test_mixed_dtypes_table_holds_the_level(settings):
     tx = load_txhousing().drop(columns=["date"])
     # tied integers (year, month), nullable integers with <NA>, float with NaN, categorical
     tx = tx.astype({"sales": "Int64", "listings": "Int64", "volume": "Float64"})
-    tx["big_city"] = (tx["city"].isin(["Houston", "Dallas", "Austin", "San Antonio"]))
+    tx["big_city"] = tx["city"].isin(["Houston", "Dallas", "Austin", "San Antonio"])
     rng = np.random.default_rng(3)
     flagged = _flags((_split(tx, 1000, rng) for _ in range(REPS)), settings)
     assert flagged <= MAX_FLAGS, f"{flagged}/{REPS} flagged"
@@ -93,8 +96,10 @@ def test_zipf_2000_levels_at_1000_rows_holds_the_level(settings):
     labels, p = _zipf_labels()
     rng = np.random.default_rng(4)
     codes = rng.choice(len(labels), size=(REPS, 2, 1000), p=p)
-    pairs = [(pd.DataFrame({"zip": labels[codes[r, 0]]}),
-              pd.DataFrame({"zip": labels[codes[r, 1]]})) for r in range(REPS)]
+    pairs = [
+        (pd.DataFrame({"zip": labels[codes[r, 0]]}), pd.DataFrame({"zip": labels[codes[r, 1]]}))
+        for r in range(REPS)
+    ]
     flagged = _flags(pairs, settings)
     assert flagged <= MAX_FLAGS, f"{flagged}/{REPS} flagged"
 
@@ -104,22 +109,28 @@ def test_nearly_unique_column_holds_the_level(settings):
     codes = rng.integers(0, 3000, size=(REPS, 2, 80))  # about 77-79 levels in 80 rows
     assert np.median([len(np.unique(c)) for c in codes[:, 0]]) >= 77
     labels = np.array([f"id{i}" for i in range(3000)], dtype=object)
-    pairs = [(pd.DataFrame({"id": labels[codes[r, 0]], "x": rng.normal(size=80)}),
-              pd.DataFrame({"id": labels[codes[r, 1]], "x": rng.normal(size=80)}))
-             for r in range(REPS)]
+    pairs = [
+        (
+            pd.DataFrame({"id": labels[codes[r, 0]], "x": rng.normal(size=80)}),
+            pd.DataFrame({"id": labels[codes[r, 1]], "x": rng.normal(size=80)}),
+        )
+        for r in range(REPS)
+    ]
     flagged = _flags(pairs, settings)
     assert flagged <= MAX_FLAGS, f"{flagged}/{REPS} flagged"
 
 
-@pytest.mark.parametrize("table,column", [
-    ("midwest", "county"),  # 320 county names in 437 rows: 218 vs 219 rows
-    ("msleep", "genus"),    # 77 genera in 83 rows: 41 vs 42 rows
-])
+@pytest.mark.parametrize(
+    "table,column",
+    [
+        ("midwest", "county"),  # 320 county names in 437 rows: 218 vs 219 rows
+        ("msleep", "genus"),  # 77 genera in 83 rows: 41 vs 42 rows
+    ],
+)
 def test_real_many_level_column_holds_the_level(settings, table, column):
     frame = {"midwest": load_midwest, "msleep": load_msleep}[table]()
     rng = np.random.default_rng(6)
-    flagged = _flags((_split(frame, None, rng) for _ in range(REPS)), settings,
-                     features=[column])
+    flagged = _flags((_split(frame, None, rng) for _ in range(REPS)), settings, features=[column])
     assert flagged <= MAX_FLAGS, f"{flagged}/{REPS} flagged"
 
 
@@ -135,16 +146,18 @@ def test_category_mix_change_is_caught(settings, change):
     labels, p = _zipf_labels()
     rng = np.random.default_rng(8)
     ref_codes = rng.choice(len(labels), size=(REPS, 1000), p=p)
-    cur_codes = rng.choice(len(labels), size=(REPS, 1000), p=p[::-1] if change == "reversed"
-                           else p)
+    cur_codes = rng.choice(len(labels), size=(REPS, 1000), p=p[::-1] if change == "reversed" else p)
     caught = 0
     for r in range(REPS):
         cur = labels[cur_codes[r]].copy()
         if change == "new_30pct":  # 30% of rows get categories never seen before
             new = rng.random(1000) < 0.3
             cur[new] = [f"new{i}" for i in rng.integers(0, 5000, new.sum())]
-        report = detect_drift(pd.DataFrame({"zip": labels[ref_codes[r]]}),
-                              pd.DataFrame({"zip": cur}), settings=settings)
+        report = detect_drift(
+            pd.DataFrame({"zip": labels[ref_codes[r]]}),
+            pd.DataFrame({"zip": cur}),
+            settings=settings,
+        )
         caught += report.drifted
     assert caught >= MIN_CAUGHT, f"{change} caught in {caught}/{REPS}"
 

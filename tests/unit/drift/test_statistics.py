@@ -55,8 +55,19 @@ def _ks_with_values(a, b):
 
 # README: up to n1*n2 = 1e6 the p-value is scipy's default ks_2samp p-value (exact where
 # scipy's default is exact, i.e. both sizes <= 10,000; asymptotic otherwise)
-@pytest.mark.parametrize("n1,n2", [(20, 15), (80, 80), (101, 100), (300, 3333), (1000, 999),
-                                   (1000, 1000), (100, 10_000), (10, 100_000)])
+@pytest.mark.parametrize(
+    "n1,n2",
+    [
+        (20, 15),
+        (80, 80),
+        (101, 100),
+        (300, 3333),
+        (1000, 999),
+        (1000, 1000),
+        (100, 10_000),
+        (10, 100_000),
+    ],
+)
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("shift", [0.0, 0.1, 0.4])
 def test_ks_pvalue_is_scipy_default_up_to_product(rng, n1, n2, ties, shift):
@@ -71,8 +82,9 @@ def test_ks_pvalue_is_scipy_default_up_to_product(rng, n1, n2, ties, shift):
 
 # README: above n1*n2 = 1e6 it is scipy's method="asymp" (see test_ks_matches_scipy); where
 # scipy's default is still exact (both sizes <= 10,000) the two differ by at most 0.015
-@pytest.mark.parametrize("n1,n2", [(1001, 1001), (1500, 1000), (3000, 1000), (2000, 1999),
-                                   (10_000, 9_999)])
+@pytest.mark.parametrize(
+    "n1,n2", [(1001, 1001), (1500, 1000), (3000, 1000), (2000, 1999), (10_000, 9_999)]
+)
 @pytest.mark.parametrize("shift", [0.0, 0.03, 0.06, 0.1])
 def test_ks_pvalue_above_product_close_to_scipy_default(rng, n1, n2, shift):
     a, b = rng.normal(size=n1), rng.normal(shift, size=n2)
@@ -107,11 +119,14 @@ def test_psi_identical_is_zero():
     assert st.psi([0.2, 0.8], [0.2, 0.8]) == 0.0
 
 
-@pytest.mark.parametrize("ref,cur", [
-    ([100, 200, 300], [120, 180, 310]),
-    ([5, 0, 40, 7], [9, 3, 30, 0]),
-    ([1000, 1], [900, 50]),
-])
+@pytest.mark.parametrize(
+    "ref,cur",
+    [
+        ([100, 200, 300], [120, 180, 310]),
+        ([5, 0, 40, 7], [9, 3, 30, 0]),
+        ([1000, 1], [900, 50]),
+    ],
+)
 def test_chi2_matches_scipy(ref, cur):
     stat, p, dof = st.chi2_homogeneity(np.array(ref), np.array(cur))
     table = np.array([ref, cur])
@@ -132,12 +147,15 @@ def test_chi2_two_levels_has_no_yates_correction():
     assert abs(p - yates.pvalue) > 0.01  # so the test above can tell the two apart
 
 
-@pytest.mark.parametrize("ref,cur,other", [
-    ([500, 300, 1, 0, 2, 1], [480, 320, 0, 3, 1, 0], False),  # rare bucket joins a cell
-    ([50, 40, 3, 0, 4], [45, 50, 2, 5, 1], True),             # other bucket big enough
-    ([100, 200], [90, 210], False),                           # nothing sparse
-    ([1, 1, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1], True),           # everything sparse: one cell
-])
+@pytest.mark.parametrize(
+    "ref,cur,other",
+    [
+        ([500, 300, 1, 0, 2, 1], [480, 320, 0, 3, 1, 0], False),  # rare bucket joins a cell
+        ([50, 40, 3, 0, 4], [45, 50, 2, 5, 1], True),  # other bucket big enough
+        ([100, 200], [90, 210], False),  # nothing sparse
+        ([1, 1, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1], True),  # everything sparse: one cell
+    ],
+)
 def test_pool_sparse_keeps_totals_and_expected_counts(ref, cur, other):
     r, c, has_other = st.pool_sparse(np.array(ref), np.array(cur))
     assert has_other is other

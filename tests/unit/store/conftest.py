@@ -35,15 +35,20 @@ class PgServer:
         self.password = self.stack.creds.postgres_password
 
     def url(self, database: str = "postgres") -> str:
-        return (f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}"
-                f"/{database}")
+        return f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self) -> str:
         import psycopg
 
         name = f"t{os.getpid()}_{next(_names)}"
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                             password=self.password, dbname="postgres", autocommit=True) as c:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            password=self.password,
+            dbname="postgres",
+            autocommit=True,
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -63,8 +68,14 @@ class PgServer:
         old = self._proc()
         user = "postgres" if os.geteuid() == 0 else None
         proc = self.stack.procs.spawn(
-            "postgres", list(old.popen.args), {**self.stack.base_env(), "LC_ALL": "C.UTF-8"},
-            user=user, cwd=self.stack._pgdir, stop_signal=signal.SIGINT, stop_timeout=20)
+            "postgres",
+            list(old.popen.args),
+            {**self.stack.base_env(), "LC_ALL": "C.UTF-8"},
+            user=user,
+            cwd=self.stack._pgdir,
+            stop_signal=signal.SIGINT,
+            stop_timeout=20,
+        )
         wait_until("postgres", port_open(self.port), timeout=60, proc=proc)
         time.sleep(0.5)  # the port opens a moment before logins are accepted
 
@@ -79,8 +90,9 @@ def _have_initdb() -> bool:
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
     if not _have_initdb():
-        pytest.skip("PostgreSQL server binaries (initdb) not found: "
-                    "run scripts/stack/ensure-postgres.sh")
+        pytest.skip(
+            "PostgreSQL server binaries (initdb) not found: run scripts/stack/ensure-postgres.sh"
+        )
     server = PgServer(tmp_path_factory.mktemp("pg"))
     try:
         yield server

@@ -22,19 +22,47 @@ def served(rng, n: int) -> list[dict]:
     for i in range(n):
         exp = "e1" if i % 3 else "e2"
         arm = "champion" if rng.random() < 0.5 else "challenger"
-        base = {"request_id": f"q{i // 2}", "row": i % 2, "unit": f"u{i % 7}", "ts": T0 + i,
-                "experiment_id": exp, "model_name": "m", "champion_version": "1",
-                "challenger_version": "2", "salt": "s", "latency_ms": float(i % 5)}
+        base = {
+            "request_id": f"q{i // 2}",
+            "row": i % 2,
+            "unit": f"u{i % 7}",
+            "ts": T0 + i,
+            "experiment_id": exp,
+            "model_name": "m",
+            "champion_version": "1",
+            "challenger_version": "2",
+            "salt": "s",
+            "latency_ms": float(i % 5),
+        }
         if exp == "e1":
-            out.append({**base, "arm": arm, "model_version": "1" if arm == "champion" else "2",
-                        "prediction": round(float(rng.normal(10, 2)), 6),
-                        "features": {"x": i}})
+            out.append(
+                {
+                    **base,
+                    "arm": arm,
+                    "model_version": "1" if arm == "champion" else "2",
+                    "prediction": round(float(rng.normal(10, 2)), 6),
+                    "features": {"x": i},
+                }
+            )
         else:
             probs = rng.dirichlet([1, 1, 1]).round(6)
-            out.append({**base, "arm": arm, "model_version": "1",
-                        "prediction": dict(zip("abc", probs.tolist(), strict=True))})
-            out.append({**base, "arm": "shadow", "served": False, "model_version": "2",
-                        "prediction": {"a": 0.1, "b": 0.2, "c": 0.7}})
+            out.append(
+                {
+                    **base,
+                    "arm": arm,
+                    "model_version": "1",
+                    "prediction": dict(zip("abc", probs.tolist(), strict=True)),
+                }
+            )
+            out.append(
+                {
+                    **base,
+                    "arm": "shadow",
+                    "served": False,
+                    "model_version": "2",
+                    "prediction": {"a": 0.1, "b": 0.2, "c": 0.7},
+                }
+            )
     return out
 
 
@@ -48,8 +76,10 @@ def logged(engine, rng):
     for r in rows[::3]:
         if r.get("served", True):
             labels[(r["request_id"], r["row"])] = (
-                round(float(rng.normal(10, 2)), 6) if r["experiment_id"] == "e1"
-                else str(rng.choice(list("abc"))))
+                round(float(rng.normal(10, 2)), 6)
+                if r["experiment_id"] == "e1"
+                else str(rng.choice(list("abc")))
+            )
     items = [FeedbackItem(k[0], k[1], v) for k, v in labels.items()]
     result = record_feedback(engine, items, now=T0 + 700)
     assert result.counts["stored"] == len(items)
@@ -69,15 +99,24 @@ def expected_frame(rows, labels) -> pd.DataFrame:
             loss = abs(pred - label)
         else:
             loss = float(cls != label)
-        out.append({"request_id": r["request_id"], "row": r["row"], "arm": r["arm"],
-                    "served": r.get("served", True), "unit": r["unit"],
-                    "model_version": r["model_version"], "experiment_id": r["experiment_id"],
-                    "ts": pd.Timestamp(r["ts"], unit="s", tz="UTC"),
-                    "prediction": pred if numeric else np.nan, "predicted_class": cls,
-                    "latency_ms": r["latency_ms"],
-                    "label": label if isinstance(label, float) else np.nan,
-                    "label_class": label if isinstance(label, str) else None,
-                    "loss": loss})
+        out.append(
+            {
+                "request_id": r["request_id"],
+                "row": r["row"],
+                "arm": r["arm"],
+                "served": r.get("served", True),
+                "unit": r["unit"],
+                "model_version": r["model_version"],
+                "experiment_id": r["experiment_id"],
+                "ts": pd.Timestamp(r["ts"], unit="s", tz="UTC"),
+                "prediction": pred if numeric else np.nan,
+                "predicted_class": cls,
+                "latency_ms": r["latency_ms"],
+                "label": label if isinstance(label, float) else np.nan,
+                "label_class": label if isinstance(label, str) else None,
+                "loss": loss,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -105,13 +144,16 @@ def test_filters_and_parquet_export(logged, tmp_path):
     e1 = joined_predictions(engine, experiment="e1", since=T0 + 100, until=T0 + 200)
     want = [r for r in rows if r["experiment_id"] == "e1" and T0 + 100 <= r["ts"] < T0 + 200]
     assert sorted(e1["request_id"] + "/" + e1["row"].astype(str)) == sorted(
-        f"{r['request_id']}/{r['row']}" for r in want)
+        f"{r['request_id']}/{r['row']}" for r in want
+    )
     result = export(engine, tmp_path / "out" / "all.parquet", chunk_rows=64)
     back = pd.read_parquet(result.path)
     assert result.rows == len(rows) == len(back)
-    pd.testing.assert_frame_equal(back.reset_index(drop=True),
-                                  joined_predictions(engine).reset_index(drop=True),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.reset_index(drop=True),
+        joined_predictions(engine).reset_index(drop=True),
+        check_dtype=False,
+    )
     assert not list((tmp_path / "out").glob("*.partial"))
 
 
@@ -145,13 +187,32 @@ def test_empty_log_exports_an_empty_typed_file(engine, tmp_path):
 def test_cli_export_stats_prune(logged, db_url, tmp_path, capsys):
     engine, rows, _ = logged
     out = tmp_path / "e2.parquet"
-    assert main(["predictions", "--database-url", db_url, "export", "--experiment", "e2",
-                 "--out", str(out)]) == 0
-    assert json.loads(capsys.readouterr().out)["rows"] == sum(
-        r["experiment_id"] == "e2" for r in rows) == len(pd.read_parquet(out))
+    assert (
+        main(
+            [
+                "predictions",
+                "--database-url",
+                db_url,
+                "export",
+                "--experiment",
+                "e2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads(capsys.readouterr().out)["rows"]
+        == sum(r["experiment_id"] == "e2" for r in rows)
+        == len(pd.read_parquet(out))
+    )
     assert main(["predictions", "--database-url", db_url, "stats", "--json"]) == 0
     assert {a["arm"] for a in json.loads(capsys.readouterr().out)} == {
-        "champion", "challenger", "shadow"}
+        "champion",
+        "challenger",
+        "shadow",
+    }
     assert main(["predictions", "--database-url", db_url, "stats"]) == 0
     assert "coverage" in capsys.readouterr().out
     assert main(["predictions", "--database-url", db_url, "prune", "--older-than", "x"]) == 2

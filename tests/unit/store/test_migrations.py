@@ -23,10 +23,19 @@ def test_upgrade_creates_every_table_and_is_idempotent(db_url, new_engine):
 
 def test_concurrent_starts_migrate_once(db_url, new_engine):
     # Five processes start at once, as gunicorn workers and replicas do.
-    code = ("import sys; from dethrone.store import make_engine, upgrade; "
-            "print(upgrade(make_engine(sys.argv[1])))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    code = (
+        "import sys; from dethrone.store import make_engine, upgrade; "
+        "print(upgrade(make_engine(sys.argv[1])))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(5)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, [err for _, err in outs]
     assert {out.strip() for out, _ in outs} == {head_revision()}
@@ -52,6 +61,7 @@ def test_seed_era_file_is_adopted_with_its_config(tmp_path, new_engine):
     seed.close()
     new = SqlConfigStore(new_engine(default_url(tmp_path)), {"a": 0.9})
     assert new.current() == (1, {"a": 0.2})
-    assert new.history() == [{"version": 1, "at": "2026-01-01T00:00:00.000Z",
-                              "before": {"a": 0.5}, "after": {"a": 0.2}}]
+    assert new.history() == [
+        {"version": 1, "at": "2026-01-01T00:00:00.000Z", "before": {"a": 0.5}, "after": {"a": 0.2}}
+    ]
     assert new.update(lambda c: {**c, "a": 0.3})[0] == 2

@@ -22,8 +22,10 @@ CHILD = Path(__file__).with_name("writer_child.py")
 
 
 def rows(n: int, start: int = 0, **extra) -> list[dict]:
-    return [{"request_id": f"r{i}", "row": 0, "arm": "champion", "prediction": float(i),
-             **extra} for i in range(start, start + n)]
+    return [
+        {"request_id": f"r{i}", "row": 0, "arm": "champion", "prediction": float(i), **extra}
+        for i in range(start, start + n)
+    ]
 
 
 def count(engine) -> int:
@@ -44,8 +46,9 @@ def test_rows_are_committed_within_the_interval_without_asking(engine):
 
 def test_close_writes_everything_buffered(engine):
     flushed: list[int] = []
-    log = PredictionLogWriter(engine, flush_seconds=60, batch_rows=10_000,
-                              on_flush=lambda n, s: flushed.append(n))
+    log = PredictionLogWriter(
+        engine, flush_seconds=60, batch_rows=10_000, on_flush=lambda n, s: flushed.append(n)
+    )
     for start in range(0, 5_000, 100):
         log.append(rows(100, start))
     assert count(engine) == 0
@@ -137,31 +140,46 @@ def test_append_never_raises_and_counts_bad_rows(engine):
 
 def test_numpy_values_and_feature_sampling(engine):
     log = PredictionLogWriter(engine, flush_seconds=0.05, log_features=0.5)
-    batch = [{"request_id": f"q{i}", "row": np.int64(0), "arm": "champion",
-              "prediction": {"a": np.float32(0.25), "b": np.float64(0.75)},
-              "latency_ms": np.float64(1.5), "features": {"x": np.arange(2)}}
-             for i in range(400)]
+    batch = [
+        {
+            "request_id": f"q{i}",
+            "row": np.int64(0),
+            "arm": "champion",
+            "prediction": {"a": np.float32(0.25), "b": np.float64(0.75)},
+            "latency_ms": np.float64(1.5),
+            "features": {"x": np.arange(2)},
+        }
+        for i in range(400)
+    ]
     assert log.append(batch) == 400
     log.close()
     with engine.connect() as conn:
         kept = conn.execute(select(func.count()).where(predictions.c.features.is_not(None)))
         kept = kept.scalar_one()
-        first = conn.execute(select(predictions.c.prediction, predictions.c.features)
-                             .where(predictions.c.features.is_not(None)).limit(1)).one()
+        first = conn.execute(
+            select(predictions.c.prediction, predictions.c.features)
+            .where(predictions.c.features.is_not(None))
+            .limit(1)
+        ).one()
     assert 120 < kept < 280  # about half, by a hash of request_id
     assert first == ({"a": 0.25, "b": 0.75}, {"x": [0, 1]})
     none = PredictionLogWriter(engine, log_features="none")
     none.append([{**batch[0], "request_id": "n"}])
     none.close()
     with engine.connect() as conn:
-        assert conn.execute(select(predictions.c.features)
-                            .where(predictions.c.request_id == "n")).scalar_one() is None
+        assert (
+            conn.execute(
+                select(predictions.c.features).where(predictions.c.request_id == "n")
+            ).scalar_one()
+            is None
+        )
 
 
 def test_kill_9_loses_at_most_the_unflushed_buffer(db_url, engine):
     flush = 0.5
-    child = subprocess.Popen([sys.executable, str(CHILD), db_url, str(flush)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), db_url, str(flush)], stdout=subprocess.PIPE, text=True
+    )
     acked: dict[int, float] = {}
 
     def read() -> None:
@@ -185,8 +203,10 @@ def test_kill_9_loses_at_most_the_unflushed_buffer(db_url, engine):
     # At most the unflushed buffer: rows acknowledged in the last interval plus one write.
     window = flush + 1.0
     assert all(acked[i] > killed_at - window for i in lost), (len(lost), flush)
-    print(f"kill -9: {len(acked)} acknowledged, {len(lost)} lost, oldest lost "
-          f"{killed_at - min((acked[i] for i in lost), default=killed_at):.2f}s before the kill")
+    print(
+        f"kill -9: {len(acked)} acknowledged, {len(lost)} lost, oldest lost "
+        f"{killed_at - min((acked[i] for i in lost), default=killed_at):.2f}s before the kill"
+    )
 
 
 @pytest.mark.integration
@@ -194,8 +214,9 @@ def test_postgresql_stopped_mid_writing(pg_server, new_engine):
     engine = new_engine(pg_server.create_database())
     upgrade(engine)
     drops: list[int] = []
-    log = PredictionLogWriter(engine, flush_seconds=0.1, buffer_rows=1_000, max_backoff=0.5,
-                              on_drop=drops.append)
+    log = PredictionLogWriter(
+        engine, flush_seconds=0.1, buffer_rows=1_000, max_backoff=0.5, on_drop=drops.append
+    )
     log.append(rows(200))
     wait_until("first rows", lambda: count(engine) == 200, timeout=10, interval=0.05)
     pg_server.stop()
@@ -205,8 +226,7 @@ def test_postgresql_stopped_mid_writing(pg_server, new_engine):
             assert log.append(rows(100, sent)) >= 0
             sent += 100
             time.sleep(0.05)
-        wait_until("error", lambda: log.health().last_error is not None, timeout=10,
-                   interval=0.05)
+        wait_until("error", lambda: log.health().last_error is not None, timeout=10, interval=0.05)
         down = log.health()
         assert (down.buffered, down.dropped_total, down.ok) == (1_000, 200, False)
         assert sum(drops) == 200 and "database unavailable" in down.last_error

@@ -126,8 +126,9 @@ def test_database_down_starts_serves_defaults_and_refuses_writes(new_engine):
     # typed error naming the store (password hidden) and the cause.
     store = SqlConfigStore(new_engine(f"postgresql://u:secret@127.0.0.1:{port}/x"), DEFAULTS)
     assert store.current() == (0, DEFAULTS)
-    with pytest.raises(StoreUnavailable, match=f"config store .*:{port}/x cannot write: "
-                                               f".*refused") as caught:
+    with pytest.raises(
+        StoreUnavailable, match=f"config store .*:{port}/x cannot write: .*refused"
+    ) as caught:
         store.update(lambda c: {**c, "a": 0.1})
     assert "secret" not in str(caught.value)
     assert store.writable() is False and "refused" in store.write_problem(max_age=0)

@@ -32,14 +32,16 @@ def upgrade() -> None:
             sa.Column("version", sa.Integer, nullable=False),
             sa.Column("body", sa.Text, nullable=False),
             sa.Column("updated_at", sa.String(32), nullable=False),
-            sa.CheckConstraint("id = 1", name="config_single_row"))
+            sa.CheckConstraint("id = 1", name="config_single_row"),
+        )
     if "history" not in existing:
         op.create_table(
             "history",
             sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("at", sa.String(32), nullable=False),
             sa.Column("before", sa.Text, nullable=False),
-            sa.Column("after", sa.Text, nullable=False))
+            sa.Column("after", sa.Text, nullable=False),
+        )
     op.create_table(
         "predictions",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
@@ -58,7 +60,8 @@ def upgrade() -> None:
         sa.Column("prediction", sa.JSON),
         sa.Column("latency_ms", sa.Float),
         sa.Column("features", sa.JSON),
-        sa.UniqueConstraint("request_id", "row", "arm", name="predictions_request_row_arm"))
+        sa.UniqueConstraint("request_id", "row", "arm", name="predictions_request_row_arm"),
+    )
     op.create_index("predictions_ts", "predictions", ["ts"])
     op.create_index("predictions_experiment_ts", "predictions", ["experiment_id", "ts"])
     op.create_table(
@@ -66,7 +69,8 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(128), primary_key=True),
         sa.Column("row", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("label", sa.JSON, nullable=False),
-        sa.Column("received_at", _TIME, nullable=False))
+        sa.Column("received_at", _TIME, nullable=False),
+    )
 
 
 def downgrade() -> None:
