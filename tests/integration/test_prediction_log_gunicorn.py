@@ -49,8 +49,9 @@ def env(tmp_path_factory):
         uri = ls.info("mlflow").url
         code = home / "carat_price.py"
         code.write_text(CUSTOM_MODEL)
-        previous = mlflow.get_tracking_uri()
+        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
         mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         try:
             for _ in range(2):
                 with mlflow.start_run():
@@ -59,7 +60,8 @@ def env(tmp_path_factory):
                     )
                 mlflow.register_model(info.model_uri, NAME)
         finally:
-            mlflow.set_tracking_uri(previous)
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
         reg = Registry(Settings.from_env({}, mlflow_tracking_uri=uri, model_name=NAME))
         reg.set_alias("champion", "1")
         reg.set_alias("challenger", "2")
