@@ -229,10 +229,11 @@ def _feedback_schemas() -> dict[str, Any]:
             "label": {
                 "oneOf": [{"type": "number"}, {"type": "string", "minLength": 1, "maxLength": 128}]
             },
-            "overwrite": {"type": "boolean"},
         },
         "additionalProperties": False,
     }
+    # one item may say overwrite; a batch says it once, beside its items
+    single = {**item, "properties": {**item["properties"], "overwrite": {"type": "boolean"}}}
     items = {
         "type": "array",
         "minItems": 1,
@@ -258,7 +259,7 @@ def _feedback_schemas() -> dict[str, Any]:
         "FeedbackItem": item,
         "FeedbackRequest": {
             "oneOf": [
-                {"$ref": "#/components/schemas/FeedbackItem"},
+                single,
                 items,
                 {
                     "type": "object",

@@ -113,7 +113,8 @@ def parse_feedback(body: Any) -> tuple[list[FeedbackItem], bool, bool]:
     """Validate a ``POST /feedback`` body; returns ``(items, overwrite, single)``.
 
     Accepted: one item ``{"request_id", "row", "label"[, "overwrite"]}``, a list of items,
-    or ``{"items": [...], "overwrite": bool}``.
+    or ``{"items": [...], "overwrite": bool}``. A batch's items carry no ``overwrite`` of
+    their own (it is given once, beside ``items``), so none is silently ignored.
 
     >>> parse_feedback({"request_id": "r1", "row": 0, "label": 2.5})
     ([FeedbackItem(request_id='r1', row=0, label=2.5)], False, True)
@@ -131,16 +132,21 @@ def parse_feedback(body: Any) -> tuple[list[FeedbackItem], bool, bool]:
         raise FeedbackInvalid(prefix or "body", "must be an object or a list of objects")
     if not 1 <= len(raw) <= MAX_BATCH:
         raise FeedbackInvalid(prefix or "body", f"must hold 1 to {MAX_BATCH} items, got {len(raw)}")
-    items = [_item(x, "" if single else f"{prefix}[{i}]") for i, x in enumerate(raw)]
+    items = [_item(x, "" if single else f"{prefix}[{i}]", single) for i, x in enumerate(raw)]
     return _no_repeats(items, prefix), overwrite, single
 
 
-def _item(raw: Any, where: str) -> FeedbackItem:
+def _item(raw: Any, where: str, single: bool = False) -> FeedbackItem:
     def name(field: str) -> str:
         return f"{where}.{field}" if where else field
 
     if not isinstance(raw, Mapping):
         raise FeedbackInvalid(where or "body", "must be an object")
+    if not single and "overwrite" in raw:
+        raise FeedbackInvalid(
+            name("overwrite"),
+            'give overwrite once for a batch: {"items": [...], "overwrite": true}',
+        )
     extra = set(raw) - {"request_id", "row", "label", "overwrite"}
     if extra:
         raise FeedbackInvalid(name(sorted(extra)[0]), "unknown field")

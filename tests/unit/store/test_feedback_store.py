@@ -167,6 +167,12 @@ def test_concurrent_identical_feedback_is_stored_once(logged):
         ([{"request_id": "r", "row": i, "label": 1} for i in range(MAX_BATCH + 1)], "body"),
         ({"items": [{"request_id": "r", "row": 0, "label": "x" * 200}]}, "items[0].label"),
         ("text", "body"),
+        # found by schemathesis: a batch item's own overwrite used to be ignored silently
+        ([{"request_id": "r", "row": 0, "label": 1, "overwrite": None}], "[0].overwrite"),
+        (
+            {"items": [{"request_id": "r", "row": 0, "label": 1, "overwrite": True}]},
+            "items[0].overwrite",
+        ),
     ],
 )
 def test_malformed_bodies_name_the_field(body, field):
