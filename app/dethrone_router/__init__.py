@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     from dethrone_router import data, feedback, ops, predlog, serving, traffic
 
     if settings.serving_enabled:
-        from dethrone_router.metrics import ServingMetrics
+        from dethrone_router.metrics import NullServingMetrics, ServingMetrics
 
         # Unlabelled metrics write their file at creation: not where the worker's metric
         # files could not be allocated (a full disk would SIGBUS the worker).
@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         metrics.add_collector(predlog.CoverageCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
             settings,
-            ServingMetrics(metrics.registry),
+            ServingMetrics(metrics.registry) if metrics.problem is None else NullServingMetrics(),
             model_source,
             writer=predlog.build_writer(engine, settings, log_metrics)
             if settings.serving_log

@@ -293,3 +293,44 @@ class ServingMetrics:
             values, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
             for v, c in zip(values, counts, strict=True):
                 self.classes.labels(arm, str(v)[:60]).inc(int(c))
+
+
+class _NullMetric:
+    """A metric (and each of its children) that counts nothing."""
+
+    def labels(self, *_: Any, **__: Any) -> _NullMetric:
+        return self
+
+    def inc(self, *_: Any) -> None:
+        pass
+
+    def set(self, *_: Any) -> None:
+        pass
+
+    def observe(self, *_: Any) -> None:
+        pass
+
+
+class NullServingMetrics(ServingMetrics):
+    """The gateway's metrics in a worker whose metric files could not be allocated.
+
+    In multiprocess mode every value lives in a memory-mapped file; growing one on a full
+    disk kills the worker with SIGBUS. Such a worker serves and counts nothing (its
+    ``/health`` says why) rather than die on its first model reload.
+    """
+
+    def __init__(self) -> None:  # no super().__init__: that would create the files
+        null = _NullMetric()
+        for name in (
+            "predictions",
+            "requests",
+            "duration",
+            "value",
+            "classes",
+            "batch_rows",
+            "batch_requests",
+            "reloads",
+            "shadow_failures",
+            "info",
+        ):
+            setattr(self, name, null)

@@ -153,6 +153,16 @@ def test_metrics_on_a_full_disk_never_kill_a_worker(router_server, small_disk, t
     assert code == 200 and "metrics disabled" in body["metrics"]
     assert _new(again.url + "/get_data").status_code == 200
     assert _new(again.url + "/metrics").status_code == 200
+    # The gateway's model watcher counts its first registry check (MLflow is not running
+    # here) right after it: that count must not touch a metric file either (it did, SIGBUS).
+    pids = again.worker_pids()
+    deadline = time.monotonic() + 30
+    while "registry unreachable" not in again.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "registry unreachable" in again.log.read_text()
+    time.sleep(1.0)
+    assert again.worker_pids() == pids and "SIGBUS" not in again.log.read_text()
+    assert _new(again.url + "/get_data").status_code == 200
 
 
 def test_write_access_lost_and_regained_at_run_time(router_server, tmp_path):
