@@ -86,14 +86,17 @@ class ModelSource(Protocol):
 def is_rejected(tags: dict[str, str]) -> bool:
     """True when a version's recorded decision is final and not ``promote``.
 
-    The offline pipeline tags its decision onto the challenger (``dethrone.decision.*``,
-    see :meth:`dethrone.registry.Registry.record_decision`) and leaves the alias in place;
+    The offline pipeline tags its decision onto the challenger (the
+    :class:`dethrone.records.Decision` record, see
+    :meth:`dethrone.registry.Registry.record_decision`) and leaves the alias in place;
     such a version must never get live traffic. A decision marked ``final = false`` (a
     live experiment still collecting) does not reject.
 
-    >>> is_rejected({"dethrone.decision.outcome": "keep"})
+    >>> is_rejected(Decision(outcome="keep").to_tags())
     True
-    >>> is_rejected({"dethrone.decision.outcome": "promote"}), is_rejected({})
+    >>> is_rejected(Decision(outcome="keep", final=False).to_tags())
+    False
+    >>> is_rejected(Decision(outcome="promote").to_tags()), is_rejected({})
     (False, False)
     """
     outcome = tags.get(Decision.tag("outcome"))
