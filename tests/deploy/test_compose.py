@@ -590,6 +590,9 @@ def test_router_keeps_config_and_log_in_the_compose_postgres(services):
     url = env["ROUTER_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://${ROUTER_DB_USER:-router}:${ROUTER_DB_PASSWORD:?")
     assert url.endswith("@postgres:5432/${ROUTER_DB_NAME:-router}")
+    # the live_experiment DAG reads the log the router writes: one database for both
+    for name in [n for n in services if n.startswith("airflow-")]:
+        assert _environment(services[name])["ROUTER_DATABASE_URL"] == url, name
     assert services["router"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     pg_env = _environment(services["postgres"])
     assert {"ROUTER_DB_USER", "ROUTER_DB_PASSWORD", "ROUTER_DB_NAME"} <= set(pg_env)
