@@ -150,6 +150,12 @@ class Stack:
             "STAGING_BUCKET": self.staging_bucket,
             "STAGING_URI": f"s3://{self.staging_bucket}/pipeline",
             "DETHRONE_HOME": str(self.workdir / "dethrone"),
+            # the live_experiment DAG reads the log the routers write
+            "ROUTER_DATABASE_URL": self.router_database_url,
+            # Test-sized live experiments (compose keeps the defaults, 5% and 200): a rollback
+            # is decided on a minute of simulated traffic instead of an hour of real traffic.
+            "HOLDBACK_SHARE": "0.25",
+            "AB_MIN_ROWS_PER_ARM": "100",
         }
 
     def airflow_env(self) -> dict[str, str]:

@@ -106,7 +106,9 @@ def _traffic(ctx: ExperimentContext, rec: LiveExperiment, **config: Any) -> Live
 
 def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
     ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
-    return _traffic(ctx, rec, mode="champion", a=1.0, b=0.0)
+    # The mode alone: a and b also cut the offline /ab_data slices, and a = 1, b = 0 would
+    # leave the next pipeline run's A/B pre-screen an empty arm B.
+    return _traffic(ctx, rec, mode="champion")
 
 
 def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None:

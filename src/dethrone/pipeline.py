@@ -332,6 +332,12 @@ def ab_test(
 
     reg, settings = ctx.registry, ctx.settings
     ab = ctx.router.ab_slices(seed=run_seed(dag_run_id, "ab", settings, seed))
+    for arm, frame in (("A", ab.a), ("B", ab.b)):
+        if frame.empty:
+            raise ValueError(
+                f"/ab_data gave arm {arm} no rows (the router's split gives the champion "
+                f"{ab.share_a:.0%}): set a and b strictly between 0 and 1 with POST /traffic"
+            )
     info_a, info_b = reg.model_info(champion_version), reg.model_info(challenger_version)
     if info_a.task != info_b.task:
         raise ValueError(f"champion is a {info_a.task} model, challenger a {info_b.task} one")

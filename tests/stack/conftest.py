@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "stack"))
 
 from native_stack import Stack  # noqa: E402
-from stack_helpers import AirflowAPI, report  # noqa: E402
+from stack_helpers import AirflowAPI, MLflow, report  # noqa: E402
 
 
 def pytest_collection_modifyitems(items):
@@ -84,3 +84,19 @@ def _show_logs(config, s: Stack) -> None:
 @pytest.fixture(scope="session")
 def airflow(stack) -> AirflowAPI:
     return AirflowAPI(stack.airflow_url, stack.creds.airflow_user, stack.creds.airflow_password)
+
+
+@pytest.fixture(scope="session")
+def mlflow(stack) -> MLflow:
+    return MLflow(stack)
+
+
+@pytest.fixture(scope="session")
+def first_run(request, airflow, mlflow):
+    """main_pipeline's first run: it crowns the first champion (every later test needs one)."""
+    assert mlflow.alias("champion") is None, "the stack must start without a champion"
+    dag_id = airflow.unpause("main_pipeline")
+    began = time.monotonic()
+    run_id, tasks = airflow.run(dag_id)
+    report(request.config, f"run 1 ({run_id}) took {time.monotonic() - began:.0f}s")
+    return run_id, tasks

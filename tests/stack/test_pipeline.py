@@ -16,83 +16,19 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from stack_helpers import report
+from stack_helpers import cli, report
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "main_pipeline"
 DAG_FILE = ROOT / "airflow" / "dags" / f"{DAG_ID}.py"
-RUN_TIMEOUT = 900  # seconds per DAG run; a whole run is ~1 minute on an idle machine
 
 pytestmark = pytest.mark.skipif(
     not DAG_FILE.exists(), reason=f"{DAG_FILE.relative_to(ROOT)} does not exist yet"
 )
 
 
-class MLflow:
-    def __init__(self, stack) -> None:
-        self.base = f"{stack.mlflow_url}/api/2.0/mlflow"
-        self.auth = (stack.creds.mlflow_user, stack.creds.mlflow_password)
-        self.model = "dethrone-model"  # Settings.model_name default, not overridden in the stack
-
-    def get(self, path: str, **params) -> requests.Response:
-        return requests.get(f"{self.base}{path}", params=params, auth=self.auth, timeout=30)
-
-    def alias(self, alias: str) -> str | None:
-        response = self.get("/registered-models/alias", name=self.model, alias=alias)
-        # 404: no such model yet; 400 INVALID_PARAMETER_VALUE: the model lacks this alias.
-        if response.status_code == 404 or (
-            response.status_code == 400 and "not found" in response.text
-        ):
-            return None
-        assert response.status_code == 200, response.text
-        return response.json()["model_version"]["version"]
-
-    def run(self, run_id: str) -> dict:
-        response = self.get("/runs/get", run_id=run_id)
-        assert response.status_code == 200, response.text
-        return response.json()["run"]
-
-
 @pytest.fixture(scope="module")
-def mlflow(stack) -> MLflow:
-    return MLflow(stack)
-
-
-@pytest.fixture(scope="module")
-def dag(airflow):
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        errors = airflow.get("/importErrors").json().get("import_errors", [])
-        assert not errors, f"DAG import errors: {errors}"
-        if airflow.get(f"/dags/{DAG_ID}").status_code == 200:
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"{DAG_ID} not parsed by the dag-processor within 300s")
-    response = airflow.patch(f"/dags/{DAG_ID}", {"is_paused": False})
-    assert response.status_code == 200, response.text
-    return DAG_ID
-
-
-def _run(airflow, dag_id: str, conf: dict | None = None) -> tuple[str, dict]:
-    run_id = airflow.trigger(dag_id, conf)
-    state = airflow.wait(dag_id, run_id, RUN_TIMEOUT)
-    tasks = airflow.task_states(dag_id, run_id)
-    assert state == "success", f"{run_id} ended {state}: {tasks}"
-    return run_id, tasks
-
-
-@pytest.fixture(scope="module")
-def first_run(request, airflow, dag, mlflow):
-    assert mlflow.alias("champion") is None, "the stack must start without a champion"
-    began = time.monotonic()
-    run_id, tasks = _run(airflow, dag)
-    report(request.config, f"run 1 ({run_id}) took {time.monotonic() - began:.0f}s")
-    return run_id, tasks
-
-
-@pytest.fixture(scope="module")
-def second_run(request, stack, airflow, dag, first_run, mlflow):
+def second_run(request, stack, airflow, first_run, mlflow):
     champion_before = mlflow.alias("champion")
     response = requests.post(
         f"{stack.router_url}/traffic",
@@ -102,7 +38,7 @@ def second_run(request, stack, airflow, dag, first_run, mlflow):
     )
     assert response.status_code == 200, response.text
     began = time.monotonic()
-    run_id, tasks = _run(airflow, dag)
+    run_id, tasks = airflow.run(DAG_ID)
     report(request.config, f"run 2 ({run_id}) took {time.monotonic() - began:.0f}s")
     return run_id, tasks, champion_before
 
@@ -252,12 +188,26 @@ def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
 _NO_SERIES_EXPECTED = {"Predicted classes per arm"}
 
 
-def test_every_dashboard_query_is_valid_and_has_data(replicas):
+def test_every_dashboard_query_is_valid_and_has_data(stack, replicas):
     import json
 
     board = json.loads((ROOT / "grafana" / "dashboards" / "dethrone-router.json").read_text())
-    # A few scrapes (every 2 s) after the traffic and labels of the test above, once the
-    # label gauges computed before the labels arrived have expired (COVERAGE_TTL = 15 s).
+    # Traffic of its own on both replicas: labelled rows with units (the experiment panels),
+    # and a refused request (the error panel).
+    for url in (replicas.one, replicas.two):
+        out = cli(
+            stack,
+            *("simulate", "--rate", "20", "--duration", "5", "--units", "200"),
+            *("--label-delay", "0.2", "--seed", "7", "--json"),
+            flask_url=url,
+        )
+        assert out["errors"] == 0 and out["feedback_sent"] > 0, out
+        assert (
+            requests.post(f"{url}/predict", json={"rows": [{"carat": "x"}]}, timeout=30).status_code
+            == 400
+        )
+    # A few scrapes (every 2 s) after that traffic, once the label gauges computed before
+    # the labels arrived have expired (COVERAGE_TTL = 15 s).
     time.sleep(20)
     empty = []
     for panel in board["panels"]:

@@ -277,7 +277,7 @@ def test_worse_challenger_is_kept_out_and_traffic_returns(ctx):
     log_rows(ctx, "challenger", "2", rng_losses(2, 600, 1.6))
     out = ex.evaluate_experiment(ctx)
     assert out["state"] == "kept" and aliases(ctx)["challenger"] is None
-    assert aliases(ctx)["champion"] == "1" and traffic_calls(ctx)[-1]["mode"] == "champion"
+    assert aliases(ctx)["champion"] == "1" and traffic_calls(ctx)[-1] == {"mode": "champion"}
     assert Decision.from_tags(ctx.registry.model_version("2").tags).outcome == "keep"
 
 

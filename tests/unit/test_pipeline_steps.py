@@ -148,6 +148,20 @@ def test_ab_test_takes_the_split_from_the_ab_data_answer(rows):
     assert recorded.comparison_run_id == out["comparison_run_id"]
 
 
+@pytest.mark.parametrize("share_a", [1.0, 0.0])
+def test_ab_test_with_an_empty_arm_says_which_and_why(rows, share_a):
+    # e.g. a = 1, b = 0 set by hand: a clear refusal, not scikit-learn scoring zero rows
+    ctx = _with_champion(rows)
+    version, _ = _challenger(ctx)
+    ctx.router.share_a = share_a
+    arm = "B" if share_a == 1.0 else "A"
+    with pytest.raises(ValueError, match=f"arm {arm} no rows.*POST /traffic"):
+        pipeline.ab_test(
+            ctx, champion_version="1", challenger_version=version, dag_run_id="r2", seed=1
+        )
+    assert pipeline.is_permanent(ValueError("x"))  # so Airflow does not retry it
+
+
 def test_ab_test_scores_each_model_with_its_own_features(rows):
     ctx = _with_champion(rows.drop(columns=["depth", "table"]))
     version, holdout = _challenger(ctx, rows)  # the challenger knows two more columns

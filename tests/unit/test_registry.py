@@ -152,3 +152,50 @@ def test_unreachable_tracking_server_fails_fast():
     with pytest.raises(RegistryError, match="not reachable"):
         configure_mlflow(Settings(mlflow_tracking_uri="http://127.0.0.1:9"))
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_a_model_trained_elsewhere_gets_its_contract_from_its_signature(env, reg, task):
+    # Bring your own challenger: no dethrone tags on its run, only MLflow's signature.
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import make_column_transformer
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = env[1][0]
+    X = frame[["carat", "cut", "depth"]].astype({"cut": str})
+    y = frame["price"] if task == "regression" else frame["color"].astype(str)
+    estimator = DummyRegressor() if task == "regression" else DummyClassifier()
+    encode = make_column_transformer((OneHotEncoder(), ["cut"]), remainder="passthrough")
+    model = make_pipeline(encode, estimator).fit(X, y)
+    with mlflow.start_run():
+        logged = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X.head(5), model.predict(X.head(5))),
+            serialization_format="cloudpickle",
+        )
+    version = mlflow.register_model(logged.model_uri, reg.name).version
+    info = reg.model_info(version)
+    assert info.features == ["carat", "cut", "depth"] and info.categorical == ["cut"]
+    assert info.numeric == ["carat", "depth"] and info.task == task
+    assert info.target == env[0].target
+
+
+def test_a_model_without_tags_or_signature_is_refused_by_name(reg):
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.dummy import DummyRegressor
+
+    with mlflow.start_run():
+        logged = mlflow.sklearn.log_model(
+            DummyRegressor().fit([[0.0]], [1.0]), name="model", serialization_format="cloudpickle"
+        )
+    version = mlflow.register_model(logged.model_uri, reg.name).version
+    from dethrone.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="neither dethrone's model info tags nor"):
+        reg.model_info(version)
