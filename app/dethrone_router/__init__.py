@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         engine=engine,
     )
 
-    from dethrone_router import data, feedback, ops, predlog, serving, traffic
+    from dethrone_router import data, experiment_metrics, feedback, ops, predlog, serving, traffic
 
     if settings.serving_enabled:
         from dethrone_router.metrics import NullServingMetrics, ServingMetrics
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         # files could not be allocated (a full disk would SIGBUS the worker).
         log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
         metrics.add_collector(predlog.CoverageCollector(engine))
+        metrics.add_collector(experiment_metrics.ExperimentCollector(engine, store))
         app.extensions["dethrone_serving"] = serving.build_serving(
             settings,
             ServingMetrics(metrics.registry) if metrics.problem is None else NullServingMetrics(),
