@@ -16,7 +16,6 @@ One test, three phases on one registry (each starts from where the last one ende
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,14 +27,6 @@ from dethrone.records import Decision
 from dethrone.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-# Until the simulator and the gateway's prediction log are merged, there is nothing to run.
-pytest.importorskip("dethrone.simulate", reason="needs dethrone.simulate")
-if not (Path(__file__).resolve().parents[2] / "app" / "dethrone_router" / "predlog.py").exists():
-    pytest.skip(
-        "needs the gateway's prediction log (app/dethrone_router/predlog.py)",
-        allow_module_level=True,
-    )
 
 NAME = "live-it"
 CATS, NUMS = ["cut", "color", "clarity"], ["carat", "depth", "table", "x", "y", "z"]
