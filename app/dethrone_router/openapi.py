@@ -435,7 +435,13 @@ def build_spec(
         "required": False,
         "description": "who or what makes the change (a person, a DAG run); the history "
         "entry of the change keeps it as source",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[ -~]+$"},
+        # printable ASCII; no space at the ends, which HTTP drops
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": "^[!-~]([ -~]*[!-~])?$",
+        },
     }
     post_traffic: dict[str, Any] = {
         "summary": "validate and store a (partial) config",

@@ -38,14 +38,15 @@ SOURCE_HEADER, MAX_SOURCE = "X-Dethrone-Source", 256
 
 def source_text(text: str) -> str:
     """``text`` made a valid :data:`SOURCE_HEADER` value: printable ASCII (others become
-    ``?``), at most :data:`MAX_SOURCE` characters (longer text is cut, ending ``...``).
+    ``?``), at most :data:`MAX_SOURCE` characters (longer text is cut, ending ``...``),
+    not empty, no spaces at the ends (HTTP drops them, and an empty value is refused).
 
     >>> source_text("run" + chr(9) + "manual__1")
     'run?manual__1'
     >>> len(source_text("x" * 300))
     256
     """
-    clean = "".join(c if " " <= c <= "~" else "?" for c in text) or "?"
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text).strip() or "?"
     return clean if len(clean) <= MAX_SOURCE else clean[: MAX_SOURCE - 3] + "..."
 
 

@@ -130,6 +130,8 @@ def test_set_traffic_sends_the_source_header_only_when_given(server, source):
     [
         ("ana", "ana"),
         ("", "?"),
+        ("   ", "?"),
+        (" ana ", "ana"),
         ("a\u00e9\x00\n~", "a???~"),
         ("x" * 256, "x" * 256),
         ("x" * 257, "x" * 253 + "..."),
