@@ -38,6 +38,8 @@ _cfg, _hist = schema.config, schema.history
 log = logging.getLogger("dethrone.store")
 #: seconds the last config is served without asking the database again after a failed read
 READ_RETRY_SECONDS = 1.0
+#: longest ``source`` of a change (the column's length)
+MAX_SOURCE = schema.history.c.source.type.length
 
 
 def _now() -> str:
@@ -205,13 +207,21 @@ class SqlConfigStore:
         expected_version : int, optional
             Abort with :class:`VersionConflict` unless this is the current version.
         source : str, optional
-            Who or what made the change (at most 256 characters), kept in its history entry.
+            Who or what made the change, kept in its history entry.
 
         Returns
         -------
         tuple
             ``(new_version, before, after)``.
+
+        Raises
+        ------
+        ValueError
+            When ``source`` is longer than :data:`MAX_SOURCE` (nothing is written): PostgreSQL
+            would refuse it, SQLite would store it.
         """
+        if source is not None and len(source) > MAX_SOURCE:
+            raise ValueError(f"source has {len(source)} characters; at most {MAX_SOURCE}")
 
         def apply(conn) -> tuple[int, dict, dict]:
             version, body = conn.execute(

@@ -45,6 +45,9 @@ def test_history_keeps_the_source_of_each_change(store):
     assert [h["source"] for h in hist] == [source, None, "ana"]
     assert set(hist[0]) == {"version", "at", "before", "after", "source"}
     assert store.history(limit=1)[0]["source"] == "ana"
+    with pytest.raises(ValueError, match="257 characters; at most 256"):
+        store.update(lambda c: {**c, "a": 0.9, "b": 0.1}, source="x" * 257)
+    assert store.current()[0] == 3 and len(store.history()) == 3
 
 
 def test_second_store_on_same_database_keeps_the_config(db_url, store, new_engine):
