@@ -117,6 +117,8 @@ def _schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
                             "at": {"type": "string"},
                             "before": {"type": "object"},
                             "after": {"type": "object"},
+                            # X-Dethrone-Source of the change; null when none was sent
+                            "source": {"type": "string", "nullable": True},
                         },
                     },
                 },
@@ -427,8 +429,23 @@ def build_spec(
             },
         }
 
+    source_header = {
+        "name": "X-Dethrone-Source",
+        "in": "header",
+        "required": False,
+        "description": "who or what makes the change (a person, a DAG run); the history "
+        "entry of the change keeps it as source",
+        # printable ASCII; no space at the ends, which HTTP drops
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": "^[!-~]([ -~]*[!-~])?$",
+        },
+    }
     post_traffic: dict[str, Any] = {
         "summary": "validate and store a (partial) config",
+        "parameters": [source_header],
         "requestBody": {
             "required": True,
             "content": {

@@ -21,6 +21,10 @@ from dethrone_router.validation import (
 
 bp = Blueprint("traffic", __name__)
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
+#: who or what makes a change (a person, a DAG run); kept in the change's history entry
+SOURCE_HEADER = "X-Dethrone-Source"
+# Printable ASCII only: a header arrives as latin-1, so other text would be stored garbled.
+_SOURCE_RE = re.compile(r"[\x20-\x7e]{1,256}")
 
 
 def _reject_constant(name: str) -> float:
@@ -65,6 +69,17 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+def _source() -> str | None:
+    value = request.headers.get(SOURCE_HEADER)
+    if value is not None and not _SOURCE_RE.fullmatch(value):
+        raise ValidationError(
+            SOURCE_HEADER,
+            "format",
+            f"{SOURCE_HEADER} must have 1 to 256 printable ASCII characters",
+        )
+    return value
+
+
 @bp.get("/traffic")
 def get_traffic():
     """The current config plus its ``version``."""
@@ -78,9 +93,11 @@ def post_traffic():
     """Validate a (partial) config, store it atomically and answer with the result.
 
     An optional ``version`` key makes the update conditional: 409 unless it is the
-    current version (optimistic locking for read-modify-write clients).
+    current version (optimistic locking for read-modify-write clients). An optional
+    ``X-Dethrone-Source`` header says who or what makes the change; the history keeps it.
     """
     require_write()
+    source = _source()
     body = _json_body()
     expected = None
     if isinstance(body, dict) and "version" in body:
@@ -96,7 +113,7 @@ def post_traffic():
         return validate_config(merged, st.columns, st.settings.router_max_data_size)
 
     try:
-        version, _, after = st.store.update(change, expected)
+        version, _, after = st.store.update(change, expected, source=source)
     except VersionConflict as exc:
         raise ApiError(
             409, "version_conflict", f"{exc}; GET /traffic and retry", "version"

@@ -103,7 +103,7 @@ def start_experiment(
         if rec.mode == "ab"
         else {"mode": "shadow"}
     )
-    rec = _traffic(ctx, rec, salt=rec.salt, **serving)
+    rec = _traffic(ctx, rec, why="start", salt=rec.salt, **serving)
     return _set(ctx, rec, state="running").to_dict()
 
 
@@ -141,7 +141,8 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     if outcome == "keep" or (outcome == "inconclusive" and looks.srm_failed(decision)):
         state = "kept" if outcome == "keep" else "inconclusive"
         _record_decision(ctx, rec, decision, outcome)
-        rec = _all_to_champion(ctx, rec)
+        why = "keep" if outcome == "keep" else "inconclusive (sample ratio mismatch)"
+        rec = _all_to_champion(ctx, rec, why)
         rec = _set(
             ctx,
             rec,
@@ -212,7 +213,8 @@ def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperi
     _servable(ctx, rec.champion_version, collecting=True)
     ctx.registry.set_alias(CHALLENGER, rec.champion_version)
     share = float(ctx.settings.holdback_share)
-    rec = _traffic(ctx, rec, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
+    why = f"promote by {(rec.action or {}).get('by', AUTOMATIC)}, guardrail holdback {share:g}"
+    rec = _traffic(ctx, rec, why=why, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
     until = rec.window_until or ctx.clock() + parse_duration(ctx.settings.rollback_window)
     return _set(ctx, rec, state="guardrail", holdback=share, window_until=until)
 
@@ -248,7 +250,7 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
         )
         return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
     if ctx.clock() >= float(rec.window_until):
-        rec = _all_to_champion(ctx, rec)
+        rec = _all_to_champion(ctx, rec, "guardrail window closed, promotion final")
         _servable(ctx, rec.champion_version, collecting=False)
         rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock())
         return _out(rec, "window-closed", look)
@@ -281,6 +283,6 @@ def _finish_rollback(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperim
     reg.tag_version(
         rec.challenger_version, RollbackRecord(rolled_back=True, reason=reason, by=by).to_tags()
     )
-    rec = _all_to_champion(ctx, rec)
+    rec = _all_to_champion(ctx, rec, f"rollback by {by}")
     _servable(ctx, rec.champion_version, collecting=False)
     return _set(ctx, rec, state="rolled-back", ended_at=ctx.clock())

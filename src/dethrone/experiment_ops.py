@@ -56,7 +56,7 @@ def stop(ctx: ExperimentContext, *, by: str, reason: str) -> dict[str, Any]:
     action = _action(by, reason, "stop", ctx)
     if rec.state in ("starting", "running"):
         _record_decision(ctx, rec, None, "stopped")
-        rec = _all_to_champion(ctx, rec)
+        rec = _all_to_champion(ctx, rec, f"stop by {by}")
         rec = _set(
             ctx,
             rec,
@@ -67,7 +67,7 @@ def stop(ctx: ExperimentContext, *, by: str, reason: str) -> dict[str, Any]:
             reasons=[*rec.reasons, f"stopped by {by}: {reason}"],
         )
     elif rec.state == "guardrail":
-        rec = _all_to_champion(ctx, rec)
+        rec = _all_to_champion(ctx, rec, f"stop by {by}, promotion final")
         _servable(ctx, rec.champion_version, collecting=False)
         rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock(), action=action)
     elif rec.state == "promoting":

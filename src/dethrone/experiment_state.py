@@ -97,18 +97,37 @@ def experiment_id(challenger_version: str, key: str) -> str:
     return f"live-v{challenger_version}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def _traffic(ctx: ExperimentContext, rec: LiveExperiment, **config: Any) -> LiveExperiment:
-    """Set the router's serving fields only (never the drift settings) and note the version."""
-    stored = ctx.router.set_traffic(**config)
+def change_source(rec: LiveExperiment, why: str = "") -> str:
+    """What the router's history records as the source of a serving change of ``rec``.
+
+    >>> rec = LiveExperiment(id="live-v2-ab", dag_run_id="manual__1")
+    >>> change_source(rec, "start")
+    'live experiment live-v2-ab (run manual__1): start'
+    """
+    from dethrone.router_client import source_text
+
+    text = f"live experiment {rec.id} (run {rec.dag_run_id})"
+    return source_text(f"{text}: {why}" if why else text)
+
+
+def _traffic(
+    ctx: ExperimentContext, rec: LiveExperiment, *, why: str = "", **config: Any
+) -> LiveExperiment:
+    """Set the router's serving fields only (never the drift settings) and note the version.
+
+    The router's history records the change as made by this experiment and its DAG run,
+    for ``why`` (the action: start, promote, keep, rollback, ...).
+    """
+    stored = ctx.router.set_traffic(source=change_source(rec, why), **config)
     version = stored.get("version") if isinstance(stored, dict) else None
     return dataclasses.replace(rec, config_versions=[*rec.config_versions, version])
 
 
-def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment, why: str) -> LiveExperiment:
     ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
     # The mode alone: a and b also cut the offline /ab_data slices, and a = 1, b = 0 would
     # leave the next pipeline run's A/B pre-screen an empty arm B.
-    return _traffic(ctx, rec, mode="champion")
+    return _traffic(ctx, rec, why=why, mode="champion")
 
 
 def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None:

@@ -32,6 +32,22 @@ class RouterError(RuntimeError):
 
 #: headers naming the config version and the share of A a data answer was drawn with.
 VERSION_HEADER, SHARE_HEADER = "X-Dethrone-Config-Version", "X-Dethrone-Share-A"
+#: header of POST /traffic saying who or what makes the change (kept in the history)
+SOURCE_HEADER, MAX_SOURCE = "X-Dethrone-Source", 256
+
+
+def source_text(text: str) -> str:
+    """``text`` made a valid :data:`SOURCE_HEADER` value: printable ASCII (others become
+    ``?``), at most :data:`MAX_SOURCE` characters (longer text is cut, ending ``...``),
+    not empty, no spaces at the ends (HTTP drops them, and an empty value is refused).
+
+    >>> source_text("run" + chr(9) + "manual__1")
+    'run?manual__1'
+    >>> len(source_text("x" * 300))
+    256
+    """
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text).strip() or "?"
+    return clean if len(clean) <= MAX_SOURCE else clean[: MAX_SOURCE - 3] + "..."
 
 
 class ABSlices(NamedTuple):
@@ -200,9 +216,16 @@ class RouterClient:
         """The router's current config (GET /traffic)."""
         return self._request("GET", "/traffic")
 
-    def set_traffic(self, **config: Any) -> dict[str, Any]:
-        """POST /traffic with ``config``; returns the stored config."""
+    def set_traffic(self, *, source: str | None = None, **config: Any) -> dict[str, Any]:
+        """POST /traffic with ``config``; returns the stored config.
+
+        ``source`` (who or what makes the change) goes in :data:`SOURCE_HEADER`; the
+        router keeps it in the change's history entry and refuses (400) a value that is
+        not 1 to 256 printable ASCII characters (:func:`source_text` makes one).
+        """
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if source is not None:
+            headers[SOURCE_HEADER] = source
         body = self._request("POST", "/traffic", json=config, headers=headers)
         if not isinstance(body, dict) or "traffic" not in body:
             raise RouterError(f"unexpected answer to POST /traffic: {body!r:.300}")

@@ -94,6 +94,32 @@ def test_token_under_gunicorn(router_server):
     assert requests.get(server.url + "/traffic", timeout=10).json()["a"] == 0.3
 
 
+def test_source_of_a_change_over_http(router_server):
+    from dethrone.router_client import RouterClient, RouterError
+
+    server = router_server(workers=1, ROUTER_TOKEN="tok-123")
+    client = RouterClient(server.url, token="tok-123", retries=0)
+    source = "live experiment live-v2-ab (run manual__2026-11-29T00:00:00+00:00): start"
+    assert client.set_traffic(source=source, mode="shadow")["mode"] == "shadow"
+    client.set_traffic(mode="champion")
+    # UTF-8 bytes arrive as latin-1 text: refused, not stored garbled
+    bad = requests.post(
+        server.url + "/traffic",
+        json={"mode": "ab"},
+        timeout=10,
+        headers={"Authorization": "Bearer tok-123", "X-Dethrone-Source": "caf\u00e9".encode()},
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Dethrone-Source"
+    with pytest.raises(RouterError, match="X-Dethrone-Source") as info:
+        client.set_traffic(source="x" * 257, mode="ab")
+    assert info.value.status == 400 and info.value.permanent
+    history = requests.get(server.url + "/traffic/history", timeout=10).json()["history"]
+    assert [(h["after"]["mode"], h["source"]) for h in history] == [
+        ("shadow", source),
+        ("champion", None),
+    ]
+
+
 def test_router_command_line():
     import argparse
 

@@ -71,6 +71,31 @@ def test_history_records_before_and_after(client):
     assert client.get("/traffic/history?limit=1").get_json()["history"] == [second]
 
 
+SOURCE = "X-Dethrone-Source"
+
+
+def test_history_keeps_the_source_header_of_each_change(client):
+    by_dag = "live experiment live-v2-ab (run scheduled__2026-11-29T00:00:00+00:00): start"
+    assert client.post("/traffic", json={"a": 0.2}, headers={SOURCE: by_dag}).status_code == 200
+    client.post("/traffic", json={"a": 0.3})  # no header: source null, as before
+    assert client.post("/traffic", json={"a": 0.4}, headers={SOURCE: "x" * 256}).status_code == 200
+    hist = client.get("/traffic/history").get_json()["history"]
+    assert [h["source"] for h in hist] == [by_dag, None, "x" * 256]
+    # only a new key: the seed-era keys keep their values
+    assert set(hist[0]) == {"version", "at", "before", "after", "source"}
+    assert hist[0]["after"]["a"] == 0.2 and hist[0]["version"] == 1
+
+
+@pytest.mark.parametrize("value", ["", "x" * 257, "bad\x01byte", "tab\tin", "del\x7f", "caf\u00e9"])
+def test_invalid_source_header_is_400_naming_it_and_stores_nothing(client, value):
+    resp = client.post("/traffic", json={"a": 0.2}, headers={SOURCE: value})
+    assert resp.status_code == 400
+    error = resp.get_json()["error"]
+    assert error["field"] == SOURCE and error["status"] == 400 and SOURCE in error["message"]
+    assert client.get("/traffic").get_json()["version"] == 0
+    assert client.get("/traffic/history").get_json()["history"] == []
+
+
 def test_version_precondition(client):
     assert client.post("/traffic", json={"a": 0.4, "version": 0}).status_code == 200
     resp = client.post("/traffic", json={"a": 0.6, "version": 0})

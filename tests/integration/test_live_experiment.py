@@ -263,6 +263,14 @@ def _secretly_worse_new_champion_is_rolled_back_in_the_window(live):
     rec = ex.current(live.ctx)
     assert rec.state == "rolled-back" and "significantly worse" in rec.reasons[-1]
     assert ex.check_rollback(live.ctx)["action"] == "none"  # a re-run does nothing
+    # every serving change is in the router's history, naming the experiment and its run
+    history = requests.get(live.url + "/traffic/history", timeout=10).json()["history"]
+    head = f"live experiment {rec.id} (run it-better): "
+    assert [h["source"].removeprefix(head) for h in history if h["source"]] == [
+        "start",
+        "promote by dethrone, guardrail holdback 0.2",
+        "rollback by dethrone",
+    ]
     _served(live.url, "champion", v["constant"])
 
 

@@ -141,6 +141,15 @@ def traffic_calls(ctx) -> list[dict]:
     return [c for name, c in ctx.router.calls if name == "set_traffic"]
 
 
+def whys(ctx, run: str = "dag-1") -> list[str]:
+    """The action of every serving change, after checking that the source the router's
+    history records names the experiment and its DAG run."""
+    exp_id = ex.current(ctx).id
+    head = f"live experiment {exp_id} (run {run}): "
+    assert all(src.startswith(head) for src in ctx.router.sources), ctx.router.sources
+    return [src.removeprefix(head) for src in ctx.router.sources]
+
+
 # --- start ----------------------------------------------------------------------------
 def test_start_sets_challenger_and_serving_fields_only(ctx):
     out = ex.start_experiment(ctx, challenger_version="2", key="dag-1", split=0.3)
@@ -148,6 +157,7 @@ def test_start_sets_challenger_and_serving_fields_only(ctx):
     assert aliases(ctx)["challenger"] == "2"
     (cfg,) = traffic_calls(ctx)
     assert cfg == {"mode": "ab", "a": pytest.approx(0.7), "b": 0.3, "salt": out["id"]}
+    assert whys(ctx) == ["start"]
     rec = ex.current(ctx)
     assert rec.salt == rec.id and rec.started_at == T0 and rec.config_versions == [4]
     assert rec.thresholds["alpha"] == 0.05 and rec.run_id == f"run-{rec.id}"
@@ -240,6 +250,7 @@ def test_better_challenger_is_promoted_with_a_holdback(ctx):
     }
     rec = ex.current(ctx)
     assert rec.window_until == T0 + 3600 and rec.holdback == 0.1
+    assert whys(ctx) == ["start", "promote by dethrone, guardrail holdback 0.1"]
     decision = Decision.from_tags(ctx.registry.model_version("2").tags)
     assert decision.outcome == "promote" and decision.ci[0] > 0 and decision.loss == "live"
     assert decision.final is True  # and the holdback is served though it was champion:
@@ -279,6 +290,7 @@ def test_worse_challenger_is_kept_out_and_traffic_returns(ctx):
     assert out["state"] == "kept" and aliases(ctx)["challenger"] is None
     assert aliases(ctx)["champion"] == "1" and traffic_calls(ctx)[-1] == {"mode": "champion"}
     assert Decision.from_tags(ctx.registry.model_version("2").tags).outcome == "keep"
+    assert whys(ctx) == ["start", "keep"]
 
 
 def test_equal_models_continue(ctx):
@@ -296,6 +308,7 @@ def test_sample_ratio_mismatch_stops_as_inconclusive(ctx):
     out = ex.evaluate_experiment(ctx)
     assert out["state"] == "inconclusive" and aliases(ctx)["challenger"] is None
     assert any("sample ratio mismatch" in r for r in ex.current(ctx).reasons)
+    assert whys(ctx)[-1] == "inconclusive (sample ratio mismatch)"
 
 
 def test_shadow_mode_decides_on_paired_rows(ctx):
@@ -316,6 +329,7 @@ def test_secretly_worse_new_champion_is_rolled_back_once(ctx):
     assert out["action"] == "rolled-back" and out["state"] == "rolled-back"
     assert aliases(ctx) == {"champion": "1", "challenger": None, "previous-champion": "2"}
     assert traffic_calls(ctx)[-1]["mode"] == "champion"
+    assert whys(ctx)[-1] == "rollback by dethrone" and len(whys(ctx)) == 3
     tags = RollbackRecord.from_tags(ctx.registry.model_version("2").tags)
     assert tags.rolled_back and tags.by == "dethrone" and "significantly worse" in tags.reason
     for step in (ex.check_rollback, ex.evaluate_experiment):  # re-runs change nothing
@@ -352,6 +366,7 @@ def test_window_without_harm_makes_the_promotion_final(ctx):
     assert out["action"] == "window-closed" and out["state"] == "promoted"
     assert aliases(ctx) == {"champion": "2", "challenger": None, "previous-champion": "1"}
     assert Decision.from_tags(ctx.registry.model_version("1").tags).final is True
+    assert whys(ctx)[-1] == "guardrail window closed, promotion final"
     assert [look["phase"] for look in ctx.tracker.looks] == ["experiment", "guardrail", "guardrail"]
 
 
@@ -362,6 +377,7 @@ def test_operator_stop_returns_traffic_and_records_who(ctx):
     assert out["state"] == "stopped" and out["action"]["by"] == "ana"
     assert aliases(ctx)["challenger"] is None and traffic_calls(ctx)[-1]["mode"] == "champion"
     assert ops.stop(ctx, by="ana", reason="again")["state"] == "stopped"
+    assert whys(ctx) == ["start", "stop by ana"]
 
 
 def test_operator_promote_then_rollback_each_act_once(ctx):
@@ -378,6 +394,30 @@ def test_operator_promote_then_rollback_each_act_once(ctx):
     }
     ops.rollback(ctx, by="bo", reason="again")
     assert aliases(ctx) == {"champion": "1", "challenger": None, "previous-champion": "2"}
+    assert whys(ctx) == ["start", "promote by ana, guardrail holdback 0.1", "rollback by bo"]
+
+
+def test_stop_in_the_guardrail_window_is_recorded_as_the_operators(ctx):
+    ex.start_experiment(ctx, challenger_version="2", key="dag-1")
+    ops.promote(ctx, by="ana", reason="looks fine")
+    assert ops.stop(ctx, by="bo", reason="enough")["state"] == "promoted"
+    assert whys(ctx)[-1] == "stop by bo, promotion final"
+
+
+@pytest.mark.parametrize(
+    "run, shown",
+    [
+        ("scheduled__2026-11-29T00:00:00+00:00", "scheduled__2026-11-29T00:00:00+00:00): start"),
+        ("manual\t\u00e9\n" + "x" * 400, "manual???xxx"),
+    ],
+)
+def test_source_is_a_valid_header_for_any_run_id(ctx, run, shown):
+    # The router refuses (400) a source that is not 1..256 printable ASCII characters:
+    # an odd or long DAG run id must not make the experiment's serving change fail.
+    out = ex.start_experiment(ctx, challenger_version="2", key=run)
+    (source,) = ctx.router.sources
+    assert len(source) <= 256 and all(" " <= c <= "~" for c in source)
+    assert source.startswith(f"live experiment {out['id']} (run {shown}")
 
 
 @pytest.mark.parametrize("action", [ops.rollback, ops.promote])

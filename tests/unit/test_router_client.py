@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from dethrone.router_client import RouterClient, RouterError, frame_from_split
+from dethrone.router_client import RouterClient, RouterError, frame_from_split, source_text
 
 SPLIT = {
     "columns": ["carat", "color", "price"],
@@ -113,6 +113,32 @@ def test_token_is_sent_on_post(server):
     assert out == {"a": 0.6, "b": 0.4}
     req = server.requests[-1]
     assert req["auth"] == "Bearer s3cret" and json.loads(req["body"]) == {"a": 0.6}
+
+
+@pytest.mark.parametrize("source", [None, "live experiment live-v2-ab (run manual__1): start"])
+def test_set_traffic_sends_the_source_header_only_when_given(server, source):
+    server.add("/traffic", 200, {"status": "updated", "traffic": {"mode": "ab"}})
+    assert client(server.url).set_traffic(source=source, mode="ab") == {"mode": "ab"}
+    req = server.requests[-1]
+    # the source is a header, never a config field
+    assert req["headers"].get("X-Dethrone-Source") == source
+    assert json.loads(req["body"]) == {"mode": "ab"}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("ana", "ana"),
+        ("", "?"),
+        ("   ", "?"),
+        (" ana ", "ana"),
+        ("a\u00e9\x00\n~", "a???~"),
+        ("x" * 256, "x" * 256),
+        ("x" * 257, "x" * 253 + "..."),
+    ],
+)
+def test_source_text_is_a_valid_header_value(text, expected):
+    assert source_text(text) == expected
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="columns to drift with the seed's kind; '' clears drift",
     )
     s.add_argument("--json", dest="raw", metavar="BODY", help="a raw JSON body instead")
+    s.add_argument(
+        "--source",
+        metavar="TEXT",
+        help="who or what makes the change (X-Dethrone-Source; GET /traffic/history keeps it)",
+    )
     return p
 
 
@@ -40,6 +45,14 @@ def run(args: argparse.Namespace) -> int:
             out = client.get_traffic()
         else:
             body = json.loads(args.raw) if args.raw else {}
+            if not isinstance(body, dict) or "source" in body:
+                # the source of a change is a header (GET /traffic/history keeps it), not a key
+                print(
+                    "dethrone traffic set: BODY must be a JSON object of config keys "
+                    "(give the source of the change with --source)",
+                    file=sys.stderr,
+                )
+                return 2
             if args.a is not None:
                 body.update(a=args.a, b=round(1.0 - args.a, 12))
             if args.data_size is not None:
@@ -49,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             if not body:
                 print("dethrone traffic set: nothing to set (see --help)", file=sys.stderr)
                 return 2
-            out = client.set_traffic(**body)
+            out = client.set_traffic(source=args.source, **body)
     except (RouterError, json.JSONDecodeError) as exc:
         print(f"dethrone traffic: {exc}", file=sys.stderr)
         return 1

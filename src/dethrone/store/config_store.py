@@ -38,6 +38,8 @@ _cfg, _hist = schema.config, schema.history
 log = logging.getLogger("dethrone.store")
 #: seconds the last config is served without asking the database again after a failed read
 READ_RETRY_SECONDS = 1.0
+#: longest ``source`` of a change (the column's length)
+MAX_SOURCE = schema.history.c.source.type.length
 
 
 def _now() -> str:
@@ -192,6 +194,8 @@ class SqlConfigStore:
         self,
         change: Callable[[dict[str, Any]], dict[str, Any]],
         expected_version: int | None = None,
+        *,
+        source: str | None = None,
     ) -> tuple[int, dict, dict]:
         """Atomically replace the config by ``change(current)``.
 
@@ -202,12 +206,22 @@ class SqlConfigStore:
             written then).
         expected_version : int, optional
             Abort with :class:`VersionConflict` unless this is the current version.
+        source : str, optional
+            Who or what made the change, kept in its history entry.
 
         Returns
         -------
         tuple
             ``(new_version, before, after)``.
+
+        Raises
+        ------
+        ValueError
+            When ``source`` is longer than :data:`MAX_SOURCE` (nothing is written): PostgreSQL
+            would refuse it, SQLite would store it.
         """
+        if source is not None and len(source) > MAX_SOURCE:
+            raise ValueError(f"source has {len(source)} characters; at most {MAX_SOURCE}")
 
         def apply(conn) -> tuple[int, dict, dict]:
             version, body = conn.execute(
@@ -225,7 +239,11 @@ class SqlConfigStore:
             )
             conn.execute(
                 insert(_hist).values(
-                    version=new_version, at=at, before=json.dumps(before), after=json.dumps(after)
+                    version=new_version,
+                    at=at,
+                    before=json.dumps(before),
+                    after=json.dumps(after),
+                    source=source,
                 )
             )
             return new_version, before, after
@@ -257,8 +275,13 @@ class SqlConfigStore:
             return conn.execute(select(_cfg.c.updated_at).where(_cfg.c.id == 1)).scalar_one()
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Accepted changes, oldest first (the newest ``limit`` when given)."""
-        query = select(_hist).order_by(_hist.c.version.desc())
+        """Accepted changes, oldest first (the newest ``limit`` when given).
+
+        Each is ``{"version", "at", "before", "after", "source"}``; ``source`` is None for a
+        change made without one (and for every change made before the column existed).
+        """
+        cols = (_hist.c.version, _hist.c.at, _hist.c.before, _hist.c.after, _hist.c.source)
+        query = select(*cols).order_by(_hist.c.version.desc())
         if limit:
             query = query.limit(limit)
         try:
@@ -268,8 +291,8 @@ class SqlConfigStore:
             self.engine.dispose()
             raise self._unavailable(exc, "read") from exc
         return [
-            {"version": v, "at": at, "before": json.loads(b), "after": json.loads(a)}
-            for v, at, b, a in reversed(rows)
+            {"version": v, "at": at, "before": json.loads(b), "after": json.loads(a), "source": src}
+            for v, at, b, a, src in reversed(rows)
         ]
 
     def write_problem(self, *, max_age: float = 1.0) -> str | None:

@@ -45,6 +45,8 @@ history = Table(
     Column("at", String(32), nullable=False),
     Column("before", Text, nullable=False),
     Column("after", Text, nullable=False),
+    # who or what made the change (``X-Dethrone-Source``); NULL when not said
+    Column("source", String(256)),
 )
 
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias must be INTEGER

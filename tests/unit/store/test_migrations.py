@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import inspect, text
 
-from dethrone.store import current_revision, head_revision, upgrade
+from dethrone.store import SqlConfigStore, current_revision, head_revision, upgrade
+from dethrone.store.migrate import _config
 
 TABLES = {"config", "history", "predictions", "feedback", "alembic_version"}
 
@@ -62,6 +64,52 @@ def test_seed_era_file_is_adopted_with_its_config(tmp_path, new_engine):
     new = SqlConfigStore(new_engine(default_url(tmp_path)), {"a": 0.9})
     assert new.current() == (1, {"a": 0.2})
     assert new.history() == [
-        {"version": 1, "at": "2026-01-01T00:00:00.000Z", "before": {"a": 0.5}, "after": {"a": 0.2}}
+        {
+            "version": 1,
+            "at": "2026-01-01T00:00:00.000Z",
+            "before": {"a": 0.5},
+            "after": {"a": 0.2},
+            "source": None,
+        }
     ]
     assert new.update(lambda c: {**c, "a": 0.3})[0] == 2
+
+
+def _upgrade_to(engine, revision: str) -> None:
+    """Migrate to an older ``revision`` (the database of an earlier dethrone)."""
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), revision)
+
+
+def test_history_of_0001_upgrades_to_head_with_its_rows(db_url, new_engine):
+    engine = new_engine(db_url)
+    _upgrade_to(engine, "0001")
+    assert current_revision(engine) == "0001"
+    assert "source" not in {c["name"] for c in inspect(engine).get_columns("history")}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO config (id, version, body, updated_at) "
+                "VALUES (1, 2, '{\"a\": 0.3}', '2026-01-02T00:00:00.000Z')"
+            )
+        )
+        for v, before, after in ((1, 0.5, 0.2), (2, 0.2, 0.3)):
+            conn.execute(
+                text("INSERT INTO history VALUES (:v, :at, :b, :a)"),
+                {
+                    "v": v,
+                    "at": f"2026-01-0{v}T00:00:00.000Z",
+                    "b": f'{{"a": {before}}}',
+                    "a": f'{{"a": {after}}}',
+                },
+            )
+    assert upgrade(new_engine(db_url)) == head_revision()
+    store = SqlConfigStore(new_engine(db_url), {"a": 0.9})
+    old = store.history()
+    assert [(h["version"], h["after"], h["source"]) for h in old] == [
+        (1, {"a": 0.2}, None),
+        (2, {"a": 0.3}, None),
+    ]
+    assert store.current() == (2, {"a": 0.3})
+    store.update(lambda c: {**c, "a": 0.4}, source="ana")
+    assert store.history()[:2] == old and store.history()[-1]["source"] == "ana"

@@ -36,6 +36,20 @@ def test_update_returns_before_after_and_records_history(store):
     assert store.updated_at() == hist[1]["at"]
 
 
+def test_history_keeps_the_source_of_each_change(store):
+    source = "live experiment live-v2-ab (run manual__1): start " + "x" * 206  # 256 chars
+    store.update(lambda c: {**c, "a": 0.3, "b": 0.7}, source=source)
+    store.update(lambda c: {**c, "a": 0.4, "b": 0.6})  # no source: null, as before
+    store.update(lambda c: c, 2, source="ana")
+    hist = store.history()
+    assert [h["source"] for h in hist] == [source, None, "ana"]
+    assert set(hist[0]) == {"version", "at", "before", "after", "source"}
+    assert store.history(limit=1)[0]["source"] == "ana"
+    with pytest.raises(ValueError, match="257 characters; at most 256"):
+        store.update(lambda c: {**c, "a": 0.9, "b": 0.1}, source="x" * 257)
+    assert store.current()[0] == 3 and len(store.history()) == 3
+
+
 def test_second_store_on_same_database_keeps_the_config(db_url, store, new_engine):
     store.update(lambda c: {**c, "a": 0.1})
     other = SqlConfigStore(new_engine(db_url), {"a": 0.9})
