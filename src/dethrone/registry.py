@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from dethrone.model_contract import signature_info
 from dethrone.records import (
     ALIASES,
     CHALLENGER,
@@ -152,7 +152,7 @@ class Registry:
         info = ModelInfo.from_tags(self.client.get_run(run_id).data.tags) if run_id else None
         if info is not None and info.features:
             return info
-        info = self._signature_info(version)
+        info = signature_info(f"models:/{self.name}/{version}", target=self.settings.target)
         if info is None:
             raise RegistryError(
                 f"version {version} of {self.name} has neither dethrone's model info tags "
@@ -160,32 +160,6 @@ class Registry:
                 permanent=True,
             )
         return info
-
-    def _signature_info(self, version: str | int) -> ModelInfo | None:
-        from mlflow.models import get_model_info
-        from mlflow.types import ColSpec, DataType
-
-        signature = get_model_info(f"models:/{self.name}/{version}").signature
-        inputs = signature.inputs if signature is not None else None
-        if inputs is None or not inputs.has_input_names():
-            return None
-        columns = [c for c in inputs.inputs if isinstance(c, ColSpec)]
-        categorical = [c.name for c in columns if c.type in (DataType.string, DataType.boolean)]
-        outputs = signature.outputs.inputs if signature.outputs is not None else []
-        # a column output has a DataType, a tensor output (numpy predictions) a numpy dtype
-        kind = outputs[0].type if outputs else DataType.double
-        numeric_out = (
-            kind in (DataType.double, DataType.float)
-            if isinstance(kind, DataType)
-            else np.issubdtype(kind, np.floating)
-        )
-        return ModelInfo(
-            features=[c.name for c in columns],
-            categorical=categorical,
-            numeric=[c.name for c in columns if c.name not in categorical],
-            target=self.settings.target,
-            task="regression" if numeric_out else "classification",
-        )
 
     def load_model(self, version: str | int) -> Any:
         """The scikit-learn pipeline of ``version``."""
