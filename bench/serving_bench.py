@@ -135,6 +135,7 @@ def load(
     elapsed = time.monotonic() - started
     lat = np.concatenate([np.asarray(x) for x in latencies]) * 1000
     return {
+        "n": len(lat),
         "rps": len(lat) / elapsed,
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
@@ -183,6 +184,34 @@ def worker_rss_mb(master_pid: int) -> list[float]:
 
     kids = psutil.Process(master_pid).children(recursive=True)
     return sorted(round(p.memory_info().rss / 2**20, 1) for p in kids)
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """CPU time (user + system) of the processes ``roots`` and of all their descendants."""
+    import psutil
+
+    total = 0.0
+    for root in roots:
+        try:
+            procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total
+
+
+def measured_load(port: int, bodies: list[bytes], seconds: float, roots: list[int]) -> dict:
+    """:func:`load` at concurrency 16, plus the CPU the ``roots`` trees spent per request
+    (read after the log's flush interval, so a batch is counted with its own requests)."""
+    before = cpu_seconds(roots)
+    out = load(port, bodies, 16, seconds, True)
+    time.sleep(1.5)  # LOG_FLUSH_SECONDS = 1
+    return {**out, "cpu": cpu_seconds(roots) - before}
 
 
 def bodies_of(rows: list[dict], size: int) -> list[bytes]:
@@ -270,7 +299,8 @@ def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float, home: 
     )
     print(
         f"{'database':10} | {'off req/s':>9} {'p99 ms':>7} | {'on req/s':>8} {'p99 ms':>7} "
-        f"| {'on/off':>6} | {'feedback rows/s':>15}"
+        f"| {'on/off':>6} | {'CPU ms/req off':>14} {'on':>6} {'on/off':>6} "
+        f"| {'feedback rows/s':>15}"
     )
     procs: list[subprocess.Popen] = []
     try:
@@ -303,21 +333,28 @@ def log_table(ls: LocalStack, uri: str, rows: list[dict], seconds: float, home: 
                 _post(ports[log], "/traffic", {"mode": "ab", "a": 0.5})
                 wait_http(ports[log], "/health/ready")
             runs: dict[str, list[dict]] = {"false": [], "true": []}
-            for _ in range(2):
+            # CPU of the router under load, and of the database server when it has one
+            # (PostgreSQL's work for the log runs outside the router's processes).
+            roots = {k: [procs[i].pid] for k, i in (("false", -2), ("true", -1))}
+            if url:
+                roots = {k: v + [p.pid for p in pg.procs.started] for k, v in roots.items()}
+            for _ in range(3):
                 for log in ("false", "true"):
-                    runs[log].append(load(ports[log], bodies, 16, seconds / 2, True))
+                    runs[log].append(measured_load(ports[log], bodies, seconds / 3, roots[log]))
             off, on = (
                 {
                     "rps": float(np.mean([x["rps"] for x in runs[k]])),
                     "p99": float(max(x["p99"] for x in runs[k])),
                     "errors": sum(x["errors"] for x in runs[k]),
+                    "cpu_ms": 1000 * sum(x["cpu"] for x in runs[k]) / sum(x["n"] for x in runs[k]),
                 }
                 for k in ("false", "true")
             )
             ingest = feedback_ingest(ports["true"], rows, 5)
             print(
                 f"{db:10} | {off['rps']:9.1f} {off['p99']:7.1f} | {on['rps']:8.1f} "
-                f"{on['p99']:7.1f} | {on['rps'] / off['rps']:6.2f} | {ingest:15.0f}"
+                f"{on['p99']:7.1f} | {on['rps'] / off['rps']:6.2f} | {off['cpu_ms']:7.2f} "
+                f"{on['cpu_ms']:6.2f} {on['cpu_ms'] / off['cpu_ms']:6.2f} | {ingest:15.0f}"
                 + (
                     f"  errors off={off['errors']} on={on['errors']}"
                     if off["errors"] or on["errors"]
