@@ -57,24 +57,8 @@ SCHEMA = pa.schema(
         ("loss", pa.float64()),
     ]
 )
-_COLUMNS = [
-    _pred.c[name]
-    for name in (
-        "id",
-        "request_id",
-        "row",
-        "arm",
-        "served",
-        "unit",
-        "model_name",
-        "model_version",
-        "experiment_id",
-        "champion_version",
-        "challenger_version",
-        "salt",
-        "ts",
-    )
-]
+#: the log's plain columns, read as they are (the JSON ones and the latency are read below)
+_COLUMNS = [c for c in _pred.c if c.name not in ("prediction", "latency_ms", "features")]
 
 
 def to_epoch(value: Any, *, now: float | None = None) -> float | None:
