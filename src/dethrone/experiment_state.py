@@ -137,7 +137,7 @@ def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None
     ``promote`` (a first-champion record, an earlier ``keep``); the challenger of an
     experiment and the holdback of a guardrail window must be served all the same.
     """
-    ctx.registry.tag_version(version, {Decision.tag("final"): "false" if collecting else "true"})
+    ctx.registry.tag_version(version, Decision.field_tags(final=not collecting))
 
 
 def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str, Any]:

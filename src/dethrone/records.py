@@ -64,6 +64,19 @@ class TagRecord:
         return out
 
     @classmethod
+    def field_tags(cls, **values: Any) -> dict[str, str]:
+        """Tags of the given fields only, encoded as :meth:`to_tags` encodes them: an update
+        of part of a record that leaves its other tags as they are.
+
+        >>> RunIdentity.field_tags(role="champion")
+        {'dethrone.role': 'champion'}
+        """
+        return {
+            cls.tag(name): (value if isinstance(value, str) else json.dumps(value))[:MAX_TAG_LENGTH]
+            for name, value in values.items()
+        }
+
+    @classmethod
     def from_tags(cls, tags: Mapping[str, str]):
         """Rebuild the record from tags; missing tags take the field's default."""
         values = {}
