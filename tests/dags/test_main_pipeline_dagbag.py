@@ -2,68 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DAGS = ROOT / "airflow" / "dags"
-
-# Runs in a fresh interpreter so that the guards see every import the DAG file triggers,
-# not modules some other test imported earlier.
-_PROBE = r"""
-import json, socket, sqlite3, sys
-calls = []
-def _deny(kind):
-    def guard(*args, **kwargs):
-        calls.append(kind)
-        raise RuntimeError(f"{kind} during DAG parsing")
-    return guard
-from airflow.dag_processing.dagbag import DagBag
-socket.socket.connect = _deny("socket.connect")
-socket.create_connection = _deny("socket.create_connection")
-sqlite3.connect = _deny("sqlite3.connect")
-bag = DagBag(dag_folder=sys.argv[1])
-dag = bag.dags.get("main_pipeline")
-out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "calls": calls,
-       "heavy": sorted(m for m in ("dethrone.pipeline", "mlflow", "sklearn", "pandas")
-                       if m in sys.modules)}
-if dag is not None:
-    out["tasks"] = {t.task_id: {"downstream": sorted(t.downstream_task_ids),
-                                "type": type(t).__name__, "retries": t.retries}
-                    for t in dag.tasks}
-    out["params"] = sorted(dag.params.keys())
-    out["schedule"] = str(dag.schedule)
-print("RESULT" + json.dumps(out))
-"""
+from tests.dags.dagbag_probe import parse_dag
 
 
 @pytest.fixture(scope="module")
 def parsed(tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        # an unreachable tracking server: parsing must not try to reach it
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
-        "FLASK_URL": "http://127.0.0.1:9",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(DAGS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
-    assert proc.returncode == 0 and line, proc.stderr[-3000:]
-    return json.loads(line[-1][len("RESULT") :])
+    return parse_dag(tmp_path_factory.mktemp("airflow_home"), "main_pipeline")
 
 
 def test_dag_imports_without_errors(parsed):
