@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,13 +41,20 @@ def n_rows(rows: Rows) -> int:
     return len(next(iter(rows.values()))) if rows else 0
 
 
+def _as_column(values: np.ndarray) -> Any:
+    # pandas 3 turns an object array of strings into its Arrow-backed str dtype, which a
+    # scikit-learn encoder converts back to objects on every call: about a quarter of a
+    # RandomForest pipeline's predict on a few rows. Models are trained on object columns.
+    return pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
+
+
 def combine(parts: list[Rows]) -> pd.DataFrame:
-    """One DataFrame of the parts' rows, in order."""
+    """One DataFrame of the parts' rows, in order (string columns stay ``object``)."""
     if all(isinstance(p, dict) for p in parts):
         if len(parts) == 1:
-            return pd.DataFrame(parts[0], copy=False)
+            return pd.DataFrame({c: _as_column(v) for c, v in parts[0].items()}, copy=False)
         return pd.DataFrame(
-            {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}, copy=False
+            {c: _as_column(np.concatenate([p[c] for p in parts])) for c in parts[0]}, copy=False
         )
     frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame(p) for p in parts]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from dethrone_router.assignment import assign, bucket, experiment_salt
-from dethrone_router.batching import MicroBatcher
+from dethrone_router.batching import MicroBatcher, combine
 
 
 class SlowDouble:
@@ -77,6 +77,17 @@ def test_a_failing_call_fails_only_its_callers():
     with pytest.raises(ValueError, match="NaN"):
         batcher.submit(pd.DataFrame({"x": [np.nan]}))
     assert batcher.submit(pd.DataFrame({"x": [3.0]}))[0].tolist() == [3.0]
+
+
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_combined_rows_keep_string_columns_as_objects(n_parts):
+    # pandas 3 would infer its Arrow-backed str dtype, which encoders convert back on
+    # every call; models are trained on object columns.
+    part = {"cut": np.array(["Ideal", None], dtype=object), "carat": np.array([0.3, 1.2])}
+    frame = combine([part] * n_parts)
+    assert frame["cut"].dtype == object and frame["carat"].dtype == np.float64
+    assert frame["cut"].tolist() == ["Ideal", None] * n_parts
+    assert frame["carat"].tolist() == [0.3, 1.2] * n_parts
 
 
 def test_buckets_are_uniform_and_independent_of_the_salt():
