@@ -28,8 +28,9 @@ from dethrone_router.assignment import CHALLENGER, CHAMPION, assign, experiment_
 from dethrone_router.batching import MicroBatcher
 from dethrone_router.errors import ApiError
 from dethrone_router.inputs import payload_rows, read_body, to_frame, unit_of
-from dethrone_router.models import MlflowSource, ModelSource, ModelWatcher, ServedModel
+from dethrone_router.models import MlflowSource, ModelSource, ServedModel
 from dethrone_router.predlog import served_rows
+from dethrone_router.watcher import ModelWatcher
 
 log = logging.getLogger("dethrone_router.serving")
 bp = Blueprint("serving", __name__)
