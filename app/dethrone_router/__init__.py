@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     from dethrone_router import data, experiment_metrics, feedback, ops, predlog, serving, traffic
 
     if settings.serving_enabled:
-        from dethrone_router.metrics import NullServingMetrics, ServingMetrics
+        from dethrone_router.serving_metrics import NullServingMetrics, ServingMetrics
 
         # Unlabelled metrics write their file at creation: not where the worker's metric
         # files could not be allocated (a full disk would SIGBUS the worker).
