@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from flask import request
 
+from dethrone_router.body import read_json
 from dethrone_router.errors import ApiError
 from dethrone_router.models import Feature
 from dethrone_router.validation import ValidationError
@@ -31,26 +32,9 @@ OPTIONS = ("probabilities", "params")
 _DTYPES = {"number": "float64", "integer": "int64", "boolean": "bool", "string": "object"}
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_body() -> dict[str, Any]:
     """The request's JSON object (415 for another content type, 400 for bad JSON)."""
-    if request.mimetype != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"Content-Type must be application/json, got {request.mimetype or 'none'!r}",
-            "Content-Type",
-        )
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise ValidationError(None, "empty", "body is empty; send a JSON object")
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(None, "invalid_json", f"body is not valid JSON: {exc}") from None
+    body = read_json(expect="a JSON object")
     if not isinstance(body, dict):
         raise ValidationError(
             None, "type", f"body must be a JSON object with one of {', '.join(FORMATS)}"

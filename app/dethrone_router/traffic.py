@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Blueprint, jsonify, request
@@ -10,12 +9,11 @@ from flask import Blueprint, jsonify, request
 from dethrone.store.errors import VersionConflict
 from dethrone_router import state
 from dethrone_router.auth import require_read, require_write
+from dethrone_router.body import read_json
 from dethrone_router.errors import ApiError
 from dethrone_router.validation import (
-    MAX_JSON_DEPTH,
     ValidationError,
     merge_update,
-    nesting_depth,
     validate_config,
 )
 
@@ -25,48 +23,6 @@ _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 SOURCE_HEADER = "X-Dethrone-Source"
 # Printable ASCII only: a header arrives as latin-1, so other text would be stored garbled.
 _SOURCE_RE = re.compile(r"[\x20-\x7e]{1,256}")
-
-
-def _reject_constant(name: str) -> float:
-    # Python's json accepts NaN and Infinity; JSON does not, and a/b must be finite.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _json_body():
-    if request.mimetype != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"Content-Type must be application/json, got {request.mimetype or 'none'!r}",
-            "Content-Type",
-        )
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise ValidationError(None, "empty", "body is empty; send a JSON object")
-    depth = nesting_depth(raw)
-    if depth > MAX_JSON_DEPTH:
-        # Deep nesting would only reach recursion limits (a 500) further on.
-        raise ValidationError(
-            None,
-            "too_deep",
-            f"body nests {depth} levels deep; a config needs at most {MAX_JSON_DEPTH}",
-        )
-    try:
-        return json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
-    except ValidationError:
-        raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValidationError(None, "invalid_json", f"body is not valid JSON: {exc}") from None
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    # json.loads keeps the last of duplicate keys silently; a config must say one thing.
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise ValidationError(dup, "duplicate_key", f"key {dup!r} appears twice in one object")
-    return out
 
 
 def _source() -> str | None:
@@ -98,7 +54,7 @@ def post_traffic():
     """
     require_write()
     source = _source()
-    body = _json_body()
+    body = read_json(expect="a JSON object", unique_keys=True)
     expected = None
     if isinstance(body, dict) and "version" in body:
         expected = body.pop("version")

@@ -24,6 +24,15 @@ def test_deeply_nested_json_is_400(client, depth):
     assert client.get("/traffic").get_json()["version"] == 0
 
 
+@pytest.mark.parametrize("path", ["/feedback", "/predict", "/invocations"])
+@pytest.mark.parametrize("depth", [17, 30_000])
+def test_every_json_endpoint_refuses_deep_nesting(client, path, depth):
+    # One body reader for all: deep nesting reached json's recursion limit here (a 500).
+    body = "[" * depth + "]" * depth
+    error = _error(client.post(path, data=body, content_type="application/json"))
+    assert error["code"] == "too_deep" and error["field"] is None
+
+
 def test_nesting_depth_ignores_brackets_in_strings():
     from dethrone_router.validation import nesting_depth
 
