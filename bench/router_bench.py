@@ -23,10 +23,12 @@ import sys
 import tempfile
 import threading
 import time
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 
+from dethrone.cli.router_cmd import command
 from dethrone.process import free_port
 
 SEED_RPS = (14.0, 19.0)
@@ -37,18 +39,7 @@ def start_router(data_dir: str, port: int, workers: int, log_path: str) -> subpr
     """Start gunicorn with the router's config; returns once /health answers 200."""
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(ROUTER_DATA_DIR=data_dir)
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:dethrone_router.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "dethrone_router.wsgi:app",
-    ]
+    cmd = command(Namespace(host="127.0.0.1", port=port, workers=workers))
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

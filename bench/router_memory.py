@@ -17,22 +17,18 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from argparse import Namespace
 from pathlib import Path
+
+from dethrone.cli.router_cmd import command
+from dethrone.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["carat", "cut", "color", "clarity", "depth", "table", "price", "x", "y", "z"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hwm_kib(pid: int) -> int:
@@ -82,21 +78,10 @@ def main() -> None:
             if not k.startswith("ROUTER_") and k != "PROMETHEUS_MULTIPROC_DIR"
         }
         env["ROUTER_DATA_DIR"] = tmp
+        cmd = command(Namespace(host="127.0.0.1", port=port, workers=1))
+        cmd[-1:-1] = ["--timeout", "600"]  # before the app; long requests are measured
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:dethrone_router.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--timeout",
-                "600",
-                "dethrone_router.wsgi:app",
-            ],
+            cmd,
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,

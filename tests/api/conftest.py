@@ -85,22 +85,6 @@ class RouterServer:
             "--workers",
             str(workers),
         ]
-        # Until the lead registers `router` in the CLI, run gunicorn the same way directly.
-        from dethrone.cli import COMMANDS
-
-        if "router" not in COMMANDS:
-            cmd = [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:dethrone_router.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(workers),
-                "dethrone_router.wsgi:app",
-            ]
         cmd = list(wrap or []) + cmd
         with open(self.log, "wb") as log:
             # A session of its own, so stop() can end the whole group by this PID.
