@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dethrone.datasets import load_diamonds
 from dethrone.drift import ReferenceProfile, detect_drift
-from dethrone.injection import apply_drift
 from dethrone.settings import Settings
+from dethrone.slices.datasets import load_diamonds
+from dethrone.slices.injection import apply_drift
 
 FEATURES = ["carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"]
 NUMERIC = ["carat", "depth", "table", "x", "y", "z"]

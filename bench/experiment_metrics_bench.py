@@ -2,7 +2,7 @@
 
 Fills a log with an older experiment and the running one (``--rows`` each, all within the
 last hour, 30% labelled), then times one uncached computation of
-:class:`~dethrone_router.experiment_metrics.ExperimentCollector` (newest experiment, counts
+:class:`~dethrone_router.metrics.experiment.ExperimentCollector` (newest experiment, counts
 and distinct units per arm, live loss of the newest labelled rows per arm); peer: one
 uncached computation of the label-coverage gauges (:class:`CoverageCollector`) on the same
 database, in the same run. Median of ``--repeat`` runs; prints seconds and the ratio.
@@ -22,8 +22,8 @@ from predlog_bench import make_rows, start_postgres
 
 from dethrone.store import make_engine, upgrade
 from dethrone.store.schema import feedback, predictions
-from dethrone_router import predlog
-from dethrone_router.experiment_metrics import ExperimentCollector
+from dethrone_router.gateway import predlog
+from dethrone_router.metrics.experiment import ExperimentCollector
 
 
 class _Store:

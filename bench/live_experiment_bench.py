@@ -72,11 +72,11 @@ def fill(path: Path, n: int) -> None:
 def dethrone_look(path: Path) -> tuple[float, str]:
     import pandas as pd
 
-    from dethrone import experiment as ex
+    from dethrone.experiments import lifecycle as ex
     from dethrone.settings import Settings
     from dethrone.store import make_engine
+    from tests.unit.experiments.test_lifecycle import Clock, FakeLiveTracker
     from tests.unit.pipeline_fakes import FakeRouter, InMemoryRegistry
-    from tests.unit.test_experiment import Clock, FakeLiveTracker
 
     settings = Settings(model_name="m")
     reg = InMemoryRegistry(settings)

@@ -2,7 +2,7 @@
 
 Starts a local MLflow server (SQLite + local artifacts) and the router under gunicorn on
 127.0.0.1 in a temporary folder, then, for each data size, runs the same functions the
-DAG's tasks call (``dethrone.pipeline``): the first-champion path, then, with seed-style
+DAG's tasks call (``dethrone.pipeline.steps``): the first-champion path, then, with seed-style
 drift on carat and color, the drift -> challenger -> A/B -> decision path. With
 ``--airflow`` it also times one real ``airflow dags test`` drift run at the first size
 (task functions plus Airflow's own start-up and bookkeeping).
@@ -19,12 +19,12 @@ import tempfile
 import time
 from datetime import datetime
 
-from dethrone import pipeline
-from dethrone.context import PipelineContext
-from dethrone.localstack import LocalStack
-from dethrone.process import free_port
-from dethrone.router_client import RouterClient
+from dethrone.devstack.localstack import LocalStack
+from dethrone.devstack.process import free_port
+from dethrone.pipeline import steps as pipeline
+from dethrone.pipeline.context import PipelineContext
 from dethrone.settings import Settings
+from dethrone.slices.router_client import RouterClient
 
 
 def timed(times: dict, name: str, fn):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dethrone.cli.router_cmd import command
-from dethrone.process import free_port
+from dethrone.devstack.process import free_port
 
 SEED_RPS = (14.0, 19.0)
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from dethrone.cli.router_cmd import command
-from dethrone.process import free_port
+from dethrone.devstack.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["carat", "cut", "color", "clarity", "depth", "table", "price", "x", "y", "z"]

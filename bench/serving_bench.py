@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dethrone.localstack import LocalStack, free_port, stop_process_group
+from dethrone.devstack.localstack import LocalStack, free_port, stop_process_group
 
 NAME = "bench-serving"
 
@@ -51,9 +51,9 @@ def register(uri: str, n_rows: int) -> tuple[str, str, list[dict]]:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from dethrone.datasets import load_diamonds
+    from dethrone.pipeline.training import prepare_features, train
     from dethrone.settings import Settings
-    from dethrone.training import prepare_features, train
+    from dethrone.slices.datasets import load_diamonds
 
     frame = load_diamonds().sample(n_rows, random_state=0)
     mlflow.set_tracking_uri(uri)

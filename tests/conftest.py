@@ -16,6 +16,6 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def diamonds() -> pd.DataFrame:
     """The shipped diamonds data set, loaded once per session (do not mutate)."""
-    from dethrone.datasets import load_diamonds
+    from dethrone.slices.datasets import load_diamonds
 
     return load_diamonds()

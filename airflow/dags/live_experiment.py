@@ -8,7 +8,7 @@ always-valid sequential look (``decide_sequential``), logs it to MLflow and acts
 ratio mismatch, or continue. ``check_rollback`` rolls a new champion back by itself when,
 during the window, it is significantly worse than the holdback. Both do nothing when no
 experiment is active, and a retried or re-run task never promotes or rolls back twice
-(see ``dethrone.experiment``). The schedule is ``EXPERIMENT_CHECK_MINUTES``; nothing is
+(see ``dethrone.experiments.lifecycle``). The schedule is ``EXPERIMENT_CHECK_MINUTES``; nothing is
 imported from dethrone, and nothing is read or fetched, at parse time.
 """
 
@@ -27,10 +27,14 @@ def _minutes() -> int:
 
 
 def _live(name: str) -> dict:
-    """Run ``dethrone.experiment.<name>`` with fresh collaborators; no retries for bad input."""
+    """Run ``dethrone.experiments.lifecycle.<name>`` with fresh collaborators.
+
+    No retries for bad input.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from dethrone import experiment, pipeline
+    from dethrone.experiments import lifecycle as experiment
+    from dethrone.pipeline import steps as pipeline
     from dethrone.settings import Settings
 
     try:

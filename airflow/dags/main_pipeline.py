@@ -11,7 +11,7 @@ With the param ``live`` the offline A/B test is a pre-screen: a challenger it wo
 starts a live experiment instead (``live_mode`` ab or shadow, ``live_split`` its traffic
 share), which the ``live_experiment`` DAG decides on live labelled traffic.
 
-The DAG is only wiring: every task calls one step of ``dethrone.pipeline`` through
+The DAG is only wiring: every task calls one step of ``dethrone.pipeline.steps`` through
 :func:`_step`, which builds the run's context (settings = environment overridden by the
 run's params, plus the registry, router client and stager) and turns errors that a retry
 cannot fix into an immediate failure. Airflow injects ``params`` and ``run_id`` into each
@@ -77,11 +77,11 @@ PARAMS = {
 
 
 def _step(name: str, params: dict, **kwargs):
-    """Run ``dethrone.pipeline.<name>`` with a fresh context; no retries for bad input."""
+    """Run ``dethrone.pipeline.steps.<name>`` with a fresh context; no retries for bad input."""
     from airflow.exceptions import AirflowFailException
 
-    from dethrone import pipeline
-    from dethrone.context import PipelineContext
+    from dethrone.pipeline import steps as pipeline
+    from dethrone.pipeline.context import PipelineContext
 
     try:
         ctx = PipelineContext.from_settings(pipeline.settings_from_params(params))

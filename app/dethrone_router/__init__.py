@@ -9,66 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
-from dethrone.datasets import load_dataset
-from dethrone.injection import DriftSpec
 from dethrone.settings import Settings
-from dethrone.slicing import Slicer
-from dethrone_router.errors import ApiError, register_error_handler
-from dethrone_router.validation import DEFAULTS, ValidationError, drift_plan, validate_config
+from dethrone.slices.datasets import load_dataset
+from dethrone.slices.slicing import Slicer
+from dethrone_router.errors import register_error_handler
+from dethrone_router.state import RouterState, state
+from dethrone_router.validation import DEFAULTS
 
 access_log = logging.getLogger("dethrone_router.access")
-
-
-@dataclass
-class RouterState:
-    """Everything a worker keeps between requests (one per app)."""
-
-    settings: Settings
-    slicer: Slicer
-    columns: dict[str, pd.Series]
-    store: Any
-    metrics: Any
-    engine: Any = None
-    _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
-        default=None, repr=False
-    )
-
-    def config(self) -> tuple[int, dict[str, Any], dict[str, DriftSpec | None]]:
-        """The current ``(version, config, drift plan)``, re-checked when it changes.
-
-        Raises
-        ------
-        ApiError
-            503 when the stored config no longer fits the data set (e.g. the data set
-            or ``ROUTER_MAX_DATA_SIZE`` changed since it was accepted).
-        """
-        version, cfg = self.store.current()
-        plan = self._plan
-        if plan is None or plan[0] != version:
-            try:
-                checked = validate_config(cfg, self.columns, self.settings.router_max_data_size)
-            except ValidationError as exc:
-                raise ApiError(
-                    503,
-                    "config_incompatible",
-                    f"stored config version {version} does not fit the data set: "
-                    f"{exc.message}; POST /traffic a new one",
-                    exc.field,
-                ) from exc
-            plan = (version, checked, drift_plan(checked))
-            self._plan = plan
-        return plan
-
-
-def state() -> RouterState:
-    """The :class:`RouterState` of the current app."""
-    return current_app.extensions["dethrone_router"]
 
 
 def create_app(settings: Settings | None = None, *, model_source: Any = None) -> Flask:
@@ -100,7 +52,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         )
     # Imported here, not at the top: the gunicorn config imports this package in the
     # master and must set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
-    from dethrone_router.metrics import Metrics
+    from dethrone_router.metrics.registry import Metrics
 
     slicer = Slicer(frame)
     defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"], settings.router_max_data_size)}
@@ -118,10 +70,12 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         engine=engine,
     )
 
-    from dethrone_router import data, experiment_metrics, feedback, ops, predlog, serving, traffic
+    from dethrone_router.api import data, feedback, ops, serving, traffic
+    from dethrone_router.gateway import predlog
+    from dethrone_router.metrics import experiment as experiment_metrics
 
     if settings.serving_enabled:
-        from dethrone_router.serving_metrics import NullServingMetrics, ServingMetrics
+        from dethrone_router.metrics.serving import NullServingMetrics, ServingMetrics
 
         # Unlabelled metrics write their file at creation: not where the worker's metric
         # files could not be allocated (a full disk would SIGBUS the worker).

@@ -6,8 +6,8 @@ import hmac
 
 from flask import request
 
-from dethrone_router import state
 from dethrone_router.errors import ApiError
+from dethrone_router.state import state
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dethrone-router"'}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from dethrone.injection import KINDS, DriftSpec, applicable_kinds, intensity_range
+from dethrone.slices.injection import KINDS, DriftSpec, applicable_kinds, intensity_range
 
 #: Seed-compatible defaults; ``drift`` and ``seed`` are extensions.
 DEFAULTS: dict[str, Any] = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from dethrone.process import free_port  # noqa: F401 - re-exported for native_stack
+from dethrone.devstack.process import free_port  # noqa: F401 - re-exported for native_stack
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dethrone.process import free_port
+from dethrone.devstack.process import free_port
 from dethrone.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Gauges of the running experiment (dethrone_router.experiment_metrics) on a real database."""
+"""Gauges of the running experiment (dethrone_router.metrics.experiment) on a real database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import insert
 
 from dethrone.store import make_engine, upgrade
 from dethrone.store.schema import feedback, predictions
-from dethrone_router.experiment_metrics import ExperimentCollector, split_of
+from dethrone_router.metrics.experiment import ExperimentCollector, split_of
 from tests.api.test_serving import FakeSource, _fit
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -95,7 +95,7 @@ def test_token_under_gunicorn(router_server):
 
 
 def test_source_of_a_change_over_http(router_server):
-    from dethrone.router_client import RouterClient, RouterError
+    from dethrone.slices.router_client import RouterClient, RouterError
 
     server = router_server(workers=1, ROUTER_TOKEN="tok-123")
     client = RouterClient(server.url, token="tok-123", retries=0)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dethrone_router.data as data_module
+import dethrone_router.api.data as data_module
 
 ALL = ["carat", "cut", "color", "clarity", "depth", "table", "price", "x", "y", "z"]
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from dethrone_router.models import Feature, LoadedModel
+from dethrone_router.gateway.models import Feature, LoadedModel
 
 FEATURES = (Feature("carat", "number"), Feature("depth", "number"), Feature("cut", "string"))
 
@@ -381,7 +381,7 @@ def test_rows_the_model_rejects_are_422_and_do_not_fail_their_batch(gateway, gcl
     assert resp.status_code == 422 and resp.json["error"]["code"] == "model_rejected_input"
     batcher = gateway.extensions["dethrone_serving"].watcher.get("champion").batcher
     good, bad = pd.DataFrame(ROWS), pd.DataFrame([{**ROWS[0], "carat": np.nan}])
-    from dethrone_router.batching import _Job
+    from dethrone_router.gateway.batching import _Job
 
     jobs = [_Job(good, False), _Job(bad, False)]
     batcher._run(jobs)

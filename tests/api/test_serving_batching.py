@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dethrone_router.assignment import assign, bucket, experiment_salt
-from dethrone_router.batching import MicroBatcher, combine
+from dethrone_router.gateway.assignment import assign, bucket, experiment_salt
+from dethrone_router.gateway.batching import MicroBatcher, combine
 
 
 class SlowDouble:

@@ -30,7 +30,7 @@ sqlite3.connect = _deny("sqlite3.connect")
 bag = DagBag(dag_folder=sys.argv[1])
 dag = bag.dags.get(sys.argv[2])
 out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "calls": calls,
-       "heavy": sorted(m for m in ("dethrone.pipeline", "mlflow", "sklearn", "pandas")
+       "heavy": sorted(m for m in ("dethrone.pipeline.steps", "mlflow", "sklearn", "pandas")
                        if m in sys.modules)}
 if dag is not None:
     out["tasks"] = {t.task_id: {"downstream": sorted(t.downstream_task_ids),

@@ -64,7 +64,7 @@ def test_every_task_retries(parsed):
 
 
 def test_params_override_settings(parsed):
-    from dethrone.pipeline import RUN_PARAMS
+    from dethrone.pipeline.steps import RUN_PARAMS
     from dethrone.settings import Settings
 
     settings_names = set(Settings.__dataclass_fields__)

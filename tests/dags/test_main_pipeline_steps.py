@@ -21,7 +21,8 @@ def dag_module():
 @pytest.fixture
 def fake_step(monkeypatch):
     """Replace context building and one pipeline step; return what the step raises."""
-    from dethrone import context, pipeline
+    from dethrone.pipeline import context
+    from dethrone.pipeline import steps as pipeline
 
     monkeypatch.setattr(
         context.PipelineContext,

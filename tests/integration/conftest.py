@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dethrone.localstack import LocalStack, free_port, stop_process_group
+from dethrone.devstack.localstack import LocalStack, free_port, stop_process_group
 
 ACCESS_KEY, SECRET_KEY = "dethrone-test", "dethrone-test-secret"
 ARTIFACT_BUCKET, STAGING_BUCKET = "mlflow-artifacts", "dethrone-staging"

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import requests
 
-from dethrone.localstack import LocalStack, free_port
-from dethrone.records import Decision
+from dethrone.devstack.localstack import LocalStack, free_port
+from dethrone.registry.records import Decision
 from dethrone.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -87,11 +87,11 @@ def _register(uri: str, diamonds) -> dict[str, str]:
 def live(tmp_path_factory, diamonds):
     import mlflow
 
-    from dethrone import experiment as ex
-    from dethrone.context import configure_mlflow
-    from dethrone.experiment_tracking import Tracker
-    from dethrone.registry import Registry
-    from dethrone.router_client import RouterClient
+    from dethrone.experiments import lifecycle as ex
+    from dethrone.experiments.tracking import Tracker
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import Registry
+    from dethrone.slices.router_client import RouterClient
     from dethrone.store import make_engine
 
     home = tmp_path_factory.mktemp("live")
@@ -184,7 +184,7 @@ def _served(url: str, arm: str, version: str, timeout: float = 30.0) -> None:
 
 def _rounds(live, step, done, *, rounds: int, seed: int, label_transform=None) -> dict:
     """Simulate a few seconds of traffic, then look; until ``done(out)`` or ``rounds``."""
-    from dethrone.simulate import simulate
+    from dethrone.simulation.traffic import simulate
 
     out: dict = {}
     for i in range(rounds):
@@ -208,7 +208,7 @@ def _rounds(live, step, done, *, rounds: int, seed: int, label_transform=None) -
 
 
 def _better_challenger_is_promoted_and_served(live):
-    from dethrone import experiment as ex
+    from dethrone.experiments import lifecycle as ex
 
     v = live.versions
     started = ex.start_experiment(live.ctx, challenger_version=v["forest"], key="it-better")
@@ -240,7 +240,7 @@ def _better_challenger_is_promoted_and_served(live):
 
 
 def _secretly_worse_new_champion_is_rolled_back_in_the_window(live):
-    from dethrone import experiment as ex
+    from dethrone.experiments import lifecycle as ex
 
     v = live.versions
     assert ex.current(live.ctx).state == "guardrail"
@@ -275,7 +275,7 @@ def _secretly_worse_new_champion_is_rolled_back_in_the_window(live):
 
 
 def _equally_good_challenger_is_not_promoted(live):
-    from dethrone import experiment as ex
+    from dethrone.experiments import lifecycle as ex
 
     v = live.versions
     ex.start_experiment(live.ctx, challenger_version=v["constant_again"], key="it-equal")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dethrone.process import free_port
+from dethrone.devstack.process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

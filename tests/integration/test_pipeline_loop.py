@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from dethrone.records import Decision, DriftVerdict, RunIdentity
+from dethrone.registry.records import Decision, DriftVerdict, RunIdentity
 from dethrone.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,8 +33,8 @@ def settings(stack) -> Settings:
 
 @pytest.fixture(scope="module")
 def registry(settings):
-    from dethrone.context import configure_mlflow
-    from dethrone.registry import Registry
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import Registry
 
     configure_mlflow(settings)
     return Registry(settings)
@@ -42,7 +42,7 @@ def registry(settings):
 
 @pytest.fixture(scope="module")
 def router(settings):
-    from dethrone.router_client import RouterClient
+    from dethrone.slices.router_client import RouterClient
 
     return RouterClient.from_settings(settings)
 

@@ -18,8 +18,8 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from dethrone.localstack import LocalStack, free_port
-from dethrone.registry import Registry
+from dethrone.devstack.localstack import LocalStack, free_port
+from dethrone.registry.client import Registry
 from dethrone.settings import Settings
 from dethrone.store import make_engine
 from dethrone.store.export import joined_predictions

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from dethrone.process import HOST, free_port
-from dethrone.records import Decision
+from dethrone.devstack.process import HOST, free_port
+from dethrone.registry.records import Decision
 from dethrone.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -86,7 +86,7 @@ class CuttingProxy:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    from dethrone.localstack import LocalStack
+    from dethrone.devstack.localstack import LocalStack
 
     stack = LocalStack(tmp_path_factory.mktemp("mlflow_faults"))
     try:
@@ -124,7 +124,7 @@ def _reset(mlflow_server, name: str) -> str:
     """v1 @previous-champion, v2 @champion, v3 @challenger, no pending intent (direct)."""
     from mlflow.tracking import MlflowClient
 
-    from dethrone.records import PromotionIntent
+    from dethrone.registry.records import PromotionIntent
 
     client = MlflowClient(mlflow_server, mlflow_server)
     for alias, version in BEFORE.items():
@@ -134,7 +134,7 @@ def _reset(mlflow_server, name: str) -> str:
 
 
 def _registry(url: str, name: str):
-    from dethrone.registry import Registry
+    from dethrone.registry.client import Registry
 
     return Registry(Settings(mlflow_tracking_uri=url, model_name=name))
 
@@ -149,7 +149,7 @@ def _clean_promotion_calls(mlflow_server, proxy, model) -> int:
 
 
 def test_cut_after_every_call_of_a_promotion_then_retry(mlflow_server, proxy, model):
-    from dethrone.registry import RegistryError
+    from dethrone.registry.client import RegistryError
 
     n_calls = _clean_promotion_calls(mlflow_server, proxy, model)
     assert n_calls >= 8
@@ -171,7 +171,7 @@ def test_cut_after_every_call_of_a_promotion_then_retry(mlflow_server, proxy, mo
 
 
 def test_cut_promotion_then_rollback_never_loses_a_version(mlflow_server, proxy, model):
-    from dethrone.registry import RegistryError
+    from dethrone.registry.client import RegistryError
 
     n_calls = _clean_promotion_calls(mlflow_server, proxy, model)
     for k in range(n_calls):
@@ -194,8 +194,8 @@ def test_cut_promotion_then_rollback_never_loses_a_version(mlflow_server, proxy,
 
 
 def test_dead_server_fails_fast_with_a_clear_message(mlflow_server, model, monkeypatch):
-    from dethrone.context import configure_mlflow
-    from dethrone.registry import RegistryError
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import RegistryError
 
     for var in (
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
@@ -217,8 +217,8 @@ def test_dead_server_fails_fast_with_a_clear_message(mlflow_server, model, monke
 
 
 def test_hanging_server_fails_within_the_request_timeout(mlflow_server, model, monkeypatch):
-    from dethrone.context import configure_mlflow
-    from dethrone.registry import RegistryError
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import RegistryError
 
     proxy = CuttingProxy(mlflow_server)
     try:

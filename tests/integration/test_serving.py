@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import requests
 
-from dethrone.localstack import LocalStack, free_port
-from dethrone.records import Decision
-from dethrone.registry import Registry
+from dethrone.devstack.localstack import LocalStack, free_port
+from dethrone.registry.client import Registry
+from dethrone.registry.records import Decision
 from dethrone.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

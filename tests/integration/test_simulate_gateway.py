@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import requests
 
-from dethrone.localstack import LocalStack, free_port
-from dethrone.registry import Registry
-from dethrone.router_client import RouterClient
+from dethrone.devstack.localstack import LocalStack, free_port
+from dethrone.registry.client import Registry
 from dethrone.settings import Settings
-from dethrone.simulate import simulate
+from dethrone.simulation.traffic import simulate
+from dethrone.slices.router_client import RouterClient
 from dethrone.store import database_url, make_engine
 from dethrone.store.export import joined_predictions
 

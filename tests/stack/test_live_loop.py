@@ -38,7 +38,7 @@ from sklearn.dummy import DummyRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from dethrone.datasets import load_diamonds
+from dethrone.slices.datasets import load_diamonds
 
 frame = load_diamonds().sample(2000, random_state=0)
 X = frame.drop(columns="price")
@@ -90,7 +90,7 @@ def _looks(airflow, stack, task_id: str, seed: int) -> list[dict]:
 
 def _serving(stack, arm: str, version: str, timeout: float = 60.0) -> None:
     """Until /predict through nginx answers ``arm`` with ``version`` (the hot swap)."""
-    from dethrone.datasets import load_diamonds
+    from dethrone.slices.datasets import load_diamonds
 
     rows = load_diamonds().drop(columns="price").head(1).to_dict(orient="records")
     deadline, seen = time.monotonic() + timeout, set()

@@ -121,7 +121,7 @@ def _ready_on(url: str, champion: str, timeout: float = 120.0) -> None:
 
 
 def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
-    from dethrone.datasets import load_diamonds
+    from dethrone.slices.datasets import load_diamonds
     from dethrone.store import make_engine
     from dethrone.store.export import joined_predictions
 

@@ -20,10 +20,10 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
 )
 
-from dethrone.context import PipelineContext
-from dethrone.registry import Registry
-from dethrone.router_client import ABSlices
+from dethrone.pipeline.context import PipelineContext
+from dethrone.registry.client import Registry
 from dethrone.settings import Settings
+from dethrone.slices.router_client import ABSlices
 
 
 def _missing(what: str) -> MlflowException:
@@ -155,7 +155,7 @@ class InMemoryRegistry(Registry):
         self.artifacts: dict[str, tuple[Any, Any]] = {}
 
     def register(self, run_id: str, *, dag_run_id: str, role: str) -> Any:
-        from dethrone.records import RunIdentity, TrainingRecord
+        from dethrone.registry.records import RunIdentity, TrainingRecord
 
         existing = self.find_registered(dag_run_id, role)
         if existing is not None:
@@ -237,7 +237,7 @@ class FakeTracker:
     def log_training_run(
         self, result, frame, profile, settings, *, dag_run_id, role, data_uri=None
     ) -> str:
-        from dethrone.records import ModelInfo, RunIdentity
+        from dethrone.registry.records import ModelInfo, RunIdentity
 
         run_id = f"run-{next(self._ids)}"
         info = ModelInfo(

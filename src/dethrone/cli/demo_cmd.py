@@ -30,8 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 when a step failed (with the reason on stderr)."""
-    from dethrone.demo import run_demo
-    from dethrone.localstack import StackError
+    from dethrone.devstack.localstack import StackError
+    from dethrone.simulation.demo import run_demo
 
     home = args.home or str(Path(Settings.from_env().dethrone_home) / "demo")
     try:

@@ -22,7 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Stop the services; always 0 (nothing running is not an error)."""
-    from dethrone.localstack import LocalStack
+    from dethrone.devstack.localstack import LocalStack
 
     home = Path(args.home or Settings.from_env().dethrone_home)
     stopped = []

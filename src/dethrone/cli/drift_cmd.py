@@ -120,9 +120,9 @@ def _check_categorical(categorical: list[str] | None, reference, current) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from dethrone.datasets import read_table
     from dethrone.drift import detect_drift, render_html
     from dethrone.settings import Settings
+    from dethrone.slices.datasets import read_table
 
     overrides = {
         k: v

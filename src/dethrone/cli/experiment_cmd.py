@@ -79,8 +79,8 @@ def _challenger(ctx: Any, spec: str) -> str:
 
 
 def _prescreen(settings: Any, challenger: str, key: str) -> dict[str, Any]:
-    from dethrone import pipeline
-    from dethrone.context import PipelineContext
+    from dethrone.pipeline import steps as pipeline
+    from dethrone.pipeline.context import PipelineContext
 
     pctx = PipelineContext.from_settings(settings, check=False)
     champion = pipeline.check_champion(pctx)["champion_version"]
@@ -92,7 +92,7 @@ def _prescreen(settings: Any, challenger: str, key: str) -> dict[str, Any]:
 
 
 def _start(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from dethrone.experiment import start_experiment
+    from dethrone.experiments.lifecycle import start_experiment
 
     key = args.key or f"cli-{args.by}-{time.time_ns()}"
     challenger = _challenger(ctx, args.challenger)
@@ -121,11 +121,11 @@ class PrescreenRejected(RuntimeError):
 
 def run(args: argparse.Namespace) -> int:
     """Print the experiment as JSON; 1 when refused or unreachable, 2 for bad input."""
-    from dethrone import experiment_ops
-    from dethrone.experiment import ExperimentContext, ExperimentError
-    from dethrone.registry import RegistryError
-    from dethrone.router_client import RouterError
+    from dethrone.experiments import operator as experiment_ops
+    from dethrone.experiments.lifecycle import ExperimentContext, ExperimentError
+    from dethrone.registry.client import RegistryError
     from dethrone.settings import Settings
+    from dethrone.slices.router_client import RouterError
 
     try:
         ctx = ExperimentContext.from_settings(Settings.from_env())

@@ -21,8 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Roll back; 1 when there is nothing to roll back to or MLflow is unreachable."""
-    from dethrone.context import configure_mlflow
-    from dethrone.registry import Registry, RegistryError
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import Registry, RegistryError
     from dethrone.settings import Settings
 
     settings = Settings.from_env()

@@ -94,9 +94,9 @@ def _summary(report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """0, 1 when the router cannot be reached or answered no request, 2 on bad arguments."""
-    from dethrone.router_client import RouterClient, RouterError
     from dethrone.settings import Settings
-    from dethrone.simulate import simulate
+    from dethrone.simulation.traffic import simulate
+    from dethrone.slices.router_client import RouterClient, RouterError
 
     def progress(view: dict[str, Any]) -> None:
         if not view.get("done"):

@@ -21,10 +21,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Print the status; 1 with one clear line when MLflow cannot be reached."""
-    from dethrone.context import configure_mlflow
-    from dethrone.registry import Registry, RegistryError
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import Registry, RegistryError
+    from dethrone.registry.status import collect_status, format_status
     from dethrone.settings import Settings
-    from dethrone.status import collect_status, format_status
 
     settings = Settings.from_env()
     try:

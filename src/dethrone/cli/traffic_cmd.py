@@ -36,8 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Print the (new) config; 1 when the router refuses or cannot be reached."""
-    from dethrone.router_client import RouterClient, RouterError
     from dethrone.settings import Settings
+    from dethrone.slices.router_client import RouterClient, RouterError
 
     client = RouterClient.from_settings(Settings.from_env(), retries=1)
     try:

@@ -38,7 +38,7 @@ def _value(text: str):
 
 def run(args: argparse.Namespace) -> int:
     """Run the DAG; returns Airflow's exit code (0 when the run succeeded)."""
-    from dethrone.localstack import LocalStack, StackError
+    from dethrone.devstack.localstack import LocalStack, StackError
     from dethrone.settings import Settings
 
     conf = {}

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Start the services; 1 with a clear message when one cannot start."""
-    from dethrone.localstack import LocalStack, StackError
+    from dethrone.devstack.localstack import LocalStack, StackError
 
     stack = LocalStack(args.home or Settings.from_env().dethrone_home)
     try:

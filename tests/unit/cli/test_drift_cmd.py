@@ -10,8 +10,8 @@ import pytest
 
 from dethrone.cli import main
 from dethrone.drift import ReferenceProfile
-from dethrone.injection import apply_drift
 from dethrone.settings import Settings
+from dethrone.slices.injection import apply_drift
 
 FEATURES = ["carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"]
 

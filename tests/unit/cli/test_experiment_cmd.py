@@ -7,8 +7,8 @@ import json
 import pytest
 
 from dethrone.cli import main
-from dethrone.experiment import ExperimentContext
-from tests.unit.test_experiment import make_ctx
+from dethrone.experiments.lifecycle import ExperimentContext
+from tests.unit.experiments.test_lifecycle import make_ctx
 
 
 @pytest.fixture

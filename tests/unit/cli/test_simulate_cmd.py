@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dethrone.cli import main
-from dethrone.process import free_port
+from dethrone.devstack.process import free_port
 
 SLICE = {
     "columns": ["carat", "cut", "price"],

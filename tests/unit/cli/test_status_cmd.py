@@ -44,7 +44,7 @@ def broken_server():
 def test_status_reports_an_unusable_server_in_one_line(
     reachable, broken_server, monkeypatch, capsys
 ):
-    from dethrone.process import free_port
+    from dethrone.devstack.process import free_port
 
     url = broken_server if reachable else f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)

@@ -8,8 +8,8 @@ import pytest
 
 from dethrone.drift import DriftReport, ReferenceProfile, detect_drift, render_html
 from dethrone.drift import statistics as st
-from dethrone.injection import apply_drift
 from dethrone.settings import Settings
+from dethrone.slices.injection import apply_drift
 
 FEATURES = ["carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"]
 
@@ -114,7 +114,7 @@ def test_all_nan_on_both_sides_is_not_drift(settings):
 def test_some_missing_values_compared_separately(slices, settings, rng):
     ref, cur = slices
     cur = apply_drift(cur, {"x": None}, rng)  # distribution drift, no missing
-    from dethrone.injection import DriftSpec
+    from dethrone.slices.injection import DriftSpec
 
     cur = apply_drift(cur, {"table": DriftSpec("missing", 0.2)}, rng)
     report = detect_drift(ref, cur, settings=settings)
@@ -205,7 +205,7 @@ def test_missing_rate_tests_share_the_correction(settings, rng):
 
 
 def test_real_missing_rate_shift_is_flagged(settings):
-    from dethrone.datasets import load_txhousing
+    from dethrone.slices.datasets import load_txhousing
 
     tx = load_txhousing()  # sales is missing in 17% of 2000-2002 rows, 0.1% of 2011-2014
     ref, cur = tx[tx.year <= 2002], tx[(tx.year >= 2011) & (tx.year <= 2014)]

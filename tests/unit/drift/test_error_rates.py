@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dethrone.drift import ReferenceProfile, detect_drift
-from dethrone.injection import apply_drift
 from dethrone.settings import Settings
+from dethrone.slices.injection import apply_drift
 
 FEATURES = ["carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"]
 N = 5000

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dethrone.datasets import load_midwest, load_msleep, load_txhousing
 from dethrone.drift import detect_drift
 from dethrone.settings import Settings
+from dethrone.slices.datasets import load_midwest, load_msleep, load_txhousing
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,1 @@
+"""The router's blueprints: traffic config, data slices, serving, feedback, operations."""

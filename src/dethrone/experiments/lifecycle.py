@@ -1,0 +1,288 @@
+"""Live experiments: start, look, promote with a guardrail window, roll back, stop.
+
+The experiment is a small state machine stored as :class:`~dethrone.registry.records.LiveExperiment`
+tags on the registered model (one experiment at a time) and mirrored on its MLflow run::
+
+    starting → running ─┬─ promoting → guardrail ─┬─ promoted
+                        │                          └─ rolling-back → rolled-back
+                        ├─ kept | inconclusive | stopped
+
+Every transition is written *before* the registry and the router are changed, and every
+step after it is idempotent (aliases are set, not toggled; the router gets whole serving
+fields), so a retried or re-run task finishes what an interrupted one began and never
+promotes, rolls back or starts twice. The collaborators come in an :class:`ExperimentContext`
+(unit tests pass fakes); settings are read from the environment only by the callers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dethrone.experiments import analysis as looks
+from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. are public here
+    AUTOMATIC,
+    ExperimentContext,
+    ExperimentError,
+    _action,
+    _all_to_champion,
+    _require_version,
+    _save,
+    _servable,
+    _set,
+    _thresholds,
+    _traffic,
+    current,
+    experiment_id,
+)
+from dethrone.registry.records import CHALLENGER, CHAMPION, Decision, LiveExperiment, RollbackRecord
+from dethrone.store.durations import parse_duration
+
+
+# --- start --------------------------------------------------------------------------
+def start_experiment(
+    ctx: ExperimentContext,
+    *,
+    challenger_version: str,
+    key: str,
+    mode: str = "ab",
+    split: float = 0.5,
+    by: str = AUTOMATIC,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Start a live experiment of ``challenger_version`` against ``@champion``.
+
+    ``key`` (the DAG run id, or an operator request id) makes the start idempotent: a retry
+    with the same key finishes or returns the experiment it started. Any other start while
+    an experiment is active raises :class:`ExperimentError`.
+
+    Returns the experiment record as a dict.
+    """
+    if mode not in ("ab", "shadow"):
+        raise ValueError(f"mode must be 'ab' or 'shadow', got {mode!r}")
+    if mode == "ab" and not 0.0 < float(split) < 1.0:
+        raise ValueError(f"split must be strictly between 0 and 1, got {split!r}")
+    challenger_version, new_id = (
+        str(challenger_version),
+        experiment_id(str(challenger_version), key),
+    )
+    rec = current(ctx)
+    if rec is not None and rec.id == new_id and rec.state != "starting":
+        return rec.to_dict()  # a retry after the start completed
+    if rec is not None and rec.active and rec.id != new_id:
+        raise ExperimentError(
+            f"experiment {rec.id} (challenger v{rec.challenger_version}) "
+            f"is {rec.state}; stop it first"
+        )
+    if rec is None or rec.id != new_id:
+        champion = ctx.registry.alias_version(CHAMPION)
+        if champion is None:
+            raise ExperimentError("there is no @champion to test a challenger against")
+        if str(champion.version) == challenger_version:
+            raise ExperimentError(f"version {challenger_version} is already @champion")
+        _require_version(ctx, challenger_version)
+        rec = LiveExperiment(
+            id=new_id,
+            champion_version=str(champion.version),
+            challenger_version=challenger_version,
+            salt=new_id,
+            started_at=ctx.clock(),
+            mode=mode,
+            split=float(split) if mode == "ab" else None,
+            thresholds=_thresholds(ctx.settings),
+            dag_run_id=key,
+            state="starting",
+            action=_action(ctx, "start", by, reason),
+        )
+        rec = _save(ctx, rec)
+    if not rec.run_id:
+        rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
+    _servable(ctx, challenger_version, collecting=True)
+    ctx.registry.set_alias(CHALLENGER, challenger_version)
+    serving = (
+        {"mode": "ab", "a": 1.0 - rec.split, "b": rec.split}
+        if rec.mode == "ab"
+        else {"mode": "shadow"}
+    )
+    rec = _traffic(ctx, rec, why="start", salt=rec.salt, **serving)
+    return _set(ctx, rec, state="running").to_dict()
+
+
+# --- looks and automatic actions --------------------------------------------------------
+def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
+    """One scheduled look: decide, log the look, and act on the outcome.
+
+    ``promote`` promotes and opens the guardrail window, ``keep`` returns all traffic to
+    the champion, ``inconclusive`` with a sample ratio mismatch stops the experiment,
+    ``continue`` (or too few units so far) does nothing. An interrupted promotion is
+    finished; the guardrail window after a promotion is :func:`check_rollback`'s.
+    """
+    rec = current(ctx)
+    if rec is None or not rec.active:
+        return {
+            "experiment": None if rec is None else rec.id,
+            "state": _state(rec),
+            "action": "none",
+        }
+    if rec.state in ("guardrail", "rolling-back"):
+        return _out(rec, "none")  # the window is check_rollback's
+    if rec.state == "promoting":
+        return _out(_finish_promotion(ctx, rec), "promoted")
+    if rec.state == "starting":
+        return _out(rec, "none")  # the start task (or its retry) finishes it
+    decision = looks.experiment_decision(
+        looks.read_log(ctx.engine, rec, looks.experiment_arms(rec)), rec, ctx.settings
+    )
+    look = looks.look_of(decision, phase="experiment", now=ctx.clock())
+    ctx.tracker.log_look(rec, look)
+    rec = _set(ctx, rec, looks=rec.looks + 1)
+    outcome = look.outcome
+    if outcome == "promote":
+        return _out(_promote(ctx, rec, decision, by=AUTOMATIC, reason=""), "promoted", look)
+    if outcome == "keep" or (outcome == "inconclusive" and looks.srm_failed(decision)):
+        state = "kept" if outcome == "keep" else "inconclusive"
+        _record_decision(ctx, rec, decision, outcome)
+        why = "keep" if outcome == "keep" else "inconclusive (sample ratio mismatch)"
+        rec = _all_to_champion(ctx, rec, why)
+        rec = _set(
+            ctx,
+            rec,
+            state=state,
+            outcome=outcome,
+            ended_at=ctx.clock(),
+            reasons=list(decision.reasons),
+        )
+        return _out(rec, state, look)
+    return _out(rec, "continue", look)
+
+
+def _state(rec: LiveExperiment | None) -> str | None:
+    return None if rec is None else rec.state
+
+
+def _out(rec: LiveExperiment, action: str, look: Any = None) -> dict[str, Any]:
+    return {
+        "experiment": rec.id,
+        "state": rec.state,
+        "action": action,
+        "look": None if look is None else look.to_dict(),
+    }
+
+
+def _record_decision(
+    ctx: ExperimentContext, rec: LiveExperiment, decision: Any, outcome: str
+) -> Decision:
+    record = Decision(
+        outcome=outcome,
+        dag_run_id=rec.dag_run_id,
+        champion_version=rec.champion_version,
+        challenger_version=rec.challenger_version,
+        reasons=[] if decision is None else list(decision.reasons),
+        pvalue=None if decision is None else looks._num(decision.pvalue),
+        ci=None
+        if decision is None
+        else [looks._num(decision.ci_low), looks._num(decision.ci_high)],
+        loss="live",
+        comparison_run_id=rec.run_id,
+        final=True,
+        expected_share_a=None if rec.split is None else 1.0 - rec.split,
+    )
+    ctx.registry.record_decision(rec.challenger_version, record)
+    return record
+
+
+def _promote(
+    ctx: ExperimentContext, rec: LiveExperiment, decision: Any, *, by: str, reason: str
+) -> LiveExperiment:
+    reasons = list(decision.reasons) if decision is not None else [f"promoted by {by}: {reason}"]
+    rec = _set(
+        ctx,
+        rec,
+        state="promoting",
+        outcome="promote",
+        reasons=reasons,
+        action=_action(ctx, "promote", by, reason),
+    )
+    _record_decision(ctx, rec, decision, "promote")
+    return _finish_promotion(ctx, rec)
+
+
+def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    # registry.promote is crash-safe and a no-op once done; the holdback (the previous
+    # champion) becomes the gateway's challenger arm for the guardrail window.
+    ctx.registry.promote(rec.challenger_version)
+    _servable(ctx, rec.champion_version, collecting=True)
+    ctx.registry.set_alias(CHALLENGER, rec.champion_version)
+    share = float(ctx.settings.holdback_share)
+    why = f"promote by {(rec.action or {}).get('by', AUTOMATIC)}, guardrail holdback {share:g}"
+    rec = _traffic(ctx, rec, why=why, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
+    until = rec.window_until or ctx.clock() + parse_duration(ctx.settings.rollback_window)
+    return _set(ctx, rec, state="guardrail", holdback=share, window_until=until)
+
+
+def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
+    """In the guardrail window: roll back when the new champion is significantly worse.
+
+    The always-valid test compares the new champion's live loss with the holdback's (the
+    previous champion, ``holdback_share`` of the traffic). When the window ends without
+    harm shown, the holdback is removed and the promotion is final.
+    """
+    rec = current(ctx)
+    if rec is None or rec.state not in ("guardrail", "rolling-back"):
+        return {
+            "experiment": None if rec is None else rec.id,
+            "state": _state(rec),
+            "action": "none",
+        }
+    if rec.state == "rolling-back":
+        return _out(_finish_rollback(ctx, rec), "rolled-back")
+    decision = looks.guardrail_decision(
+        looks.read_log(ctx.engine, rec, looks.guardrail_arms(rec)), rec, ctx.settings
+    )
+    look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
+    ctx.tracker.log_look(rec, look)
+    rec = _set(ctx, rec, looks=rec.looks + 1)
+    if look.outcome == "promote":  # the previous champion is better: undo the promotion
+        why = (
+            f"automatic rollback: live loss of v{rec.challenger_version} "
+            f"({look.mean_a:.4g}) is significantly worse than the holdback "
+            f"v{rec.champion_version} ({look.mean_b:.4g}); always-valid interval of "
+            f"the difference [{look.ci_low:.4g}, {look.ci_high:.4g}], p = {look.pvalue:.3g}"
+        )
+        return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
+    if ctx.clock() >= float(rec.window_until):
+        rec = _all_to_champion(ctx, rec, "guardrail window closed, promotion final")
+        _servable(ctx, rec.champion_version, collecting=False)
+        rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock())
+        return _out(rec, "window-closed", look)
+    return _out(rec, "continue", look)
+
+
+def _rollback(
+    ctx: ExperimentContext, rec: LiveExperiment, *, by: str, reason: str
+) -> LiveExperiment:
+    rec = _set(
+        ctx,
+        rec,
+        state="rolling-back",
+        outcome="rolled-back",
+        reasons=[*rec.reasons, reason],
+        action=_action(ctx, "rollback", by, reason),
+    )
+    return _finish_rollback(ctx, rec)
+
+
+def _finish_rollback(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    reg = ctx.registry
+    reason = (rec.action or {}).get("reason", "rollback")
+    by = (rec.action or {}).get("by", AUTOMATIC)
+    reg.finish_pending()  # an interrupted promotion, or this rollback cut half-way
+    serving = reg.alias_version(CHAMPION)
+    if serving is not None and str(serving.version) == rec.challenger_version:
+        # Only while the promoted version still serves: a second rollback would undo this one.
+        reg.rollback(reason)
+    reg.tag_version(
+        rec.challenger_version, RollbackRecord(rolled_back=True, reason=reason, by=by).to_tags()
+    )
+    rec = _all_to_champion(ctx, rec, f"rollback by {by}")
+    _servable(ctx, rec.champion_version, collecting=False)
+    return _set(ctx, rec, state="rolled-back", ended_at=ctx.clock())

@@ -1,0 +1,171 @@
+"""The stored record of the live experiment and the small steps every transition uses.
+
+The record is one JSON tag on the registered model
+(:class:`~dethrone.registry.records.LiveExperiment`) mirrored on its MLflow run;
+the helpers here read and write it, set the router's serving
+fields and mark versions servable. The lifecycle is :mod:`dethrone.experiments.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dethrone.registry.records import CHALLENGER, Decision, LiveExperiment, OperatorAction
+from dethrone.settings import Settings
+
+#: who the automatic actions are recorded as
+AUTOMATIC = "dethrone"
+
+
+class ExperimentError(RuntimeError):
+    """A live experiment cannot be started or changed in its current state (permanent)."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class ExperimentContext:
+    """What the lifecycle talks to: registry, router client, log database, tracker, clock.
+
+    ``tracker`` has ``start_run(rec) -> run_id``, ``update(rec)`` and
+    ``log_look(rec, look) -> list of looks`` (:mod:`dethrone.experiments.tracking`).
+    """
+
+    settings: Settings
+    registry: Any
+    router: Any
+    engine: Any
+    tracker: Any
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, check: bool = True) -> ExperimentContext:
+        """Configure MLflow once and build the real collaborators for ``settings``."""
+        from dethrone.experiments import tracking as experiment_tracking
+        from dethrone.pipeline.context import configure_mlflow
+        from dethrone.registry.client import Registry
+        from dethrone.slices.router_client import RouterClient
+        from dethrone.store.engine import database_url, make_engine
+
+        configure_mlflow(settings, check=check)
+        return cls(
+            settings=settings,
+            registry=Registry(settings),
+            router=RouterClient.from_settings(settings),
+            engine=make_engine(database_url(settings)),
+            tracker=experiment_tracking.Tracker(settings),
+        )
+
+
+# --- the stored record --------------------------------------------------------------
+def current(ctx: ExperimentContext) -> LiveExperiment | None:
+    """The latest experiment of the model (running or ended), or ``None``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = ctx.registry.client.get_registered_model(ctx.registry.name).tags or {}
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None  # no registered model yet
+        raise
+    return LiveExperiment.from_json(tags.get(LiveExperiment.RECORD_TAG))
+
+
+def _save(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
+    ctx.registry.client.set_registered_model_tag(
+        ctx.registry.name, LiveExperiment.RECORD_TAG, rec.to_json()
+    )
+    if rec.run_id:
+        ctx.tracker.update(rec)
+    return rec
+
+
+def _set(ctx: ExperimentContext, rec: LiveExperiment, **changes: Any) -> LiveExperiment:
+    return _save(ctx, dataclasses.replace(rec, **changes))
+
+
+def experiment_id(challenger_version: str, key: str) -> str:
+    """Deterministic id of the experiment a (challenger, DAG run or request) starts.
+
+    >>> experiment_id("7", "manual__1") == experiment_id("7", "manual__1")
+    True
+    """
+    return f"live-v{challenger_version}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def change_source(rec: LiveExperiment, why: str = "") -> str:
+    """What the router's history records as the source of a serving change of ``rec``.
+
+    >>> rec = LiveExperiment(id="live-v2-ab", dag_run_id="manual__1")
+    >>> change_source(rec, "start")
+    'live experiment live-v2-ab (run manual__1): start'
+    """
+    from dethrone.slices.router_client import source_text
+
+    text = f"live experiment {rec.id} (run {rec.dag_run_id})"
+    return source_text(f"{text}: {why}" if why else text)
+
+
+def _traffic(
+    ctx: ExperimentContext, rec: LiveExperiment, *, why: str = "", **config: Any
+) -> LiveExperiment:
+    """Set the router's serving fields only (never the drift settings) and note the version.
+
+    The router's history records the change as made by this experiment and its DAG run,
+    for ``why`` (the action: start, promote, keep, rollback, ...).
+    """
+    stored = ctx.router.set_traffic(source=change_source(rec, why), **config)
+    version = stored.get("version") if isinstance(stored, dict) else None
+    return dataclasses.replace(rec, config_versions=[*rec.config_versions, version])
+
+
+def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment, why: str) -> LiveExperiment:
+    ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
+    # The mode alone: a and b also cut the offline /ab_data slices, and a = 1, b = 0 would
+    # leave the next pipeline run's A/B pre-screen an empty arm B.
+    return _traffic(ctx, rec, why=why, mode="champion")
+
+
+def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None:
+    """Mark ``version``'s recorded decision as not final while live traffic judges it.
+
+    The gateway refuses a ``@challenger`` whose recorded decision is final and not
+    ``promote`` (a first-champion record, an earlier ``keep``); the challenger of an
+    experiment and the holdback of a guardrail window must be served all the same.
+    """
+    ctx.registry.tag_version(version, Decision.field_tags(final=not collecting))
+
+
+def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str, Any]:
+    """The :class:`OperatorAction` stored on the experiment: who did what, why, when."""
+    return OperatorAction(action=name, by=by, reason=reason, at=ctx.clock()).to_dict()
+
+
+def _thresholds(s: Settings) -> dict[str, Any]:
+    return {
+        "alpha": s.ab_alpha,
+        "margin": s.ab_margin,
+        "tuning_n": s.sequential_tuning_n,
+        "min_units_per_arm": s.ab_min_rows_per_arm,
+        "max_units_per_arm": s.ab_max_units_per_arm,
+        "guardrail_margin": s.guardrail_margin,
+        "srm_pvalue_threshold": s.srm_pvalue_threshold,
+        "holdback": s.holdback_share,
+        "rollback_window": s.rollback_window,
+    }
+
+
+def _require_version(ctx: ExperimentContext, version: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        ctx.registry.model_version(version)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ExperimentError(f"version {version} of {ctx.registry.name} does not exist") from None

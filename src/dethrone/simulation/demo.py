@@ -1,0 +1,195 @@
+"""The one-command demo: two real ``main_pipeline`` runs against a fresh local stack.
+
+Run 1 trains and promotes the first champion; drift on ``carat`` and ``color`` is then
+set through POST /traffic (the only way drift enters); run 2 detects it, trains a
+challenger and pre-screens it with the offline A/B test. With the gateway's prediction log
+and the simulator present, run 2 starts a live experiment instead of promoting, and the
+live loop (:mod:`dethrone.simulation.demo_live`) decides it on simulated traffic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dethrone.devstack.localstack import DEFAULT_PORTS, LocalStack, StackError
+from dethrone.devstack.process import free_port, port_free
+from dethrone.settings import Settings
+
+BASELINE = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
+DEMO_DRIFT = ["carat", "color"]
+# What a demo folder may contain; anything else means it is not ours to delete.
+_DEMO_ENTRIES = {"run", "logs", "mlflow", "router", "airflow", "staging", "mlruns"}
+
+
+def _port(name: str, wanted: int | None, say: Callable[[str], None]) -> int:
+    if wanted:
+        return wanted
+    default = DEFAULT_PORTS[name]
+    if port_free(default):
+        return default
+    port = free_port()
+    say(f"  port {default} is busy, {name} uses {port} instead")
+    return port
+
+
+def _live_capable(url: str) -> bool:
+    """The simulator is installed and the router logs predictions (its health says so)."""
+    import requests
+
+    if importlib.util.find_spec("dethrone.simulation.traffic") is None:  # the simulator
+        return False
+    try:
+        return "log" in requests.get(f"{url}/health", timeout=10).json()
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def _live(
+    settings: Settings,
+    stack: LocalStack,
+    url: str,
+    say: Callable[[str], None],
+    step: Callable[[str, Callable[[], Any]], Any],
+) -> dict[str, Any] | None:
+    """The live loop when run 2 started an experiment (the pre-screen said promote)."""
+    from dethrone.experiments import lifecycle as ex
+    from dethrone.simulation.demo_live import live_loop
+
+    ctx = ex.ExperimentContext.from_settings(
+        settings.replace(router_data_dir=str(stack.home / "router")), check=False
+    )
+    try:
+        rec = ex.current(ctx)
+        if rec is None or rec.state != "running":
+            say("  no live experiment: the offline pre-screen did not promote the challenger")
+            return None
+        return step("live experiment", lambda: live_loop(ctx, url=url, say=say))
+    finally:
+        ctx.engine.dispose()
+
+
+def run_demo(
+    home: str | Path,
+    *,
+    mlflow_port: int | None = None,
+    router_port: int | None = None,
+    seed: int = 7,
+    stop: bool = False,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the demo in ``home`` (wiped first) and return the final status.
+
+    Parameters
+    ----------
+    home : path
+        State folder of the demo stack (MLflow DB and artifacts, router store, Airflow).
+    mlflow_port, router_port : int, optional
+        Ports on 127.0.0.1 (default 5000 and 8000, or a free port when those are busy).
+    seed : int
+        Base seed of the router slices (DAG param ``seed``), so the demo repeats exactly.
+    stop : bool
+        Stop the servers at the end (default: leave them up for the MLflow UI).
+
+    Raises
+    ------
+    StackError
+        When a server does not start or a DAG run fails (the message names the log).
+    """
+    from dethrone.pipeline.context import configure_mlflow
+    from dethrone.registry.client import Registry
+    from dethrone.registry.status import collect_status, format_status
+    from dethrone.slices.router_client import RouterClient
+
+    stack = LocalStack(home)
+    stack.stop_all()
+    if stack.home.exists():
+        unknown = {p.name for p in stack.home.iterdir()} - _DEMO_ENTRIES
+        if unknown:
+            raise StackError(
+                f"refusing to wipe {stack.home}: it holds {sorted(unknown)}, "
+                f"which the demo did not create; pass another --home"
+            )
+        shutil.rmtree(stack.home)  # a demo always starts without a champion
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        start = time.monotonic()
+        out = fn()
+        timings[name] = time.monotonic() - start
+        say(f"  {name}: {timings[name]:.1f} s")
+        return out
+
+    say(f"dethrone demo: state in {stack.home}")
+    from dethrone.simulation.demo_live import LIVE_ENV, ROUTER_ENV
+
+    saved_env = {k: os.environ.get(k) for k in LIVE_ENV}
+    os.environ.update(LIVE_ENV)  # the Airflow runs inherit the demo experiment's settings
+    try:
+        # The three start-ups overlap: MLflow's first start (DB migrations) is the slowest.
+        stack.start_mlflow(_port("mlflow", mlflow_port, say), wait=False)
+        stack.start_router(_port("router", router_port, say), wait=False, extra_env=ROUTER_ENV)
+        step("airflow db migrate", stack.migrate_airflow)
+        router = step("router ready", lambda: stack.wait_ready("router"))
+        mlflow = step("MLflow ready", lambda: stack.wait_ready("mlflow"))
+        say(f"  MLflow {mlflow.url}   router {router.url}")
+        client = RouterClient(router.url, timeout=30)
+        client.set_traffic(**BASELINE)
+        live = _live_capable(router.url)
+        for label, conf in (
+            ("run 1 (no champion yet)", {"seed": seed}),
+            ("run 2 (drift on carat, color)", {"seed": seed, "live": live}),
+        ):
+            if label.startswith("run 2"):
+                cfg = client.set_traffic(drift_cols=DEMO_DRIFT)
+                say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
+            rc, log = step(
+                label,
+                lambda conf=conf, label=label: stack.run_dag(
+                    conf, log_name=label.split(" (")[0].replace(" ", "_")
+                ),
+            )
+            if rc != 0:
+                raise StackError(f"main_pipeline {label} failed (exit {rc}); see {log}")
+        settings = Settings.from_env().replace(
+            mlflow_tracking_uri=mlflow.url, flask_url=router.url, dethrone_home=str(stack.home)
+        )
+        configure_mlflow(settings)
+        live_summary = _live(settings, stack, router.url, say, step) if live else None
+        status = collect_status(settings, Registry(settings))
+    except BaseException:
+        if stop:
+            stack.stop_all()
+        raise
+    finally:
+        for key, value in saved_env.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    say("")
+    say(format_status(status))
+    say("")
+    if live_summary is not None:
+        from dethrone.simulation.demo_live import format_summary
+
+        say(format_summary(live_summary))
+        say("")
+        status["live"] = live_summary
+    say(f"total {time.monotonic() - t0:.1f} s")
+    say(
+        f"MLflow UI: {mlflow.url}  (experiments '{settings.experiment_name}': training runs "
+        f"and drift reports with report.html; '{settings.comparison_name}': the A/B "
+        f"comparison with decision.json and errors.png; Models > {settings.model_name} "
+        f"for the aliases)"
+    )
+    if stop:
+        stack.stop_all()
+        say("servers stopped")
+    else:
+        say(f"servers keep running; stop them with: dethrone down --home {stack.home}")
+    status["timings"] = timings
+    return status

@@ -1,0 +1,46 @@
+"""Local stack process management: port checks, health wait, stop by PID."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+
+from dethrone.devstack.localstack import LocalStack, StackError, free_port, port_free
+
+
+def test_taken_port_gives_a_clear_message(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_free(port)
+        with pytest.raises(
+            StackError, match=f"port {port} on 127.0.0.1 is already in use.*--mlflow-port"
+        ):
+            LocalStack(tmp_path).start_mlflow(port)
+
+
+def test_service_is_recorded_then_stopped_by_pid(tmp_path):
+    stack = LocalStack(tmp_path)
+    port = free_port()
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    info = stack._spawn(
+        "web", cmd, port, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/", timeout=30
+    )
+    assert info.alive()
+    assert (tmp_path / "run" / "web.pid").read_text() == str(info.pid)
+    assert stack.services()["web"].port == port
+    assert stack.stop_all() == ["web"]
+    assert not info.alive() and stack.services() == {}
+    assert port_free(port)
+
+
+def test_service_that_dies_reports_its_log(tmp_path):
+    stack = LocalStack(tmp_path)
+    port = free_port()
+    cmd = [sys.executable, "-c", "import sys; print('boom: bad config'); sys.exit(3)"]
+    with pytest.raises(StackError, match="web exited while starting(.|\n)*boom: bad config"):
+        stack._spawn("web", cmd, port, "http://x", f"http://127.0.0.1:{port}/", timeout=30)
+    assert stack.services() == {}
