@@ -197,3 +197,79 @@ def look_of(decision: Any, *, phase: str, now: float | None = None) -> Look:
         mean_b=_num(decision.mean_b),
         outcome=decision.outcome,
     )
+
+
+#: the columns of :func:`read_rows`, in order (what ``dethrone.experiments.look`` reads)
+ROW_COLUMNS = (
+    "request_id",
+    "row",
+    "unit",
+    "arm",
+    "model_version",
+    "salt",
+    "served_at",
+    "labelled_at",
+    "latency_ms",
+    "error",
+    "loss",
+)
+
+
+def read_rows(
+    engine: Any,
+    rec: LiveExperiment,
+    arms: list[tuple[str, str]],
+    *,
+    salts: tuple[str, ...],
+    loss: str,
+) -> tuple[pd.DataFrame, str]:
+    """Every row served since ``rec`` started on the given (arm, version) pairs and salts,
+    labelled or not, with its proper ``loss`` (NaN until labelled).
+
+    Rows logged under another salt (served before a worker applied the experiment's
+    config, or by another experiment) never enter. A row whose prediction failed is logged
+    without a prediction: ``error`` is True and its loss NaN. Returns the frame and the
+    loss used (``loss`` resolved when it is ``auto``).
+    """
+    from dethrone.experiments.live_loss import live_losses, loss_for
+
+    p, f = predictions, feedback
+    query = (
+        select(
+            p.c.request_id,
+            p.c.row,
+            p.c.unit,
+            p.c.arm,
+            p.c.model_version,
+            p.c.salt,
+            p.c.ts,
+            f.c.received_at,
+            p.c.latency_ms,
+            cast(p.c.prediction, Text),
+            cast(f.c.label, Text),
+        )
+        .select_from(p.outerjoin(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)))
+        .where(
+            p.c.ts >= float(rec.started_at or 0.0),
+            p.c.salt.in_(list(salts)),
+            or_(
+                *(and_(p.c.arm == arm, p.c.model_version == str(version)) for arm, version in arms)
+            ),
+        )
+    )
+    with unavailable_as_typed(), engine.connect() as conn:
+        rows = conn.execute(query).cursor.fetchall()
+    table = np.array(rows, dtype=object).reshape(len(rows), 11)
+    frame = pd.DataFrame({name: table[:, i] for i, name in enumerate(ROW_COLUMNS[:9])})
+    for name in ("served_at", "labelled_at", "latency_ms"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    frame["row"] = frame["row"].astype(int)
+    pred, label = table[:, 9], table[:, 10]
+    frame["error"] = np.array([v is None or v == "null" for v in pred], dtype=bool)
+    used = loss_for(loss, [v for v in pred[:1000] if v not in (None, "null")])
+    labelled = np.array([v is not None for v in label], dtype=bool)
+    values = np.full(len(frame), np.nan)
+    if labelled.any():
+        values[labelled] = live_losses(list(pred[labelled]), list(label[labelled]), used)
+    frame["loss"] = values
+    return frame, used
