@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.metrics import get_scorer
 from sklearn.pipeline import Pipeline
 
-from dethrone.pipeline.training import build_preprocessor, split_columns
+from dethrone.pipeline.features import build_preprocessor, split_columns
 from dethrone.settings import Settings
 
 

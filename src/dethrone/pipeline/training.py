@@ -12,21 +12,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from dethrone.pipeline.features import build_preprocessor, prepare_features, split_columns
+from dethrone.pipeline.trainer import load_trainer, train_with
 from dethrone.settings import Settings
+
+__all__ = [
+    "TrainResult",
+    "build_preprocessor",
+    "candidates",
+    "infer_task",
+    "prepare_features",
+    "split_columns",
+    "train",
+]
 
 #: primary CV metric per task, as a scikit-learn scorer name (higher is better).
 PRIMARY_SCORING = {"regression": "neg_mean_absolute_error", "classification": "neg_log_loss"}
@@ -127,37 +136,6 @@ def infer_task(y: pd.Series, task: str = "auto") -> str:
     return "regression"
 
 
-def split_columns(frame: pd.DataFrame, target: str) -> tuple[list[str], list[str]]:
-    """Numeric and categorical feature columns of ``frame`` (target excluded)."""
-    if target not in frame.columns:
-        raise ValueError(f"target column {target!r} not in data (columns: {list(frame.columns)})")
-    numeric, categorical = [], []
-    for col in frame.columns:
-        if col == target:
-            continue
-        s = frame[col]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            numeric.append(col)
-        else:
-            categorical.append(col)
-    if not numeric and not categorical:
-        raise ValueError("no feature columns besides the target")
-    return numeric, categorical
-
-
-def build_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
-    """Impute and scale numeric columns; one-hot encode categoricals, ignoring unseen ones."""
-    num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    cat = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            # Unseen categories in new data (drift!) must not crash scoring.
-            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]
-    )
-    return ColumnTransformer([("num", num, numeric), ("cat", cat, categorical)])
-
-
 def candidates(task: str, random_state: int) -> dict[str, BaseEstimator]:
     """The candidate estimators for ``task``, each seeded with ``random_state``.
 
@@ -187,32 +165,6 @@ def candidates(task: str, random_state: int) -> dict[str, BaseEstimator]:
             max_iter=200, learning_rate=0.1, random_state=random_state
         ),
     }
-
-
-def _to_model_input(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
-    # Categorical dtypes become plain strings so the model signature, the encoder and
-    # Parquet round trips all see the same type.
-    out = frame.copy()
-    for col in categorical:
-        values = out[col].astype(object)
-        out[col] = values.map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
-    return out
-
-
-def prepare_features(
-    frame: pd.DataFrame, features: list[str], categorical: list[str]
-) -> pd.DataFrame:
-    """Select ``features`` and normalise categorical columns to strings for scoring.
-
-    Raises
-    ------
-    ValueError
-        If a feature column is missing (schema mismatch), naming the columns.
-    """
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise ValueError(f"data is missing feature columns {missing}")
-    return _to_model_input(frame[features], categorical)
 
 
 def train(
@@ -261,8 +213,6 @@ def train(
         folds = KFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
     scoring = PRIMARY_SCORING[task]
     if settings.trainer and not only:
-        from dethrone.pipeline.trainer import load_trainer, train_with
-
         fitted, scores = train_with(
             load_trainer(settings.trainer),
             X.assign(**{target: y}),
