@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Text, and_, cast, or_, select
 
+from dethrone.experiments.modes import CHALLENGER as CHALLENGER_ARM
+from dethrone.experiments.modes import CHAMPION as CHAMPION_ARM
+from dethrone.experiments.modes import SHADOW as SHADOW_ARM
+from dethrone.experiments.modes import serving_mode
 from dethrone.registry.records import LiveExperiment, Look
 from dethrone.settings import Settings
 from dethrone.store.errors import unavailable_as_typed
 from dethrone.store.schema import feedback, predictions
-
-#: arms as the gateway logs them
-CHAMPION_ARM, CHALLENGER_ARM, SHADOW_ARM = "champion", "challenger", "shadow"
 
 
 def read_log(engine: Any, rec: LiveExperiment, arms: list[tuple[str, str]]) -> pd.DataFrame:
@@ -152,8 +153,9 @@ def guardrail_arms(rec: LiveExperiment) -> list[tuple[str, str]]:
 def experiment_decision(frame: pd.DataFrame, rec: LiveExperiment, settings: Settings) -> Any:
     """The decision of the running experiment: champion (A) against challenger (B)."""
     champ = _arm(frame, CHAMPION_ARM, rec.champion_version)
-    if rec.mode == "shadow":  # the challenger's unserved predictions: either arm name
-        chall = _arm(frame, (CHALLENGER_ARM, SHADOW_ARM), rec.challenger_version)
+    mode = serving_mode(rec.mode)
+    if mode.paired:  # the challenger's unserved predictions: either arm name
+        chall = _arm(frame, mode.challenger_arms, rec.challenger_version)
         return decide_shadow(champ, chall, settings=settings)
     chall = _arm(frame, CHALLENGER_ARM, rec.challenger_version)
     return decide_arms(champ, chall, expected_share_a=1.0 - float(rec.split), settings=settings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from dethrone.experiments import analysis as looks
+from dethrone.experiments.modes import EXPERIMENT_MODES, serving_mode
 from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. are public here
     AUTOMATIC,
     ExperimentContext,
@@ -57,9 +58,10 @@ def start_experiment(
 
     Returns the experiment record as a dict.
     """
-    if mode not in ("ab", "shadow"):
-        raise ValueError(f"mode must be 'ab' or 'shadow', got {mode!r}")
-    if mode == "ab" and not 0.0 < float(split) < 1.0:
+    serving = serving_mode(mode)
+    if not serving.experiment:
+        raise ValueError(f"mode must be one of {', '.join(EXPERIMENT_MODES)}, got {mode!r}")
+    if serving.splits and not 0.0 < float(split) < 1.0:
         raise ValueError(f"split must be strictly between 0 and 1, got {split!r}")
     challenger_version, new_id = (
         str(challenger_version),
@@ -87,7 +89,7 @@ def start_experiment(
             salt=new_id,
             started_at=ctx.clock(),
             mode=mode,
-            split=float(split) if mode == "ab" else None,
+            split=serving.challenger_share(split),
             thresholds=_thresholds(ctx.settings),
             dag_run_id=key,
             state="starting",
@@ -98,12 +100,10 @@ def start_experiment(
         rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
     _servable(ctx, challenger_version, collecting=True)
     ctx.registry.set_alias(CHALLENGER, challenger_version)
-    serving = (
-        {"mode": "ab", "a": 1.0 - rec.split, "b": rec.split}
-        if rec.mode == "ab"
-        else {"mode": "shadow"}
-    )
-    rec = _traffic(ctx, rec, why="start", salt=rec.salt, **serving)
+    fields: dict[str, Any] = {"mode": rec.mode}
+    if serving_mode(rec.mode).splits:
+        fields.update(a=1.0 - float(rec.split), b=float(rec.split))
+    rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
     return _set(ctx, rec, state="running").to_dict()
 
 
