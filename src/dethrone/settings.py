@@ -80,6 +80,17 @@ class Settings:
     missing_rate_threshold: float = _doc(0.05, "absolute change of the missing rate that is drift")
     drift_correction: str = _doc("holm", "multiple-testing correction: holm, bh or none")
     drift_share: float = _doc(0.0, "dataset drift when more than this share of features drift")
+    drift_source: str = _doc(
+        "router",
+        "current data of the drift check: router (a /get_data slice), log (the champion's "
+        "served rows of the last DRIFT_WINDOW) or a Parquet/CSV path or s3:// URI",
+    )
+    drift_window: str = _doc("24h", "window of served rows a drift check on the log reads")
+    drift_min_rows: int = _doc(200, "fewer served (or labelled) rows: the check is skipped")
+    monitor_interval: str = _doc("1h", "how often the monitor DAG checks the log for drift")
+    monitor_consecutive: int = _doc(3, "drifted windows in a row before the monitor retrains")
+    monitor_retrain: bool = _doc(False, "let the monitor start main_pipeline on drift")
+    log_retention: str = _doc("30d", "the monitor prunes logged rows older than this (0: keep)")
     # --- A/B test -------------------------------------------------------------
     ab_alpha: float = _doc(0.05, "significance level of the A/B test")
     ab_margin: float = _doc(0.0, "challenger must beat the champion by more than this")
@@ -203,6 +214,12 @@ class Settings:
         parse_log_features(self.serving_log_features)
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
         parse_duration(self.rollback_window, name="ROLLBACK_WINDOW")
+        parse_duration(self.drift_window, name="DRIFT_WINDOW")
+        parse_duration(self.monitor_interval, name="MONITOR_INTERVAL")
+        if self.log_retention.strip() not in ("0", ""):
+            parse_duration(self.log_retention, name="LOG_RETENTION")
+        if self.monitor_consecutive < 1 or self.drift_min_rows < 1:
+            raise ValueError("MONITOR_CONSECUTIVE and DRIFT_MIN_ROWS must be at least 1")
         if not 0.0 < self.holdback_share < 1.0 or self.experiment_check_minutes < 1:
             raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES >= 1")
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
