@@ -153,6 +153,7 @@ class InMemoryRegistry(Registry):
         super().__init__(settings or Settings(model_name="m"), client=self.fake)
         #: training run id -> (model, reference profile), filled by FakeTracker
         self.artifacts: dict[str, tuple[Any, Any]] = {}
+        self.outputs: dict[str, Any] = {}
 
     def register(self, run_id: str, *, dag_run_id: str, role: str) -> Any:
         from dethrone.registry.records import RunIdentity, TrainingRecord
@@ -171,6 +172,9 @@ class InMemoryRegistry(Registry):
 
     def load_profile(self, version: str | int) -> Any:
         return self.artifacts[self.model_version(version).run_id][1]
+
+    def load_outputs_profile(self, version: str | int) -> Any:
+        return self.outputs.get(self.model_version(version).run_id)
 
 
 @dataclass
@@ -235,7 +239,16 @@ class FakeTracker:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def log_training_run(
-        self, result, frame, profile, settings, *, dag_run_id, role, data_uri=None
+        self,
+        result,
+        frame,
+        profile,
+        settings,
+        *,
+        dag_run_id,
+        role,
+        data_uri=None,
+        outputs_profile=None,
     ) -> str:
         from dethrone.registry.records import ModelInfo, RunIdentity
 
@@ -248,6 +261,8 @@ class FakeTracker:
             task=result.task,
         )
         self.registry.artifacts[run_id] = (result.model, profile)
+        if outputs_profile is not None:
+            self.registry.outputs[run_id] = outputs_profile
         identity = RunIdentity(role=role, dag_run_id=dag_run_id)
         self.registry.fake.add_run(run_id, {**identity.to_tags(), **info.to_tags()})
         self.logged.append(

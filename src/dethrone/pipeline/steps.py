@@ -108,26 +108,65 @@ def fetch_data(
     seed: int | None = None,
     pin_champion: bool = False,
 ) -> dict[str, Any]:
-    """Pull a slice from the router's /get_data and stage it; returns its URI.
+    """Fetch a frame and stage it; returns its URI.
 
+    Training data always comes from the router's ``/get_data``; the current data of a
+    drift check (``purpose="current"``) from ``DRIFT_SOURCE``: the router, the champion's
+    served rows in the prediction log, or a file (see :mod:`dethrone.pipeline.sources`).
     With ``pin_champion`` the current ``@champion`` is recorded too, so drift and the
     A/B test later use the same version even if the alias moves meanwhile.
     """
-    slice_seed = run_seed(dag_run_id, purpose, ctx.settings, seed)
-    frame = ctx.router.get_data(seed=slice_seed)
-    target = ctx.settings.target
+    from dethrone.pipeline.sources import read_table, source_kind
+
+    settings = ctx.settings
+    kind = source_kind(settings.drift_source) if purpose == "current" else "router"
+    slice_seed = run_seed(dag_run_id, purpose, settings, seed)
+    champion = check_champion(ctx) if pin_champion or kind == "log" else {}
+    if kind == "log":
+        frame = _served_frame(ctx, champion.get("champion_version"))
+    elif kind == "file":
+        frame = read_table(settings.drift_source, ctx.stager)
+    else:
+        frame = ctx.router.get_data(seed=slice_seed)
+    target = settings.target
     if target not in frame.columns:
         raise ValueError(
-            f"router slice has no target column {target!r} (columns: {list(frame.columns)})"
+            f"{kind} data has no target column {target!r} (columns: {list(frame.columns)})"
         )
     out = {
         "uri": ctx.stager.put(frame, _key(dag_run_id, purpose)),
         "rows": len(frame),
         "seed": slice_seed,
+        "source": settings.drift_source if purpose == "current" else "router",
     }
-    if pin_champion:
-        out.update(check_champion(ctx))
-    return out
+    if kind == "log":
+        out["window"] = settings.drift_window
+    return {**out, **champion}
+
+
+def _served_frame(ctx: PipelineContext, champion_version: str | None) -> pd.DataFrame:
+    from dethrone.pipeline.sources import log_frame
+    from dethrone.store.engine import database_url, make_engine
+
+    if champion_version is None:
+        raise ValueError("DRIFT_SOURCE=log needs a @champion whose served rows to read")
+    engine = make_engine(database_url(ctx.settings))
+    try:
+        frame = log_frame(
+            engine,
+            model_version=champion_version,
+            window=ctx.settings.drift_window,
+            target=ctx.settings.target,
+        )
+    finally:
+        engine.dispose()
+    if len(frame) < ctx.settings.drift_min_rows:
+        raise ValueError(
+            f"DRIFT_SOURCE=log: v{champion_version} served {len(frame)} rows with logged "
+            f"features in the last {ctx.settings.drift_window}, need {ctx.settings.drift_min_rows}"
+            " (DRIFT_MIN_ROWS)"
+        )
+    return frame
 
 
 def train_model(
@@ -139,7 +178,8 @@ def train_model(
     so the champion and the challenger can later be compared on the same unseen rows.
     """
     from dethrone.drift import ReferenceProfile
-    from dethrone.pipeline.training import train
+    from dethrone.pipeline.sources import PREDICTION
+    from dethrone.pipeline.training import reference_outputs, train
 
     settings = ctx.settings
     frame = ctx.stager.get(data_uri)
@@ -152,8 +192,21 @@ def train_model(
     profile = ReferenceProfile.from_frame(
         frame, features=result.features, categorical=result.categorical, settings=settings
     )
+    outputs = reference_outputs(result, frame, random_state=settings.random_state)
+    outputs_profile = ReferenceProfile.from_frame(
+        outputs,
+        categorical=[PREDICTION] if result.task == "classification" else [],
+        settings=settings,
+    )
     run_id = ctx.tracker.log_training_run(
-        result, frame, profile, settings, dag_run_id=dag_run_id, role=role, data_uri=data_uri
+        result,
+        frame,
+        profile,
+        settings,
+        dag_run_id=dag_run_id,
+        role=role,
+        data_uri=data_uri,
+        outputs_profile=outputs_profile,
     )
     return {
         "run_id": run_id,
@@ -253,13 +306,15 @@ def check_drift(
 
     profile = ctx.registry.load_profile(champion_version)
     info = ctx.registry.model_info(champion_version)
+    current = ctx.stager.get(data_uri)
     report = drift.detect_drift(
         profile,
-        ctx.stager.get(data_uri),
+        current,
         features=info.features,
         categorical=info.categorical,
         settings=ctx.settings,
     )
+    outputs = _output_checks(ctx, champion_version, current, info)
     run_id = None
     if ctx.settings.mlflow_log:
         run_id = ctx.tracker.log_drift(
@@ -270,21 +325,66 @@ def check_drift(
             champion_version=champion_version,
         )
     return {
-        "drifted": bool(report.drifted),
+        "drifted": bool(report.drifted) or any(o["drifted"] for o in outputs.values()),
         "drifted_features": report.drifted_features,
         "champion_version": str(champion_version),
+        "source": ctx.settings.drift_source,
         "run_id": run_id,
-        "features": {
-            n: {
-                "drifted": bool(f.drifted),
-                "method": f.method,
-                "statistic": _num(f.statistic),
-                "pvalue": _num(f.pvalue),
-                "psi": _num(f.psi),
-            }
-            for n, f in report.features.items()
-        },
+        "features": {n: _feature(f) for n, f in report.features.items()},
+        **outputs,
     }
+
+
+def _feature(f: Any) -> dict[str, Any]:
+    return {
+        "drifted": bool(f.drifted),
+        "method": f.method,
+        "statistic": _num(f.statistic),
+        "pvalue": _num(f.pvalue),
+        "psi": _num(f.psi),
+    }
+
+
+def _output_checks(
+    ctx: PipelineContext, version: str, current: pd.DataFrame, info: ModelInfo
+) -> dict[str, Any]:
+    """Prediction drift and live performance, when the current rows come from the log.
+
+    ``prediction``: the champion's served outputs against its outputs on its training
+    rows; ``performance``: the loss of its labelled served rows against its out-of-fold
+    loss on them. Each is the drift test of its column kind at the drift thresholds, so
+    a shift in what the model answers, or in how wrong it is, counts like a feature's.
+    """
+    from dethrone import drift
+    from dethrone.pipeline.sources import LOSS, PREDICTION
+
+    if PREDICTION not in current.columns:
+        return {}
+    reference = ctx.registry.load_outputs_profile(version)
+    if reference is None:
+        return {}
+    out: dict[str, Any] = {}
+    kinds = [PREDICTION] if info.task == "classification" else []
+    checks = {"prediction": (PREDICTION, current)}
+    labelled = current[current[LOSS].notna()] if LOSS in current.columns else current.iloc[:0]
+    if len(labelled) >= ctx.settings.drift_min_rows:
+        checks["performance"] = (LOSS, labelled)
+    for name, (column, rows) in checks.items():
+        if column not in reference.features:
+            continue
+        report = drift.detect_drift(
+            reference,
+            rows[[column]],
+            features=[column],
+            categorical=[c for c in kinds if c == column],
+            settings=ctx.settings,
+        )
+        out[name] = {
+            **_feature(report.features[column]),
+            "rows": len(rows),
+            "mean": _num(float(rows[column].mean())) if column == LOSS else None,
+        }
+    return out
 
 
 def _num(value: Any) -> float | None:

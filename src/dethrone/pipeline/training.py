@@ -273,3 +273,51 @@ def train(
             if isinstance(v, (int, float, str, bool)) or v is None
         },
     )
+
+
+#: reference rows whose outputs and out-of-fold losses are kept with the profile
+REFERENCE_OUTPUT_ROWS = 5_000
+
+
+def reference_outputs(
+    result: TrainResult, frame: pd.DataFrame, *, random_state: int = 0
+) -> pd.DataFrame:
+    """The model's outputs on (a sample of) its training rows, and out-of-fold losses.
+
+    The drift check on the prediction log compares these with what the model serves:
+    ``__prediction__`` (its prediction, or the predicted class) and ``__loss__`` (the
+    loss of a refit on the other folds — the training rows' own loss would be optimistic;
+    absolute error or log loss, as live looks score). A model that cannot be refitted
+    (a user trainer's) gets no ``__loss__``; the monitor then skips live performance.
+    """
+    from sklearn.model_selection import cross_val_predict
+
+    from dethrone.pipeline.sources import LOSS, PREDICTION
+
+    rows = frame.dropna(subset=[result.target])
+    if len(rows) > REFERENCE_OUTPUT_ROWS:
+        rows = rows.sample(REFERENCE_OUTPUT_ROWS, random_state=random_state)
+    X = prepare_features(rows, result.features, result.categorical)
+    y = rows[result.target]
+    out = pd.DataFrame(index=rows.index)
+    pred = result.model.predict(X)
+    out[PREDICTION] = (
+        pd.Series(pred, index=rows.index).astype(str)
+        if result.task == "classification"
+        else pd.Series(pred, index=rows.index, dtype=float)
+    )
+    folds = KFold(3, shuffle=True, random_state=random_state)
+    try:
+        if result.task == "classification":
+            proba = cross_val_predict(clone(result.model), X, y, cv=folds, method="predict_proba")
+            labels = y.to_numpy()
+            classes = np.unique(labels)  # the estimator's classes_ order: sorted labels
+            col = np.searchsorted(classes, labels)
+            eps = np.finfo(np.float64).eps
+            out[LOSS] = -np.log(np.clip(proba[np.arange(len(y)), col], eps, 1 - eps))
+        else:
+            oof = cross_val_predict(clone(result.model), X, y.astype(float), cv=folds)
+            out[LOSS] = np.abs(y.astype(float).to_numpy() - oof)
+    except Exception:  # noqa: BLE001 - a model sklearn cannot refit: no offline loss
+        pass
+    return out

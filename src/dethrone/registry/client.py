@@ -28,6 +28,7 @@ from dethrone.registry.records import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME_IN_RUN,
+    OUTPUTS_PROFILE_PATH,
     PREVIOUS,
     PROFILE_PATH,
     TRAINING_DATA_PATH,
@@ -186,6 +187,20 @@ class Registry:
 
         with tempfile.TemporaryDirectory() as tmp:
             return ReferenceProfile.load(self._download(version, PROFILE_PATH, tmp))
+
+    def load_outputs_profile(self, version: str | int) -> Any:
+        """The profile of ``version``'s outputs and out-of-fold losses on its training rows
+        (``None`` for a model logged before dethrone stored it, or by another tool)."""
+        from mlflow.exceptions import MlflowException
+
+        from dethrone.drift import ReferenceProfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = self._download(version, OUTPUTS_PROFILE_PATH, tmp)
+            except (MlflowException, OSError):
+                return None
+            return ReferenceProfile.load(path)
 
     def load_training_data(self, version: str | int) -> pd.DataFrame:
         """The rows ``version`` was trained on."""

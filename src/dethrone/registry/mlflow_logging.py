@@ -20,6 +20,7 @@ from dethrone.registry.records import (
     DRIFT_REPORT_HTML,
     DRIFT_REPORT_JSON,
     MODEL_NAME_IN_RUN,
+    OUTPUTS_PROFILE_PATH,
     PROFILE_PATH,
     ROLE_AB_TEST,
     ROLE_DRIFT_CHECK,
@@ -52,6 +53,7 @@ def log_training_run(
     dag_run_id: str,
     role: str,
     data_uri: str | None = None,
+    outputs_profile: Any = None,
 ) -> str:
     """Log a training run to ``EXPERIMENT_NAME``: params, CV metrics, model and its data.
 
@@ -122,6 +124,10 @@ def log_training_run(
             prof_path = Path(tmp) / Path(PROFILE_PATH).name
             profile.save(prof_path)
             mlflow.log_artifact(str(prof_path), str(Path(PROFILE_PATH).parent))
+            if outputs_profile is not None:
+                out_path = Path(tmp) / Path(OUTPUTS_PROFILE_PATH).name
+                outputs_profile.save(out_path)
+                mlflow.log_artifact(str(out_path), str(Path(OUTPUTS_PROFILE_PATH).parent))
         return run.info.run_id
 
 

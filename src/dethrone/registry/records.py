@@ -30,6 +30,9 @@ ROLE_DRIFT_CHECK, ROLE_AB_TEST = "drift-check", "ab-test"
 #: artifact paths inside a run.
 MODEL_NAME_IN_RUN = "model"
 PROFILE_PATH = "reference/profile.npz"
+#: the model's outputs and out-of-fold losses on its training rows (prediction drift,
+#: live performance); absent for models trained before it existed
+OUTPUTS_PROFILE_PATH = "reference/outputs_profile.npz"
 TRAINING_DATA_PATH = "data/training.parquet"
 DRIFT_REPORT_JSON, DRIFT_REPORT_HTML = "drift/report.json", "drift/report.html"
 DECISION_JSON, COMPARISON_DIR = "comparison/decision.json", "comparison"
