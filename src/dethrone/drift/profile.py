@@ -210,10 +210,15 @@ def sketch_feature(
     name: str, n: int, n_missing: int, sketch: kll_doubles_sketch, bins: int
 ) -> FeatureProfile:
     """A numeric :class:`FeatureProfile` read from a KLL sketch of its valid values."""
-    pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
-    unique, inverse = np.unique(pairs[:, 0], return_inverse=True)
-    weights = np.bincount(inverse, weights=pairs[:, 1], minlength=unique.shape[0])
-    cum = np.cumsum(np.rint(weights).astype(np.int64))
+    # the sketch's own CDF at its retained items (not the iterator's weights: in
+    # datasketches 5.2.0 they read 1 for every item of a merged sketch)
+    unique = np.unique(np.fromiter((item for item, _ in sketch), dtype=np.float64))
+    if unique.shape[0]:
+        ranks = np.asarray(sketch.get_cdf(unique.tolist(), True), dtype=np.float64)[:-1]
+        cum = np.maximum.accumulate(np.rint(ranks * sketch.n).astype(np.int64))
+        cum[-1] = sketch.n
+    else:
+        cum = np.zeros(0, dtype=np.int64)
     return FeatureProfile(
         name=name,
         kind="numeric",
