@@ -1,35 +1,64 @@
-"""``detect_drift``: per-feature drift verdicts against a reference frame or profile."""
+"""``detect_drift``: per-feature drift verdicts between a reference and current data.
+
+Either side is a frame or a :class:`~dethrone.drift.profile.ReferenceProfile`; each
+column's test is a pluggable :class:`~dethrone.drift.stattests.DriftTest`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dethrone.drift import statistics as st
-from dethrone.drift.profile import FeatureProfile, ReferenceProfile, category_counts, numeric_values
+from dethrone.drift.profile import (
+    FeatureProfile,
+    ReferenceProfile,
+    numeric_values,
+    profile_categorical,
+    profile_numeric,
+)
 from dethrone.drift.report import DriftReport, FeatureDrift
+from dethrone.drift.stattests import (
+    DEFAULT_TESTS,
+    UNSEEN,
+    DriftTest,
+    TestResult,
+    get_test,
+)
 from dethrone.settings import Settings
 
-UNSEEN = "<unseen>"
+__all__ = ["detect_drift", "UNSEEN"]
+
+TestChoice = str | DriftTest
 
 
 def detect_drift(
     reference: pd.DataFrame | ReferenceProfile,
-    current: pd.DataFrame,
+    current: pd.DataFrame | ReferenceProfile,
     *,
     categorical: list[str] | None = None,
     features: list[str] | None = None,
     settings: Settings | None = None,
+    tests: Mapping[str, TestChoice] | None = None,
+    column_tests: Mapping[str, TestChoice] | None = None,
     **overrides: Any,
 ) -> DriftReport:
     """Check every feature of ``current`` for drift away from ``reference``.
 
-    Numeric features: two-sample KS test; drift when the corrected p-value is below
-    ``ks_pvalue_threshold`` and the KS statistic is at least ``ks_min_effect``. PSI on
-    ``psi_bins`` reference-quantile bins is reported too. Categorical features: PSI over
+    Each feature gets a drift test (:mod:`dethrone.drift.stattests`): by default
+    ``"ks"`` for numeric features and ``"psi+chi2"`` for categorical ones.
+
+    Numeric features (``"ks"``): two-sample KS test; drift when the corrected p-value is
+    below ``ks_pvalue_threshold`` and the KS statistic is at least ``ks_min_effect``. PSI
+    on ``psi_bins`` reference-quantile bins is reported too. Where a side is a KLL
+    sketch (a profile above its cap of distinct values), the KS statistic comes from the
+    sketches' CDFs with an error bound (the sum of both sides' normalised rank errors,
+    stated per feature as ``statistic_error``), and drift needs the statistic minus the
+    bound to reach ``ks_min_effect``, with the p-value taken at the statistic minus the
+    bound. Categorical features (``"psi+chi2"``): PSI over
     the union of categories (categories unseen in the reference share one bucket;
     proportions floored at 1e-4); drift when PSI >= ``psi_threshold`` and the corrected
     p-value of a chi-square test is below ``chi2_pvalue_threshold``. The chi-square test
@@ -45,15 +74,16 @@ def detect_drift(
     ``ks_pvalue_threshold`` is drift.
 
     One multiple-testing correction (``drift_correction``: Holm by default) covers every
-    test that can flag the dataset: each feature's distribution test, and the
-    missing-rate test of each feature with missing values on either side.
+    test that can flag the dataset: each feature's distribution test (those with a
+    p-value), and the missing-rate test of each feature with missing values on either
+    side.
 
     Parameters
     ----------
     reference : DataFrame or ReferenceProfile
         The champion's training data, or its saved profile.
-    current : DataFrame
-        New data.
+    current : DataFrame or ReferenceProfile
+        New data, or a profile of it (e.g. merged from per-hour or per-partition parts).
     categorical : list of str, optional
         Columns to treat as categorical (default: non-numeric dtypes).
     features : list of str, optional
@@ -61,6 +91,12 @@ def detect_drift(
         from ``current`` is reported as drifted with status ``"missing_column"``).
     settings : Settings, optional
         Thresholds; default ``Settings()`` (pass ``Settings.from_env()`` at the edge).
+    tests : mapping, optional
+        The test per column kind, ``{"numeric": ..., "categorical": ...}``: a registered
+        name (see :func:`~dethrone.drift.stattests.registered_tests`) or a
+        :class:`~dethrone.drift.stattests.DriftTest`; unnamed kinds keep the default.
+    column_tests : mapping, optional
+        The test of single columns, by column name (wins over ``tests``).
     **overrides
         Per-call threshold overrides, e.g. ``psi_threshold=0.2``.
 
@@ -71,13 +107,15 @@ def detect_drift(
     Raises
     ------
     ValueError
-        On an empty or non-DataFrame input, a requested feature absent from either
-        side, or a column whose type differs between reference and current.
+        On an empty or non-DataFrame/profile input, a requested feature absent from
+        either side, a column whose type differs between reference and current, an
+        unknown test, or a test that does not apply to the column's kind.
 
     Examples
     --------
     Two samples of a 5,000-level column share few categories, yet are not drift:
 
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> ref = pd.DataFrame({"zip": rng.integers(0, 5000, 1000).astype(str)})
     >>> cur = pd.DataFrame({"zip": rng.integers(0, 5000, 1000).astype(str)})
@@ -86,59 +124,77 @@ def detect_drift(
     >>> cur.loc[:399, "zip"] = "00000"  # 40% of rows become one zip code
     >>> detect_drift(ref, cur, settings=Settings()).drifted_features
     ['zip']
+
+    Profiles of both sides give the same verdicts while they are exact:
+
+    >>> p_ref, p_cur = ReferenceProfile.from_frame(ref), ReferenceProfile.from_frame(cur)
+    >>> detect_drift(p_ref, p_cur, settings=Settings()).drifted_features
+    ['zip']
     """
     settings = (settings or Settings()).replace(**overrides)
-    if not isinstance(current, pd.DataFrame):
-        raise ValueError(f"current must be a pandas DataFrame, got {type(current).__name__}")
-    if len(current) == 0:
-        raise ValueError("current is empty (0 rows)")
+    _check_current(current)
     if isinstance(reference, ReferenceProfile):
         profile = reference
-        _check_profile_kinds(profile, categorical)
+        _check_profile_kinds(profile, categorical, "reference")
     elif isinstance(reference, pd.DataFrame):
         names = features
         if names is not None:
             _require(names, reference.columns, "reference")
+        # a frame is profiled exactly, whatever its size (the result of earlier versions)
         profile = ReferenceProfile.from_frame(
-            reference, categorical=categorical, features=names, settings=settings
+            reference,
+            categorical=categorical,
+            features=names,
+            settings=settings,
+            exact_max_unique=None,
         )
     else:
         raise ValueError(
             "reference must be a pandas DataFrame or a ReferenceProfile, "
             f"got {type(reference).__name__}"
         )
+    current_is_profile = isinstance(current, ReferenceProfile)
+    if current_is_profile:
+        _check_profile_kinds(current, categorical, "current")
+    current_columns = current.features if current_is_profile else current.columns
+    side = "current profile" if current_is_profile else "current"
 
     if features is None:
         names = list(profile.features)
-        missing = [n for n in names if n not in current.columns]
+        missing = [n for n in names if n not in current_columns]
     else:
         names = list(features)
         _require(names, profile.features, "reference profile")
-        _require(names, current.columns, "current")
+        _require(names, current_columns, side)
         missing = []
     extra = [str(c) for c in current.columns if c not in profile.columns]
 
-    partial = {}
+    chosen = {n: _test_for(profile.features[n], tests, column_tests) for n in names}
+    computed: dict[str, tuple[FeatureProfile, TestResult]] = {}
     for name in names:
-        fp = profile.features[name]
         if name in missing:
             continue
-        if fp.kind == "numeric":
-            partial[name] = _numeric(fp, current[name], settings)
-        else:
-            partial[name] = _categorical(fp, current[name])
+        fp = profile.features[name]
+        cur = current.features[name] if current_is_profile else _summarise(fp, current[name])
+        _check_kinds(fp, cur)
+        computed[name] = (cur, chosen[name].compute(fp, cur, settings))
 
-    for name, part in partial.items():
-        part["missing_p"] = _missing_pvalue(profile.features[name], part)
+    missing_p = {n: _missing_pvalue(profile.features[n], cur) for n, (cur, _) in computed.items()}
     # one family: the distribution tests, then the missing-rate tests
-    family = [p.get("pvalue") for p in partial.values()]
-    family += [p["missing_p"] for p in partial.values()]
+    family = [r.pvalue for _, r in computed.values()] + list(missing_p.values())
     adjusted = st.adjust_pvalues(family, settings.drift_correction)
-    k = len(partial)
+    k = len(computed)
     results: dict[str, FeatureDrift] = {}
-    for i, (name, part) in enumerate(partial.items()):
+    for i, (name, (cur, result)) in enumerate(computed.items()):
         results[name] = _verdict(
-            profile.features[name], part, adjusted[i], adjusted[k + i], settings
+            profile.features[name],
+            cur,
+            chosen[name],
+            result,
+            adjusted[i],
+            missing_p[name],
+            adjusted[k + i],
+            settings,
         )
     for name in missing:
         fp = profile.features[name]
@@ -161,16 +217,62 @@ def detect_drift(
 
     n_drifted = sum(f.drifted for f in results.values())
     drifted = bool(results) and n_drifted / len(results) > settings.drift_share
+    used = {n: chosen[n] for n in names}
     return DriftReport(
         drifted=drifted,
         features=results,
         n_reference=profile.n_rows,
-        n_current=len(current),
-        thresholds=_thresholds(settings),
+        n_current=current.n_rows if current_is_profile else len(current),
+        thresholds=_thresholds(settings, used, computed),
         missing_columns=tuple(missing),
         extra_columns=tuple(extra),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        methods={k: get_test((tests or {}).get(k, d)).name for k, d in DEFAULT_TESTS.items()},
     )
+
+
+def _check_current(current: Any) -> None:
+    if isinstance(current, ReferenceProfile):
+        if current.n_rows == 0:
+            raise ValueError("current is empty (0 rows)")
+        return
+    if not isinstance(current, pd.DataFrame):
+        raise ValueError(
+            "current must be a pandas DataFrame or a ReferenceProfile, "
+            f"got {type(current).__name__}"
+        )
+    if len(current) == 0:
+        raise ValueError("current is empty (0 rows)")
+
+
+def _test_for(
+    fp: FeatureProfile,
+    tests: Mapping[str, TestChoice] | None,
+    column_tests: Mapping[str, TestChoice] | None,
+) -> DriftTest:
+    if tests:
+        unknown = set(tests) - set(DEFAULT_TESTS)
+        if unknown:
+            raise ValueError(
+                f"tests= is keyed by column kind (numeric, categorical), got {sorted(unknown)}; "
+                "use column_tests= for single columns"
+            )
+    choice = (column_tests or {}).get(fp.name) or (tests or {}).get(fp.kind)
+    choice = choice or DEFAULT_TESTS[fp.kind]
+    test = get_test(choice)
+    if fp.kind not in test.kinds:
+        raise ValueError(
+            f"drift test {test.name!r} applies to {', '.join(sorted(test.kinds))} columns, "
+            f"but {fp.name!r} is {fp.kind}"
+        )
+    return test
+
+
+def _summarise(fp: FeatureProfile, series: pd.Series) -> FeatureProfile:
+    """The current column, summarised exactly like the reference column ``fp``."""
+    if fp.kind == "numeric":
+        return profile_numeric(fp.name, numeric_values(series, fp.name), 2)
+    return profile_categorical(fp.name, series)
 
 
 def _require(names, available, side: str) -> None:
@@ -179,14 +281,34 @@ def _require(names, available, side: str) -> None:
             raise ValueError(f"feature {name!r} is not a column of the {side}")
 
 
-def _check_profile_kinds(profile: ReferenceProfile, categorical: list[str] | None) -> None:
+def _check_profile_kinds(
+    profile: ReferenceProfile, categorical: list[str] | None, side: str
+) -> None:
     for name in categorical or []:
         fp = profile.features.get(name)
         if fp is not None and fp.kind != "categorical":
-            raise ValueError(f"column {name!r} was profiled as {fp.kind}, not categorical")
+            raise ValueError(f"column {name!r} was profiled as {fp.kind}, not categorical ({side})")
 
 
-def _thresholds(s: Settings) -> dict[str, Any]:
+def _check_kinds(ref: FeatureProfile, cur: FeatureProfile) -> None:
+    if ref.kind != cur.kind and cur.n_valid > 0:
+        raise ValueError(
+            f"column {ref.name!r} is {ref.kind} in the reference but {cur.kind} "
+            "in the current profile"
+        )
+
+
+def _thresholds(
+    s: Settings, tests: dict[str, DriftTest], computed: dict[str, tuple[Any, TestResult]]
+) -> dict[str, Any]:
+    per_test: dict[str, dict[str, Any]] = {}
+    for name, test in tests.items():
+        if name in computed:
+            r = computed[name][1]
+            per_test.setdefault(
+                test.name,
+                {"pvalue_threshold": r.pvalue_threshold, "effect_threshold": r.effect_threshold},
+            )
     return {
         "ks_pvalue_threshold": s.ks_pvalue_threshold,
         "ks_min_effect": s.ks_min_effect,
@@ -197,133 +319,37 @@ def _thresholds(s: Settings) -> dict[str, Any]:
         "missing_rate_threshold": s.missing_rate_threshold,
         "correction": s.drift_correction,
         "drift_share": s.drift_share,
+        "tests": per_test,
     }
 
 
-def _shares(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total else counts.astype(np.float64)
-
-
-def _missing_pvalue(fp: FeatureProfile, part: dict[str, Any]) -> float | None:
+def _missing_pvalue(fp: FeatureProfile, cur: FeatureProfile) -> float | None:
     """Fisher p-value of the missing rates; None (no test) if neither side misses."""
-    if fp.n_missing == 0 and part["n_missing"] == 0:
+    if fp.n_missing == 0 and cur.n_missing == 0:
         return None
-    return st.fisher_pvalue(fp.n_missing, fp.n, part["n_missing"], part["n"])
-
-
-def _numeric(fp: FeatureProfile, series: pd.Series, settings: Settings) -> dict[str, Any]:
-    values = numeric_values(series, fp.name)
-    nan = np.isnan(values)
-    n_missing = int(nan.sum())
-    valid = values[~nan] if n_missing else values
-    out: dict[str, Any] = {"n": len(values), "n_missing": n_missing, "bins": fp.bin_labels()}
-    if fp.n_valid == 0 or valid.shape[0] == 0:
-        out["status"] = "no_data"
-        return out
-    counts = st.count_against(fp.unique, valid)
-    d = st.ks_statistic(fp.cum, counts)
-    raw_ref = (
-        np.repeat(fp.unique, np.diff(fp.cum, prepend=0))
-        if fp.n_valid * counts.n <= st.EXACT_KS_MAX_PRODUCT
-        else None
-    )
-    out["statistic"] = d
-    out["pvalue"] = st.ks_pvalue(d, fp.n_valid, counts.n, ref_values=raw_ref, cur_values=valid)
-    ref_bins = fp.bin_counts()
-    if fp.unique.shape[0] == 1:  # constant reference: below, at and above its value
-        lt, le = int(counts.lt[0]), int(counts.le[0])
-        cur_bins = np.array([lt, le - lt, counts.n - le], dtype=np.int64)
-    else:
-        cur_bins = np.diff(np.append(counts.le[fp.edge_index], counts.n), prepend=0)
-    out["ref_share"], out["cur_share"] = _shares(ref_bins), _shares(cur_bins)
-    out["psi"] = st.psi(out["ref_share"], out["cur_share"])
-    out["status"] = "constant" if fp.unique.shape[0] == 1 else "ok"
-    return out
-
-
-def _categorical(fp: FeatureProfile, series: pd.Series) -> dict[str, Any]:
-    counts, n_missing = category_counts(series)
-    known = {label: i for i, label in enumerate(fp.categories)}
-    cur = np.zeros(len(fp.categories), dtype=np.int64)
-    unseen: dict[str, int] = {}
-    for label, c in counts.items():
-        if label in known:
-            cur[known[label]] += c
-        elif c:
-            unseen[label] = c
-    ref = fp.counts
-    labels = list(fp.categories)
-    n_unseen = sum(unseen.values())
-    out: dict[str, Any] = {
-        "n": len(series),
-        "n_missing": n_missing,
-        "bins": labels,
-        "unseen": tuple(sorted(unseen, key=unseen.get, reverse=True)),
-    }
-    if fp.n_valid == 0 or cur.sum() + n_unseen == 0:
-        out["status"] = "no_data"
-        return out
-    # the test: each unseen category is a column of its own (reference count 0), and
-    # pool_sparse merges the sparse ones with the reference's rare categories
-    new = np.fromiter(unseen.values(), dtype=np.int64, count=len(unseen))
-    r, c, tail = st.pool_sparse(np.append(ref, np.zeros_like(new)), np.append(cur, new))
-    out["statistic"], out["pvalue"], _ = st.chi2_homogeneity(r, c)
-    if tail and r.shape[0] > 1:
-        # a flood of rare-or-new categories is one number; the chi-square spreads it
-        # over all cells, so it also gets a one-sided test (Bonferroni over the two)
-        p_tail = st.fisher_pvalue(
-            int(r[-1]), int(r.sum()), int(c[-1]), int(c.sum()), alternative="greater"
-        )
-        out["pvalue"] = min(1.0, 2 * min(out["pvalue"], p_tail))
-    if unseen:
-        out["unseen_share"] = n_unseen / (cur.sum() + n_unseen)
-        out["unseen_expected"] = st.good_turing_unseen(ref)
-        ref = np.append(ref, 0)
-        cur = np.append(cur, n_unseen)
-        labels.append(UNSEEN)
-    out["ref_share"], out["cur_share"] = _shares(ref), _shares(cur)
-    out["psi"] = st.psi(out["ref_share"], out["cur_share"])
-    out["status"] = "constant" if int((ref > 0).sum()) == 1 else "ok"
-    return out
+    return st.fisher_pvalue(fp.n_missing, fp.n, cur.n_missing, cur.n)
 
 
 def _verdict(
     fp: FeatureProfile,
-    part: dict[str, Any],
+    cur: FeatureProfile,
+    test: DriftTest,
+    result: TestResult,
     p_adj: float | None,
+    miss_p: float | None,
     miss_adj: float | None,
     s: Settings,
 ) -> FeatureDrift:
     reasons: list[str] = []
-    stat, psi_value = part.get("statistic"), part.get("psi")
-    dist_drift = False
-    if part["status"] == "no_data":
+    dist_drift = test.decide(result, p_adj)
+    if result.status == "no_data":
         reasons.append("no non-missing values on one side: no distribution test")
-    elif fp.kind == "numeric":
-        dist_drift = p_adj < s.ks_pvalue_threshold and stat >= s.ks_min_effect
-        if dist_drift:
-            reasons.append(
-                f"KS D={stat:.3f} >= {s.ks_min_effect} with corrected "
-                f"p={p_adj:.3g} < {s.ks_pvalue_threshold}"
-            )
-    else:
-        dist_drift = psi_value >= s.psi_threshold and p_adj < s.chi2_pvalue_threshold
-        if dist_drift:
-            reasons.append(
-                f"PSI={psi_value:.3f} >= {s.psi_threshold}, confirmed by chi-square "
-                f"corrected p={p_adj:.3g}"
-            )
-    if part.get("unseen"):
-        reasons.append(
-            f"categories unseen in the reference ({part['unseen_share']:.1%} of "
-            f"rows; Good-Turing expects {part['unseen_expected']:.1%}): "
-            + ", ".join(part["unseen"][:10])
-        )
+    elif dist_drift:
+        reasons.append(test.describe(result, p_adj))
+    reasons.extend(result.notes)
 
     rate_ref = fp.n_missing / fp.n if fp.n else 0.0
-    rate_cur = part["n_missing"] / part["n"] if part["n"] else 0.0
-    miss_p = 1.0 if part["missing_p"] is None else part["missing_p"]
+    rate_cur = cur.n_missing / cur.n if cur.n else 0.0
     missing_drift = (
         miss_adj is not None
         and abs(rate_cur - rate_ref) >= s.missing_rate_threshold
@@ -334,24 +360,30 @@ def _verdict(
     return FeatureDrift(
         name=fp.name,
         kind=fp.kind,
-        method="ks" if fp.kind == "numeric" else "psi+chi2",
+        method=test.name,
         drifted=bool(dist_drift or missing_drift),
-        statistic=stat,
-        pvalue=part.get("pvalue"),
+        statistic=result.statistic,
+        pvalue=result.pvalue,
         pvalue_adjusted=p_adj,
-        psi=psi_value,
-        threshold=s.ks_pvalue_threshold if fp.kind == "numeric" else s.psi_threshold,
+        psi=result.psi,
+        threshold=result.threshold,
         n_reference=fp.n,
-        n_current=part["n"],
-        status=part["status"],
+        n_current=cur.n,
+        status=result.status,
         missing_rate_reference=rate_ref,
         missing_rate_current=rate_cur,
         missing_drift=bool(missing_drift),
-        missing_pvalue=miss_p,
+        missing_pvalue=1.0 if miss_p is None else miss_p,
         missing_pvalue_adjusted=miss_adj,
-        unseen_categories=tuple(part.get("unseen", ())),
-        bins=tuple(part["bins"]),
-        reference_share=tuple(float(x) for x in part.get("ref_share", ())),
-        current_share=tuple(float(x) for x in part.get("cur_share", ())),
+        unseen_categories=result.unseen,
+        bins=result.bins,
+        reference_share=result.reference_share,
+        current_share=result.current_share,
         reasons=tuple(reasons),
+        statistic_name=result.statistic_name,
+        effect=result.effect,
+        effect_threshold=result.effect_threshold,
+        pvalue_threshold=result.pvalue_threshold,
+        statistic_error=result.error_bound,
+        exact=fp.exact and cur.exact,
     )

@@ -39,6 +39,29 @@ def _fmt(value) -> str:
     return "—" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _bound(f: FeatureDrift) -> str:
+    return f" ± {f.statistic_error:.2g} (sketch)" if f.statistic_error else ""
+
+
+def _rules(t: dict) -> str:
+    """One line per drift test used: its p-value and effect thresholds."""
+    tests = t.get("tests")
+    if not tests:  # a report from before tests were pluggable
+        return (
+            f"KS p &lt; {t.get('ks_pvalue_threshold')} ({t.get('correction')}-corrected) and "
+            f"D &ge; {t.get('ks_min_effect')}; PSI &ge; {t.get('psi_threshold')} with chi-square."
+        )
+    parts = []
+    for name, th in tests.items():
+        rule = []
+        if th.get("pvalue_threshold") is not None:
+            rule.append(f"{t.get('correction')}-corrected p &lt; {th['pvalue_threshold']}")
+        if th.get("effect_threshold") is not None:
+            rule.append(f"effect &ge; {th['effect_threshold']}")
+        parts.append(f"{html.escape(name)}: {' and '.join(rule)}")
+    return "; ".join(parts) + " (effect minus the sketch error bound, where a side is a sketch)."
+
+
 def render_html(report: DriftReport, *, title: str = "dethrone drift report") -> str:
     """Render ``report`` as one HTML page (no external assets)."""
     verdict = "DRIFT" if report.drifted else "no drift"
@@ -47,7 +70,9 @@ def render_html(report: DriftReport, *, title: str = "dethrone drift report") ->
         rows.append(
             f"<tr class={'drift' if f.drifted else 'ok'}><td>{html.escape(f.name)}</td>"
             f"<td>{f.kind}</td><td>{f.method}</td><td>{'yes' if f.drifted else 'no'}</td>"
-            f"<td>{_fmt(f.statistic)}</td><td>{_fmt(f.pvalue_adjusted)}</td><td>{_fmt(f.psi)}</td>"
+            f"<td>{html.escape(f.statistic_name)} {_fmt(f.statistic)}{_bound(f)}</td>"
+            f"<td>{_fmt(f.effect)} / {_fmt(f.effect_threshold)}</td>"
+            f"<td>{_fmt(f.pvalue_adjusted)} / {_fmt(f.pvalue_threshold)}</td><td>{_fmt(f.psi)}</td>"
             f"<td>{f.missing_rate_reference:.1%} → {f.missing_rate_current:.1%}</td>"
             f"<td>{html.escape('; '.join(f.reasons))}</td></tr>"
         )
@@ -63,9 +88,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px}}tr.drift{{background:#ffe0b2}}</st
 <h1>{html.escape(title)}: {verdict}</h1>
 <p>reference rows: {report.n_reference}, current rows: {report.n_current};
 drifted features: {", ".join(report.drifted_features) or "none"}.
-Thresholds: KS p &lt; {t.get("ks_pvalue_threshold")} ({t.get("correction")}-corrected) and
-D &ge; {t.get("ks_min_effect")}; PSI &ge; {t.get("psi_threshold")} with chi-square.
+Drift tests: {_rules(t)}
 Bars: grey = reference, orange = current.</p>
-<table><tr><th>feature</th><th>kind</th><th>method</th><th>drift</th><th>statistic</th>
-<th>p (corrected)</th><th>PSI</th><th>missing</th><th>reasons</th></tr>{"".join(rows)}</table>
+<table><tr><th>feature</th><th>kind</th><th>test</th><th>drift</th><th>statistic</th>
+<th>effect / threshold</th><th>p (corrected) / threshold</th><th>PSI</th><th>missing</th>
+<th>reasons</th></tr>{"".join(rows)}</table>
 {figures}</body></html>"""

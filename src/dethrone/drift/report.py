@@ -24,16 +24,23 @@ def _clean(value: Any) -> Any:
 class FeatureDrift:
     """Verdict for one feature.
 
-    ``method`` is ``"ks"`` (numeric: KS test, PSI reported too) or ``"psi+chi2"``
+    ``method`` is the name of the feature's drift test (:mod:`dethrone.drift.stattests`):
+    by default ``"ks"`` (numeric: KS test, PSI reported too) or ``"psi+chi2"``
     (categorical: PSI over the union of categories, confirmed by a chi-square test on
-    the table with sparse categories pooled). ``statistic``/``pvalue`` are those of the
-    KS or chi-square test; where categories were pooled into an "other" cell, ``pvalue``
-    is min(1, 2 min(p_chi2, p_tail)) with p_tail the one-sided Fisher test of a larger
-    "other" share (``pvalue`` is None where no test applies, e.g. a side with no
-    values); ``pvalue_adjusted`` is after the multiple-testing correction over all
-    features' distribution and missing-rate tests. ``threshold`` is the
-    threshold of the deciding quantity (the KS p-value threshold, or the PSI
-    threshold for categorical features). ``missing_pvalue`` is Fisher's exact
+    the table with sparse categories pooled); ``"schema"`` for a missing column.
+    ``statistic`` (named by ``statistic_name``: ``"D"``, ``"chi2"``, ...) and ``pvalue``
+    are the test's own; where categories were pooled into an "other" cell, the
+    chi-square ``pvalue`` is min(1, 2 min(p_chi2, p_tail)) with p_tail the one-sided
+    Fisher test of a larger "other" share (``pvalue`` is None where no test applies,
+    e.g. a side with no values, or for a test that is not a hypothesis test);
+    ``pvalue_adjusted`` is after the multiple-testing correction over all features'
+    distribution and missing-rate tests. ``effect`` is the test's effect size (KS D,
+    PSI, ...), compared with ``effect_threshold``; ``pvalue_threshold`` is the test's
+    bar for the corrected p-value (None: the test has none). ``statistic_error`` bounds
+    |statistic - exact statistic| where a side is a sketch (``exact`` False); the
+    verdict then uses effect - statistic_error. ``threshold`` is the headline threshold
+    of the test (the KS p-value threshold, or the PSI threshold for categorical
+    features). ``missing_pvalue`` is Fisher's exact
     test of the missing rates and ``missing_pvalue_adjusted`` its p-value after the
     same correction (None when neither side has a missing value: no test).
     """
@@ -60,6 +67,12 @@ class FeatureDrift:
     reference_share: tuple[float, ...] = ()
     current_share: tuple[float, ...] = ()
     reasons: tuple[str, ...] = ()
+    statistic_name: str = ""
+    effect: float | None = None
+    effect_threshold: float | None = None
+    pvalue_threshold: float | None = None
+    statistic_error: float = 0.0
+    exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
@@ -72,6 +85,8 @@ class DriftReport:
     ``drifted`` is the dataset verdict: more than ``drift_share`` of the checked
     features drifted (default 0: any feature). ``missing_columns`` and
     ``extra_columns`` record a schema mismatch between reference and current.
+    ``methods`` names the drift test of each column kind (a feature's own test, which
+    ``column_tests=`` may set, is its ``method``).
     """
 
     drifted: bool
@@ -82,6 +97,9 @@ class DriftReport:
     missing_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     created_at: str = ""
+    methods: dict[str, str] = field(
+        default_factory=lambda: {"numeric": "ks", "categorical": "psi+chi2"}
+    )
 
     @property
     def drifted_features(self) -> list[str]:
@@ -103,7 +121,7 @@ class DriftReport:
                 "n_reference": self.n_reference,
                 "n_current": self.n_current,
                 "thresholds": self.thresholds,
-                "methods": {"numeric": "ks", "categorical": "psi+chi2"},
+                "methods": dict(self.methods),
                 "random_state": None,  # the check is deterministic: no seed is used
                 "missing_columns": list(self.missing_columns),
                 "extra_columns": list(self.extra_columns),
@@ -124,6 +142,8 @@ class DriftReport:
                 "statistic": f.statistic,
                 "pvalue": f.pvalue_adjusted,
                 "psi": f.psi,
+                "effect": f.effect,
+                "statistic_error": f.statistic_error,
                 "missing_ref": f.missing_rate_reference,
                 "missing_cur": f.missing_rate_current,
                 "status": f.status,
