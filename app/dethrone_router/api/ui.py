@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Undefined
 
 from dethrone.store import experiments as store
 from dethrone_router.api.ui_charts import Marker, Point, interval_chart, time_label
@@ -144,7 +145,7 @@ def _page(template: str, status: int = 200, **context: Any):
 # --- formatting --------------------------------------------------------------------------
 def when(t: Any) -> str:
     """An epoch time as ``YYYY-MM-DD HH:MM:SS UTC`` (``—`` for none)."""
-    if t is None:
+    if t is None or isinstance(t, Undefined):
         return "—"
     try:
         return datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -152,9 +153,16 @@ def when(t: Any) -> str:
         return str(t)
 
 
+def _iso_when(text: Any) -> str:
+    try:
+        return when(datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return str(text)
+
+
 def duration(seconds: Any) -> str:
     """``1 h 05 min``, ``12 min``, ``40 s``."""
-    if seconds is None:
+    if seconds is None or isinstance(seconds, Undefined):
         return "—"
     s = max(0, int(seconds))
     if s >= 86400:
@@ -167,7 +175,7 @@ def duration(seconds: Any) -> str:
 
 
 def num(v: Any, digits: int = 4) -> str:
-    if v is None:
+    if v is None or isinstance(v, Undefined):
         return "—"
     if isinstance(v, bool):
         return str(v)
@@ -185,7 +193,7 @@ def num(v: Any, digits: int = 4) -> str:
 
 
 def pct(v: Any) -> str:
-    return "—" if v is None else f"{100 * float(v):.1f}%"
+    return "—" if v is None or isinstance(v, Undefined) else f"{100 * float(v):.1f}%"
 
 
 @bp.app_template_filter("when")
@@ -265,7 +273,15 @@ def serving():
     now = time.time()
     _, cfg, _ = st.config()
     sv = current_app.extensions.get("dethrone_serving")
-    models = sv.watcher.status()["models"] if sv is not None else {}
+    models = dict(sv.watcher.status()["models"]) if sv is not None else {}
+    newest = store.newest_row(st.engine)
+    source = "loaded by this worker"
+    if newest and not (models.get("champion") or models.get("challenger")):
+        models = {
+            "champion": newest["champion_version"],
+            "challenger": newest["challenger_version"],
+        }
+        source = f"of the newest logged row ({when(newest['ts'])})"
     traffic = store.recent_traffic(st.engine, since=now - RECENT_SECONDS)
     total = sum(t["rows"] for t in traffic) or 0
     for t in traffic:
@@ -276,6 +292,7 @@ def serving():
         "serving.html",
         cfg=cfg,
         models=models,
+        models_source=source,
         traffic=traffic,
         total=total,
         window=RECENT_SECONDS,
@@ -342,7 +359,7 @@ def _history(rec: dict[str, Any]) -> list[dict[str, Any]]:
                 for k in ("mode", "a", "b", "salt")
                 if after.get(k) != (h.get("before") or {}).get(k)
             }
-            out.append({**h, "change": change})
+            out.append({**h, "change": change, "at": _iso_when(h.get("at"))})
     return out
 
 
@@ -525,7 +542,8 @@ def lifecycle(current: str) -> list[dict[str, Any]]:
     return [
         {
             "name": s,
-            "status": "done" if i < at or (final and i == at) else "current" if i == at else "todo",
+            "status": "done" if i < at else "current" if i == at else "todo",
+            "final": final and i == at,
         }
         for i, s in enumerate(steps)
     ]
@@ -648,12 +666,13 @@ def _guardrail(look: dict[str, Any], key: str) -> dict[str, Any] | None:
     if item is None:
         return None
     if not isinstance(item, dict):
-        return {"ok": True, "text": num(item)}
+        return {"ok": True, "text": pct(item) if key == "error_rate" else num(item)}
     ok = item.get("ok", item.get("passed"))
     if ok is None and "failed" in item:
         ok = not item["failed"]
+    show = pct if key == "error_rate" else num
     text = ", ".join(
-        f"{k} {num(v)}" for k, v in item.items() if k not in ("ok", "passed", "failed", "name")
+        f"{k} {show(v)}" for k, v in item.items() if k not in ("ok", "passed", "failed", "name")
     )
     return {"ok": True if ok is None else bool(ok), "text": text}
 

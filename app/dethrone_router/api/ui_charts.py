@@ -114,7 +114,8 @@ def interval_chart(
             a, b = sx(m.x), sx(m.x_end)
             out.append(
                 f'<rect class="marker-window" x="{a:.1f}" y="{TOP}" width="{max(b - a, 1):.1f}" '
-                f'height="{ph}" fill="#fee2e2" opacity="0.7"><title>{escape(m.label)}</title></rect>'
+                f'height="{ph}" fill="#fee2e2" opacity="0.7">'
+                f"<title>{escape(m.label)}</title></rect>"
             )
     for t in _ticks(y0, y1):
         y = sy(t)
@@ -136,7 +137,6 @@ def interval_chart(
     out.append(
         f'<line class="zero" x1="{LEFT}" x2="{LEFT + pw}" y1="{zy:.1f}" y2="{zy:.1f}" '
         'stroke="#0f172a" stroke-width="1.2"/>'
-        f'<text x="{LEFT + 4}" y="{zy - 4:.1f}" class="tick">0</text>'
     )
     my = sy(margin)
     out.append(
@@ -171,11 +171,14 @@ def interval_chart(
     for i, m in enumerate(markers):
         x = sx(m.x)
         c = colours.get(m.kind, "#334155")
+        # a label near the right edge is written to the left of its line
+        right = x > LEFT + 0.6 * pw
+        tx, anchor = (x - 4, "end") if right else (x + 4, "start")
         out.append(
             f'<g class="marker marker-{m.kind}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" '
             f'y2="{TOP + ph}" stroke="{c}" stroke-width="1.5" stroke-dasharray="3 3"/>'
-            f'<text x="{x + 4:.1f}" y="{TOP + 12 + 12 * (i % 3)}" class="tick" fill="{c}">'
-            f"{escape(m.label)}</text></g>"
+            f'<text x="{tx:.1f}" y="{TOP + 12 + 12 * (i % 3)}" text-anchor="{anchor}" '
+            f'class="tick" fill="{c}">{escape(m.label)}</text></g>'
         )
     out.append("</svg>")
     return Markup("".join(out))

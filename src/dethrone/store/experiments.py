@@ -35,6 +35,7 @@ __all__ = [
     "experiment",
     "list_experiments",
     "looks",
+    "newest_row",
     "recent_traffic",
     "refresh_counts",
     "save_experiment",
@@ -306,3 +307,16 @@ def recent_traffic(engine: Engine, *, since: float) -> list[dict[str, Any]]:
             }
             for arm, version, rows, mean, top, first, last in conn.execute(query)
         ]
+
+
+def newest_row(engine: Engine) -> dict[str, Any] | None:
+    """Time and versions of the newest logged row (one step down ``predictions_ts``)."""
+    p = predictions
+    query = (
+        select(p.c.ts, p.c.champion_version, p.c.challenger_version, p.c.salt)
+        .order_by(p.c.ts.desc())
+        .limit(1)
+    )
+    with unavailable_as_typed(), engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else dict(row._mapping)
