@@ -38,6 +38,7 @@ lint: $(STAMP)
 ## make test: everything CI runs (unit, api, dags, integration), with a coverage summary.
 test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
+	sh scripts/stack/ensure-chromium.sh
 	$(PY) -m pytest -q --cov=dethrone --cov-report=term tests
 
 ## make test-fast: skip the slow simulations and real-server tests.

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         engine=engine,
     )
 
-    from dethrone_router.api import data, feedback, ops, serving, traffic
+    from dethrone_router.api import data, feedback, ops, serving, traffic, ui
     from dethrone_router.gateway import predlog
     from dethrone_router.metrics import experiment as experiment_metrics
 
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     app.register_blueprint(data.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(serving.bp)
+    app.register_blueprint(ui.bp)  # the experiment page, /ui/
     register_error_handler(app)
     app.before_request(_start_timer)
     app.after_request(_log_request)

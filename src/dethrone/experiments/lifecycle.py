@@ -34,6 +34,7 @@ from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. 
     _traffic,
     current,
     experiment_id,
+    page_look,
 )
 from dethrone.registry.records import CHALLENGER, CHAMPION, Decision, LiveExperiment, RollbackRecord
 from dethrone.store.durations import parse_duration
@@ -134,6 +135,7 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     )
     look = looks.look_of(decision, phase="experiment", now=ctx.clock())
     ctx.tracker.log_look(rec, look)
+    page_look(ctx, rec, look, decision)  # the experiment page's copy
     rec = _set(ctx, rec, looks=rec.looks + 1)
     outcome = look.outcome
     if outcome == "promote":
@@ -240,6 +242,7 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
     )
     look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
     ctx.tracker.log_look(rec, look)
+    page_look(ctx, rec, look, decision)  # the experiment page's copy
     rec = _set(ctx, rec, looks=rec.looks + 1)
     if look.outcome == "promote":  # the previous champion is better: undo the promotion
         why = (
