@@ -128,3 +128,20 @@ experiment_looks = Table(
 
 #: columns of a logged prediction that a caller may give (``id`` is the database's)
 PREDICTION_FIELDS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
+
+#: one row per drift check of the monitor on the prediction log: its verdict, how many
+#: drifted windows in a row it completes, and the whole result (features, prediction
+#: drift, live performance) as JSON; the router's gauges and the serving page read the newest
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("time", Float(precision=53), nullable=False),
+    Column("champion_version", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("drifted", Boolean, nullable=False),
+    Column("consecutive", Integer, nullable=False),
+    Column("run_id", String(64)),
+    Column("result", JSON, nullable=False),
+    Index("monitor_results_time", "time"),
+)
