@@ -275,7 +275,9 @@ def test_13_label_for_a_buffered_row_is_stored(make_gateway):
     rids = [_predict(client).get_json()["request_id"] for _ in range(20)]
     assert _writer(app).health().buffered == 20
     started = time.monotonic()
-    resp = client.post("/feedback", json=[{"request_id": r, "row": 0, "label": 900.0} for r in rids])
+    resp = client.post(
+        "/feedback", json=[{"request_id": r, "row": 0, "label": 900.0} for r in rids]
+    )
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["counts"]["stored"] == 20
     assert time.monotonic() - started < 5
