@@ -12,7 +12,6 @@ import itertools
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
