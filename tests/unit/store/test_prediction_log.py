@@ -133,7 +133,9 @@ def test_append_never_raises_and_counts_bad_rows(engine):
     assert log.append([{"row": 0, "arm": "a"}, {"request_id": "x", "row": 0, "arm": "a"}]) == 1
     assert log.append(None) == 0  # not iterable: swallowed
     assert log.append([{"request_id": "y", "row": "zero", "arm": "a"}]) == 0
-    assert log.dropped_total == 1 and log.health().last_error is not None
+    # a row that cannot be normalised is counted too (it used to cost the whole append
+    # without a count: issue 18, a lone surrogate)
+    assert log.dropped_total == 2 and log.health().last_error is not None
     log.close()
     assert count(engine) == 1
 
