@@ -36,7 +36,6 @@ SEED_MAX = 2**64 - 1
 _SEED_RE = re.compile(r"[0-9]{1,20}")
 #: Deepest JSON nesting accepted in a body (a full config needs 3).
 MAX_JSON_DEPTH = 16
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 class ValidationError(ValueError):
@@ -50,15 +49,30 @@ class ValidationError(ValueError):
 
 
 def nesting_depth(raw: bytes) -> int:
-    """Deepest ``[``/``{`` nesting of a JSON text, strings ignored (vectorised, so a
-    64 KiB body costs microseconds, not a recursion)."""
-    import numpy as np
+    """Deepest ``[``/``{`` nesting of a JSON text, strings ignored.
 
-    codes = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
-    steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(
-        np.int32
-    )
-    return int(np.cumsum(steps).max(initial=0))
+    Kept for callers of earlier releases; the router's body reader no longer uses it (it
+    checks the depth while walking the parsed value, see :mod:`dethrone_router.body`). One
+    pass over the bytes, no copy of them.
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _is_number(value: Any) -> bool:

@@ -130,6 +130,19 @@ class Settings:
     log_buffer_rows: int = _doc(100_000, "rows buffered while the database is down, then dropped")
     serving_log_features: str = _doc("all", "log features: all, none or a share of requests")
     feedback_max_age: str = _doc("30d", "labels accepted for rows logged up to this long ago")
+    # --- gateway hardening ---------------------------------------------------------
+    router_max_string_chars: int = _doc(
+        4096, "longest string (value or key) in a JSON body; longer: 413 naming the field"
+    )
+    feedback_token: str = _doc(
+        "", "bearer token required by POST /feedback (empty: ROUTER_TOKEN; both empty: open)"
+    )
+    feedback_hold_seconds: float = _doc(
+        3.0, "how long a label for a not yet logged request id waits for its row before 404"
+    )
+    serving_model_cache_dir: str = _doc(
+        "", "local copies of loaded model versions (empty: ROUTER_DATA_DIR/model-cache; off)"
+    )
 
     @classmethod
     def env_names(cls) -> list[str]:
@@ -213,6 +226,10 @@ class Settings:
 
         parse_log_features(self.serving_log_features)
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
+        if self.router_max_string_chars < 1 or self.feedback_hold_seconds < 0:
+            raise ValueError(
+                "ROUTER_MAX_STRING_CHARS must be positive and FEEDBACK_HOLD_SECONDS >= 0"
+            )
         parse_duration(self.rollback_window, name="ROLLBACK_WINDOW")
         parse_duration(self.drift_window, name="DRIFT_WINDOW")
         parse_duration(self.monitor_interval, name="MONITOR_INTERVAL")

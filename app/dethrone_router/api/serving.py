@@ -106,11 +106,40 @@ def _limits() -> None:
     settings = state().settings
     request.max_content_length = max(64 * 1024, settings.serving_max_rows * 4096)
     g.request_id = _request_id()
+    g.request_id_given = g.request_id == request.headers.get("X-Request-ID")
 
 
 def _request_id() -> str:
     given = request.headers.get("X-Request-ID", "")
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _claim_request_id(sv: ServingState) -> bool:
+    """Reserve a client's ``X-Request-ID`` for this request; 409 when it was used before.
+
+    A request id is the log's key and the handle of the request's labels: a second request
+    under the same id would be answered but not logged. Generated ids are unique already;
+    a given one is checked against this worker's requests in flight and buffered rows, then
+    the log. Two workers taking the same id within one flush interval cannot see each other:
+    the second row is then counted at the insert (``dethrone_log_duplicate_rows_total``, and
+    ``dethrone_log_dropped_total``), never lost silently.
+    """
+    if sv.writer is None or not g.get("request_id_given"):
+        return False
+    rid = g.request_id
+    claimed = sv.writer.claim(rid)
+    if claimed and sv.writer.logged(rid):
+        sv.writer.release(rid)
+        claimed = False
+    if not claimed:
+        raise ApiError(
+            409,
+            "request_id_reused",
+            f"X-Request-ID {rid!r} was used by an earlier request; "
+            "send a new id per request (or none: the gateway makes one)",
+            "X-Request-ID",
+        )
+    return True
 
 
 @bp.after_request
@@ -136,6 +165,15 @@ def invocations():
 def _score():
     sv = serving()
     body = read_body()
+    claimed = _claim_request_id(sv)
+    try:
+        return _score_body(sv, body)
+    finally:
+        if claimed:
+            sv.writer.release(g.request_id)
+
+
+def _score_body(sv: ServingState, body: dict[str, Any]):
     want_proba = body.get("probabilities", False)
     if not isinstance(want_proba, bool):
         raise ApiError(400, "type", "probabilities must be true or false", "probabilities")
@@ -269,15 +307,48 @@ def live():
 
 @bp.get("/health/ready")
 def ready():
-    """200 when a champion is loaded and the config store is reachable, else 503.
+    """200 when this worker can answer predictions (a champion is loaded), else 503.
 
-    The body is this worker's view: pid, versions served, registry state.
+    Nothing else decides it: a full, read-only or unreachable database does not stop
+    predictions (the log buffers, then drops and counts), so it is reported here (``log``,
+    ``store``) and in ``/health`` and the metrics, but keeps the worker in the load balancer.
+    The body is this worker's view: pid, versions served, registry state; ``reason`` says
+    why a 503 (``serving_disabled``, ``no_champion_registered``: the registry answered and
+    has no @champion, ``no_champion_loaded``: one exists but this worker has none yet).
     """
     found = current_app.extensions.get("dethrone_serving")
-    store_ok = state().store.writable()
     view = found.watcher.status() if found is not None else {"models": {}}
-    ok = found is not None and view["models"].get(CHAMPION) is not None and store_ok
+    ok = found is not None and view["models"].get(CHAMPION) is not None
+    writer = getattr(found, "writer", None)
+    log_health = writer.health() if writer is not None else None
+    reason = None
+    if found is None:
+        reason = "serving_disabled"
+    elif not ok:
+        registered = view.get("registered") or {}
+        known = view.get("registry") == "ok" and CHAMPION in registered
+        reason = (
+            "no_champion_registered"
+            if known and not registered[CHAMPION]
+            else ("no_champion_loaded")
+        )
     status = "ready" if ok else "unavailable"
-    if ok and view.get("registry") == "unreachable":
+    if ok and (
+        view.get("registry") == "unreachable" or (log_health is not None and not log_health.ok)
+    ):
         status = "degraded"
-    return jsonify({"status": status, "store": store_ok, **view}), 200 if ok else 503
+    body = {
+        "status": status,
+        "reason": reason,
+        # seed-era key: True while the log commits (no write probe on a readiness check)
+        "store": None if log_health is None else log_health.ok,
+        "log": None
+        if log_health is None
+        else {
+            k: v
+            for k, v in log_health.to_dict().items()
+            if k in ("ok", "buffered", "dropped_total", "last_error")
+        },
+        **view,
+    }
+    return jsonify(body), 200 if ok else 503

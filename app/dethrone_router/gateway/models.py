@@ -8,9 +8,14 @@ contract of their signature (:class:`Feature`). Each worker's
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,7 +25,10 @@ from dethrone.registry.records import CHALLENGER, CHAMPION, Decision
 from dethrone.settings import Settings
 from dethrone_router.gateway.batching import MicroBatcher
 
+log = logging.getLogger("dethrone_router.api.serving")
 ALIASES = (CHAMPION, CHALLENGER)
+#: versions kept in the local model cache besides the ones served now
+CACHE_KEEP = 4
 #: signature types -> the JSON kind a request value must have
 _KINDS = {
     "double": "number",
@@ -116,11 +124,32 @@ def _as_array(out: Any) -> np.ndarray:
     return np.asarray(out)
 
 
+def cache_dir(settings: Settings) -> Path | None:
+    """The local model cache (``SERVING_MODEL_CACHE_DIR``; empty: ``ROUTER_DATA_DIR/model-cache``,
+    ``off``: none), one folder per registered model name."""
+    raw = settings.serving_model_cache_dir.strip()
+    if raw.lower() in ("off", "none", "false", "0"):
+        return None
+    base = Path(raw) if raw else Path(settings.router_data_dir) / "model-cache"
+    return base / settings.model_name.replace("/", "_")
+
+
 class MlflowSource:
-    """Versions of ``settings.model_name`` from the MLflow registry, loaded with pyfunc."""
+    """Versions of ``settings.model_name`` from the MLflow registry, loaded with pyfunc.
+
+    With a cache folder (:func:`cache_dir`) each version is downloaded once into
+    ``<cache>/<version>/`` (atomically: a temporary folder renamed into place, so workers
+    loading the same version at once never see half a copy) and loaded from there; the
+    versions served last are written to ``<cache>/served.json``. A worker that starts while
+    the registry is unreachable serves those (:meth:`offline`, :meth:`load_cached`).
+    Versions are immutable in the registry, so the version number is the key; the cached
+    copy also records its ``source`` URI and is fetched again when the registry names a
+    different one (a registry rebuilt from scratch reuses numbers).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.cache = cache_dir(settings)
         # MLflow retries an unreachable server for minutes by default; the watcher
         # retries on its own schedule and must notice an outage quickly.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -142,9 +171,86 @@ class MlflowSource:
         return None if found is None else (str(found.version), dict(found.tags or {}))
 
     def load(self, version: str) -> LoadedModel:
+        if self.cache is None:
+            return self._load(f"models:/{self.settings.model_name}/{version}")
+        return self._load(str(self._download(version)))
+
+    # --- the local cache ------------------------------------------------------------
+    def _download(self, version: str) -> Path:
+        import mlflow.artifacts
+
+        assert self.cache is not None
+        folder = self.cache / version
+        source = str(self._registry.model_version(version).source) if self._registry else ""
+        meta = folder / "dethrone-cache.json"
+        if meta.exists():
+            try:
+                if json.loads(meta.read_text()).get("source") == source:
+                    return folder / "model"
+            except (OSError, ValueError):
+                pass
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.cache))
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.settings.model_name}/{version}",
+                dst_path=str(tmp / "model"),
+            )
+            (tmp / "dethrone-cache.json").write_text(json.dumps({"source": source}))
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another worker renamed its copy first: use that one
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder / "model"
+
+    def remember(self, served: dict[str, str | None]) -> None:
+        """Record the versions served now (``served.json``) and drop old cached versions."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            path = self.cache / "served.json"
+            tmp = path.with_name(f".served-{os.getpid()}.json")
+            tmp.write_text(json.dumps(served))
+            os.replace(tmp, path)
+            keep = {v for v in served.values() if v}
+            old = sorted(
+                (p for p in self.cache.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+            for extra in [p for p in old if p.name not in keep][CACHE_KEEP:]:
+                shutil.rmtree(extra, ignore_errors=True)
+        except OSError as exc:  # a full or read-only disk must not stop serving
+            log.warning("model cache not updated: %s", exc)
+
+    def offline(self) -> dict[str, str]:
+        """``{alias: version}`` served last and present in the cache (empty: none)."""
+        if self.cache is None:
+            return {}
+        try:
+            served = json.loads((self.cache / "served.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {
+            a: str(v)
+            for a, v in served.items()
+            if a in ALIASES and v and (self.cache / str(v) / "dethrone-cache.json").exists()
+        }
+
+    def load_cached(self, version: str) -> LoadedModel:
+        """Load a cached version without the registry."""
+        assert self.cache is not None
+        return self._load(str(self.cache / version / "model"))
+
+    def _load(self, uri: str) -> LoadedModel:
         import mlflow.pyfunc
 
-        model = mlflow.pyfunc.load_model(f"models:/{self.settings.model_name}/{version}")
+        model = mlflow.pyfunc.load_model(uri)
         try:
             raw = model.get_raw_model()
         except Exception:  # noqa: BLE001 - flavours without a raw model: labels only

@@ -46,6 +46,12 @@ class LogMetrics:
             buckets=_FLUSH_BUCKETS,
             **reg,
         )
+        self.duplicates = Counter(
+            "dethrone_log_duplicate_rows",
+            "rows not written: the log had their (request_id, row, arm) already "
+            "(also counted in dethrone_log_dropped_total)",
+            **reg,
+        )
         self.feedback = Counter(
             "dethrone_feedback", "labels stored or overwritten, by arm", ["arm"], **reg
         )
@@ -61,7 +67,11 @@ def build_writer(engine: Engine, settings: Any, metrics: LogMetrics | None) -> P
     if metrics is None:
         return PredictionLogWriter.from_settings(engine, settings)
     return PredictionLogWriter.from_settings(
-        engine, settings, on_drop=metrics.dropped.inc, on_flush=metrics.flushed
+        engine,
+        settings,
+        on_drop=metrics.dropped.inc,
+        on_flush=metrics.flushed,
+        on_duplicate=metrics.duplicates.inc,
     )
 
 

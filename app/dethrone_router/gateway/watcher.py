@@ -61,6 +61,11 @@ class ModelWatcher:
         self.registry_ok: bool | None = None
         self.last_error: str | None = None
         self.last_check: float | None = None
+        #: the aliases' versions at the last successful lookup (None: never looked up)
+        self.registered: dict[str, str | None] | None = None
+        #: versions loaded from the local cache while the registry was unreachable
+        self.from_cache: dict[str, str] = {}
+        self._remembered: dict[str, str | None] | None = None
         self._refused: set[str] = set()
         self._failed: dict[str, tuple[int, float]] = {}  # version -> (failures, next try)
         self._lock = threading.Lock()
@@ -84,6 +89,8 @@ class ModelWatcher:
             else round(time.monotonic() - self.last_check, 3),
             "refresh_seconds": self.refresh_seconds,
             "models": {a: (m.version if (m := self.models.get(a)) else None) for a in ALIASES},
+            "registered": self.registered,
+            "from_cache": dict(self.from_cache),
             "refused": sorted(self._refused, key=lambda v: (len(v), v)),
             "failed_loads": {v: n for v, (n, _) in self._failed.items()},
         }
@@ -101,11 +108,43 @@ class ModelWatcher:
                     self._event("reload", CHAMPION, "unreachable")
                 self.registry_ok, self.last_error = False, str(exc)[:300]
                 self.last_check = time.monotonic()
+                self._load_offline()
                 return
             self.registry_ok, self.last_error = True, None
+            self.registered = {a: (hit[0] if hit else None) for a, hit in found.items()}
             for alias, hit in found.items():
                 self._follow(alias, hit)
+            self.from_cache.clear()  # what is served now is what the registry names
             self.last_check = time.monotonic()
+            served = {a: (m.version if (m := self.models.get(a)) else None) for a in ALIASES}
+            remember = getattr(self.source, "remember", None)
+            if remember is not None and served != self._remembered:
+                remember(served)
+                self._remembered = served
+
+    def _load_offline(self) -> None:
+        """Registry down: serve the versions served last from the local cache, for the
+        aliases this worker has nothing loaded for (a worker started during the outage)."""
+        offline = getattr(self.source, "offline", None)
+        if offline is None or all(self.models.get(a) for a in ALIASES):
+            return
+        for alias, version in offline().items():
+            if self.models.get(alias) is not None:
+                continue
+            try:
+                loaded = self.source.load_cached(version)
+            except Exception as exc:  # noqa: BLE001 - a broken copy: nothing to serve from it
+                log.warning("cached @%s version %s does not load: %s", alias, version, exc)
+                continue
+            served = ServedModel(
+                alias, version, loaded, self.make_batcher(alias, _scorer(loaded)), time.time()
+            )
+            self._swap(alias, served)
+            self.from_cache[alias] = version
+            self._event("reload", alias, "cached")
+            log.warning(
+                "registry unreachable: serving @%s version %s from the cache", alias, version
+            )
 
     def _follow(self, alias: str, hit: tuple[str, dict[str, str]] | None) -> None:
         current = self.models.get(alias)
@@ -141,6 +180,7 @@ class ModelWatcher:
             self._failed[hit[0]] = (failures + 1, time.monotonic() + delay)
             return
         self._failed.pop(hit[0], None)
+        self.from_cache.pop(alias, None)
         served = ServedModel(
             alias, hit[0], loaded, self.make_batcher(alias, _scorer(loaded)), time.time()
         )
