@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     from dethrone_router.api import data, feedback, ops, serving, traffic, ui
     from dethrone_router.gateway import predlog
     from dethrone_router.metrics import experiment as experiment_metrics
+    from dethrone_router.metrics.monitor import MonitorCollector
 
     if settings.serving_enabled:
         from dethrone_router.metrics.serving import NullServingMetrics, ServingMetrics
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
         metrics.add_collector(predlog.CoverageCollector(engine))
         metrics.add_collector(experiment_metrics.ExperimentCollector(engine, store))
+        metrics.add_collector(MonitorCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
             settings,
             ServingMetrics(metrics.registry) if metrics.problem is None else NullServingMetrics(),
