@@ -55,3 +55,19 @@ def test_a_skipped_check_exports_nothing_and_an_outage_does_not_fail_the_scrape(
 class _Broken:
     def connect(self):
         raise ConnectionError("database down")
+
+
+def test_the_serving_page_shows_the_newest_check(app):
+    engine = app.extensions["dethrone_router"].engine
+    client = app.test_client()
+    assert "No drift check on served traffic yet" in client.get("/ui/serving").get_data(True)
+    save_result(
+        engine,
+        {**RESULT, "drifted_features": ["carat"], "window": "24h"},
+        status="checked",
+        champion_version="3",
+        run_id="abc",
+    )
+    html = client.get("/ui/serving").get_data(as_text=True)
+    assert "v3" in html and "in carat" in html and "answers drifted" in html
+    assert "1 drifted window(s) in a row" in html

@@ -290,6 +290,7 @@ def serving():
     running = [e for e in store.list_experiments(st.engine) if e["state"] in ACTIVE]
     return _page(
         "serving.html",
+        monitor=_monitor(st.engine),
         cfg=cfg,
         models=models,
         models_source=source,
@@ -302,6 +303,30 @@ def serving():
         refresh=REFRESH_SECONDS,
         now=now,
     )
+
+
+def _monitor(engine: Any) -> dict[str, Any] | None:
+    """The drift monitor's newest check, with a link to its MLflow run when there is one."""
+    from dethrone.store.monitor import latest
+
+    row = latest(engine)
+    if row is None:
+        return None
+    result = row.get("result") or {}
+    base = (state().settings.mlflow_tracking_uri or "").rstrip("/")
+    run = row.get("run_id")
+    return {
+        **row,
+        "when": when(row["time"]),
+        "drifted_features": result.get("drifted_features") or [],
+        "prediction": result.get("prediction"),
+        "performance": result.get("performance"),
+        "reason": result.get("reason"),
+        "window": result.get("window"),
+        "link": f"{base}/#/runs/{run}"
+        if run and base.startswith(("http://", "https://"))
+        else None,
+    }
 
 
 def _request_errors() -> list[dict[str, Any]]:
