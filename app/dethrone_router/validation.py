@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from dethrone.experiments.modes import MODES as SERVING_MODES
 from dethrone.slices.injection import KINDS, DriftSpec, applicable_kinds, intensity_range
 
 #: Seed-compatible defaults; ``drift`` and ``seed`` are extensions.
@@ -27,9 +28,16 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Serving keys (the gateway's mode, experiment salt and unit column); a config stored
 #: before they existed gets these values.
-SERVING_DEFAULTS: dict[str, Any] = {"mode": "ab", "salt": "", "unit_column": None}
+SERVING_DEFAULTS: dict[str, Any] = {
+    "mode": "ab",
+    "salt": "",
+    "unit_column": None,
+    "experiment": None,
+}
 DEFAULTS.update(SERVING_DEFAULTS)
-MODES = ("ab", "shadow", "champion")
+MODES = tuple(SERVING_MODES)
+#: the running experiment's id as the config stores it (it locks the split)
+_EXPERIMENT_RE = re.compile(r"[\x20-\x7e]{1,128}")
 WRITABLE = tuple(DEFAULTS)
 SUM_TOLERANCE = 1e-9
 SEED_MAX = 2**64 - 1
@@ -191,7 +199,17 @@ def _serving_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "type",
             f"unit_column must be null or a column name (1-100 characters), got {_show(unit)}",
         )
-    return {"mode": mode, "salt": salt, "unit_column": unit}
+    experiment = cfg["experiment"]
+    if experiment is not None and (
+        not isinstance(experiment, str) or not _EXPERIMENT_RE.fullmatch(experiment)
+    ):
+        raise ValidationError(
+            "experiment",
+            "type",
+            "experiment must be null or the running experiment's id (1-128 printable ASCII "
+            f"characters), got {_show(experiment)}",
+        )
+    return {"mode": mode, "salt": salt, "unit_column": unit, "experiment": experiment}
 
 
 def _drift_cols(value: Any, columns: Mapping[str, pd.Series]) -> list[str]:

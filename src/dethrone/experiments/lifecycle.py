@@ -101,7 +101,7 @@ def start_experiment(
         rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
     _servable(ctx, challenger_version, collecting=True)
     ctx.registry.set_alias(CHALLENGER, challenger_version)
-    fields: dict[str, Any] = {"mode": rec.mode}
+    fields: dict[str, Any] = {"mode": rec.mode, "experiment": rec.id}
     if serving_mode(rec.mode).splits:
         fields.update(a=1.0 - float(rec.split), b=float(rec.split))
     rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
@@ -216,7 +216,16 @@ def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperi
     ctx.registry.set_alias(CHALLENGER, rec.champion_version)
     share = float(ctx.settings.holdback_share)
     why = f"promote by {(rec.action or {}).get('by', AUTOMATIC)}, guardrail holdback {share:g}"
-    rec = _traffic(ctx, rec, why=why, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
+    rec = _traffic(
+        ctx,
+        rec,
+        why=why,
+        mode="ab",
+        a=1.0 - share,
+        b=share,
+        salt=f"{rec.salt}-guard",
+        experiment=rec.id,
+    )
     until = rec.window_until or ctx.clock() + parse_duration(ctx.settings.rollback_window)
     return _set(ctx, rec, state="guardrail", holdback=share, window_until=until)
 

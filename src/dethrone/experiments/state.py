@@ -121,7 +121,7 @@ def _traffic(
     The router's history records the change as made by this experiment and its DAG run,
     for ``why`` (the action: start, promote, keep, rollback, ...).
     """
-    stored = ctx.router.set_traffic(source=change_source(rec, why), **config)
+    stored = ctx.router.set_traffic(source=change_source(rec, why), as_experiment=rec.id, **config)
     version = stored.get("version") if isinstance(stored, dict) else None
     return dataclasses.replace(rec, config_versions=[*rec.config_versions, version])
 
@@ -130,7 +130,7 @@ def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment, why: str) -> L
     ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
     # The mode alone: a and b also cut the offline /ab_data slices, and a = 1, b = 0 would
     # leave the next pipeline run's A/B pre-screen an empty arm B.
-    return _traffic(ctx, rec, why=why, mode="champion")
+    return _traffic(ctx, rec, why=why, mode="champion", experiment=None)
 
 
 def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None:

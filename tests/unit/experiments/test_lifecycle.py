@@ -156,7 +156,14 @@ def test_start_sets_challenger_and_serving_fields_only(ctx):
     assert out["state"] == "running" and out["champion_version"] == "1"
     assert aliases(ctx)["challenger"] == "2"
     (cfg,) = traffic_calls(ctx)
-    assert cfg == {"mode": "ab", "a": pytest.approx(0.7), "b": 0.3, "salt": out["id"]}
+    assert cfg == {
+        "mode": "ab",
+        "a": pytest.approx(0.7),
+        "b": 0.3,
+        "salt": out["id"],
+        "experiment": out["id"],
+    }
+    assert set(ctx.router.as_experiment) == {out["id"]}  # the split lock's own key
     assert whys(ctx) == ["start"]
     rec = ex.current(ctx)
     assert rec.salt == rec.id and rec.started_at == T0 and rec.config_versions == [4]
@@ -247,6 +254,7 @@ def test_better_challenger_is_promoted_with_a_holdback(ctx):
         "a": 0.9,
         "b": 0.1,
         "salt": f"{out['experiment']}-guard",
+        "experiment": out["experiment"],
     }
     rec = ex.current(ctx)
     assert rec.window_until == T0 + 3600 and rec.holdback == 0.1
@@ -288,7 +296,10 @@ def test_worse_challenger_is_kept_out_and_traffic_returns(ctx):
     log_rows(ctx, "challenger", "2", rng_losses(2, 600, 1.6))
     out = ex.evaluate_experiment(ctx)
     assert out["state"] == "kept" and aliases(ctx)["challenger"] is None
-    assert aliases(ctx)["champion"] == "1" and traffic_calls(ctx)[-1] == {"mode": "champion"}
+    assert aliases(ctx)["champion"] == "1" and traffic_calls(ctx)[-1] == {
+        "mode": "champion",
+        "experiment": None,
+    }
     assert Decision.from_tags(ctx.registry.model_version("2").tags).outcome == "keep"
     assert whys(ctx) == ["start", "keep"]
 
@@ -313,7 +324,7 @@ def test_sample_ratio_mismatch_stops_as_inconclusive(ctx):
 
 def test_shadow_mode_decides_on_paired_rows(ctx):
     out = ex.start_experiment(ctx, challenger_version="2", key="dag-1", mode="shadow")
-    assert traffic_calls(ctx)[-1] == {"mode": "shadow", "salt": out["id"]}
+    assert traffic_calls(ctx)[-1] == {"mode": "shadow", "salt": out["id"], "experiment": out["id"]}
     rids = log_rows(ctx, "champion", "1", rng_losses(1, 400, 1.0))
     log_rows(ctx, "shadow", "2", rng_losses(1, 400, 1.0) * 0.5, served=False, request_ids=rids)
     assert ex.evaluate_experiment(ctx)["action"] == "promoted"
