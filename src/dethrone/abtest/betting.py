@@ -63,6 +63,7 @@ applications. Electron. J. Probab. 20.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,22 +115,34 @@ class BettingPath:
         return np.minimum(1.0, 2.0 * np.exp(-np.maximum(log_k, -700.0)))
 
 
-def epoch_caps(losses: np.ndarray, quantile: float, *, first: int = FIRST_EPOCH) -> np.ndarray:
-    """Predictable caps: units ``[2^k, 2^(k+1))`` are capped at the ``quantile`` of units
-    ``[0, 2^k)`` (0 before ``first``: those units are not tested); the max of earlier
-    units when the quantile is 0 (rare events).
+def epoch_caps(
+    losses: np.ndarray,
+    quantile: float,
+    *,
+    source: ArrayLike | None = None,
+    first: int = FIRST_EPOCH,
+) -> np.ndarray:
+    """Predictable caps: units ``[2^k, 2^(k+1))`` are capped at the ``quantile`` of the
+    earlier units ``[0, 2^k)`` where ``source`` is true (all by default; the champion's
+    in a decision), or at their max when that quantile is 0 (rare events). Units before
+    ``first`` get 0 (not tested), as do epochs with no earlier source unit.
 
     >>> epoch_caps(np.array([[1.0, 5, 2, 8, 3, 9, 4, 7]]), 0.5, first=2).tolist()
     [[0.0, 0.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]]
     """
-    losses = np.atleast_2d(losses)
+    losses = np.atleast_2d(np.asarray(losses, dtype=float))
+    mask = np.ones(losses.shape, bool) if source is None else np.atleast_2d(source)
+    values = np.where(mask, losses, np.nan)
     caps = np.zeros(losses.shape)
     start = first
     while start < losses.shape[1]:
-        past = losses[:, :start]
-        q = np.quantile(past, quantile, axis=1, method="higher")
-        q = np.where(q > 0, q, past.max(axis=1))
-        caps[:, start : 2 * start] = q[:, None]
+        past = values[:, :start]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = np.nanquantile(past, quantile, axis=1, method="higher")
+            top = np.nanmax(past, axis=1)
+        q = np.where(q > 0, q, top)
+        caps[:, start : 2 * start] = np.nan_to_num(q, nan=0.0)[:, None]
         start *= 2
     return caps
 
