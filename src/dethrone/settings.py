@@ -146,6 +146,10 @@ class Settings:
         0.01, "guardrail: extra share of requests above the champion's p99 latency tolerated"
     )
     rollback_max_duration: str = _doc("7d", "the rollback window ends after at most this long")
+    live_loss: str = _doc(
+        "absolute_error",
+        "live loss: absolute_error or squared_error; log_loss or brier for classifiers",
+    )
 
     @classmethod
     def env_names(cls) -> list[str]:

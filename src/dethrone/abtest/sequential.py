@@ -394,7 +394,8 @@ def decide_sequential(
     confidence sequences, Ann. Statist. 49(2). Waudby-Smith, Arbour, Sinha, Kennedy,
     Ramdas (2024), Time-uniform central limit theory and asymptotic confidence sequences,
     Ann. Statist. 52(6). Lindon, Malek (2022), Anytime-valid inference for multinomial
-    count data, NeurIPS.
+    count data, NeurIPS. Waudby-Smith, Ramdas (2024), Estimating means of bounded random
+    variables by betting, JRSS-B 86(1).
     """
     s = settings if settings is not None else Settings()
     alpha = float(_pick(alpha, s.ab_alpha))
