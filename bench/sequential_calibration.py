@@ -267,7 +267,7 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     print(
-        f"Part 1: issue 17's scenarios, {args.runs} experiments each, {LOOKS} looks, "
+        f"Part 1: issue 17's scenarios, {args.look_runs} experiments each, {LOOKS} looks, "
         f"alpha {ALPHA}; share of experiments by first decisive outcome\n"
     )
     print("| scenario | before (Gaussian CS, today's look rules) | after (look) |")
