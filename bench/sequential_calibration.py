@@ -11,7 +11,7 @@ lower loss), median units to a decision.
     .venv/bin/python bench/sequential_calibration.py --runs 200 --look-runs 10   # quick
 
 Part 1 calls ``look`` ~30 times per experiment (~0.06 s each on 2 cores), so its default
-is 40 experiments per scenario (Monte-Carlo error ~ +-3.5 points at 5%); part 2 is exact
+is 20 experiments per scenario (Monte-Carlo error ~ +-5 points at 5%: indicative); part 2 is exact
 to the same formulas and vectorised (1,000 experiments per row, +-0.7 points).
 """
 
@@ -261,7 +261,7 @@ def main() -> None:
         "--runs", type=int, default=1000, help="experiments per row of part 2 (vectorised)"
     )
     parser.add_argument(
-        "--look-runs", type=int, default=40, help="experiments per scenario of part 1 (look)"
+        "--look-runs", type=int, default=20, help="experiments per scenario of part 1 (look)"
     )
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
