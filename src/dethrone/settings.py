@@ -143,6 +143,38 @@ class Settings:
     serving_model_cache_dir: str = _doc(
         "", "local copies of loaded model versions (empty: ROUTER_DATA_DIR/model-cache; off)"
     )
+    # --- live decisions (issue 17) ------------------------------------------------
+    ab_test: str = _doc(
+        "betting", "always-valid test of decide_sequential: betting (proven) or gaussian"
+    )
+    ab_loss_cap_quantile: float = _doc(
+        0.995, "losses are capped at this quantile of the champion's offline (or earlier) losses"
+    )
+    live_max_units_per_arm: int = _doc(
+        20_000, "a live experiment ends keep when its smaller arm has this many labelled units"
+    )
+    live_min_duration: str = _doc("1d", "no live promotion before the experiment ran this long")
+    label_window: str = _doc(
+        "1h", "labels count within this long after serving; younger rows wait to enter a look"
+    )
+    label_coverage_margin: float = _doc(
+        0.01, "inconclusive when the arms' labelled shares are shown to differ by more than this"
+    )
+    contamination_share: float = _doc(
+        0.01, "inconclusive when more than this share of units was served in both arms"
+    )
+    error_rate_margin: float = _doc(
+        0.005, "guardrail: the challenger's error rate may exceed the champion's by this much"
+    )
+    latency_p99_margin: float = _doc(
+        0.01, "guardrail: extra share of requests above the champion's p99 latency tolerated"
+    )
+    rollback_max_duration: str = _doc("7d", "the rollback window ends after at most this long")
+    live_loss: str = _doc(
+        "auto",
+        "live loss: auto (absolute_error for numbers, log_loss for class probabilities, as "
+        "the offline pre-screen), absolute_error, squared_error, log_loss, brier",
+    )
 
     @classmethod
     def env_names(cls) -> list[str]:
@@ -237,6 +269,23 @@ class Settings:
             parse_duration(self.log_retention, name="LOG_RETENTION")
         if self.monitor_consecutive < 1 or self.drift_min_rows < 1:
             raise ValueError("MONITOR_CONSECUTIVE and DRIFT_MIN_ROWS must be at least 1")
+        parse_duration(self.live_min_duration, name="LIVE_MIN_DURATION")
+        parse_duration(self.label_window, name="LABEL_WINDOW")
+        parse_duration(self.rollback_max_duration, name="ROLLBACK_MAX_DURATION")
+        if self.ab_test not in {"betting", "gaussian"}:
+            raise ValueError(f"AB_TEST must be betting or gaussian, got {self.ab_test!r}")
+        if not 0.5 < self.ab_loss_cap_quantile <= 1.0 or self.live_max_units_per_arm < 1:
+            raise ValueError(
+                "AB_LOSS_CAP_QUANTILE must be in (0.5, 1] and LIVE_MAX_UNITS_PER_ARM >= 1"
+            )
+        for name in (
+            "label_coverage_margin",
+            "contamination_share",
+            "error_rate_margin",
+            "latency_p99_margin",
+        ):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name.upper()} must be in [0, 1)")
         if not 0.0 < self.holdback_share < 1.0 or self.experiment_check_minutes < 1:
             raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES >= 1")
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:

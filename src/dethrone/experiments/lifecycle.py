@@ -20,6 +20,7 @@ from typing import Any
 
 from dethrone.experiments import analysis as looks
 from dethrone.experiments.modes import EXPERIMENT_MODES, serving_mode
+from dethrone.experiments.rules import frozen_thresholds
 from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. are public here
     AUTOMATIC,
     ExperimentContext,
@@ -30,7 +31,6 @@ from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. 
     _save,
     _servable,
     _set,
-    _thresholds,
     _traffic,
     current,
     experiment_id,
@@ -91,7 +91,7 @@ def start_experiment(
             started_at=ctx.clock(),
             mode=mode,
             split=serving.challenger_share(split),
-            thresholds=_thresholds(ctx.settings),
+            thresholds=frozen_thresholds(ctx.settings),
             dag_run_id=key,
             state="starting",
             action=_action(ctx, "start", by, reason),
@@ -113,9 +113,10 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     """One scheduled look: decide, log the look, and act on the outcome.
 
     ``promote`` promotes and opens the guardrail window, ``keep`` returns all traffic to
-    the champion, ``inconclusive`` with a sample ratio mismatch stops the experiment,
-    ``continue`` (or too few units so far) does nothing. An interrupted promotion is
-    finished; the guardrail window after a promotion is :func:`check_rollback`'s.
+    the champion, ``inconclusive`` (a broken sample ratio, label coverage that differs
+    between the arms, units in both arms) stops the experiment, ``continue`` does nothing.
+    An interrupted promotion is finished; the guardrail window after a promotion is
+    :func:`check_rollback`'s.
     """
     rec = current(ctx)
     if rec is None or not rec.active:
@@ -130,20 +131,14 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
         return _out(_finish_promotion(ctx, rec), "promoted")
     if rec.state == "starting":
         return _out(rec, "none")  # the start task (or its retry) finishes it
-    decision = looks.experiment_decision(
-        looks.read_log(ctx.engine, rec, looks.experiment_arms(rec)), rec, ctx.settings
-    )
-    look = looks.look_of(decision, phase="experiment", now=ctx.clock())
-    ctx.tracker.log_look(rec, look)
-    page_look(ctx, rec, look, decision)  # the experiment page's copy
-    rec = _set(ctx, rec, looks=rec.looks + 1)
-    outcome = look.outcome
+    decision, rec, look = _look(ctx, rec)
+    outcome = decision.outcome
     if outcome == "promote":
         return _out(_promote(ctx, rec, decision, by=AUTOMATIC, reason=""), "promoted", look)
-    if outcome == "keep" or (outcome == "inconclusive" and looks.srm_failed(decision)):
+    if outcome in ("keep", "inconclusive"):  # inconclusive: the look found it invalid
         state = "kept" if outcome == "keep" else "inconclusive"
         _record_decision(ctx, rec, decision, outcome)
-        why = "keep" if outcome == "keep" else "inconclusive (sample ratio mismatch)"
+        why = "keep" if outcome == "keep" else f"inconclusive ({decision.reasons[0]})"[:200]
         rec = _all_to_champion(ctx, rec, why)
         rec = _set(
             ctx,
@@ -155,6 +150,18 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
         )
         return _out(rec, state, look)
     return _out(rec, "continue", look)
+
+
+def _look(ctx: ExperimentContext, rec: LiveExperiment) -> tuple[Any, LiveExperiment, Any]:
+    """Take one look now through :func:`dethrone.experiments.rules.look`, log it (MLflow and
+    the page), freeze the loss it resolved, and count it. Returns the look's result, the
+    updated record and its :class:`Look` record."""
+    result, frozen = looks.take_look(ctx.engine, rec, ctx.settings, now=ctx.clock())
+    look = looks.look_record(result)
+    ctx.tracker.log_look(rec, look)
+    page_look(ctx, rec, looks.PageLook(look, result))  # the experiment page's copy
+    rec = _set(ctx, rec, looks=rec.looks + 1, thresholds=frozen, reasons=list(result.reasons))
+    return result, rec, look
 
 
 def _state(rec: LiveExperiment | None) -> str | None:
@@ -233,9 +240,11 @@ def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperi
 def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
     """In the guardrail window: roll back when the new champion is significantly worse.
 
-    The always-valid test compares the new champion's live loss with the holdback's (the
-    previous champion, ``holdback_share`` of the traffic). When the window ends without
-    harm shown, the holdback is removed and the promotion is final.
+    The look compares the new champion's live loss with the holdback's (the previous
+    champion, ``holdback_share`` of the traffic), and its error rate and latency. It rolls
+    back on harm, or (fail safe) when the window's sample ratio or label coverage is
+    broken; it ends the window (the promotion is final) once the holdback has the labelled
+    units its test needs, or after ``ROLLBACK_MAX_DURATION``.
     """
     rec = current(ctx)
     if rec is None or rec.state not in ("guardrail", "rolling-back"):
@@ -246,22 +255,11 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
         }
     if rec.state == "rolling-back":
         return _out(_finish_rollback(ctx, rec), "rolled-back")
-    decision = looks.guardrail_decision(
-        looks.read_log(ctx.engine, rec, looks.guardrail_arms(rec)), rec, ctx.settings
-    )
-    look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
-    ctx.tracker.log_look(rec, look)
-    page_look(ctx, rec, look, decision)  # the experiment page's copy
-    rec = _set(ctx, rec, looks=rec.looks + 1)
-    if look.outcome == "promote":  # the previous champion is better: undo the promotion
-        why = (
-            f"automatic rollback: live loss of v{rec.challenger_version} "
-            f"({look.mean_a:.4g}) is significantly worse than the holdback "
-            f"v{rec.champion_version} ({look.mean_b:.4g}); always-valid interval of "
-            f"the difference [{look.ci_low:.4g}, {look.ci_high:.4g}], p = {look.pvalue:.3g}"
-        )
-        return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
-    if ctx.clock() >= float(rec.window_until):
+    result, rec, look = _look(ctx, rec)
+    if result.outcome == "rollback":  # harm shown, or the window's evidence is invalid
+        why = "automatic rollback: " + "; ".join(result.reasons)
+        return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why[:1000]), "rolled-back", look)
+    if result.outcome == "final":  # the holdback's test had what it needs: no harm shown
         rec = _all_to_champion(ctx, rec, "guardrail window closed, promotion final")
         _servable(ctx, rec.champion_version, collecting=False)
         rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock())

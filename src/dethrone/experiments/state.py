@@ -148,20 +148,6 @@ def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str
     return OperatorAction(action=name, by=by, reason=reason, at=ctx.clock()).to_dict()
 
 
-def _thresholds(s: Settings) -> dict[str, Any]:
-    return {
-        "alpha": s.ab_alpha,
-        "margin": s.ab_margin,
-        "tuning_n": s.sequential_tuning_n,
-        "min_units_per_arm": s.ab_min_rows_per_arm,
-        "max_units_per_arm": s.ab_max_units_per_arm,
-        "guardrail_margin": s.guardrail_margin,
-        "srm_pvalue_threshold": s.srm_pvalue_threshold,
-        "holdback": s.holdback_share,
-        "rollback_window": s.rollback_window,
-    }
-
-
 def _require_version(ctx: ExperimentContext, version: str) -> None:
     from mlflow.exceptions import MlflowException
 
