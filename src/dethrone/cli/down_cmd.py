@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dethrone.cli.common import emit
 from dethrone.settings import Settings
 
 
@@ -28,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
     stopped = []
     for folder in (home, home / "demo"):
         stopped += LocalStack(folder).stop_all()
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    emit("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``status`` on the ``dethrone`` command."""
@@ -33,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"dethrone status: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
+    emit(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
     return 0
