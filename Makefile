@@ -64,3 +64,10 @@ stack-test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-prometheus.sh
 	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack
+
+## make docs: the documentation site (mkdocs.yml, docs/); the CLI, settings and HTTP API
+## references are generated from the code first (docs/hooks/reference.py, also an mkdocs hook).
+.PHONY: docs
+docs: $(STAMP)
+	PYTHONPATH=src:app $(PY) docs/hooks/reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

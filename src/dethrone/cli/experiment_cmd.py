@@ -283,12 +283,12 @@ def why(
         return f"{action}: {ua}/{ub} units, need {need} per arm"
     interval = ""
     if look.get("ci_low") is not None:
-        interval = f"interval of the improvement [{look['ci_low']:.4g}, {look['ci_high']:.4g}]" + (
+        interval = f"interval [{look['ci_low']:.4g}, {look['ci_high']:.4g}]" + (
             f", p = {look['pvalue']:.3g}" if look.get("pvalue") is not None else ""
         )
     if action == "continue":
         return (
-            f"continue: {ua}/{ub} units; {interval} still includes the margin {margin:g}"
+            f"continue: {ua}/{ub} units, {interval} includes the margin {margin:g}"
             if interval
             else f"continue: {ua}/{ub} units"
         )

@@ -63,6 +63,11 @@ def _look_line(n: int, out: dict[str, Any], rec: Any = None) -> str:
     reason = why(out["action"], look, rec, reasons)
     if look.get("ci_low") is None:
         return f"    look {n}: {reason}"
+    if out["action"] == "continue":  # the reason names units and interval already
+        return (
+            f"    look {n} ({look['phase']}): mean loss {look['mean_a']:.4g} vs "
+            f"{look['mean_b']:.4g} -> {reason}"
+        )
     return (
         f"    look {n} ({look['phase']}): units {look['units_a']}/{look['units_b']}, "
         f"mean loss {look['mean_a']:.4g} vs {look['mean_b']:.4g}, always-valid interval "
