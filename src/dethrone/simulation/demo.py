@@ -102,7 +102,17 @@ def _live(
         if rec is None or rec.state != "running":
             say("  no live experiment: the offline pre-screen did not promote the challenger")
             return None
-        return step("live experiment", lambda: live_loop(ctx, url=url, say=say))
+        summary = step("live experiment", lambda: live_loop(ctx, url=url, say=say))
+        if summary.get("state") == "running":
+            # Undecided after the demo's rounds: stop it, so that the user's own first
+            # experiment is not refused ("stop it first") and all traffic is on the champion.
+            from dethrone.experiments import operator
+
+            why = f"the demo ended undecided after {summary['looks']} looks"
+            operator.stop(ctx, by="dethrone demo", reason=why)
+            summary.update(state="stopped", decision="stopped")
+            say(f"  {why}: experiment stopped, all live traffic back on the champion")
+        return summary
     finally:
         ctx.engine.dispose()
 
@@ -239,10 +249,11 @@ def run_demo(
     if experiment:
         say(f"experiment page: {router.url}/ui/experiments/{experiment}")
     say(f"experiments: {router.url}/ui/")
+    mode = left.get("mode", "champion")
     say(
         f"left for you: /traffic a={left.get('a')} b={left.get('b')} (the offline A/B split), "
-        f"drift_cols={left.get('drift_cols')} (none), serving mode "
-        f"{left.get('mode', 'champion')} (all live traffic to @champion)"
+        f"drift_cols={left.get('drift_cols')} (no drift), serving mode {mode}"
+        + (" (all live traffic to @champion)" if mode == "champion" else "")
     )
     if stop:
         stack.stop_all()

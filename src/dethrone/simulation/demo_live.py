@@ -158,7 +158,7 @@ def format_summary(s: dict[str, Any]) -> str:
     if look.get("ci_low") is not None:
         lines.append(
             f"  units per arm {look['units_a']}/{look['units_b']}, final interval of "
-            f"the improvement [{look['ci_low']:.1f}, {look['ci_high']:.1f}]"
+            f"the improvement [{look['ci_low']:.4g}, {look['ci_high']:.4g}]"
         )
     lines += [f"  - {r}" for r in s.get("reasons", [])]
     return "\n".join(lines)

@@ -43,5 +43,5 @@ def test_summary_names_decision_interval_and_reasons():
         }
     )
     assert text.splitlines()[0].startswith("live experiment: promoted after 3 looks (21.5 s")
-    assert "final interval of the improvement [120.0, 700.0]" in text
+    assert "final interval of the improvement [120, 700]" in text
     assert text.endswith("  - no SRM")
