@@ -384,8 +384,12 @@ def collect_status(ctx: Any) -> dict[str, Any]:
     action = "continue"
     if decision is not None and decision.outcome in ("promote", "keep"):
         action = decision.outcome
+    from dethrone.store.export import stats
+
     return {
         "experiment": rec.to_dict(),
+        # per arm *name* since the start, as before (kept for scripts); versions is per model
+        "arms": [a.to_dict() for a in stats(ctx.engine, since=rec.started_at)],
         "phase": "guardrail" if guard else "experiment",
         "versions": versions,
         "now": now,

@@ -156,6 +156,11 @@ def run_demo(
     from dethrone.registry.status import collect_status, format_status
     from dethrone.slices.router_client import RouterClient
 
+    if drift:  # refuse a column the data set lacks before anything starts
+        from dethrone.slices.datasets import load_dataset
+
+        env = Settings.from_env()
+        choose_drift(load_dataset(env.dataset_path or None).head(5), env.target, drift)
     stack = LocalStack(home)
     stack.stop_all()
     if stack.home.exists():
