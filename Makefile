@@ -55,6 +55,7 @@ clean:
 .PHONY: demo
 demo: $(STAMP)
 	$(VENV)/bin/dethrone demo
+	@echo "dethrone is in $(VENV)/bin: run 'source $(VENV)/bin/activate' to use it (dethrone down stops the demo)"
 
 ## make stack-test: the docker-compose topology started natively on 127.0.0.1 (PostgreSQL,
 ## seaweedfs as S3, MLflow with basic auth, the router, Airflow 3) and main_pipeline run on it.
