@@ -233,3 +233,40 @@ def test_watch_refreshes(ctx, capsys, monkeypatch):
     assert main(["experiment", "status", "--watch", "0.5"]) == 130
     out = capsys.readouterr().out
     assert sleeps == [0.5, 0.5] and out.count("no live experiment") == 2
+
+
+def test_prescreen_reads_a_foreign_version_in_place():
+    """The pre-screen of models:/other/4 reads it from 'other' and keeps its decision for
+    the copy; everything else goes to MODEL_NAME's registry."""
+    calls = []
+
+    class Reg:
+        def __init__(self, name):
+            self.name = name
+
+        def model_info(self, v):
+            calls.append((self.name, "info", v))
+
+        def load_model(self, v):
+            calls.append((self.name, "load", v))
+
+        def record_decision(self, v, d):
+            calls.append((self.name, "record", v))
+
+        def alias_version(self, alias):
+            return alias
+
+    screen = experiment_cmd._ScreenRegistry(Reg("m"), Reg("other"), "models:/other/4", "4")
+    screen.model_info("1")
+    screen.model_info("models:/other/4")
+    screen.load_model("models:/other/4")
+    screen.record_decision("models:/other/4", "decision")
+    screen.record_decision("1", "d1")
+    assert screen.alias_version("champion") == "champion"
+    assert calls == [
+        ("m", "info", "1"),
+        ("other", "info", "4"),
+        ("other", "load", "4"),
+        ("m", "record", "1"),
+    ]
+    assert screen.decision == "decision"
