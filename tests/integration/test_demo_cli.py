@@ -110,5 +110,9 @@ def test_demo_output_leads_to_experiment_status_without_exports(demo, tmp_path):
     assert stats.returncode == 0, stats.stderr
     assert sum(arm["rows"] for arm in json.loads(stats.stdout)) > 0
     assert not (elsewhere / ".dethrone").exists()  # nothing created where the user stands
+    import requests
+
+    shown = requests.get(page.group(1), timeout=30)  # the page the demo printed
+    assert shown.status_code == 200 and page.group(2) in shown.text
     live = dethrone(home, "status", cwd=elsewhere)
     assert live.returncode == 0 and f"live experiment {page.group(2)}" in live.stdout

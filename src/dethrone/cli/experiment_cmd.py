@@ -462,9 +462,10 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 # --- run ----------------------------------------------------------------------------------
-def _context(reads_log: bool) -> Any:
-    """The experiment context. An action that reads the log (status, look) needs the
-    database to exist and status opens it read-only: the CLI never creates a log."""
+def _context(read_only: bool) -> Any:
+    """The experiment context. The CLI never creates the router's database (the router
+    does): an SQLite file must exist, and ``status`` opens it read-only. (A look writes the
+    experiment page's copy of the look, and a start the experiment's row, so they write.)"""
     import dataclasses
 
     from dethrone.cli.common import database_url, exists_or_raise, read_only_engine, sqlite_path
@@ -472,10 +473,9 @@ def _context(reads_log: bool) -> Any:
     from dethrone.settings import Settings
 
     url = database_url()
-    if reads_log:
-        exists_or_raise(url)
+    exists_or_raise(url)
     ctx = ExperimentContext.from_settings(Settings.from_env())
-    if reads_log and sqlite_path(url) is not None:
+    if read_only and sqlite_path(url) is not None:
         ctx.engine.dispose()
         ctx = dataclasses.replace(ctx, engine=read_only_engine(url))
     return ctx
@@ -507,7 +507,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "start":
             _parse_challenger(args.challenger)  # bad input before any service is asked
-        ctx = _context(reads_log=args.action in ("status", "look"))
+        ctx = _context(read_only=args.action == "status")
         if args.action == "start":
             out = _start(ctx, args)
             note(how_looks_happen(ctx.settings))
