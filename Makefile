@@ -55,6 +55,7 @@ clean:
 .PHONY: demo
 demo: $(STAMP)
 	$(VENV)/bin/dethrone demo
+	@echo "dethrone is in $(VENV)/bin: run 'source $(VENV)/bin/activate' to use it (dethrone down stops the demo)"
 
 ## make stack-test: the docker-compose topology started natively on 127.0.0.1 (PostgreSQL,
 ## seaweedfs as S3, MLflow with basic auth, the router, Airflow 3) and main_pipeline run on it.
@@ -64,3 +65,10 @@ stack-test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-prometheus.sh
 	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack
+
+## make docs: the documentation site (mkdocs.yml, docs/); the CLI, settings and HTTP API
+## references are generated from the code first (docs/hooks/reference.py, also an mkdocs hook).
+.PHONY: docs
+docs: $(STAMP)
+	PYTHONPATH=src:app $(PY) docs/hooks/reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -148,7 +148,7 @@ def kept(request, stack, airflow, mlflow, byo, refused) -> dict:
     during = _traffic(stack)
     outs = _looks(airflow, stack, "evaluate", seed=100)
     report(request.config, f"live keep: {len(outs)} look(s) in {time.monotonic() - began:.0f}s")
-    status = cli(stack, "experiment", "status")
+    status = cli(stack, "experiment", "status", "--json")
     return {"started": started, "during": during, "outs": outs, "status": status}
 
 
@@ -162,7 +162,7 @@ def rolled_back(request, stack, airflow, mlflow, kept) -> dict:
     _serving(stack, "champion", challenger)
     outs = _looks(airflow, stack, "check_rollback", seed=200)
     report(request.config, f"live rollback: {len(outs)} look(s) in {time.monotonic() - began:.0f}s")
-    status = cli(stack, "experiment", "status")
+    status = cli(stack, "experiment", "status", "--json")
     return {"champion": champion, "promoted": promoted, "outs": outs, "status": status}
 
 

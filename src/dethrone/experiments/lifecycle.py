@@ -97,15 +97,33 @@ def start_experiment(
             action=_action(ctx, "start", by, reason),
         )
         rec = _save(ctx, rec)
-    if not rec.run_id:
-        rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
-    _servable(ctx, challenger_version, collecting=True)
-    ctx.registry.set_alias(CHALLENGER, challenger_version)
-    fields: dict[str, Any] = {"mode": rec.mode, "experiment": rec.id}
-    if serving_mode(rec.mode).splits:
-        fields.update(a=1.0 - float(rec.split), b=float(rec.split))
-    rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
-    return _set(ctx, rec, state="running").to_dict()
+    try:
+        if not rec.run_id:
+            rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
+        _servable(ctx, challenger_version, collecting=True)
+        ctx.registry.set_alias(CHALLENGER, challenger_version)
+        fields: dict[str, Any] = {"mode": rec.mode, "experiment": rec.id}
+        if serving_mode(rec.mode).splits:
+            fields.update(a=1.0 - float(rec.split), b=float(rec.split))
+        rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
+        return _set(ctx, rec, state="running").to_dict()
+    except Exception:
+        _unserve_challenger(ctx, challenger_version)
+        raise
+
+
+def _unserve_challenger(ctx: ExperimentContext, version: str) -> None:
+    """After a failed start: no router may serve the half-started challenger (issue 18.6).
+
+    The record stays ``starting``: a retry with the same key finishes the start (it sets
+    the alias again), ``stop`` ends it. Best effort: the registry may be the part that failed.
+    """
+    try:
+        found = ctx.registry.alias_version(CHALLENGER)
+        if found is not None and str(found.version) == str(version):
+            ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
+    except Exception:  # noqa: BLE001, S110 - the start's own error is the one to report
+        pass
 
 
 # --- looks and automatic actions --------------------------------------------------------
