@@ -333,7 +333,11 @@ def _arm_rows(engine: Any, rec: Any) -> list[dict[str, Any]]:
 
 
 def collect_status(ctx: Any) -> dict[str, Any]:
-    """Everything ``experiment status`` shows, as plain data (epoch times)."""
+    """Everything ``experiment status`` shows, as plain data (epoch times).
+
+    The interval, p-value and figures are a look taken now through the same code as the
+    DAG (:func:`dethrone.experiments.analysis.take_look`), without acting on it.
+    """
     from dethrone.experiments import analysis
     from dethrone.experiments.lifecycle import current
 
@@ -341,13 +345,13 @@ def collect_status(ctx: Any) -> dict[str, Any]:
     if rec is None:
         return {"experiment": None}
     guard = rec.state in ("guardrail", "rolling-back")
-    arms = analysis.guardrail_arms(rec) if guard else analysis.experiment_arms(rec)
-    decision = None
-    if rec.active:
-        frame = analysis.read_log(ctx.engine, rec, arms)
-        decide = analysis.guardrail_decision if guard else analysis.experiment_decision
-        decision = decide(frame, rec, ctx.settings)
-    now = analysis.look_of(decision, phase="guardrail" if guard else "experiment").to_dict()
+    result = None
+    if rec.active and rec.state != "rolling-back":
+        result, _ = analysis.take_look(ctx.engine, rec, ctx.settings, now=time.time())
+    now = {} if result is None else {**analysis.look_record(result).to_dict(), **result.to_dict()}
+    figures = {} if result is None else {a.model_version: a for a in result.arms}
+    # rows, labels and units per version since the start (both phases); the mean loss is
+    # the current look's, per version (whichever arm serves it now)
     by_version: dict[str, dict[str, Any]] = {}
     for row in _arm_rows(ctx.engine, rec):
         if row["version"] not in (rec.champion_version, rec.challenger_version):
@@ -360,11 +364,6 @@ def collect_status(ctx: Any) -> dict[str, Any]:
         v["labelled"] += row["labelled"]
         v["units"] += row["units"]
         v["arms"].append(row["arm"])
-    means = {
-        # look A is the champion arm's version, B the challenger arm's (see analysis)
-        (rec.challenger_version if guard else rec.champion_version): now.get("mean_a"),
-        (rec.champion_version if guard else rec.challenger_version): now.get("mean_b"),
-    }
     versions = []
     for version, role in (
         (rec.champion_version, "champion at start"),
@@ -373,16 +372,18 @@ def collect_status(ctx: Any) -> dict[str, Any]:
         v = by_version.get(
             version, {"version": version, "rows": 0, "labelled": 0, "units": 0, "arms": []}
         )
+        f = figures.get(str(version))
         v["role"] = role
         v["coverage"] = v["labelled"] / v["rows"] if v["rows"] else None
-        v["mean_loss"] = means.get(version)
+        v["mean_loss"] = analysis._num(f.mean_loss) if f is not None else None
         versions.append(v)
+    decision = result
     looks_taken = _looks(ctx, rec)
     last = looks_taken[-1]["time"] if looks_taken else None
     every = 60.0 * ctx.settings.experiment_check_minutes
     running = scheduler_running()
     action = "continue"
-    if decision is not None and decision.outcome in ("promote", "keep"):
+    if decision is not None and decision.outcome not in ("continue",):
         action = decision.outcome
     from dethrone.store.export import stats
 
@@ -393,6 +394,7 @@ def collect_status(ctx: Any) -> dict[str, Any]:
         "phase": "guardrail" if guard else "experiment",
         "versions": versions,
         "now": now,
+        "loss": None if result is None else f"{result.loss} ({result.loss_unit})",
         "why": why(action, now, rec, list(decision.reasons) if decision is not None else [])
         if rec.active
         else None,
