@@ -199,7 +199,7 @@ def test_worse_promoted_champion_is_rolled_back_by_the_guardrail(stack, mlflow, 
     assert final["action"] == "rolled-back", rolled_back["outs"]
     record = rolled_back["status"]["experiment"]
     assert record["state"] == "rolled-back"
-    assert "significantly worse" in record["reasons"][-1]
+    assert "automatic rollback" in record["reasons"][-1]
     assert mlflow.alias("champion") == rolled_back["champion"]
     _serving(stack, "champion", rolled_back["champion"])
     assert _traffic(stack)["mode"] == "champion"

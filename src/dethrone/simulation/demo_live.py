@@ -22,6 +22,10 @@ LIVE_ENV = {
     "SEQUENTIAL_TUNING_N": "1000",
     "HOLDBACK_SHARE": "0.1",
     "ROLLBACK_WINDOW": "15s",
+    # the defaults wait a day before a promotion and an hour for labels: the demo's labels
+    # come 0.5 s after serving and its experiment lasts a minute
+    "LIVE_MIN_DURATION": "1s",
+    "LABEL_WINDOW": "2s",
 }
 #: the router refreshes its aliases every second and commits the log every 0.2 s
 ROUTER_ENV = {"SERVING_REFRESH_SECONDS": "1", "LOG_FLUSH_SECONDS": "0.2"}
