@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import re
 import sys
 import time
@@ -332,6 +333,10 @@ def _arm_rows(engine: Any, rec: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _finite(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def collect_status(ctx: Any) -> dict[str, Any]:
     """Everything ``experiment status`` shows, as plain data (epoch times).
 
@@ -375,7 +380,7 @@ def collect_status(ctx: Any) -> dict[str, Any]:
         f = figures.get(str(version))
         v["role"] = role
         v["coverage"] = v["labelled"] / v["rows"] if v["rows"] else None
-        v["mean_loss"] = analysis._num(f.mean_loss) if f is not None else None
+        v["mean_loss"] = _finite(f.mean_loss) if f is not None else None
         versions.append(v)
     decision = result
     looks_taken = _looks(ctx, rec)
