@@ -303,7 +303,8 @@ def _failed(
 def _shadow(
     sv: ServingState, challenger: ServedModel, rows: list, drop: str | None, exp: dict[str, Any]
 ) -> None:
-    if not sv.shadow_slots.acquire(blocking=False):
+    slots = sv.shadow_slots
+    if not slots.acquire(blocking=False):
         sv.metrics.shadow_failures.labels("dropped").inc()
         _failed(sv, challenger, CHALLENGER, False, rows, None, exp, "shadow_dropped")
         return
@@ -320,7 +321,7 @@ def _shadow(
             log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)
             seconds = time.perf_counter() - started
             _failed(sv, challenger, CHALLENGER, False, rows, seconds, exp, "shadow_error")
-            sv.shadow_slots.release()
+            slots.release()
             return
         try:
             sv.metrics.scored(
@@ -344,7 +345,7 @@ def _shadow(
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
             log.warning("shadow log of version %s failed: %s", challenger.version, exc)
         finally:
-            sv.shadow_slots.release()
+            slots.release()
 
     sv.shadow_pool.submit(run)
 
