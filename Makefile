@@ -48,6 +48,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/drift_bench.py
 
+## make bench-serving: dethrone (compile on/off) against `mlflow models serve`, load from wrk.
+.PHONY: bench-serving
+bench-serving: $(STAMP)
+	sh scripts/stack/ensure-wrk.sh
+	$(PY) bench/serving_bench.py --seconds 6
+
 clean:
 	rm -rf .pytest_cache build dist src/*.egg-info
 

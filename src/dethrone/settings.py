@@ -71,6 +71,9 @@ class Settings:
     serving_max_rows: int = _doc(1000, "most rows one prediction request may send")
     serving_batch_window_ms: float = _doc(2.0, "wait for more requests when busy (ms)")
     serving_max_batch_rows: int = _doc(256, "most rows scored in one model call")
+    serving_compile: str = _doc(
+        "auto", "auto: score sklearn pipelines compiled (verified exact first); off: as is"
+    )
     # --- drift ----------------------------------------------------------------
     ks_pvalue_threshold: float = _doc(0.05, "KS drift when corrected p-value is below this")
     ks_min_effect: float = _doc(0.05, "KS drift also needs a statistic at least this big")
@@ -293,6 +296,8 @@ class Settings:
         for name in ("router_threads", "serving_max_rows", "serving_max_batch_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be at least 1")
+        if self.serving_compile.strip().lower() not in ("auto", "off", ""):
+            raise ValueError(f"SERVING_COMPILE must be auto or off, got {self.serving_compile!r}")
         if not self.serving_refresh_seconds > 0 or not 0 <= self.serving_batch_window_ms <= 1000:
             raise ValueError(
                 "SERVING_REFRESH_SECONDS must be positive and SERVING_BATCH_WINDOW_MS in [0, 1000]"

@@ -75,9 +75,13 @@ def build_serving(
     window = settings.serving_batch_window_ms / 1000.0
     batches = {a: metrics.batch(a) for a in (CHAMPION, CHALLENGER)}
 
-    def make_batcher(alias: str, score) -> MicroBatcher:
+    def make_batcher(alias: str, score, columns: bool = False) -> MicroBatcher:
         return MicroBatcher(
-            score, max_rows=settings.serving_max_batch_rows, window=window, observe=batches[alias]
+            score,
+            max_rows=settings.serving_max_batch_rows,
+            window=window,
+            observe=batches[alias],
+            columns=columns,
         )
 
     watcher = ModelWatcher(
@@ -206,23 +210,6 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
             f"the {arm} model (version {served.version}) has no predict_proba",
             "probabilities",
         )
-    started = time.perf_counter()
-    frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
-    # The log keeps a classifier's probabilities even when the client did not ask.
-    log_proba = sv.writer is not None and served.model.predict_proba is not None
-    try:
-        labels, proba = served.batcher.submit(frame, proba=want_proba or log_proba)
-    except (ValueError, TypeError) as exc:
-        # Rows that fit the signature but not the model (e.g. a null where the model
-        # has no imputer): the client's data, not a server fault.
-        raise ApiError(
-            422,
-            "model_rejected_input",
-            f"the {arm} model (version {served.version}) rejected the rows: {str(exc)[:300]}",
-        ) from None
-    seconds = time.perf_counter() - started
-    sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
-    g.rows = len(rows)
     exp = {
         "request_id": g.request_id,
         "unit": unit,
@@ -231,6 +218,28 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
         "salt": salt,
         "model_name": sv.settings.model_name,
     }
+    started = time.perf_counter()
+    frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
+    # The log keeps a classifier's probabilities even when the client did not ask.
+    log_proba = sv.writer is not None and served.model.predict_proba is not None
+    try:
+        labels, proba = served.batcher.submit(frame, proba=want_proba or log_proba)
+    except Exception as exc:
+        # Rows that fit the signature but not the model (e.g. a null where the model
+        # has no imputer): the client's data, not a server fault; anything else is a 500.
+        rejected = isinstance(exc, (ValueError, TypeError))
+        kind = "rejected" if rejected else "error"
+        _failed(sv, served, arm, True, rows, time.perf_counter() - started, exp, kind)
+        if not rejected:
+            raise
+        raise ApiError(
+            422,
+            "model_rejected_input",
+            f"the {arm} model (version {served.version}) rejected the rows: {str(exc)[:300]}",
+        ) from None
+    seconds = time.perf_counter() - started
+    sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
+    g.rows = len(rows)
     if sv.writer is not None:
         sv.writer.append(
             served_rows(
@@ -259,20 +268,62 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
     return jsonify(out)
 
 
+def _failed(
+    sv: ServingState,
+    model: ServedModel,
+    arm: str,
+    served: bool,
+    rows: list,
+    seconds: float | None,
+    exp: dict[str, Any],
+    kind: str,
+) -> None:
+    """Count a failed scoring on ``arm`` and log its rows with a null prediction (the
+    live experiment's error-rate guardrail reads them); never raises."""
+    try:
+        sv.metrics.failed(arm, model.version, kind)
+        if sv.writer is not None:
+            sv.writer.append(
+                served_rows(
+                    rows=rows,
+                    arm=arm,
+                    served=served,
+                    model=model,
+                    labels=None,
+                    proba=None,
+                    classes=model.model.classes,
+                    latency_ms=None if seconds is None else seconds * 1000,
+                    **exp,
+                )
+            )
+    except Exception as exc:  # noqa: BLE001 - the client's answer must not change
+        log.warning("failed prediction on %s not logged: %s", arm, exc)
+
+
 def _shadow(
     sv: ServingState, challenger: ServedModel, rows: list, drop: str | None, exp: dict[str, Any]
 ) -> None:
-    if not sv.shadow_slots.acquire(blocking=False):
+    slots = sv.shadow_slots
+    if not slots.acquire(blocking=False):
         sv.metrics.shadow_failures.labels("dropped").inc()
+        _failed(sv, challenger, CHALLENGER, False, rows, None, exp, "shadow_dropped")
         return
 
     def run() -> None:
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
             frame = to_frame(rows, challenger.model.features, drop=drop)
             want = sv.writer is not None and challenger.model.predict_proba is not None
             labels, proba = challenger.batcher.submit(frame, proba=want)
             seconds = time.perf_counter() - started
+        except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
+            sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
+            log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)
+            seconds = time.perf_counter() - started
+            _failed(sv, challenger, CHALLENGER, False, rows, seconds, exp, "shadow_error")
+            slots.release()
+            return
+        try:
             sv.metrics.scored(
                 CHALLENGER, challenger.version, "shadow", seconds, labels, challenger.task
             )
@@ -290,11 +341,11 @@ def _shadow(
                         **exp,
                     )
                 )
-        except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
+        except Exception as exc:  # noqa: BLE001 - as above
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
-            log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)
+            log.warning("shadow log of version %s failed: %s", challenger.version, exc)
         finally:
-            sv.shadow_slots.release()
+            slots.release()
 
     sv.shadow_pool.submit(run)
 

@@ -90,12 +90,14 @@ def served_rows(
     labels: Any,
     proba: Any,
     classes: Sequence[Any] | None,
-    latency_ms: float,
+    latency_ms: float | None,
 ) -> list[dict[str, Any]]:
     """The log rows of one scored request on one arm.
 
     A classifier's ``prediction`` is ``{class: probability}`` when probabilities were
     computed (the log keeps the full answer), else the label; a regressor's is the number.
+    ``labels=None``: the scoring failed on this arm (or a shadow scoring was dropped); each
+    row is logged with a null ``prediction``, so a look counts it as an error of the arm.
     """
     chall = challenger.version if challenger is not None else None
     experiment = f"{champion.version}/{chall or '-'}/{salt or '-'}"
@@ -112,8 +114,11 @@ def served_rows(
         "salt": salt,
         "latency_ms": latency_ms,
     }
-    values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
-    if proba is not None and classes:
+    if labels is None:
+        values: list[Any] = [None] * len(rows)
+    else:
+        values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    if labels is not None and proba is not None and classes:
         names = [str(c) for c in classes]
         values = [dict(zip(names, p, strict=True)) for p in proba.tolist()]
     ts = time.time()
