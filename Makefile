@@ -39,7 +39,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-chromium.sh
-	$(PY) -m pytest -q --cov=dethrone --cov-report=term tests
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=15 --cov --cov-report=term tests
 
 ## make test-fast: skip the slow simulations and real-server tests.
 test-fast: $(STAMP)

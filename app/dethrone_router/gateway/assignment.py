@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import random
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+from dethrone.experiments.modes import CHALLENGER, CHAMPION, experiment_salt
+
+__all__ = ["CHALLENGER", "CHAMPION", "assign", "bucket", "experiment_salt"]
 _SCALE = float(2**64)
 
 
@@ -28,15 +30,6 @@ def bucket(salt: str, unit: str) -> float:
     """
     digest = hashlib.sha256(f"{salt}\x1f{unit}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / _SCALE
-
-
-def experiment_salt(configured: str | None, challenger_version: str | None) -> str:
-    """The salt of the running experiment: the configured one plus the challenger version.
-
-    >>> experiment_salt("spring", "7")
-    'spring:v7'
-    """
-    return f"{configured or ''}:v{challenger_version or '-'}"
 
 
 def assign(

@@ -22,6 +22,7 @@ from sqlalchemy import Text, and_, cast, or_, select
 from dethrone.experiments.modes import CHALLENGER as CHALLENGER_ARM
 from dethrone.experiments.modes import CHAMPION as CHAMPION_ARM
 from dethrone.experiments.modes import SHADOW as SHADOW_ARM
+from dethrone.experiments.modes import experiment_salt
 from dethrone.experiments.rules import LookResult
 from dethrone.registry.records import LiveExperiment, Look
 from dethrone.settings import Settings
@@ -120,10 +121,12 @@ def read_rows(
 
 
 def phase_of(rec: LiveExperiment) -> tuple[list[tuple[str, str]], str]:
-    """The (arm, version) pairs and the salt of ``rec``'s current phase."""
+    """The (arm, version) pairs of ``rec``'s current phase and the salt its rows are logged
+    with (the gateway's :func:`~dethrone.experiments.modes.experiment_salt` of the config's
+    salt and the version on the challenger arm)."""
     if rec.state == "guardrail":  # the window re-randomises with its own salt
-        return guardrail_arms(rec), f"{rec.salt}-guard"
-    return experiment_arms(rec), rec.salt
+        return guardrail_arms(rec), experiment_salt(f"{rec.salt}-guard", rec.champion_version)
+    return experiment_arms(rec), experiment_salt(rec.salt, rec.challenger_version)
 
 
 def take_look(

@@ -25,6 +25,7 @@ __all__ = [
     "MODES",
     "SHADOW",
     "ServingMode",
+    "experiment_salt",
     "serving_mode",
 ]
 
@@ -103,6 +104,17 @@ MODES: dict[str, ServingMode] = {
 }
 #: the modes a live experiment can run in, in order of preference
 EXPERIMENT_MODES = tuple(name for name, m in MODES.items() if m.experiment)
+
+
+def experiment_salt(configured: str | None, challenger_version: str | None) -> str:
+    """The salt units are hashed with, and rows logged with: the configured salt plus the
+    challenger's version, so a new challenger re-randomises the units (the gateway assigns
+    with it; a look takes the rows logged with its experiment's).
+
+    >>> experiment_salt("spring", "7")
+    'spring:v7'
+    """
+    return f"{configured or ''}:v{challenger_version or '-'}"
 
 
 def serving_mode(name: str) -> ServingMode:
