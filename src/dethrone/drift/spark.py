@@ -46,6 +46,7 @@ BATCH_ROWS = 200_000
 DEFAULT_CONF = {
     "spark.driver.memory": "1g",
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "4",
     "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -99,6 +100,18 @@ def spark_session(settings: Settings | None = None, conf: dict[str, str] | None 
     for key, value in options.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _session(spark: Any, settings: Settings) -> tuple[Any, bool]:
+    """``(session, stop it when done)``: the given one, the active one, or a new one."""
+    if spark is not None:
+        return spark, False
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    return spark_session(settings), True
 
 
 def _profile_batches(
@@ -203,9 +216,7 @@ def profile_spark(
         On a missing source, a named column absent from it, or no rows at all.
     """
     settings = settings or Settings()
-    own = spark is None
-    if own:
-        spark = spark_session(settings)
+    spark, own = _session(spark, settings)
     try:
         return _profile(spark, source, features, categorical, settings, exact_max_unique, sketch_k)
     finally:
@@ -262,7 +273,7 @@ def _frame_parts(frame, kwargs: dict[str, Any]) -> list[bytes]:
             yield pd.DataFrame({"profile": [merged.to_bytes()]})
 
     out = frame.mapInPandas(per_partition, "profile binary")
-    return [bytes(row["profile"]) for row in out.toLocalIterator()]
+    return [bytes(row["profile"]) for row in out.collect()]
 
 
 def _s3_parts(spark, keys: list[str], feats, settings: Settings, kwargs) -> list[bytes]:
@@ -283,7 +294,7 @@ def _s3_parts(spark, keys: list[str], feats, settings: Settings, kwargs) -> list
 
     slices = max(1, min(len(keys), spark.sparkContext.defaultParallelism * 4))
     rdd = spark.sparkContext.parallelize(keys, slices).mapPartitions(per_partition)
-    return list(rdd.toLocalIterator())
+    return rdd.collect()
 
 
 def detect_drift_spark(
@@ -306,9 +317,7 @@ def detect_drift_spark(
     from dethrone.drift.detect import detect_drift
 
     settings = (settings or Settings()).replace(**overrides)
-    own = spark is None
-    if own:
-        spark = spark_session(settings)
+    spark, own = _session(spark, settings)
     try:
         if not isinstance(reference, ReferenceProfile):
             reference = profile_spark(

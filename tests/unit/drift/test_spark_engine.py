@@ -7,6 +7,7 @@ the module, stopped at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -145,3 +146,31 @@ def test_read_columns_reads_only_what_exists(tables):
     root, ref, _ = tables
     got = read_columns(str(root / "ref"), ["carat", "__prediction__"], Settings())
     assert list(got.columns) == ["carat"] and len(got) == len(ref)
+
+
+def test_pipeline_check_drift_with_the_spark_engine(spark, tmp_path, diamonds):
+    from dethrone.pipeline import steps as pipeline
+    from dethrone.pipeline.staging import Stager
+    from tests.unit.pipeline_fakes import make_context
+
+    rows = diamonds.sample(600, random_state=5).reset_index(drop=True)
+    ctx = make_context(rows, drift_engine="spark", staging_uri=str(tmp_path))
+    ctx = dataclasses.replace(ctx, stager=Stager(ctx.settings))
+    data = pipeline.fetch_data(ctx, dag_run_id="r1", purpose="champion", seed=1)
+    assert data["uri"].startswith("file://")
+    trained = pipeline.train_model(ctx, data_uri=data["uri"], dag_run_id="r1", role="champion")
+    reg = pipeline.register_model(ctx, run_id=trained["run_id"], dag_run_id="r1", role="champion")
+    pipeline.first_champion(ctx, version=reg["version"], dag_run_id="r1")
+    same = pipeline.fetch_data(ctx, dag_run_id="r2", purpose="current")
+    verdict = pipeline.check_drift(ctx, data_uri=same["uri"], champion_version="1", dag_run_id="r2")
+    assert verdict["drifted"] is False and verdict["engine"] == "spark"
+    memory = pipeline.check_drift(
+        dataclasses.replace(ctx, settings=ctx.settings.replace(drift_engine="memory")),
+        data_uri=same["uri"],
+        champion_version="1",
+        dag_run_id="r2",
+    )
+    assert memory["features"] == verdict["features"]
+    uri = ctx.stager.put(rows.assign(carat=rows["carat"] * 3), "shifted")
+    verdict = pipeline.check_drift(ctx, data_uri=uri, champion_version="1", dag_run_id="r3")
+    assert verdict["drifted"] is True and "carat" in verdict["drifted_features"]
