@@ -38,7 +38,7 @@ import pandas as pd
 from dethrone.drift.profile import EXACT_MAX_UNIQUE, SKETCH_K, ReferenceProfile
 from dethrone.settings import Settings
 
-__all__ = ["detect_drift_spark", "profile_spark", "spark_session", "read_columns"]
+__all__ = ["detect_drift_spark", "profile_spark", "read_columns", "s3_filesystem", "spark_session"]
 
 #: rows per Arrow batch handed to a task's profiler (spark.sql.execution.arrow.*)
 BATCH_ROWS = 200_000
@@ -127,7 +127,8 @@ def _profile_batches(
     return merged
 
 
-def _s3_filesystem(settings: Settings):
+def s3_filesystem(settings: Settings):
+    """pyarrow's S3 file system on the S3 store of ``settings`` (path-style addressing)."""
     from pyarrow import fs
 
     url = urlparse(_s3_endpoint(settings))
@@ -147,7 +148,7 @@ def _s3_objects(uri: str, settings: Settings) -> list[str]:
 
     parsed = urlparse(uri)
     root = f"{parsed.netloc}/{parsed.path.lstrip('/')}".rstrip("/")
-    s3 = _s3_filesystem(settings)
+    s3 = s3_filesystem(settings)
     info = s3.get_file_info(root)
     if info.type == fs.FileType.File:
         return [root]
@@ -169,7 +170,7 @@ def _s3_objects(uri: str, settings: Settings) -> list[str]:
 def _s3_schema(key: str, settings: Settings):
     import pyarrow.parquet as pq
 
-    with _s3_filesystem(settings).open_input_file(key) as f:
+    with s3_filesystem(settings).open_input_file(key) as f:
         return pq.ParquetFile(f).schema_arrow
 
 
@@ -280,7 +281,7 @@ def _s3_parts(spark, keys: list[str], feats, settings: Settings, kwargs) -> list
     def per_partition(part: Iterator[str]) -> Iterator[bytes]:
         import pyarrow.parquet as pq
 
-        s3 = _s3_filesystem(settings)
+        s3 = s3_filesystem(settings)
 
         def frames() -> Iterator[pd.DataFrame]:
             for key in part:
@@ -367,7 +368,7 @@ def read_columns(uri: str, columns: list[str], settings: Settings) -> pd.DataFra
         data = ds.dataset(
             f"{parsed.netloc}/{parsed.path.lstrip('/')}",
             format="parquet",
-            filesystem=_s3_filesystem(settings),
+            filesystem=s3_filesystem(settings),
         )
     else:
         data = ds.dataset(urlparse(uri).path if uri.startswith("file://") else uri)
