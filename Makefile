@@ -38,6 +38,7 @@ lint: $(STAMP)
 ## make test: everything CI runs (unit, api, dags, integration), with a coverage summary.
 test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
+	sh scripts/stack/ensure-java.sh
 	$(PY) -m pytest -q --cov=dethrone --cov-report=term tests
 
 ## make test-fast: skip the slow simulations and real-server tests.
@@ -62,4 +63,5 @@ stack-test: $(STAMP)
 	$(PIP) install -q --disable-pip-version-check -r scripts/stack/requirements.txt 2>&1 | grep -v "is ignored" || true
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-prometheus.sh
+	sh scripts/stack/ensure-java.sh
 	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack
