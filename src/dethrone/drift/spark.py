@@ -243,7 +243,8 @@ def _profile(spark, source, features, categorical, settings, cap, k) -> Referenc
         else:
             frame = source
         fields_ = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
-    names = [n for n, _ in fields_ if n not in _INDEX_COLUMNS]
+    hidden = {*_INDEX_COLUMNS, *_partition_columns(source, keys if s3 else None)}
+    names = [n for n, _ in fields_ if n not in hidden]
     feats = list(features) if features is not None else names
     missing = [f for f in feats if f not in names]
     if missing:
@@ -265,6 +266,19 @@ def _profile(spark, source, features, categorical, settings, cap, k) -> Referenc
     if not profiles:
         raise ValueError(f"{source}: no rows")
     return profiles[0].merge(*profiles[1:])
+
+
+def _partition_columns(source: Any, keys: list[str] | None) -> set[str]:
+    """Names of Hive partition folders (``date=2026-12-04``) under a path source: by
+    default not features (a day is not a property of the rows' distribution)."""
+    if keys is not None:
+        paths = keys
+    elif isinstance(source, str | Path) and "://" not in str(source).removeprefix("file://"):
+        root = Path(str(source).removeprefix("file://"))
+        paths = [str(p.relative_to(root)) for p in root.rglob("*=*")] if root.is_dir() else []
+    else:
+        return set()
+    return {seg.split("=", 1)[0] for p in paths for seg in Path(p).parts if "=" in seg}
 
 
 def _frame_parts(frame, kwargs: dict[str, Any]) -> list[bytes]:

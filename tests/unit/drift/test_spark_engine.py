@@ -174,3 +174,27 @@ def test_pipeline_check_drift_with_the_spark_engine(spark, tmp_path, diamonds):
     uri = ctx.stager.put(rows.assign(carat=rows["carat"] * 3), "shifted")
     verdict = pipeline.check_drift(ctx, data_uri=uri, champion_version="1", dag_run_id="r3")
     assert verdict["drifted"] is True and "carat" in verdict["drifted_features"]
+
+
+def test_the_drift_command_with_the_spark_engine(spark, tables, tmp_path, capsys):
+    from dethrone.cli import main
+
+    root, ref, _ = tables
+    profile = ReferenceProfile.from_frame(ref, categorical=CATS)
+    saved = profile.save(tmp_path / "ref.npz")
+    code = main(["drift", str(saved), str(root / "cur"), "--engine", "spark"])
+    out = capsys.readouterr().out
+    assert code == 1 and "DRIFT in carat, color" in out
+    code = main(["drift", str(root / "ref"), str(tmp_path / "nope"), "--engine", "spark"])
+    assert code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_day_partitions_are_not_features(spark, tmp_path, tables):
+    _, ref, _ = tables
+    small = ref[["carat", "cut"]].iloc[:1000]
+    for day, part in (("2026-12-01", small.iloc[:500]), ("2026-12-02", small.iloc[500:])):
+        (tmp_path / f"date={day}").mkdir()
+        part.to_parquet(tmp_path / f"date={day}" / "part-0.parquet", index=False)
+    got = profile_spark(str(tmp_path), spark=spark)
+    assert list(got.features) == ["carat", "cut"] and got.n_rows == 1000
+    _assert_same(got, ReferenceProfile.from_frame(small, categorical=["cut"]))
