@@ -38,6 +38,7 @@ lint: $(STAMP)
 ## make test: everything CI runs (unit, api, dags, integration), with a coverage summary.
 test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
+	sh scripts/stack/ensure-chromium.sh
 	sh scripts/stack/ensure-java.sh
 	$(PY) -m pytest -q --cov=dethrone --cov-report=term tests
 
@@ -48,6 +49,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/drift_bench.py
 
+## make bench-serving: dethrone (compile on/off) against `mlflow models serve`, load from wrk.
+.PHONY: bench-serving
+bench-serving: $(STAMP)
+	sh scripts/stack/ensure-wrk.sh
+	$(PY) bench/serving_bench.py --seconds 6
+
 clean:
 	rm -rf .pytest_cache build dist src/*.egg-info
 
@@ -55,6 +62,7 @@ clean:
 .PHONY: demo
 demo: $(STAMP)
 	$(VENV)/bin/dethrone demo
+	@echo "dethrone is in $(VENV)/bin: run 'source $(VENV)/bin/activate' to use it (dethrone down stops the demo)"
 
 ## make stack-test: the docker-compose topology started natively on 127.0.0.1 (PostgreSQL,
 ## seaweedfs as S3, MLflow with basic auth, the router, Airflow 3) and main_pipeline run on it.
@@ -65,3 +73,10 @@ stack-test: $(STAMP)
 	sh scripts/stack/ensure-prometheus.sh
 	sh scripts/stack/ensure-java.sh
 	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack
+
+## make docs: the documentation site (mkdocs.yml, docs/); the CLI, settings and HTTP API
+## references are generated from the code first (docs/hooks/reference.py, also an mkdocs hook).
+.PHONY: docs
+docs: $(STAMP)
+	PYTHONPATH=src:app $(PY) docs/hooks/reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

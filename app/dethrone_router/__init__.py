@@ -70,9 +70,10 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         engine=engine,
     )
 
-    from dethrone_router.api import data, feedback, ops, serving, traffic
+    from dethrone_router.api import data, feedback, ops, serving, traffic, ui
     from dethrone_router.gateway import predlog
     from dethrone_router.metrics import experiment as experiment_metrics
+    from dethrone_router.metrics.monitor import MonitorCollector
 
     if settings.serving_enabled:
         from dethrone_router.metrics.serving import NullServingMetrics, ServingMetrics
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
         metrics.add_collector(predlog.CoverageCollector(engine))
         metrics.add_collector(experiment_metrics.ExperimentCollector(engine, store))
+        metrics.add_collector(MonitorCollector(engine))
         app.extensions["dethrone_serving"] = serving.build_serving(
             settings,
             ServingMetrics(metrics.registry) if metrics.problem is None else NullServingMetrics(),
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     app.register_blueprint(data.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(serving.bp)
+    app.register_blueprint(ui.bp)  # the experiment page, /ui/
     register_error_handler(app)
     app.before_request(_start_timer)
     app.after_request(_log_request)

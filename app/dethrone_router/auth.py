@@ -47,3 +47,19 @@ def require_read() -> None:
             "Authorization",
             _CHALLENGE,
         )
+
+
+def require_feedback() -> None:
+    """401 unless the feedback token is sent: ``FEEDBACK_TOKEN``, else ``ROUTER_TOKEN``
+    (the write token also passes when both are set); open only when both are unset."""
+    settings = state().settings
+    tokens = [t for t in (settings.feedback_token, settings.router_token) if t]
+    if tokens and not any(_matches(t) for t in tokens):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "POST /feedback needs 'Authorization: Bearer <feedback token>' "
+            "(FEEDBACK_TOKEN, or ROUTER_TOKEN when that is unset)",
+            "Authorization",
+            _CHALLENGE,
+        )

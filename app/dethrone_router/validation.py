@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from dethrone.experiments.modes import MODES as SERVING_MODES
 from dethrone.slices.injection import KINDS, DriftSpec, applicable_kinds, intensity_range
 
 #: Seed-compatible defaults; ``drift`` and ``seed`` are extensions.
@@ -27,16 +28,22 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Serving keys (the gateway's mode, experiment salt and unit column); a config stored
 #: before they existed gets these values.
-SERVING_DEFAULTS: dict[str, Any] = {"mode": "ab", "salt": "", "unit_column": None}
+SERVING_DEFAULTS: dict[str, Any] = {
+    "mode": "ab",
+    "salt": "",
+    "unit_column": None,
+    "experiment": None,
+}
 DEFAULTS.update(SERVING_DEFAULTS)
-MODES = ("ab", "shadow", "champion")
+MODES = tuple(SERVING_MODES)
+#: the running experiment's id as the config stores it (it locks the split)
+_EXPERIMENT_RE = re.compile(r"[\x20-\x7e]{1,128}")
 WRITABLE = tuple(DEFAULTS)
 SUM_TOLERANCE = 1e-9
 SEED_MAX = 2**64 - 1
 _SEED_RE = re.compile(r"[0-9]{1,20}")
 #: Deepest JSON nesting accepted in a body (a full config needs 3).
 MAX_JSON_DEPTH = 16
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 class ValidationError(ValueError):
@@ -50,15 +57,30 @@ class ValidationError(ValueError):
 
 
 def nesting_depth(raw: bytes) -> int:
-    """Deepest ``[``/``{`` nesting of a JSON text, strings ignored (vectorised, so a
-    64 KiB body costs microseconds, not a recursion)."""
-    import numpy as np
+    """Deepest ``[``/``{`` nesting of a JSON text, strings ignored.
 
-    codes = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
-    steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(
-        np.int32
-    )
-    return int(np.cumsum(steps).max(initial=0))
+    Kept for callers of earlier releases; the router's body reader no longer uses it (it
+    checks the depth while walking the parsed value, see :mod:`dethrone_router.body`). One
+    pass over the bytes, no copy of them.
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _is_number(value: Any) -> bool:
@@ -177,7 +199,17 @@ def _serving_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "type",
             f"unit_column must be null or a column name (1-100 characters), got {_show(unit)}",
         )
-    return {"mode": mode, "salt": salt, "unit_column": unit}
+    experiment = cfg["experiment"]
+    if experiment is not None and (
+        not isinstance(experiment, str) or not _EXPERIMENT_RE.fullmatch(experiment)
+    ):
+        raise ValidationError(
+            "experiment",
+            "type",
+            "experiment must be null or the running experiment's id (1-128 printable ASCII "
+            f"characters), got {_show(experiment)}",
+        )
+    return {"mode": mode, "salt": salt, "unit_column": unit, "experiment": experiment}
 
 
 def _drift_cols(value: Any, columns: Mapping[str, pd.Series]) -> list[str]:

@@ -156,6 +156,9 @@ class Stack:
             # is decided on a minute of simulated traffic instead of an hour of real traffic.
             "HOLDBACK_SHARE": "0.25",
             "AB_MIN_ROWS_PER_ARM": "100",
+            # no day-long minimum before a promotion, labels counted within 2 s of serving
+            "LIVE_MIN_DURATION": "1s",
+            "LABEL_WINDOW": "2s",
         }
 
     def airflow_env(self) -> dict[str, str]:

@@ -1,5 +1,3 @@
-import sys
+from dethrone.cli import console
 
-from dethrone.cli import main
-
-sys.exit(main())
+console()

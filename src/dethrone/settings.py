@@ -71,6 +71,9 @@ class Settings:
     serving_max_rows: int = _doc(1000, "most rows one prediction request may send")
     serving_batch_window_ms: float = _doc(2.0, "wait for more requests when busy (ms)")
     serving_max_batch_rows: int = _doc(256, "most rows scored in one model call")
+    serving_compile: str = _doc(
+        "auto", "auto: score sklearn pipelines compiled (verified exact first); off: as is"
+    )
     # --- drift ----------------------------------------------------------------
     ks_pvalue_threshold: float = _doc(0.05, "KS drift when corrected p-value is below this")
     ks_min_effect: float = _doc(0.05, "KS drift also needs a statistic at least this big")
@@ -134,6 +137,51 @@ class Settings:
     log_buffer_rows: int = _doc(100_000, "rows buffered while the database is down, then dropped")
     serving_log_features: str = _doc("all", "log features: all, none or a share of requests")
     feedback_max_age: str = _doc("30d", "labels accepted for rows logged up to this long ago")
+    # --- gateway hardening ---------------------------------------------------------
+    router_max_string_chars: int = _doc(
+        4096, "longest string (value or key) in a JSON body; longer: 413 naming the field"
+    )
+    feedback_token: str = _doc(
+        "", "bearer token required by POST /feedback (empty: ROUTER_TOKEN; both empty: open)"
+    )
+    feedback_hold_seconds: float = _doc(
+        3.0, "how long a label for a not yet logged request id waits for its row before 404"
+    )
+    serving_model_cache_dir: str = _doc(
+        "", "local copies of loaded model versions (empty: ROUTER_DATA_DIR/model-cache; off)"
+    )
+    # --- live decisions (issue 17) ------------------------------------------------
+    ab_test: str = _doc(
+        "betting", "always-valid test of decide_sequential: betting (proven) or gaussian"
+    )
+    ab_loss_cap_quantile: float = _doc(
+        0.995, "losses are capped at this quantile of the champion's offline (or earlier) losses"
+    )
+    live_max_units_per_arm: int = _doc(
+        20_000, "a live experiment ends keep when its smaller arm has this many labelled units"
+    )
+    live_min_duration: str = _doc("1d", "no live promotion before the experiment ran this long")
+    label_window: str = _doc(
+        "1h", "labels count within this long after serving; younger rows wait to enter a look"
+    )
+    label_coverage_margin: float = _doc(
+        0.01, "inconclusive when the arms' labelled shares are shown to differ by more than this"
+    )
+    contamination_share: float = _doc(
+        0.01, "inconclusive when more than this share of units was served in both arms"
+    )
+    error_rate_margin: float = _doc(
+        0.005, "guardrail: the challenger's error rate may exceed the champion's by this much"
+    )
+    latency_p99_margin: float = _doc(
+        0.01, "guardrail: extra share of requests above the champion's p99 latency tolerated"
+    )
+    rollback_max_duration: str = _doc("7d", "the rollback window ends after at most this long")
+    live_loss: str = _doc(
+        "auto",
+        "live loss: auto (absolute_error for numbers, log_loss for class probabilities, as "
+        "the offline pre-screen), absolute_error, squared_error, log_loss, brier",
+    )
 
     @classmethod
     def env_names(cls) -> list[str]:
@@ -219,6 +267,10 @@ class Settings:
 
         parse_log_features(self.serving_log_features)
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")
+        if self.router_max_string_chars < 1 or self.feedback_hold_seconds < 0:
+            raise ValueError(
+                "ROUTER_MAX_STRING_CHARS must be positive and FEEDBACK_HOLD_SECONDS >= 0"
+            )
         parse_duration(self.rollback_window, name="ROLLBACK_WINDOW")
         parse_duration(self.drift_window, name="DRIFT_WINDOW")
         parse_duration(self.monitor_interval, name="MONITOR_INTERVAL")
@@ -226,6 +278,23 @@ class Settings:
             parse_duration(self.log_retention, name="LOG_RETENTION")
         if self.monitor_consecutive < 1 or self.drift_min_rows < 1:
             raise ValueError("MONITOR_CONSECUTIVE and DRIFT_MIN_ROWS must be at least 1")
+        parse_duration(self.live_min_duration, name="LIVE_MIN_DURATION")
+        parse_duration(self.label_window, name="LABEL_WINDOW")
+        parse_duration(self.rollback_max_duration, name="ROLLBACK_MAX_DURATION")
+        if self.ab_test not in {"betting", "gaussian"}:
+            raise ValueError(f"AB_TEST must be betting or gaussian, got {self.ab_test!r}")
+        if not 0.5 < self.ab_loss_cap_quantile <= 1.0 or self.live_max_units_per_arm < 1:
+            raise ValueError(
+                "AB_LOSS_CAP_QUANTILE must be in (0.5, 1] and LIVE_MAX_UNITS_PER_ARM >= 1"
+            )
+        for name in (
+            "label_coverage_margin",
+            "contamination_share",
+            "error_rate_margin",
+            "latency_p99_margin",
+        ):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name.upper()} must be in [0, 1)")
         if not 0.0 < self.holdback_share < 1.0 or self.experiment_check_minutes < 1:
             raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES >= 1")
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
@@ -233,6 +302,8 @@ class Settings:
         for name in ("router_threads", "serving_max_rows", "serving_max_batch_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be at least 1")
+        if self.serving_compile.strip().lower() not in ("auto", "off", ""):
+            raise ValueError(f"SERVING_COMPILE must be auto or off, got {self.serving_compile!r}")
         if not self.serving_refresh_seconds > 0 or not 0 <= self.serving_batch_window_ms <= 1000:
             raise ValueError(
                 "SERVING_REFRESH_SECONDS must be positive and SERVING_BATCH_WINDOW_MS in [0, 1000]"

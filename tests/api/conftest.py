@@ -108,9 +108,11 @@ class RouterServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"router exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code in ok:
+                # A busy machine may take seconds to answer the first /health (a worker
+                # still importing, a write probe on a slow disk): a timeout is "not yet".
+                if requests.get(self.url + "/health", timeout=10).status_code in ok:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"router not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")

@@ -225,8 +225,15 @@ def test_start_on_a_read_only_file_system_and_recover(router_server, small_disk)
         _store_error(_new(again.url + "/traffic", "POST", json={"a": 0.7}), data_dir, "read-only")
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
-    time.sleep(1.2)  # read-only connections are retried read-write after a second
-    assert _new(again.url + "/traffic", "POST", json={"a": 0.7}).status_code == 200
+    # Read-only connections are retried read-write after a second: wait for it, however
+    # long a busy machine takes, instead of sleeping a fixed 1.2 s.
+    deadline, status = time.monotonic() + 30, None
+    while time.monotonic() < deadline:
+        status = _new(again.url + "/traffic", "POST", json={"a": 0.7}).status_code
+        if status == 200:
+            break
+        time.sleep(0.2)
+    assert status == 200
     _wait_health(again.url, 200)
     assert _new(again.url + "/traffic").json()["a"] == 0.7
 

@@ -118,6 +118,8 @@ def live(tmp_path_factory, diamonds):
             "SEQUENTIAL_TUNING_N": "300",
             "HOLDBACK_SHARE": "0.2",
             "ROLLBACK_WINDOW": "10m",
+            "LIVE_MIN_DURATION": "1s",
+            "LABEL_WINDOW": "2s",
             "LIVE_EXPERIMENT_NAME": "live-it",
         }
         settings = Settings.from_env(live_env, mlflow_tracking_uri=uri)
@@ -261,7 +263,8 @@ def _secretly_worse_new_champion_is_rolled_back_in_the_window(live):
     assert out["action"] == "rolled-back", out
     assert live.ctx.registry.aliases()["champion"] == v["constant"]
     rec = ex.current(live.ctx)
-    assert rec.state == "rolled-back" and "significantly worse" in rec.reasons[-1]
+    assert rec.state == "rolled-back" and "automatic rollback" in rec.reasons[-1]
+    assert "absolute_error" in rec.reasons[-1]  # the reason names the metric
     assert ex.check_rollback(live.ctx)["action"] == "none"  # a re-run does nothing
     # every serving change is in the router's history, naming the experiment and its run
     history = requests.get(live.url + "/traffic/history", timeout=10).json()["history"]

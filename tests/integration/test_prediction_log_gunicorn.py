@@ -65,7 +65,7 @@ def env(tmp_path_factory):
         reg = Registry(Settings.from_env({}, mlflow_tracking_uri=uri, model_name=NAME))
         reg.set_alias("champion", "1")
         reg.set_alias("challenger", "2")
-        yield SimpleNamespace(home=home, pg=pg, uri=uri)
+        yield SimpleNamespace(home=home, pg=pg, uri=uri, stack=ls)
     finally:
         ls.stop_all()
         pg.stack.stop()
@@ -214,7 +214,9 @@ def test_feedback_through_http(env):
     server, db = _router(env, LOG_FLUSH_SECONDS="0.1", FEEDBACK_MAX_AGE="4s")
     _, rows = _predict(server.url, 1, n=4)
     rid = rows[0][0]
-    time.sleep(0.5)  # flushed
+    deadline = time.monotonic() + 30  # flushed: wait for the rows, not a fixed 0.5 s
+    while len(_logged(db)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     url = server.url + "/feedback"
     one = {"request_id": rid, "row": 0, "label": 400.0}
     first = requests.post(url, json=one, timeout=10)
@@ -246,3 +248,79 @@ def test_feedback_through_http(env):
     engine.dispose()
     assert labels[0] == 400.0 and labels[1] == 1.5 and labels[2] == 2.5
     server.stop()
+
+
+def test_labels_right_after_their_predictions_are_accepted(env):
+    """Issue 18 item 13: labels posted as soon as the answers arrive (rows still in a
+    worker's buffer, maybe the other worker's) are stored; never-served ids stay 404."""
+    server, db = _router(env, LOG_FLUSH_SECONDS="1.0", FEEDBACK_HOLD_SECONDS="3")
+    rids = []
+    for i in range(200):
+        resp = requests.post(
+            server.url + "/invocations",
+            json={"dataframe_records": [{"carat": 0.3 + i / 1000, "depth": 61.0}]},
+            timeout=10,
+            headers=CLOSE,
+        )
+        assert resp.status_code == 200, resp.text
+        rids.append(resp.headers["X-Request-ID"])
+    url = server.url + "/feedback"
+    batch = requests.post(
+        url, json=[{"request_id": r, "row": 0, "label": 500.0} for r in rids[:150]], timeout=30
+    )
+    assert batch.status_code == 200, batch.text[:500]
+    assert batch.json()["counts"]["stored"] == 150
+    statuses = [
+        requests.post(
+            url, json={"request_id": r, "row": 0, "label": 500.0}, timeout=30, headers=CLOSE
+        ).status_code
+        for r in rids[150:]
+    ]
+    assert statuses == [200] * 50
+    never = requests.post(url, json={"request_id": "never", "row": 0, "label": 1.0}, timeout=30)
+    assert never.status_code == 404
+    server.stop()
+
+
+def test_worker_restarted_while_mlflow_is_down_serves_the_cached_models(env):
+    """Issue 18 item 9: a worker killed during a registry outage comes back serving the
+    versions served before, from the local model cache (no 503 no_champion)."""
+    server, _ = _router(env, LOG_FLUSH_SECONDS="0.5")
+    port = int(env.uri.rsplit(":", 1)[1])
+    env.stack.stop("mlflow", timeout=10)
+    try:
+        old = server.worker_pids()
+        victim = sorted(old)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline, fresh = time.monotonic() + 60, set()
+        while time.monotonic() < deadline and not fresh:
+            fresh = server.worker_pids() - old
+            time.sleep(0.1)
+        assert fresh, "gunicorn did not replace the killed worker"
+        new_pid = fresh.pop()
+        answers: dict[int, list[int]] = {}
+        # Until the new worker answered 200 three times in a row (it first has to find the
+        # registry unreachable: one failed check, a few seconds), 90 s at most.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and answers.get(new_pid, [])[-3:] != [200] * 3:
+            resp, _ = _predict(server.url, 1)
+            answers.setdefault(int(resp.headers.get("X-Dethrone-Worker", 0)), []).append(
+                resp.status_code
+            )
+        mine_codes = answers.get(new_pid, [])
+        assert mine_codes[-3:] == [200, 200, 200], {k: v[-10:] for k, v in answers.items()}
+        print(f"new worker's answers: {mine_codes.count(503)} x 503 before it served")
+        ready = requests.get(server.url + "/health/ready", headers=CLOSE, timeout=5)
+        views = []
+        for _ in range(20):
+            r = requests.get(server.url + "/health/ready", headers=CLOSE, timeout=5)
+            views.append(r.json())
+            if r.json()["pid"] == new_pid:
+                break
+        mine = next(v for v in views if v["pid"] == new_pid)
+        assert mine["models"] == {"champion": "1", "challenger": "2"}, mine
+        assert mine["from_cache"] == {"champion": "1", "challenger": "2"}
+        assert ready.status_code == 200
+    finally:
+        env.stack.start_mlflow(port)
+        server.stop()

@@ -148,7 +148,7 @@ def kept(request, stack, airflow, mlflow, byo, refused) -> dict:
     during = _traffic(stack)
     outs = _looks(airflow, stack, "evaluate", seed=100)
     report(request.config, f"live keep: {len(outs)} look(s) in {time.monotonic() - began:.0f}s")
-    status = cli(stack, "experiment", "status")
+    status = cli(stack, "experiment", "status", "--json")
     return {"started": started, "during": during, "outs": outs, "status": status}
 
 
@@ -162,7 +162,7 @@ def rolled_back(request, stack, airflow, mlflow, kept) -> dict:
     _serving(stack, "champion", challenger)
     outs = _looks(airflow, stack, "check_rollback", seed=200)
     report(request.config, f"live rollback: {len(outs)} look(s) in {time.monotonic() - began:.0f}s")
-    status = cli(stack, "experiment", "status")
+    status = cli(stack, "experiment", "status", "--json")
     return {"champion": champion, "promoted": promoted, "outs": outs, "status": status}
 
 
@@ -199,7 +199,7 @@ def test_worse_promoted_champion_is_rolled_back_by_the_guardrail(stack, mlflow, 
     assert final["action"] == "rolled-back", rolled_back["outs"]
     record = rolled_back["status"]["experiment"]
     assert record["state"] == "rolled-back"
-    assert "significantly worse" in record["reasons"][-1]
+    assert "automatic rollback" in record["reasons"][-1]
     assert mlflow.alias("champion") == rolled_back["champion"]
     _serving(stack, "champion", rolled_back["champion"])
     assert _traffic(stack)["mode"] == "champion"

@@ -187,6 +187,8 @@ class FakeRouter:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     #: the ``source`` of every set_traffic call (the router's history keeps it)
     sources: list[str | None] = field(default_factory=list)
+    #: the experiment each set_traffic call was made by (its lock header)
+    as_experiment: list[str | None] = field(default_factory=list)
 
     def get_data(self, *, seed: int | None = None) -> pd.DataFrame:
         self.calls.append(("get_data", seed))
@@ -197,10 +199,13 @@ class FakeRouter:
         self.calls.append(("get_traffic", None))
         return {"a": 0.5, "b": 0.5}
 
-    def set_traffic(self, *, source: str | None = None, **config: Any) -> dict[str, Any]:
+    def set_traffic(
+        self, *, source: str | None = None, as_experiment: str | None = None, **config: Any
+    ) -> dict[str, Any]:
         """Store serving fields like POST /traffic; answer the config with its version."""
         self.calls.append(("set_traffic", dict(config)))
         self.sources.append(source)
+        self.as_experiment.append(as_experiment)
         self.config = {**getattr(self, "config", {}), **config}
         self.config_version = str(int(self.config_version) + 1)
         return {**self.config, "version": int(self.config_version)}

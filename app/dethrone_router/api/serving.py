@@ -75,9 +75,13 @@ def build_serving(
     window = settings.serving_batch_window_ms / 1000.0
     batches = {a: metrics.batch(a) for a in (CHAMPION, CHALLENGER)}
 
-    def make_batcher(alias: str, score) -> MicroBatcher:
+    def make_batcher(alias: str, score, columns: bool = False) -> MicroBatcher:
         return MicroBatcher(
-            score, max_rows=settings.serving_max_batch_rows, window=window, observe=batches[alias]
+            score,
+            max_rows=settings.serving_max_batch_rows,
+            window=window,
+            observe=batches[alias],
+            columns=columns,
         )
 
     watcher = ModelWatcher(
@@ -106,11 +110,40 @@ def _limits() -> None:
     settings = state().settings
     request.max_content_length = max(64 * 1024, settings.serving_max_rows * 4096)
     g.request_id = _request_id()
+    g.request_id_given = g.request_id == request.headers.get("X-Request-ID")
 
 
 def _request_id() -> str:
     given = request.headers.get("X-Request-ID", "")
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _claim_request_id(sv: ServingState) -> bool:
+    """Reserve a client's ``X-Request-ID`` for this request; 409 when it was used before.
+
+    A request id is the log's key and the handle of the request's labels: a second request
+    under the same id would be answered but not logged. Generated ids are unique already;
+    a given one is checked against this worker's requests in flight and buffered rows, then
+    the log. Two workers taking the same id within one flush interval cannot see each other:
+    the second row is then counted at the insert (``dethrone_log_duplicate_rows_total``, and
+    ``dethrone_log_dropped_total``), never lost silently.
+    """
+    if sv.writer is None or not g.get("request_id_given"):
+        return False
+    rid = g.request_id
+    claimed = sv.writer.claim(rid)
+    if claimed and sv.writer.logged(rid):
+        sv.writer.release(rid)
+        claimed = False
+    if not claimed:
+        raise ApiError(
+            409,
+            "request_id_reused",
+            f"X-Request-ID {rid!r} was used by an earlier request; "
+            "send a new id per request (or none: the gateway makes one)",
+            "X-Request-ID",
+        )
+    return True
 
 
 @bp.after_request
@@ -136,6 +169,15 @@ def invocations():
 def _score():
     sv = serving()
     body = read_body()
+    claimed = _claim_request_id(sv)
+    try:
+        return _score_body(sv, body)
+    finally:
+        if claimed:
+            sv.writer.release(g.request_id)
+
+
+def _score_body(sv: ServingState, body: dict[str, Any]):
     want_proba = body.get("probabilities", False)
     if not isinstance(want_proba, bool):
         raise ApiError(400, "type", "probabilities must be true or false", "probabilities")
@@ -168,23 +210,6 @@ def _score():
             f"the {arm} model (version {served.version}) has no predict_proba",
             "probabilities",
         )
-    started = time.perf_counter()
-    frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
-    # The log keeps a classifier's probabilities even when the client did not ask.
-    log_proba = sv.writer is not None and served.model.predict_proba is not None
-    try:
-        labels, proba = served.batcher.submit(frame, proba=want_proba or log_proba)
-    except (ValueError, TypeError) as exc:
-        # Rows that fit the signature but not the model (e.g. a null where the model
-        # has no imputer): the client's data, not a server fault.
-        raise ApiError(
-            422,
-            "model_rejected_input",
-            f"the {arm} model (version {served.version}) rejected the rows: {str(exc)[:300]}",
-        ) from None
-    seconds = time.perf_counter() - started
-    sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
-    g.rows = len(rows)
     exp = {
         "request_id": g.request_id,
         "unit": unit,
@@ -193,6 +218,28 @@ def _score():
         "salt": salt,
         "model_name": sv.settings.model_name,
     }
+    started = time.perf_counter()
+    frame = to_frame(rows, served.model.features, drop=cfg.get("unit_column"))
+    # The log keeps a classifier's probabilities even when the client did not ask.
+    log_proba = sv.writer is not None and served.model.predict_proba is not None
+    try:
+        labels, proba = served.batcher.submit(frame, proba=want_proba or log_proba)
+    except Exception as exc:
+        # Rows that fit the signature but not the model (e.g. a null where the model
+        # has no imputer): the client's data, not a server fault; anything else is a 500.
+        rejected = isinstance(exc, (ValueError, TypeError))
+        kind = "rejected" if rejected else "error"
+        _failed(sv, served, arm, True, rows, time.perf_counter() - started, exp, kind)
+        if not rejected:
+            raise
+        raise ApiError(
+            422,
+            "model_rejected_input",
+            f"the {arm} model (version {served.version}) rejected the rows: {str(exc)[:300]}",
+        ) from None
+    seconds = time.perf_counter() - started
+    sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
+    g.rows = len(rows)
     if sv.writer is not None:
         sv.writer.append(
             served_rows(
@@ -221,20 +268,62 @@ def _score():
     return jsonify(out)
 
 
+def _failed(
+    sv: ServingState,
+    model: ServedModel,
+    arm: str,
+    served: bool,
+    rows: list,
+    seconds: float | None,
+    exp: dict[str, Any],
+    kind: str,
+) -> None:
+    """Count a failed scoring on ``arm`` and log its rows with a null prediction (the
+    live experiment's error-rate guardrail reads them); never raises."""
+    try:
+        sv.metrics.failed(arm, model.version, kind)
+        if sv.writer is not None:
+            sv.writer.append(
+                served_rows(
+                    rows=rows,
+                    arm=arm,
+                    served=served,
+                    model=model,
+                    labels=None,
+                    proba=None,
+                    classes=model.model.classes,
+                    latency_ms=None if seconds is None else seconds * 1000,
+                    **exp,
+                )
+            )
+    except Exception as exc:  # noqa: BLE001 - the client's answer must not change
+        log.warning("failed prediction on %s not logged: %s", arm, exc)
+
+
 def _shadow(
     sv: ServingState, challenger: ServedModel, rows: list, drop: str | None, exp: dict[str, Any]
 ) -> None:
-    if not sv.shadow_slots.acquire(blocking=False):
+    slots = sv.shadow_slots
+    if not slots.acquire(blocking=False):
         sv.metrics.shadow_failures.labels("dropped").inc()
+        _failed(sv, challenger, CHALLENGER, False, rows, None, exp, "shadow_dropped")
         return
 
     def run() -> None:
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
             frame = to_frame(rows, challenger.model.features, drop=drop)
             want = sv.writer is not None and challenger.model.predict_proba is not None
             labels, proba = challenger.batcher.submit(frame, proba=want)
             seconds = time.perf_counter() - started
+        except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
+            sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
+            log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)
+            seconds = time.perf_counter() - started
+            _failed(sv, challenger, CHALLENGER, False, rows, seconds, exp, "shadow_error")
+            slots.release()
+            return
+        try:
             sv.metrics.scored(
                 CHALLENGER, challenger.version, "shadow", seconds, labels, challenger.task
             )
@@ -252,11 +341,11 @@ def _shadow(
                         **exp,
                     )
                 )
-        except Exception as exc:  # noqa: BLE001 - the client never sees a shadow error; metrics do
+        except Exception as exc:  # noqa: BLE001 - as above
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
-            log.warning("shadow scoring on version %s failed: %s", challenger.version, exc)
+            log.warning("shadow log of version %s failed: %s", challenger.version, exc)
         finally:
-            sv.shadow_slots.release()
+            slots.release()
 
     sv.shadow_pool.submit(run)
 
@@ -269,15 +358,48 @@ def live():
 
 @bp.get("/health/ready")
 def ready():
-    """200 when a champion is loaded and the config store is reachable, else 503.
+    """200 when this worker can answer predictions (a champion is loaded), else 503.
 
-    The body is this worker's view: pid, versions served, registry state.
+    Nothing else decides it: a full, read-only or unreachable database does not stop
+    predictions (the log buffers, then drops and counts), so it is reported here (``log``,
+    ``store``) and in ``/health`` and the metrics, but keeps the worker in the load balancer.
+    The body is this worker's view: pid, versions served, registry state; ``reason`` says
+    why a 503 (``serving_disabled``, ``no_champion_registered``: the registry answered and
+    has no @champion, ``no_champion_loaded``: one exists but this worker has none yet).
     """
     found = current_app.extensions.get("dethrone_serving")
-    store_ok = state().store.writable()
     view = found.watcher.status() if found is not None else {"models": {}}
-    ok = found is not None and view["models"].get(CHAMPION) is not None and store_ok
+    ok = found is not None and view["models"].get(CHAMPION) is not None
+    writer = getattr(found, "writer", None)
+    log_health = writer.health() if writer is not None else None
+    reason = None
+    if found is None:
+        reason = "serving_disabled"
+    elif not ok:
+        registered = view.get("registered") or {}
+        known = view.get("registry") == "ok" and CHAMPION in registered
+        reason = (
+            "no_champion_registered"
+            if known and not registered[CHAMPION]
+            else ("no_champion_loaded")
+        )
     status = "ready" if ok else "unavailable"
-    if ok and view.get("registry") == "unreachable":
+    if ok and (
+        view.get("registry") == "unreachable" or (log_health is not None and not log_health.ok)
+    ):
         status = "degraded"
-    return jsonify({"status": status, "store": store_ok, **view}), 200 if ok else 503
+    body = {
+        "status": status,
+        "reason": reason,
+        # seed-era key: True while the log commits (no write probe on a readiness check)
+        "store": None if log_health is None else log_health.ok,
+        "log": None
+        if log_health is None
+        else {
+            k: v
+            for k, v in log_health.to_dict().items()
+            if k in ("ok", "buffered", "dropped_total", "last_error")
+        },
+        **view,
+    }
+    return jsonify(body), 200 if ok else 503

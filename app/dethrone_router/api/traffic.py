@@ -21,6 +21,11 @@ bp = Blueprint("traffic", __name__)
 _LIMIT_RE = re.compile(r"[0-9]{1,6}")
 #: who or what makes a change (a person, a DAG run); kept in the change's history entry
 SOURCE_HEADER = "X-Dethrone-Source"
+#: sent by a live experiment's own changes: only they may move a locked split
+EXPERIMENT_HEADER = "X-Dethrone-Experiment"
+#: the serving fields a running experiment locks (changing them mid-experiment would mix
+#: phases of different splits in one analysis: Simpson's paradox)
+LOCKED = ("a", "b", "mode", "salt", "experiment")
 # Printable ASCII only: a header arrives as latin-1, so other text would be stored garbled.
 _SOURCE_RE = re.compile(r"[\x20-\x7e]{1,256}")
 
@@ -64,9 +69,13 @@ def post_traffic():
             )
     st = state()
 
+    by_experiment = request.headers.get(EXPERIMENT_HEADER)
+
     def change(current: dict) -> dict:
         merged = merge_update(current, body)
-        return validate_config(merged, st.columns, st.settings.router_max_data_size)
+        checked = validate_config(merged, st.columns, st.settings.router_max_data_size)
+        _check_lock(current, checked, by_experiment)
+        return checked
 
     try:
         version, _, after = st.store.update(change, expected, source=source)
@@ -75,6 +84,23 @@ def post_traffic():
             409, "version_conflict", f"{exc}; GET /traffic and retry", "version"
         ) from None
     return jsonify({"status": "updated", "traffic": {**after, "version": version}})
+
+
+def _check_lock(current: dict, new: dict, by_experiment: str | None) -> None:
+    """409 when a change moves a field a running experiment locks, unless the experiment
+    itself sends it (its ``X-Dethrone-Experiment`` header names it)."""
+    running = current.get("experiment")
+    if not running or by_experiment == running:
+        return
+    for key in LOCKED:
+        if new.get(key) != current.get(key):
+            raise ApiError(
+                409,
+                "experiment_running",
+                f"experiment {running} is running: {key} is locked until it ends "
+                f"(dethrone experiment stop, or wait for its decision)",
+                key,
+            )
 
 
 @bp.get("/traffic/history")

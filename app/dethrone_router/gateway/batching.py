@@ -48,8 +48,13 @@ def _as_column(values: np.ndarray) -> Any:
     return pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
 
 
-def combine(parts: list[Rows]) -> pd.DataFrame:
-    """One DataFrame of the parts' rows, in order (string columns stay ``object``)."""
+def combine(parts: list[Rows], *, columns: bool = False) -> Rows:
+    """One DataFrame of the parts' rows, in order (string columns stay ``object``);
+    ``columns=True``: ``column -> array`` mappings stay one mapping (no DataFrame)."""
+    if columns and all(isinstance(p, dict) for p in parts):
+        if len(parts) == 1:
+            return parts[0]
+        return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
     if all(isinstance(p, dict) for p in parts):
         if len(parts) == 1:
             return pd.DataFrame({c: _as_column(v) for c, v in parts[0].items()}, copy=False)
@@ -85,6 +90,9 @@ class MicroBatcher:
         Seconds a leader chosen under load waits for more requests.
     observe : callable, optional
         ``observe(requests, rows)`` after each call (the batch-size metrics).
+    columns : bool
+        ``score`` takes ``column -> array`` mappings as they are (a compiled model): the
+        batcher builds no DataFrame of them.
 
     >>> import numpy as np
     >>> b = MicroBatcher(lambda f, p: (f["x"].to_numpy() * 2, None), max_rows=8, window=0)
@@ -99,9 +107,10 @@ class MicroBatcher:
         max_rows: int,
         window: float,
         observe: Callable[[int, int], None] | None = None,
+        columns: bool = False,
     ) -> None:
         self.score, self.max_rows, self.window = score, max_rows, window
-        self.observe = observe
+        self.observe, self.columns = observe, columns
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._pending: deque[_Job] = deque()
@@ -162,7 +171,7 @@ class MicroBatcher:
         return batch
 
     def _run(self, batch: list[_Job]) -> None:
-        frame = combine([j.frame for j in batch])
+        frame = combine([j.frame for j in batch], columns=self.columns)
         try:
             self._score_into(batch, frame)
         finally:
@@ -170,9 +179,9 @@ class MicroBatcher:
                 j.lead = False
                 j.done.set()
         if self.observe is not None:
-            self.observe(len(batch), len(frame))
+            self.observe(len(batch), n_rows(frame))
 
-    def _score_into(self, batch: list[_Job], frame: pd.DataFrame) -> None:
+    def _score_into(self, batch: list[_Job], frame: Rows) -> None:
         try:
             labels, proba = self.score(frame, any(j.proba for j in batch))
         except Exception as exc:  # noqa: BLE001 - handed to the callers, who re-raise it
@@ -182,7 +191,7 @@ class MicroBatcher:
             # One request's rows may be what the model rejects: score each alone, so
             # only that request fails.
             for j in batch:
-                self._score_into([j], combine([j.frame]))
+                self._score_into([j], combine([j.frame], columns=self.columns))
             return
         start = 0
         for j in batch:

@@ -123,6 +123,9 @@ class CompiledModel:
         Bytes of the arrays the compiled program holds (0 when not compiled).
     calls : CallCounts
         Calls answered by the compiled path and calls handed to the model.
+    score : callable
+        ``score(data, want_proba) -> (labels, probabilities or None)``: both from one
+        reading of the input (the gateway's batcher calls this).
     """
 
     compiled: bool
@@ -133,10 +136,25 @@ class CompiledModel:
     checked_rows: int = 0
     nbytes: int = 0
     calls: CallCounts = field(default_factory=CallCounts, compare=False, repr=False)
+    score: Callable[[Data, bool], tuple[np.ndarray, np.ndarray | None]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 def _frame(data: Data) -> pd.DataFrame:
-    return data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+    if isinstance(data, pd.DataFrame):
+        return data
+    # Object columns stay object: pandas 3 would make text arrays its Arrow str dtype, which
+    # the model's encoders turn back into objects on every call (as the gateway's batcher).
+    return pd.DataFrame(
+        {
+            c: pd.Series(v, dtype=object, copy=False)
+            if getattr(v, "dtype", None) is np.dtype(object)
+            else v
+            for c, v in data.items()
+        },
+        copy=False,
+    )
 
 
 def _reference_frame(rows: Any) -> pd.DataFrame | None:
@@ -156,6 +174,12 @@ def _model_methods(model: Any, reason: str, counts: CallCounts | None = None) ->
 
     proba = getattr(model, "predict_proba", None) if hasattr(model, "classes_") else None
     classes = getattr(model, "classes_", None)
+
+    def score(data: Data, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = _frame(data)
+        labels = model.predict(frame)
+        return labels, (proba(frame) if want_proba and proba is not None else None)
+
     return CompiledModel(
         compiled=False,
         reason=reason,
@@ -163,6 +187,7 @@ def _model_methods(model: Any, reason: str, counts: CallCounts | None = None) ->
         predict_proba=None if proba is None else (lambda data: proba(_frame(data))),
         classes_=None if classes is None else np.asarray(classes),
         calls=counts,
+        score=score,
     )
 
 
@@ -188,6 +213,22 @@ def _serving(model: Any, program: Program, reason: str, rows: int) -> CompiledMo
         return out
 
     classifier = program.head.is_classifier
+    head = program.head
+
+    def score(data: Data, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        want_proba = want_proba and classifier
+        try:
+            X = program.features(data)
+            labels = head.predict(X)
+            proba = head.predict_proba(X) if want_proba else None
+        except Delegate:
+            counts.add(False)
+            frame = _frame(data)
+            labels = model.predict(frame)
+            return labels, (model.predict_proba(frame) if want_proba else None)
+        counts.add(True)
+        return labels, proba
+
     return CompiledModel(
         compiled=True,
         reason=reason,
@@ -197,6 +238,7 @@ def _serving(model: Any, program: Program, reason: str, rows: int) -> CompiledMo
         checked_rows=rows,
         nbytes=program.nbytes(),
         calls=counts,
+        score=score,
     )
 
 

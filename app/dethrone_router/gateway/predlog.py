@@ -46,6 +46,12 @@ class LogMetrics:
             buckets=_FLUSH_BUCKETS,
             **reg,
         )
+        self.duplicates = Counter(
+            "dethrone_log_duplicate_rows",
+            "rows not written: the log had their (request_id, row, arm) already "
+            "(also counted in dethrone_log_dropped_total)",
+            **reg,
+        )
         self.feedback = Counter(
             "dethrone_feedback", "labels stored or overwritten, by arm", ["arm"], **reg
         )
@@ -61,7 +67,11 @@ def build_writer(engine: Engine, settings: Any, metrics: LogMetrics | None) -> P
     if metrics is None:
         return PredictionLogWriter.from_settings(engine, settings)
     return PredictionLogWriter.from_settings(
-        engine, settings, on_drop=metrics.dropped.inc, on_flush=metrics.flushed
+        engine,
+        settings,
+        on_drop=metrics.dropped.inc,
+        on_flush=metrics.flushed,
+        on_duplicate=metrics.duplicates.inc,
     )
 
 
@@ -80,12 +90,14 @@ def served_rows(
     labels: Any,
     proba: Any,
     classes: Sequence[Any] | None,
-    latency_ms: float,
+    latency_ms: float | None,
 ) -> list[dict[str, Any]]:
     """The log rows of one scored request on one arm.
 
     A classifier's ``prediction`` is ``{class: probability}`` when probabilities were
     computed (the log keeps the full answer), else the label; a regressor's is the number.
+    ``labels=None``: the scoring failed on this arm (or a shadow scoring was dropped); each
+    row is logged with a null ``prediction``, so a look counts it as an error of the arm.
     """
     chall = challenger.version if challenger is not None else None
     experiment = f"{champion.version}/{chall or '-'}/{salt or '-'}"
@@ -102,8 +114,11 @@ def served_rows(
         "salt": salt,
         "latency_ms": latency_ms,
     }
-    values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
-    if proba is not None and classes:
+    if labels is None:
+        values: list[Any] = [None] * len(rows)
+    else:
+        values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    if labels is not None and proba is not None and classes:
         names = [str(c) for c in classes]
         values = [dict(zip(names, p, strict=True)) for p in proba.tolist()]
     ts = time.time()

@@ -42,9 +42,11 @@ class ModelWatcher:
     refresh_seconds : float
         Pause between two checks of the aliases.
     make_batcher : callable
-        ``make_batcher(alias, scorer)`` builds the :class:`MicroBatcher` of a version.
+        ``make_batcher(alias, scorer, columns)`` builds the :class:`MicroBatcher` of a
+        version (``columns``: the scorer takes ``column -> array`` mappings).
     events : object, optional
-        Receives ``reload(alias, outcome)`` and ``served(alias, version, on)`` (metrics).
+        Receives ``reload(alias, outcome)``, ``served(alias, version, on)``,
+        ``compiled(alias, version, compiled)`` and ``delegated(alias, version)`` (metrics).
     """
 
     def __init__(
@@ -52,7 +54,7 @@ class ModelWatcher:
         source: ModelSource,
         *,
         refresh_seconds: float,
-        make_batcher: Callable[[str, Callable], MicroBatcher],
+        make_batcher: Callable[[str, Callable, bool], MicroBatcher],
         events: Any = None,
     ) -> None:
         self.source, self.refresh_seconds = source, refresh_seconds
@@ -61,6 +63,11 @@ class ModelWatcher:
         self.registry_ok: bool | None = None
         self.last_error: str | None = None
         self.last_check: float | None = None
+        #: the aliases' versions at the last successful lookup (None: never looked up)
+        self.registered: dict[str, str | None] | None = None
+        #: versions loaded from the local cache while the registry was unreachable
+        self.from_cache: dict[str, str] = {}
+        self._remembered: dict[str, str | None] | None = None
         self._refused: set[str] = set()
         self._failed: dict[str, tuple[int, float]] = {}  # version -> (failures, next try)
         self._lock = threading.Lock()
@@ -84,6 +91,14 @@ class ModelWatcher:
             else round(time.monotonic() - self.last_check, 3),
             "refresh_seconds": self.refresh_seconds,
             "models": {a: (m.version if (m := self.models.get(a)) else None) for a in ALIASES},
+            # per alias: the version's scoring path (compiled or not, why, calls by path)
+            "scoring": {
+                a: ({"version": m.version, **m.model.scoring_status()} if m else None)
+                for a in ALIASES
+                if (m := self.models.get(a)) is not None
+            },
+            "registered": self.registered,
+            "from_cache": dict(self.from_cache),
             "refused": sorted(self._refused, key=lambda v: (len(v), v)),
             "failed_loads": {v: n for v, (n, _) in self._failed.items()},
         }
@@ -101,11 +116,41 @@ class ModelWatcher:
                     self._event("reload", CHAMPION, "unreachable")
                 self.registry_ok, self.last_error = False, str(exc)[:300]
                 self.last_check = time.monotonic()
+                self._load_offline()
                 return
             self.registry_ok, self.last_error = True, None
+            self.registered = {a: (hit[0] if hit else None) for a, hit in found.items()}
             for alias, hit in found.items():
                 self._follow(alias, hit)
+            self.from_cache.clear()  # what is served now is what the registry names
             self.last_check = time.monotonic()
+            served = {a: (m.version if (m := self.models.get(a)) else None) for a in ALIASES}
+            remember = getattr(self.source, "remember", None)
+            if remember is not None and served != self._remembered:
+                remember(served)
+                self._remembered = served
+
+    def _load_offline(self) -> None:
+        """Registry down: serve the versions served last from the local cache, for the
+        aliases this worker has nothing loaded for (a worker started during the outage)."""
+        offline = getattr(self.source, "offline", None)
+        if offline is None or all(self.models.get(a) for a in ALIASES):
+            return
+        for alias, version in offline().items():
+            if self.models.get(alias) is not None:
+                continue
+            try:
+                loaded = self.source.load_cached(version)
+            except Exception as exc:  # noqa: BLE001 - a broken copy: nothing to serve from it
+                log.warning("cached @%s version %s does not load: %s", alias, version, exc)
+                continue
+            served = self._served(alias, version, loaded)
+            self._swap(alias, served)
+            self.from_cache[alias] = version
+            self._event("reload", alias, "cached")
+            log.warning(
+                "registry unreachable: serving @%s version %s from the cache", alias, version
+            )
 
     def _follow(self, alias: str, hit: tuple[str, dict[str, str]] | None) -> None:
         current = self.models.get(alias)
@@ -141,12 +186,17 @@ class ModelWatcher:
             self._failed[hit[0]] = (failures + 1, time.monotonic() + delay)
             return
         self._failed.pop(hit[0], None)
-        served = ServedModel(
-            alias, hit[0], loaded, self.make_batcher(alias, _scorer(loaded)), time.time()
-        )
+        self.from_cache.pop(alias, None)
+        served = self._served(alias, hit[0], loaded)
         self._swap(alias, served)
         self._event("reload", alias, "loaded")
         log.info("serving @%s version %s", alias, hit[0])
+
+    def _served(self, alias: str, version: str, loaded: LoadedModel) -> ServedModel:
+        handler = getattr(self.events, "delegated", None)
+        on_delegate = None if handler is None else (lambda: handler(alias, version))
+        batcher = self.make_batcher(alias, _scorer(loaded, on_delegate), loaded.score is not None)
+        return ServedModel(alias, version, loaded, batcher, time.time())
 
     def _swap(self, alias: str, served: ServedModel | None) -> None:
         old = self.models.get(alias)
@@ -159,6 +209,8 @@ class ModelWatcher:
             self._event("served", alias, old.version, False)
         if served is not None:
             self._event("served", alias, served.version, True)
+            scoring = served.model.scoring
+            self._event("compiled", alias, served.version, bool(scoring and scoring.compiled))
 
     def _event(self, name: str, *args: Any) -> None:
         handler = getattr(self.events, name, None)
@@ -189,7 +241,27 @@ class ModelWatcher:
             self._thread.join(timeout=5)
 
 
-def _scorer(model: LoadedModel) -> Callable[[pd.DataFrame, bool], tuple]:
+def _scorer(
+    model: LoadedModel, on_delegate: Callable[[], None] | None = None
+) -> Callable[[Any, bool], tuple]:
+    """The batcher's ``score(rows, want_proba)`` of ``model``; ``on_delegate()`` after a call
+    a compiled model handed to the model itself (one scorer runs one call at a time)."""
+    if model.score is not None:
+        score_rows = model.score
+        counts = model.scoring.calls if model.scoring is not None else None
+        if counts is None or on_delegate is None:
+            return score_rows
+
+        def counted(rows: Any, want_proba: bool) -> tuple:
+            before = counts.delegated
+            try:
+                return score_rows(rows, want_proba)
+            finally:
+                if counts.delegated != before:
+                    on_delegate()
+
+        return counted
+
     def score(frame: pd.DataFrame, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         labels = model.predict(frame)
         proba = model.predict_proba(frame) if want_proba and model.predict_proba else None

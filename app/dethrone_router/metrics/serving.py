@@ -110,6 +110,28 @@ class ServingMetrics:
             multiprocess_mode="liveall",
             **reg,
         )
+        self.compiled_info = Gauge(
+            "dethrone_serving_model_compiled",
+            "1 when a worker scores the version compiled (verified), 0 with the model's own "
+            "methods (see /health serving.scoring for why); join with dethrone_model_info",
+            ["alias", "version"],
+            multiprocess_mode="liveall",
+            **reg,
+        )
+        self.delegated_calls = Counter(
+            "dethrone_serving_delegated_calls",
+            "model calls of a compiled version handed to the model itself (an input the "
+            "compiled path was not verified for)",
+            ["alias", "version"],
+            **reg,
+        )
+        self.failures = Counter(
+            "dethrone_prediction_failures",
+            "requests whose scoring failed on an arm, logged with a null prediction "
+            "(kind: rejected = 422, error = 5xx, shadow_error, shadow_dropped)",
+            ["arm", "model_version", "kind"],
+            **reg,
+        )
 
     # --- events of the model watcher ---------------------------------------------------
     def reload(self, alias: str, outcome: str) -> None:
@@ -119,6 +141,16 @@ class ServingMetrics:
         # 0, not a removed series: in multiprocess mode a removed child's last value
         # would stay in the worker's file and still read 1.
         self.info.labels(alias, version).set(1 if on else 0)
+
+    def compiled(self, alias: str, version: str, compiled: bool) -> None:
+        self.compiled_info.labels(alias, version).set(1 if compiled else 0)
+
+    def delegated(self, alias: str, version: str) -> None:
+        self.delegated_calls.labels(alias, version).inc()
+
+    def failed(self, arm: str, version: str, kind: str) -> None:
+        """Count one request whose scoring failed on ``arm``."""
+        self.failures.labels(arm, version, kind).inc()
 
     def batch(self, arm: str) -> Callable[[int, int], None]:
         """The ``observe(requests, rows)`` callback of an arm's batcher."""
@@ -187,5 +219,8 @@ class NullServingMetrics(ServingMetrics):
             "reloads",
             "shadow_failures",
             "info",
+            "compiled_info",
+            "delegated_calls",
+            "failures",
         ):
             setattr(self, name, null)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dethrone.experiments.modes import MODES
 from dethrone.slices.injection import INTENSITY_BOUNDS, KINDS
 
 
@@ -39,9 +40,21 @@ def component_schemas(columns: list[str], max_data_size: int) -> dict[str, Any]:
             "properties": {c: {"$ref": "#/components/schemas/DriftSpec"} for c in columns},
         },
         "seed": seed,
-        "mode": {"type": "string", "enum": ["ab", "shadow", "champion"]},
+        "mode": {
+            "type": "string",
+            "enum": list(MODES),
+            "description": "; ".join(f"{m.name}: {m.description}" for m in MODES.values()),
+        },
         "salt": {"type": "string", "maxLength": 100},
         "unit_column": {"type": "string", "minLength": 1, "maxLength": 100, "nullable": True},
+        "experiment": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "nullable": True,
+            "description": "the running live experiment; while set, a, b, mode and salt "
+            "change only with its X-Dethrone-Experiment header (else 409 experiment_running)",
+        },
     }
     split = {
         "type": "object",

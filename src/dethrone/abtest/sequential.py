@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from dethrone.abtest.betting import betting_difference_cs, betting_paired_cs, epoch_caps
 from dethrone.abtest.compare import as_losses
 from dethrone.abtest.confseq import group_index, mean_cs, mean_difference_cs, mixture_rho2
 from dethrone.abtest.sequential_result import (
@@ -65,7 +66,7 @@ def _difference(
     return float(est), float(low), float(high), float(p)
 
 
-def _paired(pair: Sequence[Any] | None) -> tuple[np.ndarray, float, float, int] | None:
+def _paired(pair: Sequence[Any] | None) -> tuple[Any, ...] | None:
     """Paired differences (per unit when a third element gives unit ids), the champion's
     and the challenger's mean loss per observation, and the paired rows."""
     if pair is None:
@@ -83,7 +84,13 @@ def _paired(pair: Sequence[Any] | None) -> tuple[np.ndarray, float, float, int] 
         )
     groups = group_index(pair[2], champ.size, name="paired unit ids") if len(pair) == 3 else None
     x_champ, x_chall = _observations(champ, groups), _observations(chall, groups)
-    return x_champ - x_chall, float(x_champ.mean()), float(x_chall.mean()), champ.size
+    return (
+        x_champ - x_chall,
+        float(x_champ.mean()),
+        float(x_chall.mean()),
+        champ.size,
+        (x_champ, x_chall),
+    )
 
 
 def _guardrails(
@@ -127,10 +134,86 @@ def _guardrails(
     return out
 
 
+def _arrival(
+    arrival: ArrayLike | None, rows: int, groups: _Groups, share: float, name: str
+) -> np.ndarray:
+    """Arrival time of each observation: its first row's ``arrival`` when given, else its
+    expected rank under the split (observation ``j`` of an arm with share ``s`` at ``j / s``),
+    which interleaves appended arms the same way at every look."""
+    if arrival is None:
+        n = rows if groups is None else groups[1].size
+        if groups is None:
+            return np.arange(n) / share
+        first = np.full(n, np.inf)
+        np.minimum.at(first, groups[0], np.arange(rows, dtype=float))
+        return first / share
+    t = np.asarray(arrival, dtype=float)
+    if t.shape != (rows,) or not np.isfinite(t).all():
+        raise ValueError(f"{name} must hold one finite arrival time per loss row ({rows})")
+    if groups is None:
+        return t
+    first = np.full(groups[1].size, np.inf)
+    np.minimum.at(first, groups[0], t)
+    return first
+
+
+def _caps(
+    ordered: np.ndarray, champion: np.ndarray, loss_cap: float | None, quantile: float
+) -> tuple[np.ndarray | float, float]:
+    """Each observation's cap and the last cap used: ``loss_cap`` when fixed, else the
+    ``quantile`` of the champion's earlier observations (predictable epochs)."""
+    if loss_cap is not None:
+        return float(loss_cap), float(loss_cap)
+    caps = epoch_caps(ordered, quantile, source=champion)[0]
+    return caps, float(caps[-1])
+
+
+def _betting(
+    x_a: np.ndarray,
+    x_b: np.ndarray,
+    pair: tuple[Any, ...] | None,
+    order: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    share_b: float,
+    alpha: float,
+    tuning: int,
+    margin: float,
+    loss_cap: float | None,
+    quantile: float,
+    paired_losses: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[float, float, float, float, float]:
+    """Estimate, interval and p-value of the betting CS, and the cap used."""
+    if pair is not None and paired_losses is not None:
+        champ, chall = paired_losses
+        caps, last = _caps(champ, np.ones(champ.size, bool), loss_cap, quantile)
+        cs = betting_paired_cs(
+            np.stack([champ, chall], axis=-1),
+            [champ.size],
+            caps=caps,
+            alpha=alpha,
+            tuning_n=tuning,
+        )
+    else:
+        assert order is not None
+        t = np.concatenate(order)
+        ranks = np.argsort(t, kind="stable")
+        y = np.concatenate([x_a, x_b])[ranks]
+        z = np.concatenate([np.zeros(x_a.size, bool), np.ones(x_b.size, bool)])[ranks]
+        caps, last = _caps(y, ~z, loss_cap, quantile)
+        cs = betting_difference_cs(y, z, share_b, [y.size], caps=caps, alpha=alpha, tuning_n=tuning)
+    return (
+        float(cs.estimate[0, 0]),
+        float(cs.low[0, 0]),
+        float(cs.high[0, 0]),
+        float(cs.pvalue(margin)[0, 0]),
+        last,
+    )
+
+
 def _primary(
     x_a: np.ndarray,
     x_b: np.ndarray,
-    pair: tuple[np.ndarray, float, float, int] | None,
+    pair: tuple[Any, ...] | None,
     *,
     alpha: float,
     rho2: float,
@@ -149,7 +232,7 @@ def _primary(
             min(x_a.size, x_b.size),
             max(x_a.size, x_b.size),
         )
-    d, mean_a, mean_b, _ = pair
+    d, mean_a, mean_b = pair[:3]
     var = float(d.var(ddof=1)) if d.size > 1 else math.nan
     est, low, high, p = (
         float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha, rho2=rho2, null=margin)
@@ -177,6 +260,11 @@ def decide_sequential(
     guardrails: Mapping[str, Sequence[ArrayLike]] | None = None,
     max_units_per_arm: int | None = None,
     settings: Settings | None = None,
+    test: str | None = None,
+    loss_cap: float | None = None,
+    cap_quantile: float | None = None,
+    arrival_a: ArrayLike | None = None,
+    arrival_b: ArrayLike | None = None,
 ) -> SequentialDecision:
     """Always-valid decision between the champion (arm A) and a challenger (arm B).
 
@@ -185,20 +273,32 @@ def decide_sequential(
     experiments over *all* looks, where the fixed-horizon :func:`~dethrone.abtest.decide`
     checked at 20 looks promotes ~20% of them (see ``bench/sequential_calibration.py``).
 
-    Method: the Gaussian-mixture asymptotic confidence sequence (Howard et al. 2021;
-    Waudby-Smith et al. 2024, eq. 9; GrowthBook's sequential test) of the improvement
-    ``theta = mean_a - mean_b`` (champion minus challenger mean loss; positive is better)::
+    Method (``test="betting"``, the default): the betting confidence sequence of
+    :mod:`dethrone.abtest.betting` (Waudby-Smith & Ramdas 2024, predictable plug-in
+    empirical Bernstein) on the augmented inverse-propensity pseudo-outcomes of units in
+    arrival order, with each loss capped at ``loss_cap`` (fixed before the first look,
+    e.g. the ``cap_quantile`` of the champion's offline losses) or, when not given, at the
+    ``cap_quantile`` of the champion's *earlier* units (recomputed at 32, 64, 128, ...
+    units; the first 32 units are not tested). **Proven**: with units exchangeable and
+    assigned with the configured split, two equal models are promoted (or kept) in at most
+    ``alpha / 2`` of experiments over all looks, at any split and for any loss
+    distribution (heavy tails, rare events), because both arms' capped means are equal for
+    every cap. **Simulated only** (``bench/sequential_calibration.py``): power, and the
+    size of the bias when a challenger is better in the bulk but heavier beyond the cap.
+    The estimand is the difference of capped mean losses.
+
+    ``test="gaussian"``: the former default, the asymptotic Gaussian-mixture CS (Howard et
+    al. 2021; Waudby-Smith et al. 2024, eq. 9; GrowthBook's sequential test) of
+    ``theta = mean_a - mean_b``::
 
         r_n   = sigma * sqrt(2 (n rho^2 + 1) / (n^2 rho^2) * log(sqrt(n rho^2 + 1) / alpha))
         rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / tuning_n
-        CI    = [theta_n - r_n, theta_n + r_n]
-        p     = min(1, sqrt(n rho^2 + 1) exp(-n^2 rho^2 (theta_n - margin)^2
-                                             / (2 sigma^2 (n rho^2 + 1))))
 
-    with ``n = n_a + n_b`` observations and ``sigma^2 = n (s_a^2/n_a + s_b^2/n_b)``, or,
-    when ``paired`` is given, ``n`` paired differences and their variance. See
-    :mod:`dethrone.abtest.confseq`. An observation is a unit's mean loss when unit ids
-    are given (rows of one sticky unit are correlated), else a row.
+    with ``n = n_a + n_b`` and ``sigma^2 = n (s_a^2/n_a + s_b^2/n_b)``; only asymptotically
+    valid: 10.6% false promotions at 90/10 with lognormal(0, 2) losses, 24% with 0/1
+    losses at 2% (issue 17). Guardrails use it in both modes (a harm test).
+    An observation is a unit's mean loss when unit ids are given (rows of one sticky
+    unit are correlated), else a row.
 
     Rules, in order:
 
@@ -211,7 +311,8 @@ def decide_sequential(
        ``guardrail_margin * |mean_a|`` (harm shown).
     4. **promote** if ``ci_low > margin``.
     5. **keep** if ``ci_high < margin`` (the interval excludes a gain larger than
-       ``margin``), or if an arm (the pairs, when paired) reached ``max_units_per_arm``.
+       ``margin``), or if the smaller arm (the pairs, when paired) reached
+       ``max_units_per_arm``.
     6. **continue** otherwise.
 
     Parameters
@@ -239,10 +340,22 @@ def decide_sequential(
         Larger-is-worse metrics, row-aligned with ``loss_a``/``loss_b`` when units are
         given; tested for harm beyond ``guardrail_margin`` with the same machinery.
     max_units_per_arm : int, optional
-        Budget after which an undecided experiment ends in ``keep``
+        Units in the smaller arm after which an undecided experiment ends in ``keep``
         (``ab_max_units_per_arm``; 0 means no cap).
     settings : Settings, optional
         Defaults for options left as None (``Settings()`` when None).
+    test : {"betting", "gaussian"}, optional
+        The confidence sequence (``ab_test``, ``betting``).
+    loss_cap : float, optional
+        Cap of the losses fixed before the first look (e.g. the ``cap_quantile`` of the
+        champion's offline losses, frozen in the experiment's thresholds). None: the
+        ``cap_quantile`` of the champion's earlier units.
+    cap_quantile : float, optional
+        ``ab_loss_cap_quantile`` (0.995).
+    arrival_a, arrival_b : array_like, optional
+        Arrival time of each row of ``loss_a``/``loss_b`` (a unit arrives with its first
+        row); the betting CS takes units in this order. None: rows in the given order,
+        arms interleaved by their expected rank under the split.
 
     Returns
     -------
@@ -281,7 +394,8 @@ def decide_sequential(
     confidence sequences, Ann. Statist. 49(2). Waudby-Smith, Arbour, Sinha, Kennedy,
     Ramdas (2024), Time-uniform central limit theory and asymptotic confidence sequences,
     Ann. Statist. 52(6). Lindon, Malek (2022), Anytime-valid inference for multinomial
-    count data, NeurIPS.
+    count data, NeurIPS. Waudby-Smith, Ramdas (2024), Estimating means of bounded random
+    variables by betting, JRSS-B 86(1).
     """
     s = settings if settings is not None else Settings()
     alpha = float(_pick(alpha, s.ab_alpha))
@@ -298,6 +412,14 @@ def decide_sequential(
         raise ValueError(f"expected_share_a must be strictly between 0 and 1, got {share}")
     if (units_a is None) != (units_b is None):
         raise ValueError("units_a and units_b must be given together")
+    test = str(_pick(test, s.ab_test))
+    if test not in ("betting", "gaussian"):
+        raise ValueError(f"test must be 'betting' or 'gaussian', got {test!r}")
+    quantile = float(_pick(cap_quantile, s.ab_loss_cap_quantile))
+    if not 0.5 < quantile <= 1.0:
+        raise ValueError(f"cap_quantile must be in (0.5, 1], got {quantile}")
+    if loss_cap is not None and not (math.isfinite(loss_cap) and loss_cap > 0):
+        raise ValueError(f"loss_cap must be a positive number, got {loss_cap!r}")
 
     a = _arm(loss_a, "loss_a", paired is not None)
     b = _arm(loss_b, "loss_b", paired is not None)
@@ -321,6 +443,27 @@ def decide_sequential(
     est, low, high, p, mean_a, mean_b, n_obs, n_max = _primary(
         x_a, x_b, pair, alpha=alpha, rho2=rho2, margin=margin
     )
+    cap_used = math.nan
+    if test == "betting" and n_obs >= 2:
+        order = None
+        if pair is None:
+            order = (
+                _arrival(arrival_a, a.size, groups[0], share, "arrival_a"),
+                _arrival(arrival_b, b.size, groups[1], 1.0 - share, "arrival_b"),
+            )
+        est, low, high, p, cap_used = _betting(
+            x_a,
+            x_b,
+            pair,
+            order,
+            share_b=1.0 - share,
+            alpha=alpha,
+            tuning=tuning,
+            margin=margin,
+            loss_cap=loss_cap,
+            quantile=quantile,
+            paired_losses=None if pair is None else pair[4],
+        )
 
     gate_reasons = gates(
         srm,
@@ -344,7 +487,7 @@ def decide_sequential(
             p,
             margin=margin,
             alpha=alpha,
-            capped=bool(cap) and n_max >= cap,
+            capped=bool(cap) and n_obs >= cap,
             failed=failed,
         )
         reasons = [
@@ -384,4 +527,7 @@ def decide_sequential(
         tuning_n=tuning,
         min_units_per_arm=min_units,
         max_units_per_arm=cap,
+        test=test,
+        loss_cap=cap_used,
+        cap_quantile=quantile,
     )

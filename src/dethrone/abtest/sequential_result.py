@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -102,7 +103,14 @@ class SequentialDecision:
     guardrails : dict of str to SequentialGuardrailResult
     alpha, margin, guardrail_margin, srm_threshold, expected_share_a, rho2 : float
     tuning_n, min_units_per_arm, max_units_per_arm : int
-        Every threshold used (``max_units_per_arm`` 0 means no cap).
+        Every threshold used (``max_units_per_arm`` 0 means no cap; it counts the
+        smaller arm, the one that limits what can be learnt).
+    test : {"betting", "gaussian"}
+        The confidence sequence: the betting CS of capped losses (proven at any split
+        and tail) or the asymptotic Gaussian mixture (the former default).
+    loss_cap, cap_quantile : float
+        The cap of the losses in the betting CS (the last one used when computed from
+        earlier units; NaN for the Gaussian test) and the quantile that set it.
     """
 
     outcome: SequentialOutcome
@@ -132,6 +140,9 @@ class SequentialDecision:
     tuning_n: int = 5000
     min_units_per_arm: int = 200
     max_units_per_arm: int = 0
+    test: str = "betting"
+    loss_cap: float = math.nan
+    cap_quantile: float = 0.995
 
     @property
     def promote(self) -> bool:

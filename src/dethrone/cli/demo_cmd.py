@@ -16,24 +16,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="run the champion/challenger loop end to end on a local stack",
         description="Start MLflow (SQLite + local artifacts) and the router on 127.0.0.1, "
         "run main_pipeline with real Airflow (run 1: first champion), set drift "
-        "on carat and color via POST /traffic, run it again (drift -> challenger "
-        "-> A/B test -> decision) and print a summary. State: DETHRONE_HOME/demo, "
-        "wiped at the start.",
+        "on two columns via POST /traffic (carat and color for diamonds; for your own "
+        "DATASET_PATH and TARGET its first numeric and first categorical feature, or "
+        "--drift), run it again (drift -> challenger -> pre-screen -> live experiment "
+        "-> decision) and print a summary. State: DETHRONE_HOME/demo, wiped at the "
+        "start; the stack is recorded in DETHRONE_HOME/stack.json for every command. "
+        "It ends with /traffic at a=b=0.5 and no drift, the servers left running "
+        "(stop them with dethrone down).",
     )
     p.add_argument("--home", default=None, help="state folder (default DETHRONE_HOME/demo)")
     p.add_argument("--mlflow-port", type=int, default=None, help="default 5000, or a free one")
     p.add_argument("--router-port", type=int, default=None, help="default 8000, or a free one")
     p.add_argument("--seed", type=int, default=7, help="base seed of the router slices")
     p.add_argument("--stop", action="store_true", help="stop the servers at the end")
+    p.add_argument(
+        "--drift",
+        metavar="COL[,COL...]",
+        help="columns to drift in run 2 (default: chosen from the data set)",
+    )
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 when a step failed (with the reason on stderr)."""
+    from dethrone.cli.stackfile import find_home
     from dethrone.devstack.localstack import StackError
     from dethrone.simulation.demo import run_demo
 
     home = args.home or str(Path(Settings.from_env().dethrone_home) / "demo")
+    drift = [c.strip() for c in (args.drift or "").split(",") if c.strip()] or None
     try:
         run_demo(
             home,
@@ -41,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             router_port=args.router_port,
             seed=args.seed,
             stop=args.stop,
+            drift=drift,
+            state_home=find_home(),
         )
     except StackError as exc:
         print(f"dethrone demo: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dethrone.cli.common import emit
 from dethrone.settings import Settings
 
 
@@ -13,8 +14,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "down",
         help="stop the local services started by dethrone up / demo",
-        description="Stop every service recorded under DETHRONE_HOME/run and "
-        "DETHRONE_HOME/demo/run by its PID (SIGTERM, then SIGKILL after 20 s).",
+        description="Stop every service recorded under DETHRONE_HOME/run, "
+        "DETHRONE_HOME/demo/run and the stack of DETHRONE_HOME/stack.json by its PID "
+        "(SIGTERM, then SIGKILL after 20 s), and remove stack.json.",
     )
     p.add_argument("--home", default=None, help="state folder (default DETHRONE_HOME)")
     return p
@@ -22,11 +24,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Stop the services; always 0 (nothing running is not an error)."""
+    from dethrone.cli.stackfile import STATE_FILE, find_home, read_state
     from dethrone.devstack.localstack import LocalStack
 
     home = Path(args.home or Settings.from_env().dethrone_home)
-    stopped = []
-    for folder in (home, home / "demo"):
-        stopped += LocalStack(folder).stop_all()
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    folders = [home, home / "demo"]
+    state = read_state(find_home()) if args.home is None else None
+    if state and state.get("stack_home"):
+        folders.append(Path(state["stack_home"]))
+    stopped, seen = [], set()
+    for folder in folders:
+        key = folder.resolve()
+        if key not in seen:
+            seen.add(key)
+            stopped += LocalStack(folder).stop_all()
+    if state is not None:
+        (find_home() / STATE_FILE).unlink(missing_ok=True)
+    emit("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0

@@ -10,6 +10,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from dethrone.cli.common import emit
+
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -196,7 +198,7 @@ def _finish(args: argparse.Namespace, report) -> int:
     except OSError as exc:
         print(f"dethrone drift: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(json.dumps(report.to_dict(), indent=2) if args.json else _table(report))
+    emit(json.dumps(report.to_dict(), indent=2) if args.json else _table(report))
     return EXIT_DRIFT if report.drifted else EXIT_OK
 
 

@@ -6,17 +6,19 @@ import argparse
 import json
 import sys
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``predictions`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
         "predictions",
         help="export, summarise or prune the prediction log",
-        description="Read the router's database (ROUTER_DATABASE_URL, default the SQLite file "
-        "under ROUTER_DATA_DIR). Times: ISO (2026-11-01T00:00Z) or a duration "
+        description="Read the router's database (--database-url, ROUTER_DATABASE_URL, the "
+        "stack's state file, or the SQLite file under ROUTER_DATA_DIR); export and stats "
+        "only read it, and none of them creates one. Times: ISO (2026-11-01T00:00Z) or a duration "
         "before now (7d, 12h).",
     )
-    p.add_argument("--database-url", help="instead of ROUTER_DATABASE_URL")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     e = sub.add_parser("export", help="write predictions joined to their labels to Parquet")
@@ -49,48 +51,53 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """0 on success, 1 when the database cannot be reached, 2 on bad input."""
-    from dethrone.settings import Settings
-    from dethrone.store import StoreUnavailable, database_url, make_engine, upgrade
+    from sqlalchemy.exc import ArgumentError
+
+    from dethrone.cli.common import NoDatabase, database_url, exists_or_raise, read_only_engine
+    from dethrone.store import StoreUnavailable, make_engine
     from dethrone.store import export as ex
 
     engine = None
     try:
-        settings = Settings.from_env()
-        engine = make_engine(args.database_url or database_url(settings))
-        upgrade(engine)
-        if args.action == "prune":
-            print(json.dumps(ex.prune(engine, older_than=args.older_than).to_dict()))
+        url = database_url()
+        if args.action == "prune":  # the one writer: the database must exist already
+            exists_or_raise(url)
+            engine = make_engine(url)
+            emit(json.dumps(ex.prune(engine, older_than=args.older_than).to_dict()))
             return 0
         window = {
             "experiment": args.experiment,
             "since": ex.to_epoch(args.since),
             "until": ex.to_epoch(args.until),
         }
+        engine = read_only_engine(url)
         if args.action == "export" and (args.by_day or args.out.startswith("s3://")):
+            from dethrone.settings import Settings
+
             done = ex.export_by_day(
-                engine, args.out, features=args.features, settings=settings, **window
+                engine, args.out, features=args.features, settings=Settings.from_env(), **window
             )
-            print(json.dumps(done.to_dict()))
+            emit(json.dumps(done.to_dict()))
             return 0
         if args.action == "export":
             if args.features:
                 raise ValueError("--features needs --by-day")
-            print(json.dumps(ex.export(engine, args.out, **window).to_dict()))
+            emit(json.dumps(ex.export(engine, args.out, **window).to_dict()))
             return 0
         arms = ex.stats(engine, **window)
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, NoDatabase) as exc:
         print(f"dethrone predictions: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
+    except (ValueError, ArgumentError) as exc:
         print(f"dethrone predictions: {exc}", file=sys.stderr)
         return 2
     finally:
         if engine is not None:
             engine.dispose()
     if args.json:
-        print(json.dumps([a.to_dict() for a in arms], indent=2))
+        emit(json.dumps([a.to_dict() for a in arms], indent=2))
     else:
-        print(format_stats(arms))
+        emit(format_stats(arms))
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``rollback`` on the ``dethrone`` command."""
@@ -32,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"dethrone rollback: {exc}", file=sys.stderr)
         return 1
-    print(f"@champion -> version {out['champion']} (was {out['previous']})")
+    emit(f"@champion -> version {out['champion']} (was {out['previous']})")
     return 0

@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``serving`` on the ``dethrone`` command."""
@@ -55,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"dethrone serving: {url} did not answer /health/ready: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(views, indent=2))
+        emit(json.dumps(views, indent=2))
         return 0
-    print(f"{'worker pid':>10}  {'status':11} {'champion':>8} {'challenger':>10}  registry")
+    emit(f"{'worker pid':>10}  {'status':11} {'champion':>8} {'challenger':>10}  registry")
     for pid, view in sorted(views.items()):
         models = view.get("models", {})
-        print(
+        emit(
             f"{pid:>10}  {view.get('status', '?'):11} {models.get('champion') or '-':>8} "
             f"{models.get('challenger') or '-':>10}  {view.get('registry', '?')}"
             + (f"  refused {view['refused']}" if view.get("refused") else "")

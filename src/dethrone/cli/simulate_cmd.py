@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``simulate`` on the ``dethrone`` command."""
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     except RouterError as exc:
         print(f"dethrone simulate: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(report.to_dict(), indent=2) if args.json else _summary(report))
+    emit(json.dumps(report.to_dict(), indent=2) if args.json else _summary(report))
     if report.requests and not report.rows:
         print("dethrone simulate: the router answered no request", file=sys.stderr)
         return 1

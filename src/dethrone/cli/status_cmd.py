@@ -6,17 +6,53 @@ import argparse
 import json
 import sys
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``status`` on the ``dethrone`` command."""
     p = subparsers.add_parser(
         "status",
-        help="show the champion, challenger, last drift check and last decision",
+        help="show the champion, challenger, last drift check, last decision, live experiment",
         description="Read the registry aliases and the latest drift and comparison runs "
         "from MLflow (MLFLOW_TRACKING_URI).",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     return p
+
+
+def live_experiment(registry) -> dict | None:
+    """The live experiment's record (running or the last one), or None."""
+    from types import SimpleNamespace
+
+    from dethrone.experiments.state import current
+
+    rec = current(SimpleNamespace(registry=registry))
+    return None if rec is None else rec.to_dict()
+
+
+def format_live(rec: dict | None, flask_url: str) -> str:
+    """The lines of ``dethrone status`` about the live experiment."""
+    if rec is None:
+        return "live experiment: none started"
+    from dethrone.cli.experiment_cmd import _when
+
+    how = f"{rec['split']:.0%} of units on the challenger" if rec["mode"] == "ab" else "shadow"
+    head = (
+        f"live experiment {rec['id']}: {rec['state'].upper()} - champion "
+        f"v{rec['champion_version']} vs challenger v{rec['challenger_version']} ({how}), "
+        f"started {_when(rec['started_at'])}, {rec['looks']} looks"
+    )
+    lines = [head]
+    if rec["state"] in ("starting", "running", "promoting", "guardrail", "rolling-back"):
+        lines.append(
+            "    the live experiment decides; an A/B decision above is the offline "
+            "pre-screen. Interval and looks: dethrone experiment status"
+        )
+    elif rec.get("outcome"):
+        lines.append(f"    outcome {rec['outcome']}, ended {_when(rec.get('ended_at'))}")
+    lines.append(f"    page: {flask_url.rstrip('/')}/ui/experiments/{rec['id']}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +65,15 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     try:
         configure_mlflow(settings)
-        status = collect_status(settings, Registry(settings))
+        registry = Registry(settings)
+        status = collect_status(settings, registry)
+        status["live_experiment"] = live_experiment(registry)
     except RegistryError as exc:
         print(f"dethrone status: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
+    if args.json:
+        emit(json.dumps(status, indent=2, default=str))
+    else:
+        emit(format_status(status))
+        emit(format_live(status["live_experiment"], settings.flask_url))
     return 0

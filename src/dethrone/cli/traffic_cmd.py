@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from dethrone.cli.common import emit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``traffic`` on the ``dethrone`` command."""
@@ -66,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     except (RouterError, json.JSONDecodeError) as exc:
         print(f"dethrone traffic: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(out, indent=2))
+    emit(json.dumps(out, indent=2))
     return 0

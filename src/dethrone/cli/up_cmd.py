@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dethrone.cli.common import emit
 from dethrone.settings import Settings
 
 
@@ -29,6 +30,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def record(stack, *, written_by: str, scheduler: bool) -> str:
+    """Write the state file every command reads (``<home>/stack.json``); its path."""
+    import os
+
+    from dethrone.cli.stackfile import find_home, write_state
+    from dethrone.store.engine import default_url
+
+    mlflow, router, airflow = (stack.info(n) for n in ("mlflow", "router", "airflow"))
+    path = write_state(
+        find_home(),
+        stack_home=stack.home,
+        router_url=router.url,
+        mlflow_uri=mlflow.url,
+        database_url=os.environ.get("ROUTER_DATABASE_URL") or default_url(stack.home / "router"),
+        written_by=written_by,
+        scheduler=scheduler,
+        airflow_url=None if airflow is None else airflow.url,
+    )
+    return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the services; 1 with a clear message when one cannot start."""
     from dethrone.devstack.localstack import LocalStack, StackError
@@ -46,17 +68,22 @@ def run(args: argparse.Namespace) -> int:
             if start is None:
                 continue
             info = start()
-            print(f"{name:<8} {info.url:<26} pid {info.pid}  log {info.log}")
+            emit(f"{name:<8} {info.url:<26} pid {info.pid}  log {info.log}")
     except StackError as exc:
         print(f"dethrone up: {exc}", file=sys.stderr)
         return 1
     if not args.no_airflow:
-        print(
+        emit(
             f"Airflow admin password: {stack.home / 'airflow'}/"
             "simple_auth_manager_passwords.json.generated"
         )
-    print(
-        f"export MLFLOW_TRACKING_URI={stack.info('mlflow').url} "
-        f"FLASK_URL={stack.info('router').url} DETHRONE_HOME={stack.home}"
-    )
+        emit(
+            "the Airflow scheduler runs: live experiments are looked at every "
+            f"{Settings.from_env().experiment_check_minutes} min (EXPERIMENT_CHECK_MINUTES)"
+        )
+    else:
+        emit("no Airflow scheduler: take looks at a live experiment with dethrone experiment look")
+    path = record(stack, written_by="dethrone up", scheduler=not args.no_airflow)
+    emit(f"stack recorded in {path}: every dethrone command finds it, no exports needed")
+    emit(f"stop everything with: dethrone down   (router page: {stack.info('router').url}/ui/)")
     return 0

@@ -346,7 +346,10 @@ class LocalStack:
         echo: bool = False,
         dag_id: str = "main_pipeline",
     ) -> tuple[int, Path]:
-        """Run ``dag_id`` once with ``airflow dags test``; returns (exit code, log)."""
+        """Run ``dag_id`` once with ``airflow dags test``; returns (exit code, log).
+
+        Airflow's output always goes to the log file; ``echo`` copies it to stderr.
+        """
         cmd = [_bin("airflow"), "dags", "test", dag_id]
         if conf:
             cmd += ["--conf", json.dumps(conf)]
@@ -354,11 +357,17 @@ class LocalStack:
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{log_name}.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.run(
-                cmd,
-                stdout=None if echo else log,
-                stderr=subprocess.STDOUT,
-                env=self.env(),
-                cwd=self.home,
-            )
-        return proc.returncode, log_path
+            if not echo:
+                proc = subprocess.run(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.home
+                )
+                return proc.returncode, log_path
+            # echo: the log file gets everything, and stderr too (stdout stays for results)
+            with subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(), cwd=self.home
+            ) as proc:
+                for line in proc.stdout:
+                    log.write(line)
+                    sys.stderr.buffer.write(line)
+                    sys.stderr.flush()
+            return proc.returncode, log_path

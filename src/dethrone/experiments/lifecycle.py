@@ -20,6 +20,7 @@ from typing import Any
 
 from dethrone.experiments import analysis as looks
 from dethrone.experiments.modes import EXPERIMENT_MODES, serving_mode
+from dethrone.experiments.rules import frozen_thresholds
 from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. are public here
     AUTOMATIC,
     ExperimentContext,
@@ -30,10 +31,10 @@ from dethrone.experiments.state import (  # noqa: F401 - ExperimentContext etc. 
     _save,
     _servable,
     _set,
-    _thresholds,
     _traffic,
     current,
     experiment_id,
+    page_look,
 )
 from dethrone.registry.records import CHALLENGER, CHAMPION, Decision, LiveExperiment, RollbackRecord
 from dethrone.store.durations import parse_duration
@@ -90,21 +91,39 @@ def start_experiment(
             started_at=ctx.clock(),
             mode=mode,
             split=serving.challenger_share(split),
-            thresholds=_thresholds(ctx.settings),
+            thresholds=frozen_thresholds(ctx.settings),
             dag_run_id=key,
             state="starting",
             action=_action(ctx, "start", by, reason),
         )
         rec = _save(ctx, rec)
-    if not rec.run_id:
-        rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
-    _servable(ctx, challenger_version, collecting=True)
-    ctx.registry.set_alias(CHALLENGER, challenger_version)
-    fields: dict[str, Any] = {"mode": rec.mode}
-    if serving_mode(rec.mode).splits:
-        fields.update(a=1.0 - float(rec.split), b=float(rec.split))
-    rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
-    return _set(ctx, rec, state="running").to_dict()
+    try:
+        if not rec.run_id:
+            rec = _set(ctx, rec, run_id=ctx.tracker.start_run(rec))
+        _servable(ctx, challenger_version, collecting=True)
+        ctx.registry.set_alias(CHALLENGER, challenger_version)
+        fields: dict[str, Any] = {"mode": rec.mode, "experiment": rec.id}
+        if serving_mode(rec.mode).splits:
+            fields.update(a=1.0 - float(rec.split), b=float(rec.split))
+        rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
+        return _set(ctx, rec, state="running").to_dict()
+    except Exception:
+        _unserve_challenger(ctx, challenger_version)
+        raise
+
+
+def _unserve_challenger(ctx: ExperimentContext, version: str) -> None:
+    """After a failed start: no router may serve the half-started challenger (issue 18.6).
+
+    The record stays ``starting``: a retry with the same key finishes the start (it sets
+    the alias again), ``stop`` ends it. Best effort: the registry may be the part that failed.
+    """
+    try:
+        found = ctx.registry.alias_version(CHALLENGER)
+        if found is not None and str(found.version) == str(version):
+            ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
+    except Exception:  # noqa: BLE001, S110 - the start's own error is the one to report
+        pass
 
 
 # --- looks and automatic actions --------------------------------------------------------
@@ -112,9 +131,10 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
     """One scheduled look: decide, log the look, and act on the outcome.
 
     ``promote`` promotes and opens the guardrail window, ``keep`` returns all traffic to
-    the champion, ``inconclusive`` with a sample ratio mismatch stops the experiment,
-    ``continue`` (or too few units so far) does nothing. An interrupted promotion is
-    finished; the guardrail window after a promotion is :func:`check_rollback`'s.
+    the champion, ``inconclusive`` (a broken sample ratio, label coverage that differs
+    between the arms, units in both arms) stops the experiment, ``continue`` does nothing.
+    An interrupted promotion is finished; the guardrail window after a promotion is
+    :func:`check_rollback`'s.
     """
     rec = current(ctx)
     if rec is None or not rec.active:
@@ -129,19 +149,14 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
         return _out(_finish_promotion(ctx, rec), "promoted")
     if rec.state == "starting":
         return _out(rec, "none")  # the start task (or its retry) finishes it
-    decision = looks.experiment_decision(
-        looks.read_log(ctx.engine, rec, looks.experiment_arms(rec)), rec, ctx.settings
-    )
-    look = looks.look_of(decision, phase="experiment", now=ctx.clock())
-    ctx.tracker.log_look(rec, look)
-    rec = _set(ctx, rec, looks=rec.looks + 1)
-    outcome = look.outcome
+    decision, rec, look = _look(ctx, rec)
+    outcome = decision.outcome
     if outcome == "promote":
         return _out(_promote(ctx, rec, decision, by=AUTOMATIC, reason=""), "promoted", look)
-    if outcome == "keep" or (outcome == "inconclusive" and looks.srm_failed(decision)):
+    if outcome in ("keep", "inconclusive"):  # inconclusive: the look found it invalid
         state = "kept" if outcome == "keep" else "inconclusive"
         _record_decision(ctx, rec, decision, outcome)
-        why = "keep" if outcome == "keep" else "inconclusive (sample ratio mismatch)"
+        why = "keep" if outcome == "keep" else f"inconclusive ({decision.reasons[0]})"[:200]
         rec = _all_to_champion(ctx, rec, why)
         rec = _set(
             ctx,
@@ -153,6 +168,18 @@ def evaluate_experiment(ctx: ExperimentContext) -> dict[str, Any]:
         )
         return _out(rec, state, look)
     return _out(rec, "continue", look)
+
+
+def _look(ctx: ExperimentContext, rec: LiveExperiment) -> tuple[Any, LiveExperiment, Any]:
+    """Take one look now through :func:`dethrone.experiments.rules.look`, log it (MLflow and
+    the page), freeze the loss it resolved, and count it. Returns the look's result, the
+    updated record and its :class:`Look` record."""
+    result, frozen = looks.take_look(ctx.engine, rec, ctx.settings, now=ctx.clock())
+    look = looks.look_record(result)
+    ctx.tracker.log_look(rec, look)
+    page_look(ctx, rec, looks.PageLook(look, result))  # the experiment page's copy
+    rec = _set(ctx, rec, looks=rec.looks + 1, thresholds=frozen, reasons=list(result.reasons))
+    return result, rec, look
 
 
 def _state(rec: LiveExperiment | None) -> str | None:
@@ -214,7 +241,16 @@ def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperi
     ctx.registry.set_alias(CHALLENGER, rec.champion_version)
     share = float(ctx.settings.holdback_share)
     why = f"promote by {(rec.action or {}).get('by', AUTOMATIC)}, guardrail holdback {share:g}"
-    rec = _traffic(ctx, rec, why=why, mode="ab", a=1.0 - share, b=share, salt=f"{rec.salt}-guard")
+    rec = _traffic(
+        ctx,
+        rec,
+        why=why,
+        mode="ab",
+        a=1.0 - share,
+        b=share,
+        salt=f"{rec.salt}-guard",
+        experiment=rec.id,
+    )
     until = rec.window_until or ctx.clock() + parse_duration(ctx.settings.rollback_window)
     return _set(ctx, rec, state="guardrail", holdback=share, window_until=until)
 
@@ -222,9 +258,11 @@ def _finish_promotion(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperi
 def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
     """In the guardrail window: roll back when the new champion is significantly worse.
 
-    The always-valid test compares the new champion's live loss with the holdback's (the
-    previous champion, ``holdback_share`` of the traffic). When the window ends without
-    harm shown, the holdback is removed and the promotion is final.
+    The look compares the new champion's live loss with the holdback's (the previous
+    champion, ``holdback_share`` of the traffic), and its error rate and latency. It rolls
+    back on harm, or (fail safe) when the window's sample ratio or label coverage is
+    broken; it ends the window (the promotion is final) once the holdback has the labelled
+    units its test needs, or after ``ROLLBACK_MAX_DURATION``.
     """
     rec = current(ctx)
     if rec is None or rec.state not in ("guardrail", "rolling-back"):
@@ -235,21 +273,11 @@ def check_rollback(ctx: ExperimentContext) -> dict[str, Any]:
         }
     if rec.state == "rolling-back":
         return _out(_finish_rollback(ctx, rec), "rolled-back")
-    decision = looks.guardrail_decision(
-        looks.read_log(ctx.engine, rec, looks.guardrail_arms(rec)), rec, ctx.settings
-    )
-    look = looks.look_of(decision, phase="guardrail", now=ctx.clock())
-    ctx.tracker.log_look(rec, look)
-    rec = _set(ctx, rec, looks=rec.looks + 1)
-    if look.outcome == "promote":  # the previous champion is better: undo the promotion
-        why = (
-            f"automatic rollback: live loss of v{rec.challenger_version} "
-            f"({look.mean_a:.4g}) is significantly worse than the holdback "
-            f"v{rec.champion_version} ({look.mean_b:.4g}); always-valid interval of "
-            f"the difference [{look.ci_low:.4g}, {look.ci_high:.4g}], p = {look.pvalue:.3g}"
-        )
-        return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why), "rolled-back", look)
-    if ctx.clock() >= float(rec.window_until):
+    result, rec, look = _look(ctx, rec)
+    if result.outcome == "rollback":  # harm shown, or the window's evidence is invalid
+        why = "automatic rollback: " + "; ".join(result.reasons)
+        return _out(_rollback(ctx, rec, by=AUTOMATIC, reason=why[:1000]), "rolled-back", look)
+    if result.outcome == "final":  # the holdback's test had what it needs: no harm shown
         rec = _all_to_champion(ctx, rec, "guardrail window closed, promotion final")
         _servable(ctx, rec.champion_version, collecting=False)
         rec = _set(ctx, rec, state="promoted", ended_at=ctx.clock())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ def _save(ctx: ExperimentContext, rec: LiveExperiment) -> LiveExperiment:
     )
     if rec.run_id:
         ctx.tracker.update(rec)
+    page_record(ctx, rec)
     return rec
 
 
@@ -119,7 +121,7 @@ def _traffic(
     The router's history records the change as made by this experiment and its DAG run,
     for ``why`` (the action: start, promote, keep, rollback, ...).
     """
-    stored = ctx.router.set_traffic(source=change_source(rec, why), **config)
+    stored = ctx.router.set_traffic(source=change_source(rec, why), as_experiment=rec.id, **config)
     version = stored.get("version") if isinstance(stored, dict) else None
     return dataclasses.replace(rec, config_versions=[*rec.config_versions, version])
 
@@ -128,7 +130,7 @@ def _all_to_champion(ctx: ExperimentContext, rec: LiveExperiment, why: str) -> L
     ctx.registry.client.delete_registered_model_alias(ctx.registry.name, CHALLENGER)
     # The mode alone: a and b also cut the offline /ab_data slices, and a = 1, b = 0 would
     # leave the next pipeline run's A/B pre-screen an empty arm B.
-    return _traffic(ctx, rec, why=why, mode="champion")
+    return _traffic(ctx, rec, why=why, mode="champion", experiment=None)
 
 
 def _servable(ctx: ExperimentContext, version: str, *, collecting: bool) -> None:
@@ -146,20 +148,6 @@ def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str
     return OperatorAction(action=name, by=by, reason=reason, at=ctx.clock()).to_dict()
 
 
-def _thresholds(s: Settings) -> dict[str, Any]:
-    return {
-        "alpha": s.ab_alpha,
-        "margin": s.ab_margin,
-        "tuning_n": s.sequential_tuning_n,
-        "min_units_per_arm": s.ab_min_rows_per_arm,
-        "max_units_per_arm": s.ab_max_units_per_arm,
-        "guardrail_margin": s.guardrail_margin,
-        "srm_pvalue_threshold": s.srm_pvalue_threshold,
-        "holdback": s.holdback_share,
-        "rollback_window": s.rollback_window,
-    }
-
-
 def _require_version(ctx: ExperimentContext, version: str) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -169,3 +157,47 @@ def _require_version(ctx: ExperimentContext, version: str) -> None:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
         raise ExperimentError(f"version {version} of {ctx.registry.name} does not exist") from None
+
+
+# --- the experiment page's copy in the router's database ------------------------------
+log = logging.getLogger("dethrone.experiments")
+#: writes of the page's copy that failed since the process started (each one is logged;
+#: the lifecycle goes on: the registry tag and the MLflow run hold the record)
+PAGE_WRITE_FAILURES = {"record": 0, "look": 0}
+
+
+def page_record(ctx: ExperimentContext, rec: LiveExperiment) -> None:
+    """Upsert ``rec`` into the ``experiments`` table the page reads; never raises."""
+    if ctx.engine is None:
+        return
+    try:
+        from dethrone.store.experiments import save_experiment
+
+        save_experiment(ctx.engine, rec.to_dict())
+    except Exception as exc:  # noqa: BLE001 - the page's copy must not fail a transition
+        PAGE_WRITE_FAILURES["record"] += 1
+        log.warning("experiment page: cannot store experiment %s: %s", rec.id, exc)
+
+
+def page_look(ctx: ExperimentContext, rec: LiveExperiment, look: Any, decision: Any = None):
+    """Store ``look`` (a ``Look`` or a look result with ``to_dict()``) as look
+    ``rec.looks + 1`` and refresh the settled per-arm counts; never raises.
+
+    A ``Look`` has no reasons nor sample-ratio test: they are taken from ``decision``.
+    """
+    if ctx.engine is None:
+        return
+    try:
+        from dethrone.store.experiments import refresh_counts, save_look
+
+        body = dict(look.to_dict())
+        if decision is not None and "reasons" not in body:
+            body["reasons"] = [str(r) for r in getattr(decision, "reasons", ()) or ()]
+        srm = getattr(decision, "srm", None)
+        if srm is not None and "srm_pvalue" not in body:
+            body["srm_pvalue"] = float(srm.pvalue)
+        save_look(ctx.engine, rec.id, body, rec.looks + 1)
+        refresh_counts(ctx.engine, rec.id, now=ctx.clock())
+    except Exception as exc:  # noqa: BLE001 - the page's copy must not fail a look
+        PAGE_WRITE_FAILURES["look"] += 1
+        log.warning("experiment page: cannot store look of %s: %s", rec.id, exc)

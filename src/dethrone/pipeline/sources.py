@@ -29,11 +29,23 @@ from dethrone.store.durations import parse_duration
 from dethrone.store.errors import unavailable_as_typed
 from dethrone.store.schema import feedback, predictions
 
-__all__ = ["LOSS", "PREDICTION", "SOURCES", "log_frame", "read_table", "source_kind"]
+__all__ = [
+    "LOSS",
+    "PREDICTION",
+    "SOURCES",
+    "TooFewRows",
+    "log_frame",
+    "read_table",
+    "source_kind",
+]
 
 #: pseudo-columns of a profile and a current frame: the model's output and its loss
 PREDICTION, LOSS = "__prediction__", "__loss__"
 SOURCES = ("router", "log")
+
+
+class TooFewRows(ValueError):
+    """The window holds too few served rows for a drift check (``DRIFT_MIN_ROWS``)."""
 
 
 def source_kind(source: str) -> str:

@@ -161,7 +161,9 @@ def _served_frame(ctx: PipelineContext, champion_version: str | None) -> pd.Data
     finally:
         engine.dispose()
     if len(frame) < ctx.settings.drift_min_rows:
-        raise ValueError(
+        from dethrone.pipeline.sources import TooFewRows
+
+        raise TooFewRows(
             f"DRIFT_SOURCE=log: v{champion_version} served {len(frame)} rows with logged "
             f"features in the last {ctx.settings.drift_window}, need {ctx.settings.drift_min_rows}"
             " (DRIFT_MIN_ROWS)"

@@ -207,6 +207,12 @@ class Registry:
         with tempfile.TemporaryDirectory() as tmp:
             return pd.read_parquet(self._download(version, TRAINING_DATA_PATH, tmp))
 
+    def training_sample(self, version: str | int, n: int = 500, seed: int = 0) -> pd.DataFrame:
+        """At most ``n`` rows of ``version``'s training data, sampled with ``seed`` (the
+        reference rows the router verifies a compiled model on)."""
+        frame = self.load_training_data(version)
+        return frame.sample(n, random_state=seed) if len(frame) > n else frame
+
     def aliases(self) -> dict[str, str | None]:
         """Current version of each dethrone alias (``None`` when unset)."""
         return {alias: self._alias(alias) for alias in ALIASES}

@@ -1,6 +1,7 @@
 """The one-command demo: two real ``main_pipeline`` runs against a fresh local stack.
 
-Run 1 trains and promotes the first champion; drift on ``carat`` and ``color`` is then
+Run 1 trains and promotes the first champion; drift on two columns of the data set
+(:func:`choose_drift`: ``carat`` and ``color`` for diamonds, or ``--drift COLS``) is then
 set through POST /traffic (the only way drift enters); run 2 detects it, trains a
 challenger and pre-screens it with the offline A/B test. With the gateway's prediction log
 and the simulator present, run 2 starts a live experiment instead of promoting, and the
@@ -23,8 +24,40 @@ from dethrone.settings import Settings
 
 BASELINE = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
 DEMO_DRIFT = ["carat", "color"]
+
+
+def choose_drift(frame: Any, target: str, wanted: list[str] | None = None) -> list[str]:
+    """The columns the demo drifts: ``wanted`` (checked), else carat and color when the
+    data set has them (diamonds), else its first numeric and first categorical feature
+    (two numeric ones when it has no categorical).
+
+    Raises
+    ------
+    ValueError
+        When ``wanted`` names a column the data set lacks, or there is no feature.
+    """
+    import pandas as pd
+
+    features = [c for c in frame.columns if c != target]
+    if wanted:
+        unknown = [c for c in wanted if c not in features]
+        if unknown:
+            raise ValueError(
+                f"--drift names {unknown}, not features of the data set (it has {features})"
+            )
+        return list(wanted)
+    if all(c in features for c in DEMO_DRIFT):
+        return list(DEMO_DRIFT)
+    numeric = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
+    other = [c for c in features if c not in numeric]
+    chosen = (numeric[:1] + other[:1]) if numeric and other else (numeric or other)[:2]
+    if not chosen:
+        raise ValueError("the data set has no feature column to drift")
+    return chosen
+
+
 # What a demo folder may contain; anything else means it is not ours to delete.
-_DEMO_ENTRIES = {"run", "logs", "mlflow", "router", "airflow", "staging", "mlruns"}
+_DEMO_ENTRIES = {"run", "logs", "mlflow", "router", "airflow", "staging", "mlruns", "stack.json"}
 
 
 def _port(name: str, wanted: int | None, say: Callable[[str], None]) -> int:
@@ -69,7 +102,17 @@ def _live(
         if rec is None or rec.state != "running":
             say("  no live experiment: the offline pre-screen did not promote the challenger")
             return None
-        return step("live experiment", lambda: live_loop(ctx, url=url, say=say))
+        summary = step("live experiment", lambda: live_loop(ctx, url=url, say=say))
+        if summary.get("state") == "running":
+            # Undecided after the demo's rounds: stop it, so that the user's own first
+            # experiment is not refused ("stop it first") and all traffic is on the champion.
+            from dethrone.experiments import operator
+
+            why = f"the demo ended undecided after {summary['looks']} looks"
+            operator.stop(ctx, by="dethrone demo", reason=why)
+            summary.update(state="stopped", decision="stopped")
+            say(f"  {why}: experiment stopped, all live traffic back on the champion")
+        return summary
     finally:
         ctx.engine.dispose()
 
@@ -81,6 +124,8 @@ def run_demo(
     router_port: int | None = None,
     seed: int = 7,
     stop: bool = False,
+    drift: list[str] | None = None,
+    state_home: str | Path | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the demo in ``home`` (wiped first) and return the final status.
@@ -95,6 +140,11 @@ def run_demo(
         Base seed of the router slices (DAG param ``seed``), so the demo repeats exactly.
     stop : bool
         Stop the servers at the end (default: leave them up for the MLflow UI).
+    drift : list of str, optional
+        Columns to drift for run 2 (default :func:`choose_drift`).
+    state_home : path, optional
+        Where to write the stack's state file (``stack.json``) that every ``dethrone``
+        command reads; default: not written.
 
     Raises
     ------
@@ -106,6 +156,11 @@ def run_demo(
     from dethrone.registry.status import collect_status, format_status
     from dethrone.slices.router_client import RouterClient
 
+    if drift:  # refuse a column the data set lacks before anything starts
+        from dethrone.slices.datasets import load_dataset
+
+        env = Settings.from_env()
+        choose_drift(load_dataset(env.dataset_path or None).head(5), env.target, drift)
     stack = LocalStack(home)
     stack.stop_all()
     if stack.home.exists():
@@ -139,15 +194,19 @@ def run_demo(
         router = step("router ready", lambda: stack.wait_ready("router"))
         mlflow = step("MLflow ready", lambda: stack.wait_ready("mlflow"))
         say(f"  MLflow {mlflow.url}   router {router.url}")
+        if state_home is not None:
+            _record(stack, state_home)
         client = RouterClient(router.url, timeout=30)
         client.set_traffic(**BASELINE)
+        target = Settings.from_env().target
+        drift_cols = choose_drift(client.get_data(seed=seed), target, drift)
         live = _live_capable(router.url)
         for label, conf in (
             ("run 1 (no champion yet)", {"seed": seed}),
-            ("run 2 (drift on carat, color)", {"seed": seed, "live": live}),
+            (f"run 2 (drift on {', '.join(drift_cols)})", {"seed": seed, "live": live}),
         ):
             if label.startswith("run 2"):
-                cfg = client.set_traffic(drift_cols=DEMO_DRIFT)
+                cfg = client.set_traffic(drift_cols=drift_cols)
                 say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
             rc, log = step(
                 label,
@@ -163,9 +222,14 @@ def run_demo(
         configure_mlflow(settings)
         live_summary = _live(settings, stack, router.url, say, step) if live else None
         status = collect_status(settings, Registry(settings))
+        # what a user starts from: the offline split even, no drift (the demo's drift and
+        # the experiment's holdback would make the first pre-screen of your own model fail)
+        left = client.set_traffic(source="dethrone demo: reset for your experiments", **BASELINE)
     except BaseException:
         if stop:
             stack.stop_all()
+        else:
+            say(_left_running(stack))
         raise
     finally:
         for key, value in saved_env.items():
@@ -186,10 +250,69 @@ def run_demo(
         f"comparison with decision.json and errors.png; Models > {settings.model_name} "
         f"for the aliases)"
     )
+    experiment = (status.get("live") or {}).get("experiment_id") or _experiment_id(settings)
+    if experiment:
+        say(f"experiment page: {router.url}/ui/experiments/{experiment}")
+    say(f"experiments: {router.url}/ui/")
+    mode = left.get("mode", "champion")
+    say(
+        f"left for you: /traffic a={left.get('a')} b={left.get('b')} (the offline A/B split), "
+        f"drift_cols={left.get('drift_cols')} (no drift), serving mode {mode}"
+        + (" (all live traffic to @champion)" if mode == "champion" else "")
+    )
     if stop:
         stack.stop_all()
         say("servers stopped")
     else:
-        say(f"servers keep running; stop them with: dethrone down --home {stack.home}")
+        say(_left_running(stack))
+        say(
+            "no Airflow scheduler runs: look at an experiment you start with "
+            "`dethrone experiment look`, or add the scheduler with "
+            f"`dethrone up --home {stack.home}`"
+        )
     status["timings"] = timings
     return status
+
+
+def _experiment_id(settings: Settings) -> str | None:
+    try:
+        from types import SimpleNamespace
+
+        from dethrone.experiments.state import current
+        from dethrone.registry.client import Registry
+
+        rec = current(SimpleNamespace(registry=Registry(settings)))
+    except Exception:  # noqa: BLE001 - only a link in the closing lines
+        return None
+    return None if rec is None else rec.id
+
+
+def _left_running(stack: LocalStack) -> str:
+    """What the demo leaves running (name, URL, PID) and how to stop it."""
+    running = [
+        f"{name} {info.url or ''} (pid {info.pid})".replace("  ", " ")
+        for name, info in stack.services().items()
+        if info is not None and info.alive()
+    ]
+    if not running:
+        return "nothing left running"
+    return (
+        "left running: " + ", ".join(running) + "\nstop them with: dethrone down"
+        f"   (or dethrone down --home {stack.home})"
+    )
+
+
+def _record(stack: LocalStack, state_home: str | Path) -> None:
+    """Write the state file every ``dethrone`` command reads."""
+    from dethrone.cli.stackfile import write_state
+    from dethrone.store.engine import default_url
+
+    write_state(
+        state_home,
+        stack_home=stack.home,
+        router_url=stack.info("router").url,
+        mlflow_uri=stack.info("mlflow").url,
+        database_url=os.environ.get("ROUTER_DATABASE_URL") or default_url(stack.home / "router"),
+        written_by="dethrone demo",
+        scheduler=False,
+    )

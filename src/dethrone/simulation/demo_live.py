@@ -22,6 +22,10 @@ LIVE_ENV = {
     "SEQUENTIAL_TUNING_N": "1000",
     "HOLDBACK_SHARE": "0.1",
     "ROLLBACK_WINDOW": "15s",
+    # the defaults wait a day before a promotion and an hour for labels: the demo's labels
+    # come 0.5 s after serving and its experiment lasts a minute
+    "LIVE_MIN_DURATION": "1s",
+    "LABEL_WINDOW": "2s",
 }
 #: the router refreshes its aliases every second and commits the log every 0.2 s
 ROUTER_ENV = {"SERVING_REFRESH_SECONDS": "1", "LOG_FLUSH_SECONDS": "0.2"}
@@ -53,17 +57,25 @@ def _wait_served(url: str, row: dict, arm: str, version: str, timeout: float = 3
     raise RuntimeError(f"/predict never answered {arm} v{version} within {timeout:.0f} s")
 
 
-def _look_line(n: int, out: dict[str, Any]) -> str:
+def _look_line(n: int, out: dict[str, Any], rec: Any = None) -> str:
+    """One look of the demo and why it led where it did (``continue: 71/60 units, need 100
+    per arm``)."""
+    from dethrone.cli.experiment_cmd import why
+
     look = out.get("look") or {}
+    reasons = list(getattr(rec, "reasons", None) or [])
+    reason = why(out["action"], look, rec, reasons)
     if look.get("ci_low") is None:
+        return f"    look {n}: {reason}"
+    if out["action"] == "continue":  # the reason names units and interval already
         return (
-            f"    look {n}: {look.get('units_a', 0)}/{look.get('units_b', 0)} units, "
-            f"not enough labels yet -> {out['action']}"
+            f"    look {n} ({look['phase']}): mean loss {look['mean_a']:.4g} vs "
+            f"{look['mean_b']:.4g} -> {reason}"
         )
     return (
         f"    look {n} ({look['phase']}): units {look['units_a']}/{look['units_b']}, "
-        f"mean loss {look['mean_a']:.1f} vs {look['mean_b']:.1f}, always-valid interval "
-        f"[{look['ci_low']:.1f}, {look['ci_high']:.1f}] -> {out['action']}"
+        f"mean loss {look['mean_a']:.4g} vs {look['mean_b']:.4g}, always-valid interval "
+        f"[{look['ci_low']:.4g}, {look['ci_high']:.4g}] -> {reason}"
     )
 
 
@@ -101,7 +113,7 @@ def live_loop(
         time.sleep(0.5)  # the log's last commit
         out = ex.evaluate_experiment(ctx)
         say(f"    round {n}: {report.requests} requests, {report.feedback_sent} labels")
-        say(_look_line(n, out))
+        say(_look_line(n, out, ex.current(ctx)))
     decided = time.monotonic() - began
     rec = ex.current(ctx)
     summary = {
@@ -133,8 +145,8 @@ def live_loop(
         )
         time.sleep(0.5)
         window = ex.check_rollback(ctx)
-        say(_look_line(rec.looks + 1, window))
         rec = ex.current(ctx)
+        say(_look_line(rec.looks, window, rec))
     summary.update(state=rec.state, looks=rec.looks)
     return summary
 
@@ -150,7 +162,7 @@ def format_summary(s: dict[str, Any]) -> str:
     if look.get("ci_low") is not None:
         lines.append(
             f"  units per arm {look['units_a']}/{look['units_b']}, final interval of "
-            f"the improvement [{look['ci_low']:.1f}, {look['ci_high']:.1f}]"
+            f"the improvement [{look['ci_low']:.4g}, {look['ci_high']:.4g}]"
         )
     lines += [f"  - {r}" for r in s.get("reasons", [])]
     return "\n".join(lines)

@@ -34,6 +34,8 @@ class RouterError(RuntimeError):
 VERSION_HEADER, SHARE_HEADER = "X-Dethrone-Config-Version", "X-Dethrone-Share-A"
 #: header of POST /traffic saying who or what makes the change (kept in the history)
 SOURCE_HEADER, MAX_SOURCE = "X-Dethrone-Source", 256
+#: a live experiment's own changes to the router say so (see :meth:`RouterClient.set_traffic`)
+EXPERIMENT_HEADER = "X-Dethrone-Experiment"
 
 
 def source_text(text: str) -> str:
@@ -216,16 +218,23 @@ class RouterClient:
         """The router's current config (GET /traffic)."""
         return self._request("GET", "/traffic")
 
-    def set_traffic(self, *, source: str | None = None, **config: Any) -> dict[str, Any]:
+    def set_traffic(
+        self, *, source: str | None = None, as_experiment: str | None = None, **config: Any
+    ) -> dict[str, Any]:
         """POST /traffic with ``config``; returns the stored config.
 
         ``source`` (who or what makes the change) goes in :data:`SOURCE_HEADER`; the
         router keeps it in the change's history entry and refuses (400) a value that is
         not 1 to 256 printable ASCII characters (:func:`source_text` makes one).
+        ``as_experiment`` (a live experiment's id) goes in :data:`EXPERIMENT_HEADER`: while
+        an experiment runs, only its own changes may move the split (the router answers
+        409 ``experiment_running`` to others).
         """
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if source is not None:
             headers[SOURCE_HEADER] = source
+        if as_experiment is not None:
+            headers[EXPERIMENT_HEADER] = as_experiment
         body = self._request("POST", "/traffic", json=config, headers=headers)
         if not isinstance(body, dict) or "traffic" not in body:
             raise RouterError(f"unexpected answer to POST /traffic: {body!r:.300}")

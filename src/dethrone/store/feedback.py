@@ -16,6 +16,12 @@ too_old    the row was logged more than ``max_age`` ago          410
 A list gets 200 when every item is stored, overwritten or duplicate, else 207 with the
 per-item statuses. A malformed body raises :class:`FeedbackInvalid` (400) naming the field,
 before anything is written.
+
+A label must fit the task of the row it labels (:func:`label_problem`), judged from the
+logged prediction: a regression row (a number was predicted) takes a finite number of at
+most 2**53 in magnitude; a classifier's row logged with probabilities (``{class: p}``) takes
+one of those classes. A label that does not fit raises :class:`FeedbackInvalid` naming it
+(``label``, ``[3].label``) and nothing of the batch is stored.
 """
 
 from __future__ import annotations
@@ -175,6 +181,44 @@ def _no_repeats(items: list[FeedbackItem], prefix: str) -> list[FeedbackItem]:
     return items
 
 
+#: largest regression label accepted: float64 holds every integer up to here exactly, and
+#: a mean of absolute errors stays far from overflow (-1e308 once read 1.43e307 as live loss)
+MAX_ABS_LABEL = float(2**53)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _class_key(v: Any) -> str:
+    if _number(v) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def label_problem(label: Any, prediction: Any) -> str | None:
+    """Why ``label`` does not fit a row whose logged prediction is ``prediction`` (None: it fits).
+
+    >>> label_problem(3.5, 2.0), label_problem("abc", 2.0)
+    (None, 'must be a number: the model of this row is a regressor')
+    >>> label_problem("b", {"a": 0.2, "b": 0.8}), label_problem("c", {"a": 0.2, "b": 0.8})
+    (None, "must be one of the model's classes: 'a', 'b'")
+    >>> label_problem(1, {"0": 0.4, "1": 0.6})
+    """
+    if isinstance(prediction, dict) and prediction:
+        known = {_class_key(k) for k in prediction}
+        if _class_key(label) in known:
+            return None
+        shown = ", ".join(repr(k) for k in sorted(known)[:20])
+        return f"must be one of the model's classes: {shown}"
+    if _number(prediction):
+        if not _number(label):
+            return "must be a number: the model of this row is a regressor"
+        if not (isinstance(label, int) or math.isfinite(label)) or abs(label) > MAX_ABS_LABEL:
+            return f"must be a finite number of at most {MAX_ABS_LABEL:.0f} in magnitude"
+    return None
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
@@ -224,6 +268,12 @@ def record_feedback(
     now = time.time() if now is None else now
     with unavailable_as_typed(), write_transaction(engine) as conn:
         logged, stored = _lookup(conn, clean)
+        for n, item in enumerate(clean):
+            found = logged.get((item.request_id, item.row))
+            problem = None if found is None else label_problem(item.label, found[2])
+            if problem is not None:
+                # Raised inside the transaction: nothing of the batch is stored.
+                raise FeedbackInvalid("label" if single else f"[{n}].label", problem)
         results, new, changed = [], [], []
         for item in clean:
             key = (item.request_id, item.row)
@@ -266,14 +316,14 @@ _NONE = object()
 
 def _classify(
     item: FeedbackItem,
-    logged: tuple[float, str | None] | None,
+    logged: tuple[float, str | None, Any] | None,
     stored: Any,
     overwrite: bool,
     oldest: float,
 ) -> tuple[str, str | None, Any]:
     if logged is None:
         return "unknown", None, None
-    ts, arm = logged
+    ts, arm, _ = logged
     if ts < oldest:
         return "too_old", arm, None
     if stored is _NONE:
@@ -284,23 +334,33 @@ def _classify(
 
 
 def _lookup(conn, items: list[FeedbackItem]) -> tuple[dict, dict]:
-    """Logged rows ``{key: (first ts, served arm)}`` and stored labels ``{key: label}``."""
+    """Logged rows ``{key: (first ts, served arm, served prediction)}`` and stored labels
+    ``{key: label}``."""
     wanted = {(i.request_id, i.row) for i in items}
     ids = sorted({i.request_id for i in items})
-    logged: dict[tuple[str, int], tuple[float, str | None]] = {}
+    logged: dict[tuple[str, int], tuple[float, str | None, Any]] = {}
     stored: dict[tuple[str, int], Any] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        for rid, row, ts, arm, served in conn.execute(
-            select(_pred.c.request_id, _pred.c.row, _pred.c.ts, _pred.c.arm, _pred.c.served).where(
-                _pred.c.request_id.in_(chunk)
-            )
+        for rid, row, ts, arm, served, prediction in conn.execute(
+            select(
+                _pred.c.request_id,
+                _pred.c.row,
+                _pred.c.ts,
+                _pred.c.arm,
+                _pred.c.served,
+                _pred.c.prediction,
+            ).where(_pred.c.request_id.in_(chunk))
         ):
             key = (rid, row)
             if key not in wanted:
                 continue
-            old_ts, old_arm = logged.get(key, (ts, None))
-            logged[key] = (min(ts, old_ts), arm if served else old_arm)
+            old_ts, old_arm, old_pred = logged.get(key, (ts, None, prediction))
+            logged[key] = (
+                min(ts, old_ts),
+                arm if served else old_arm,
+                prediction if served else old_pred,
+            )
         for rid, row, label in conn.execute(
             select(_fb.c.request_id, _fb.c.row, _fb.c.label)
             .where(_fb.c.request_id.in_(chunk))
@@ -318,6 +378,22 @@ def _insert_new(conn, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
     stmt = dialect.insert(_fb).on_conflict_do_nothing().returning(_fb.c.request_id, _fb.c.row)
     done = {tuple(r) for r in conn.execute(stmt, rows)}
     return {(r["request_id"], r["row"]) for r in rows} - done
+
+
+def missing_rows(engine: Engine, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The ``(request_id, row)`` keys of ``keys`` that no logged prediction has (yet)."""
+    keys = set(keys)
+    ids = sorted({k[0] for k in keys})
+    found: set[tuple[str, int]] = set()
+    with unavailable_as_typed(), engine.connect() as conn:
+        for start in range(0, len(ids), _IN_CHUNK):
+            for rid, row in conn.execute(
+                select(_pred.c.request_id, _pred.c.row).where(
+                    _pred.c.request_id.in_(ids[start : start + _IN_CHUNK])
+                )
+            ):
+                found.add((rid, row))
+    return keys - found
 
 
 def stored_labels(engine: Engine, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:

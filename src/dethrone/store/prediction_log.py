@@ -4,8 +4,14 @@
 the buffer every ``flush_seconds`` (sooner when a batch is full) with one multi-row INSERT
 per batch. Rows leave the buffer only after their batch has committed, so when the database
 is down they wait there, up to ``buffer_rows``; beyond that new rows are dropped and
-counted. Writes are retried with exponential backoff and resume on their own. ``close``
-flushes what is left (call it on SIGTERM; it is also registered with :mod:`atexit`).
+counted. Writes are retried with exponential backoff; meanwhile a cheap probe
+(``SELECT 1``) every ``probe_seconds`` ends the backoff as soon as the database answers
+again, so the loss is bounded by the outage, not by the backoff. ``close`` flushes what is
+left (call it on SIGTERM; it is also registered with :mod:`atexit`).
+
+Every row that is not written is counted in ``dropped_total`` (``on_drop``): a full buffer,
+a row that cannot be encoded (one bad row never costs its neighbours), and a row the database
+already holds under the same ``(request_id, row, arm)`` (also in ``duplicates_total``).
 
 What a ``kill -9`` loses is exactly the buffer at that moment: with a healthy database, the
 rows appended during the last ``flush_seconds`` plus the time of one write.
@@ -44,6 +50,8 @@ class LogHealth:
     last_error_at: float | None
     last_flush: float | None
     last_flush_seconds: float | None
+    #: rows the database already had (a request id logged before): not written, also dropped
+    duplicates_total: int = 0
 
     @property
     def ok(self) -> bool:
@@ -149,15 +157,21 @@ class PredictionLogWriter:
         on_drop: Callable[[int], Any] | None = None,
         on_flush: Callable[[int, float], Any] | None = None,
         max_backoff: float = 30.0,
+        probe_seconds: float = 0.25,
+        on_duplicate: Callable[[int], Any] | None = None,
     ) -> None:
         if flush_seconds <= 0 or buffer_rows < 1 or batch_rows < 1:
             raise ValueError("flush_seconds, buffer_rows and batch_rows must be positive")
         self.engine = engine
         self.flush_seconds, self.capacity, self.batch_rows = flush_seconds, buffer_rows, batch_rows
-        self.max_backoff = max_backoff
+        self.max_backoff, self.probe_seconds = max_backoff, probe_seconds
+        self.on_duplicate = on_duplicate
+        self.duplicates_total = 0
         self._feature_cut = parse_log_features(log_features) * 2**32
         self.on_drop, self.on_flush = on_drop, on_flush
         self._insert = _insert_sql(engine.dialect.name)
+        mark = "?" if engine.dialect.name == "sqlite" else "%s"
+        self._exists = f"SELECT 1 FROM predictions WHERE request_id = {mark} LIMIT 1"
         self.written_total = self.dropped_total = 0
         self._last_error: tuple[str, float] | None = None
         self._last_flush: tuple[float, float] | None = None
@@ -186,6 +200,9 @@ class PredictionLogWriter:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._buf: collections.deque[tuple] = collections.deque()
+        #: rows in the buffer per request id (labels for them must wait, ids are taken)
+        self._ids: dict[str, int] = {}
+        self._inflight: set[str] = set()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -213,7 +230,10 @@ class PredictionLogWriter:
             now = time.time()
             clean, bad = [], 0
             for row in rows:
-                item = self._normalise(row, now)
+                try:
+                    item = self._normalise(row, now)
+                except Exception:  # noqa: BLE001 - e.g. a lone surrogate orjson refuses
+                    item = None
                 if item is None:
                     bad += 1
                 else:
@@ -223,13 +243,17 @@ class PredictionLogWriter:
             self._ensure_thread()
             with self._lock:
                 room = max(0, self.capacity - len(self._buf))
-                self._buf.extend(clean[:room])
+                kept = clean[:room]
+                self._buf.extend(kept)
+                ids = self._ids
+                for item in kept:
+                    ids[item[0]] = ids.get(item[0], 0) + 1
                 full = len(self._buf) >= self.batch_rows
             if full:
                 self._wake.set()
             over = len(clean) - min(room, len(clean))
             if bad:
-                self._drop(bad, "row without request_id, row or arm")
+                self._drop(bad, "row without request_id, row or arm, or not encodable")
             if over:
                 self._drop(over, None)
             return len(clean) - over
@@ -292,10 +316,17 @@ class PredictionLogWriter:
             deadline = time.monotonic() + wait
             while not self._stop.is_set():
                 left = deadline - time.monotonic()
-                # A full batch wakes us early, but not out of a backoff.
-                if left <= 0 or (self._wake.wait(left) and not failures):
+                if left <= 0:
                     break
-                self._wake.clear()
+                if failures:
+                    # Backing off: a cheap probe now and then ends it as soon as the
+                    # database answers again (a full batch does not wake us here).
+                    self._stop.wait(min(left, self.probe_seconds))
+                    if self._probe():
+                        break
+                    continue
+                if self._wake.wait(left):
+                    break
             self._wake.clear()
             failures = 0 if self._drain() else failures + 1
             if self._stop.is_set():
@@ -311,18 +342,73 @@ class PredictionLogWriter:
             began = time.monotonic()
             try:
                 with self.engine.begin() as conn:
-                    conn.exec_driver_sql(self._insert, chunk)
+                    result = conn.exec_driver_sql(self._insert, chunk)
+                    inserted = result.rowcount
             except Exception as exc:  # noqa: BLE001 - kept as health, retried later
                 self._last_error = (str(StoreUnavailable(exc)), time.time())
                 return False
             took = time.monotonic() - began
             with self._lock:
                 # close() may have given up on us and emptied the buffer meanwhile.
+                ids = self._ids
                 for _ in range(min(len(chunk), len(self._buf))):
-                    self._buf.popleft()
-            self.written_total += len(chunk)
+                    rid = self._buf.popleft()[0]
+                    left = ids.get(rid, 1) - 1
+                    if left > 0:
+                        ids[rid] = left
+                    else:
+                        ids.pop(rid, None)
+            # The driver's count of inserted rows; a negative one means it does not know.
+            written = len(chunk) if inserted is None or inserted < 0 else min(inserted, len(chunk))
+            duplicates = len(chunk) - written
+            self.written_total += written
             self._last_error, self._last_flush = None, (time.time(), took)
-            _call(self.on_flush, len(chunk), took)
+            if written:
+                _call(self.on_flush, written, took)
+            if duplicates:
+                with self._lock:
+                    self.duplicates_total += duplicates
+                _call(self.on_duplicate, duplicates)
+                self._drop(duplicates, None)
+
+    def _probe(self) -> bool:
+        """True when the database answers a ``SELECT 1`` now."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - still down
+            return False
+
+    # ------------------------------------------------------------------ lookups
+    def pending(self, request_ids: Iterable[str]) -> set[str]:
+        """The request ids of ``request_ids`` that have rows in this buffer (not written)."""
+        ids = self._ids
+        return {r for r in request_ids if r in ids}
+
+    def claim(self, request_id: str) -> bool:
+        """Reserve ``request_id`` for a request in flight; False when this writer holds it
+        already (in flight, or rows buffered). :meth:`release` it when the request ends."""
+        with self._lock:
+            if request_id in self._ids or request_id in self._inflight:
+                return False
+            self._inflight.add(request_id)
+            return True
+
+    def release(self, request_id: str) -> None:
+        with self._lock:
+            self._inflight.discard(request_id)
+
+    def logged(self, request_id: str) -> bool:
+        """True when the log holds a row of ``request_id``. False when it does not, and
+        while writes fail (the check must not wait for a database that is down)."""
+        if self._last_error is not None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                return conn.exec_driver_sql(self._exists, (request_id,)).first() is not None
+        except Exception:  # noqa: BLE001 - unknown: the insert counts a duplicate later
+            return False
 
     # ------------------------------------------------------------------ control
     def flush(self, timeout: float = 10.0) -> bool:
@@ -351,6 +437,7 @@ class PredictionLogWriter:
         with self._lock:
             lost = len(self._buf)
             self._buf.clear()
+            self._ids.clear()
         self._drop(lost, "closed with rows not written" if lost else None)
         return lost
 
@@ -366,6 +453,7 @@ class PredictionLogWriter:
             last_error_at=error[1] if error else None,
             last_flush=flush[0] if flush else None,
             last_flush_seconds=flush[1] if flush else None,
+            duplicates_total=self.duplicates_total,
         )
 
 

@@ -1,4 +1,5 @@
-"""Tables of the router's database (SQLAlchemy Core): config, history, predictions, feedback.
+"""Tables of the router's database (SQLAlchemy Core): config, history, predictions, feedback,
+and the live experiments with their looks (what the experiment page reads).
 
 Times of the log are UTC seconds since the epoch (double precision): the same type and the
 same comparisons on SQLite and PostgreSQL, one number per row to write, and exact enough
@@ -74,6 +75,8 @@ predictions = Table(
     UniqueConstraint("request_id", "row", "arm", name="predictions_request_row_arm"),
     Index("predictions_ts", "ts"),
     Index("predictions_experiment_ts", "experiment_id", "ts"),
+    # the experiment page's per-arm counts: a covering index, no table row read
+    Index("predictions_ts_arm", "ts", "arm", "model_version", "served", "latency_ms"),
 )
 
 #: the true outcome of one served row; at most one label per (request_id, row)
@@ -84,7 +87,61 @@ feedback = Table(
     Column("row", Integer, primary_key=True, autoincrement=False),
     Column("label", JSON, nullable=False),
     Column("received_at", Float(precision=53), nullable=False),
+    Index("feedback_received_at", "received_at"),
+)
+
+#: one row per live experiment: its record's JSON (``LiveExperiment.to_dict``) and the fields
+#: the experiment page lists and sorts by; ``actions`` is every operator action the record
+#: carried, oldest first (the record itself keeps only the last one)
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("started_at", Float(precision=53)),
+    Column("ended_at", Float(precision=53)),
+    Column("outcome", String(32)),
+    Column("champion_version", String(64)),
+    Column("challenger_version", String(64)),
+    Column("mode", String(16)),
+    Column("split", Float),
+    Column("updated_at", Float(precision=53), nullable=False),
+    Column("record", JSON, nullable=False),
+    Column("actions", JSON, nullable=False),
+    # the settled per-arm counts of the log (``store.experiments.arm_counts``)
+    Column("counts", JSON),
+    Index("experiments_started_at", "started_at"),
+)
+
+#: one row per look at a live experiment: the look's JSON (``Look.to_dict`` or a look
+#: result's ``to_dict``) under its number (1, 2, ...)
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    Column("experiment_id", String(128), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("time", Float(precision=53), nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("outcome", String(32)),
+    Column("body", JSON, nullable=False),
 )
 
 #: columns of a logged prediction that a caller may give (``id`` is the database's)
 PREDICTION_FIELDS: tuple[str, ...] = tuple(c.name for c in predictions.columns if c.name != "id")
+
+#: one row per drift check of the monitor on the prediction log: its verdict, how many
+#: drifted windows in a row it completes, and the whole result (features, prediction
+#: drift, live performance) as JSON; the router's gauges and the serving page read the newest
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("time", Float(precision=53), nullable=False),
+    Column("champion_version", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("drifted", Boolean, nullable=False),
+    Column("consecutive", Integer, nullable=False),
+    Column("run_id", String(64)),
+    Column("result", JSON, nullable=False),
+    Index("monitor_results_time", "time"),
+)

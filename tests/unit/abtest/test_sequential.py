@@ -102,6 +102,7 @@ def test_matches_gbstats_sequential_test(arms) -> None:
             margin=margin,
             tuning_n=5000,
             settings=Settings(srm_pvalue_threshold=1e-300),
+            test="gaussian",
         )
         gb = tests.SequentialTwoSidedTTest(
             stats.SampleMeanStatistic(n=a.size, sum=a.sum(), sum_squares=(a * a).sum()),
@@ -166,7 +167,9 @@ def test_per_unit_analysis_uses_unit_means() -> None:
     loss_a, loss_b = rng.lognormal(size=1500), rng.lognormal(size=1500)
     units_a = rng.integers(0, 300, 1500)
     units_b = rng.integers(0, 300, 1500).astype(str)
-    d = decide_sequential(loss_a, loss_b, expected_share_a=0.5, units_a=units_a, units_b=units_b)
+    d = decide_sequential(
+        loss_a, loss_b, expected_share_a=0.5, units_a=units_a, units_b=units_b, test="gaussian"
+    )
     ua, _ = unit_means(loss_a, units_a)
     ub, _ = unit_means(loss_b, units_b)
     _, low, high, p = mean_difference_cs(
@@ -189,7 +192,7 @@ def test_paired_shadow_mode_without_arms() -> None:
     rng = np.random.default_rng(4)
     champ = rng.lognormal(size=800)
     chall = 0.9 * champ * rng.lognormal(0, 0.1, 800)
-    d = decide_sequential([], [], expected_share_a=0.5, paired=(champ, chall))
+    d = decide_sequential([], [], expected_share_a=0.5, paired=(champ, chall), test="gaussian")
     diff = champ - chall
     _, low, high, _ = mean_cs(
         diff.mean(), diff.var(ddof=1), diff.size, alpha=0.05, rho2=mixture_rho2(5000)
@@ -204,9 +207,19 @@ def test_paired_per_unit() -> None:
     rng = np.random.default_rng(5)
     champ = rng.lognormal(size=1000)
     units = np.repeat(np.arange(250), 4)
-    d = decide_sequential([], [], expected_share_a=0.5, paired=(champ, champ * 0.95, units))
+    d = decide_sequential(
+        [], [], expected_share_a=0.5, paired=(champ, champ * 0.95, units), test="gaussian"
+    )
     assert d.pairs == 250 and d.per_unit
     assert d.estimate == pytest.approx(0.05 * champ.mean())
+    # The betting CS (default) pays a nonasymptotic price of about log(2/alpha) * cap /
+    # (0.5 * pairs): 250 pairs cannot show 5%, 2,500 can.
+    d = decide_sequential([], [], expected_share_a=0.5, paired=(champ, champ * 0.95, units))
+    assert d.pairs == 250 and d.per_unit and d.test == "betting" and d.outcome == "continue"
+    champ = rng.lognormal(size=10_000)
+    units = np.repeat(np.arange(2500), 4)
+    d = decide_sequential([], [], expected_share_a=0.5, paired=(champ, champ * 0.95, units))
+    assert d.pairs == 2500 and d.outcome == "promote" and d.loss_cap > 0
 
 
 def test_guardrail_harm_keeps_the_champion(arms) -> None:

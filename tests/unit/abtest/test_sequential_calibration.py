@@ -1,4 +1,4 @@
-"""Error rates of decide_sequential under peeking, by vectorised simulation (slow).
+"""Error rates of the Gaussian CS (decide_sequential(test="gaussian")) under peeking (slow).
 
 1,000 experiments per scenario, 20 looks each. The simulations evaluate the same formulas
 as decide_sequential (dethrone.abtest.confseq) on all experiments at once; each scenario
@@ -38,7 +38,12 @@ def _check_against_decide(x_a, x_b, looks, low, high, rng, n_checks=5, **kwargs)
     ):
         m = looks[k]
         d = decide_sequential(
-            x_a[r, :m], x_b[r, :m], expected_share_a=0.5, tuning_n=TUNING_N, **kwargs
+            x_a[r, :m],
+            x_b[r, :m],
+            expected_share_a=0.5,
+            tuning_n=TUNING_N,
+            test="gaussian",
+            **kwargs,
         )
         assert (d.ci_low, d.ci_high) == pytest.approx((low[r, k], high[r, k]), rel=1e-9)
 
@@ -140,6 +145,7 @@ def test_clustered_units_need_per_unit_analysis() -> None:
         tuning_n=TUNING_N,
         units_a=ids[:m],
         units_b=ids[:m] + units,
+        test="gaussian",
     )
     assert d.ci_low == pytest.approx(low_u[0, -1], rel=1e-9)
     print(f"\nclustered A/A, 20 looks: per-unit promoted {per_unit:.3f}, per-row {per_row:.3f}")
@@ -180,7 +186,12 @@ def test_paired_reaches_the_power_with_far_fewer_units() -> None:
     first = first_look(promote)
     median_pairs = float(np.median(looks[first[first >= 0]]))
     check = decide_sequential(
-        [], [], expected_share_a=0.5, paired=(champ[0], chall[0]), tuning_n=TUNING_N
+        [],
+        [],
+        expected_share_a=0.5,
+        paired=(champ[0], chall[0]),
+        tuning_n=TUNING_N,
+        test="gaussian",
     )
     assert check.ci_low == pytest.approx(low[0, -1], rel=1e-9)
     # The same units analysed unpaired (challenger rows of another experiment: independent).

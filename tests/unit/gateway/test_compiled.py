@@ -12,8 +12,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from dethrone.datasets import load_dataset
-from dethrone.training import build_preprocessor, prepare_features, split_columns
+from dethrone.pipeline.features import build_preprocessor, prepare_features, split_columns
+from dethrone.slices.datasets import load_dataset
 from dethrone_router.gateway.compiled import CompiledModel, compile_model, parse_mode
 
 TOL = 1e-9

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from dethrone.simulation.demo_live import _look_line, format_summary
 
 LOOK = {
@@ -16,11 +18,17 @@ LOOK = {
 
 
 def test_look_lines():
-    assert "not enough labels yet -> continue" in _look_line(
-        1, {"action": "continue", "look": {"units_a": 3, "units_b": 0, "ci_low": None}}
+    rec = SimpleNamespace(thresholds={"min_units_per_arm": 100, "margin": 0.0}, reasons=[])
+    line = _look_line(
+        1, {"action": "continue", "look": {"units_a": 71, "units_b": 60, "ci_low": None}}, rec
     )
-    line = _look_line(2, {"action": "promoted", "look": LOOK})
-    assert "units 310/296" in line and "[120.0, 700.0] -> promoted" in line
+    assert line == "    look 1: continue: 71/60 units, need 100 per arm"  # issue 20
+    line = _look_line(2, {"action": "continue", "look": {**LOOK, "ci_low": -5.0}}, rec)
+    assert line.endswith("-> continue: 310/296 units, interval [-5, 700] includes the margin 0")
+    done = SimpleNamespace(**{**vars(rec), "reasons": ["challenger better by 410 (price)"]})
+    line = _look_line(3, {"action": "promoted", "look": LOOK}, done)
+    assert "units 310/296" in line
+    assert "[120, 700] -> promoted: challenger better by 410 (price)" in line
 
 
 def test_summary_names_decision_interval_and_reasons():
@@ -35,5 +43,5 @@ def test_summary_names_decision_interval_and_reasons():
         }
     )
     assert text.splitlines()[0].startswith("live experiment: promoted after 3 looks (21.5 s")
-    assert "final interval of the improvement [120.0, 700.0]" in text
+    assert "final interval of the improvement [120, 700]" in text
     assert text.endswith("  - no SRM")

@@ -12,7 +12,6 @@ import itertools
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -77,7 +76,24 @@ class PgServer:
             stop_timeout=20,
         )
         wait_until("postgres", port_open(self.port), timeout=60, proc=proc)
-        time.sleep(0.5)  # the port opens a moment before logins are accepted
+        # The port opens a moment before logins are accepted: wait for a login, not a guess.
+        wait_until("postgres login", self._login, timeout=60, proc=proc)
+
+    def _login(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(
+                host="127.0.0.1",
+                port=self.port,
+                user="postgres",
+                password=self.password,
+                dbname="postgres",
+                connect_timeout=5,
+            ):
+                return True
+        except psycopg.OperationalError:
+            return False
 
 
 def _have_initdb() -> bool:

@@ -78,14 +78,15 @@ def test_same_label_twice_is_idempotent(logged):
 
 
 def test_different_label_is_a_conflict_unless_overwrite(logged):
-    one(logged, "cat")
-    refused = one(logged, "dog")
+    # numbers: the logged rows are a regressor's (a label must fit the task, issue 18)
+    one(logged, 3.0)
+    refused = one(logged, 4.0)
     assert (refused.items[0].status, refused.http_status) == ("conflict", 409)
-    assert refused.items[0].previous == "cat"
-    assert stored_labels(logged, [("r1", 0)]) == {("r1", 0): "cat"}
-    replaced = one(logged, "dog", overwrite=True)
+    assert refused.items[0].previous == 3.0
+    assert stored_labels(logged, [("r1", 0)]) == {("r1", 0): 3.0}
+    replaced = one(logged, 4.0, overwrite=True)
     assert (replaced.items[0].status, replaced.http_status) == ("overwritten", 200)
-    assert stored_labels(logged, [("r1", 0)]) == {("r1", 0): "dog"}
+    assert stored_labels(logged, [("r1", 0)]) == {("r1", 0): 4.0}
 
 
 @pytest.mark.parametrize(

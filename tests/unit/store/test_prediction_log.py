@@ -133,7 +133,9 @@ def test_append_never_raises_and_counts_bad_rows(engine):
     assert log.append([{"row": 0, "arm": "a"}, {"request_id": "x", "row": 0, "arm": "a"}]) == 1
     assert log.append(None) == 0  # not iterable: swallowed
     assert log.append([{"request_id": "y", "row": "zero", "arm": "a"}]) == 0
-    assert log.dropped_total == 1 and log.health().last_error is not None
+    # a row that cannot be normalised is counted too (it used to cost the whole append
+    # without a count: issue 18, a lone surrogate)
+    assert log.dropped_total == 2 and log.health().last_error is not None
     log.close()
     assert count(engine) == 1
 
@@ -238,3 +240,33 @@ def test_postgresql_stopped_mid_writing(pg_server, new_engine):
     health = log.health()
     assert health.last_error is None and health.written_total == 1_250
     assert count(engine) == 1_250
+
+
+@pytest.mark.integration
+def test_writer_reconnects_promptly_after_a_long_outage(pg_server, new_engine):
+    """Issue 18 item 10: after PostgreSQL comes back the buffered rows go in at once, not
+    when a backoff grown during the outage ends (7 s of dropped rows in the review)."""
+    engine = new_engine(pg_server.create_database())
+    upgrade(engine)
+    log = PredictionLogWriter(engine, flush_seconds=0.2, buffer_rows=1_000, max_backoff=30.0)
+    log.append(rows(10))
+    wait_until("first rows", lambda: count(engine) == 10, timeout=10, interval=0.05)
+    pg_server.stop()
+    try:
+        log.append(rows(500, 10))
+        wait_until("error", lambda: log.health().last_error is not None, timeout=10, interval=0.05)
+        # long enough for the old exponential backoff to reach 12.8 s (0.4, 0.8, ... 6.4 s)
+        first_error = log.health().last_error_at
+        wait_until(
+            "backoff grown",
+            lambda: time.time() - first_error > 14.0,
+            timeout=30,
+            interval=0.2,
+        )
+    finally:
+        pg_server.start()
+    back = time.monotonic()
+    wait_until("drained", lambda: log.health().buffered == 0, timeout=30, interval=0.05)
+    took = time.monotonic() - back
+    assert took < 3.0, f"buffer drained {took:.1f}s after the database came back"
+    assert count(engine) == 510 and log.close() == 0

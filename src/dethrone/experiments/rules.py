@@ -1,0 +1,677 @@
+"""One look at a live experiment: every rule of validity in one pure function (no I/O).
+
+``look(rows, experiment, settings, now=)`` takes the served rows of the experiment
+(labelled or not) and returns a :class:`LookResult`. The DAG, the CLI, the demo, the page
+and the tests all call it. The rules, in the order they apply:
+
+1. **Rows by salt**: only rows logged with ``salt == experiment.salt`` and served at or
+   after ``started_at`` enter; arms by (arm, model version): in the experiment phase the
+   champion's version on arm ``champion`` (A) and the challenger's on arm ``challenger``
+   (B; also ``shadow`` in shadow mode); in the guardrail phase the new champion on arm
+   ``champion`` (A) and the holdback (the previous champion) on arm ``challenger`` (B).
+2. **Units**: a row without a unit is its own unit (its ``request_id``); the analysis is
+   always per unit. Units seen in both arms are counted and left out; above
+   ``contamination_share`` (1%) of units the look is ``inconclusive`` (A/B only).
+3. **Label window**: a row enters the loss and coverage analysis only once it is older
+   than ``label_window`` (1h), and counts as labelled only when its label came within the
+   window; so both arms had the same chance to be labelled.
+4. **Label coverage**: per-unit labelled shares compared with an always-valid
+   two-proportion test (:mod:`dethrone.abtest.live_checks`); shown to differ by more than
+   ``label_coverage_margin`` (1 point) → ``inconclusive`` (guardrail phase: rollback).
+5. **SRM**: the anytime-valid SRM test of the served units against the split (or the
+   holdback) → ``inconclusive`` (guardrail phase: rollback).
+6. **Loss**: :func:`dethrone.abtest.decide_sequential` (betting CS of capped losses, proven
+   at any split and tail) on per-unit mean losses in arrival order, the cap frozen in the
+   thresholds (``loss_cap``) or from the champion's earlier units; the loss name and unit
+   come from the thresholds and appear in every reason.
+7. **Guardrails** (live, always-valid, proportions with bound 1): error rate (rows with
+   ``error`` true, shadow failures included) and the share of requests slower than the
+   champion's p99 latency; harm shown beyond ``error_rate_margin`` (0.5 point) or
+   ``latency_p99_margin`` (1 point) → ``keep`` (guardrail phase: ``rollback``).
+8. **Finite budget**: the smaller arm reaching ``max_units_per_arm`` labelled units
+   (``LIVE_MAX_UNITS_PER_ARM``, 20,000, unless ``AB_MAX_UNITS_PER_ARM`` > 0) ends ``keep``
+   ("no difference found").
+9. **Minimum duration**: ``promote`` waits until ``min_duration`` (``LIVE_MIN_DURATION``,
+   1 day) after the start; ``keep`` and rollbacks never wait.
+10. **Guardrail phase** (``state == "guardrail"``): ``rollback`` when the holdback is
+    shown better (interval of new minus old loss above 0), when a guardrail shows harm,
+    or on SRM or label-coverage failure (fail safe); ``final`` when the interval shows
+    the new champion is not worse than ``guardrail_margin`` (5%) of the holdback's loss,
+    when the holdback has ``max_units_per_arm`` labelled units, or when
+    ``rollback_max_duration`` (7 days) plus the label window has passed since the
+    window opened; ``continue`` otherwise.
+
+Thresholds: a key in ``experiment.thresholds`` wins; absent keys fall back to
+``settings`` (see :data:`THRESHOLD_SETTINGS`). Use :func:`frozen_thresholds` at start to
+record them all, with the loss cap computed from the champion's offline losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from dethrone.abtest import decide_sequential, sequential_srm_test
+from dethrone.abtest.live_checks import ProportionTest, exceeds_reference, proportion_difference
+from dethrone.experiments.live_loss import LOSS_UNITS, loss_unit
+from dethrone.settings import Settings
+from dethrone.store.durations import parse_duration
+
+__all__ = [
+    "THRESHOLD_SETTINGS",
+    "ArmFigures",
+    "ExperimentLike",
+    "LookResult",
+    "frozen_thresholds",
+    "look",
+]
+
+#: threshold key in the record -> Settings field it falls back to
+THRESHOLD_SETTINGS: dict[str, str] = {
+    "alpha": "ab_alpha",
+    "margin": "ab_margin",
+    "tuning_n": "sequential_tuning_n",
+    "min_units_per_arm": "ab_min_rows_per_arm",
+    "max_units_per_arm": "live_max_units_per_arm",
+    "guardrail_margin": "guardrail_margin",
+    "srm_pvalue_threshold": "srm_pvalue_threshold",
+    "holdback": "holdback_share",
+    "rollback_window": "rollback_window",
+    "rollback_max_duration": "rollback_max_duration",
+    "loss": "live_loss",
+    "label_window": "label_window",
+    "label_coverage_margin": "label_coverage_margin",
+    "contamination_share": "contamination_share",
+    "error_rate_margin": "error_rate_margin",
+    "latency_p99_margin": "latency_p99_margin",
+    "min_duration": "live_min_duration",
+    "cap_quantile": "ab_loss_cap_quantile",
+    "test": "ab_test",
+}
+
+REQUIRED_COLUMNS = (
+    "request_id",
+    "row",
+    "unit",
+    "arm",
+    "model_version",
+    "salt",
+    "served_at",
+    "labelled_at",
+    "loss",
+)
+
+
+class ExperimentLike(Protocol):
+    """The fields of the experiment record a look reads."""
+
+    state: str
+    mode: str
+    split: float | None
+    holdback: float | None
+    salt: str
+    started_at: float | None
+    thresholds: dict[str, Any]
+    champion_version: str
+    challenger_version: str
+    window_until: float | None
+
+
+@dataclass(frozen=True)
+class ArmFigures:
+    """What one arm served and what came back, by model version."""
+
+    arm: str
+    model_version: str
+    served_rows: int
+    eligible_rows: int
+    labelled_rows: int
+    coverage: float
+    units: int
+    labelled_units: int
+    mean_loss: float
+    error_rate: float
+    p99_latency_ms: float
+
+
+@dataclass(frozen=True)
+class LookResult:
+    """Outcome of :func:`look`: the decision, its reasons and every figure shown.
+
+    ``outcome``: experiment phase ``promote | keep | continue | inconclusive``; guardrail
+    phase ``rollback | continue | final``. ``reasons`` name the metric, its unit and the
+    numbers. ``estimate``/``ci_low``/``ci_high``/``pvalue``: the always-valid interval of
+    arm A's minus arm B's capped mean loss (positive: arm B better). ``arms``: per-arm
+    figures (A first). ``units_in_both_arms``/``contaminated_share``: contamination.
+    ``srm_pvalue``: served units against the split. ``coverage``, ``guardrails``:
+    :class:`~dethrone.abtest.live_checks.ProportionTest` results. ``thresholds``: every
+    threshold used. ``decision``: the underlying SequentialDecision's ``to_dict()``.
+    """
+
+    outcome: str
+    reasons: tuple[str, ...]
+    phase: str
+    now: float
+    loss: str
+    loss_unit: str
+    arms: tuple[ArmFigures, ...]
+    estimate: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    pvalue: float = math.nan
+    loss_cap: float = math.nan
+    units_in_both_arms: int = 0
+    contaminated_share: float = 0.0
+    srm_pvalue: float = math.nan
+    coverage: ProportionTest | None = None
+    guardrails: dict[str, ProportionTest] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    decision: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (non-finite floats become None)."""
+        out: dict[str, Any] = {}
+        for k in self.__dataclass_fields__:
+            v = getattr(self, k)
+            if k == "arms":
+                v = [{a: _num(b) for a, b in asdict(x).items()} for x in v]
+            elif k == "coverage":
+                v = None if v is None else v.to_dict()
+            elif k == "guardrails":
+                v = {n: g.to_dict() for n, g in v.items()}
+            elif k == "reasons":
+                v = list(v)
+            out[k] = _num(v)
+        return out
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def frozen_thresholds(
+    settings: Settings, champion_offline_losses: Any = None, *, loss: str | None = None
+) -> dict[str, Any]:
+    """Every threshold of a look, to record at the start of an experiment.
+
+    ``loss_cap`` is the ``cap_quantile`` of the champion's offline losses (data the
+    experiment does not use) when given; else the look caps with the champion's earlier
+    units.
+
+    >>> t = frozen_thresholds(Settings(), [0.5, 1.0, 2.0, 40.0], loss="absolute_error")
+    >>> t["loss_cap"], t["loss"], t["label_window"], t["max_units_per_arm"]
+    (40.0, 'absolute_error', '1h', 20000)
+    """
+    out = {k: _setting(settings, k) for k in THRESHOLD_SETTINGS}
+    if loss is not None:
+        out["loss"] = loss
+    if champion_offline_losses is not None:
+        x = np.asarray(champion_offline_losses, dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size:
+            q = float(np.quantile(x, out["cap_quantile"], method="higher"))
+            out["loss_cap"] = q if q > 0 else float(x.max()) or 1.0
+    return out
+
+
+def _setting(settings: Settings, key: str) -> Any:
+    if key == "max_units_per_arm" and settings.ab_max_units_per_arm > 0:
+        return settings.ab_max_units_per_arm
+    return getattr(settings, THRESHOLD_SETTINGS[key])
+
+
+def _thresholds(experiment: ExperimentLike, settings: Settings) -> dict[str, Any]:
+    frozen: Mapping[str, Any] = experiment.thresholds or {}
+    out = {k: frozen.get(k, _setting(settings, k)) for k in THRESHOLD_SETTINGS}
+    out["loss_cap"] = frozen.get("loss_cap")
+    if out["loss"] == "auto":  # rows scored upstream without naming the loss: regression's
+        out["loss"] = "absolute_error"
+    out["loss_unit"] = frozen.get("loss_unit") or (
+        loss_unit(out["loss"], settings.target) if out["loss"] in LOSS_UNITS else "loss units"
+    )
+    return out
+
+
+def _units(frame: pd.DataFrame) -> pd.Series:
+    unit = frame["unit"]
+    has = unit.notna() & (unit.astype(str) != "") & (unit.astype(str) != "None")
+    return pd.Series(
+        np.where(has, "u:" + unit.astype(str), "r:" + frame["request_id"].astype(str)),
+        index=frame.index,
+    )
+
+
+def _per_unit(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per-unit mean of ``column``, first served time and arm (B=True), arrival order."""
+    g = frame.groupby("_unit", sort=False)
+    out = pd.DataFrame({"value": g[column].mean(), "t": g["served_at"].min(), "b": g["_b"].first()})
+    return out.sort_values("t", kind="stable")
+
+
+def _arm_figures(
+    arm: str, version: str, served: pd.DataFrame, eligible: pd.DataFrame
+) -> ArmFigures:
+    lab = eligible[eligible["_labelled"]]
+    lat = served["latency_ms"].dropna() if "latency_ms" in served else pd.Series(dtype=float)
+    return ArmFigures(
+        arm=arm,
+        model_version=str(version),
+        served_rows=len(served),
+        eligible_rows=len(eligible),
+        labelled_rows=len(lab),
+        coverage=len(lab) / len(eligible) if len(eligible) else math.nan,
+        units=int(served["_unit"].nunique()),
+        labelled_units=int(lab["_unit"].nunique()),
+        mean_loss=float(lab["loss"].mean()) if len(lab) else math.nan,
+        error_rate=float(served["_error"].mean()) if len(served) else math.nan,
+        p99_latency_ms=float(np.quantile(lat, 0.99)) if len(lat) else math.nan,
+    )
+
+
+def look(
+    rows: pd.DataFrame, experiment: ExperimentLike, settings: Settings, *, now: float
+) -> LookResult:
+    """One look at a live experiment: outcome, reasons and figures (see the module doc).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One row per served prediction since the start, labelled or not: ``request_id``,
+        ``row``, ``unit`` (None: its own unit), ``arm`` (champion | challenger | shadow),
+        ``model_version``, ``salt``, ``served_at``, ``labelled_at`` (NaN: no label),
+        ``loss`` (NaN: not labelled); optional ``error`` (bool) and ``latency_ms``.
+    experiment : ExperimentLike
+        The stored record (``state`` "running" or "guardrail").
+    settings : Settings
+        Fallback for thresholds absent from ``experiment.thresholds``.
+    now : float
+        Unix seconds of the look (pure: no clock is read).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000
+    >>> arm = np.where(rng.random(n) < 0.5, "challenger", "champion")
+    >>> rows = pd.DataFrame({"request_id": [f"q{i}" for i in range(n)], "row": 0,
+    ...     "unit": [f"u{i}" for i in range(n)], "arm": arm,
+    ...     "model_version": np.where(arm == "champion", "1", "2"), "salt": "exp1",
+    ...     "served_at": np.linspace(0, 1000, n), "labelled_at": np.linspace(0, 1000, n) + 5,
+    ...     "loss": rng.lognormal(0, 1, n) * np.where(arm == "champion", 1.0, 0.6)})
+    >>> exp = SimpleNamespace(state="running", mode="ab", split=0.5, holdback=None,
+    ...     salt="exp1", started_at=0.0, thresholds={"label_window": "1m",
+    ...     "min_duration": "1h"}, champion_version="1", challenger_version="2",
+    ...     window_until=None)
+    >>> r = look(rows, exp, Settings(), now=5000.0)
+    >>> r.outcome, r.arms[0].model_version, r.arms[1].model_version
+    ('promote', '1', '2')
+    >>> look(rows, exp, Settings(), now=1100.0).outcome        # before the minimum duration
+    'continue'
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"rows lack the column(s) {', '.join(missing)}")
+    th = _thresholds(experiment, settings)
+    guardrail_phase = experiment.state == "guardrail"
+    phase = "guardrail" if guardrail_phase else "experiment"
+    loss_name, loss_unit = str(th["loss"]), str(th["loss_unit"])
+    alpha = float(th["alpha"])
+    label_window = parse_duration(th["label_window"], name="label_window")
+    started = float(experiment.started_at or 0.0)
+    shadow = experiment.mode == "shadow" and not guardrail_phase
+
+    frame = rows[(rows["salt"].astype(str) == str(experiment.salt))]
+    frame = frame[frame["served_at"].astype(float) >= started].copy()
+    if guardrail_phase:
+        ver_a, ver_b = experiment.challenger_version, experiment.champion_version
+        arms_b: tuple[str, ...] = ("challenger",)
+        share_b = float(experiment.holdback if experiment.holdback is not None else th["holdback"])
+        start = (
+            float(experiment.window_until) - parse_duration(th["rollback_window"])
+            if experiment.window_until
+            else started
+        )
+        frame = frame[frame["served_at"].astype(float) >= start]
+    else:
+        ver_a, ver_b = experiment.champion_version, experiment.challenger_version
+        arms_b = ("challenger", "shadow") if shadow else ("challenger",)
+        share_b = float(experiment.split) if experiment.split is not None else 0.5
+        start = started
+    in_a = (frame["arm"] == "champion") & (frame["model_version"].astype(str) == str(ver_a))
+    in_b = frame["arm"].isin(arms_b) & (frame["model_version"].astype(str) == str(ver_b))
+    frame = frame[in_a | in_b].copy()
+    frame["_b"] = in_b[in_a | in_b]
+    frame["_unit"] = _units(frame)
+    frame["_error"] = frame["error"].fillna(False).astype(bool) if "error" in frame else False
+    served_at = frame["served_at"].astype(float)
+    labelled_at = frame["labelled_at"].astype(float)
+    # errored rows have no prediction to label: the error guardrail counts them
+    frame["_eligible"] = (served_at <= now - label_window) & ~frame["_error"]
+    frame["_labelled"] = (
+        frame["_eligible"]
+        & labelled_at.notna()
+        & (labelled_at - served_at <= label_window)
+        & frame["loss"].notna()
+    )
+    a_rows, b_rows = frame[~frame["_b"]], frame[frame["_b"]]
+
+    reasons: list[str] = []
+    # -- units in both arms (contamination) ---------------------------------------------
+    both: set[str] = set()
+    contaminated = 0.0
+    if not shadow:
+        both = set(a_rows["_unit"]) & set(b_rows["_unit"])
+        total = frame["_unit"].nunique()
+        contaminated = len(both) / total if total else 0.0
+        frame = frame[~frame["_unit"].isin(both)]
+        a_rows, b_rows = frame[~frame["_b"]], frame[frame["_b"]]
+    arms = (
+        _arm_figures("champion", ver_a, a_rows, a_rows[a_rows["_eligible"]]),
+        _arm_figures(
+            arms_b[-1] if shadow else "challenger", ver_b, b_rows, b_rows[b_rows["_eligible"]]
+        ),
+    )
+    base = dict(
+        phase=phase,
+        now=float(now),
+        loss=loss_name,
+        loss_unit=loss_unit,
+        arms=arms,
+        units_in_both_arms=len(both),
+        contaminated_share=contaminated,
+        thresholds=th,
+    )
+    waiting = "continue"
+    if contaminated > float(th["contamination_share"]) and (len(a_rows) == 0 or len(b_rows) == 0):
+        # every unit of an arm was also served in the other: nothing left to compare, and
+        # the assignment is broken, which waiting will not mend
+        return LookResult(
+            outcome="rollback" if guardrail_phase else "inconclusive",
+            reasons=(
+                f"contamination: {len(both)} units ({100 * contaminated:.2f}% of units) were "
+                "served in both arms; no unit is left in one of them",
+            ),
+            **base,
+        )
+    if len(a_rows) == 0 or len(b_rows) == 0:
+        return LookResult(
+            outcome=waiting,
+            reasons=(
+                f"waiting for rows: champion arm {len(a_rows)} served rows, "
+                f"{'holdback' if guardrail_phase else 'challenger'} arm {len(b_rows)}",
+            ),
+            **base,
+        )
+    fail = "rollback" if guardrail_phase else "inconclusive"
+    blocked: list[str] = []
+    if contaminated > float(th["contamination_share"]):
+        blocked.append(
+            f"contamination: {len(both)} units ({100 * contaminated:.2f}% of units) were "
+            f"served in both arms, above the {100 * float(th['contamination_share']):g}% "
+            "allowed; they are left out, but the assignment is broken"
+        )
+    elif both:
+        reasons.append(f"{len(both)} units seen in both arms ({100 * contaminated:.2f}%) left out")
+
+    # -- SRM on served units -----------------------------------------------------------
+    srm_p = math.nan
+    if not shadow:
+        srm = sequential_srm_test(
+            int(a_rows["_unit"].nunique()),
+            int(b_rows["_unit"].nunique()),
+            1.0 - share_b,
+            threshold=float(th["srm_pvalue_threshold"]),
+        )
+        srm_p = srm.pvalue
+        (blocked if srm.mismatch else reasons).append(f"served units: {srm.reason()}")
+
+    # -- label coverage within the label window ------------------------------------------
+    eligible = frame[frame["_eligible"]]
+    coverage = None
+    if not shadow and len(eligible):
+        cov = _per_unit(eligible.assign(_lab=eligible["_labelled"].astype(float)), "_lab")
+        coverage = proportion_difference(
+            cov["value"].to_numpy(),
+            cov["b"].to_numpy(bool),
+            share_b,
+            name="label coverage",
+            margin=float(th["label_coverage_margin"]),
+            alpha=alpha,
+            tuning_n=float(th["tuning_n"]),
+        )
+        line = coverage.reason(
+            "labelled share of served rows per unit, within the label "
+            f"window of {th['label_window']}"
+        )
+        if coverage.differs:
+            blocked.append(f"label coverage differs between the arms: {line}")
+        else:
+            reasons.append(line)
+
+    # -- guardrails: error rate, p99 latency ---------------------------------------------
+    guardrails = _guardrails(frame, share_b, th, alpha, swap=guardrail_phase)
+    harmed = [g for g in guardrails.values() if g.harm]
+    reasons.extend(f"guardrail {g.reason(_GUARD_UNITS[n])}" for n, g in guardrails.items())
+
+    # -- the loss ------------------------------------------------------------------------
+    lab = frame[frame["_labelled"]]
+    la, lb = lab[~lab["_b"]], lab[lab["_b"]]
+    decision = None
+    if len(la) and len(lb) if not shadow else len(lb):
+        decision = _decide(la, lb, lab, share_b, th, shadow=shadow)
+    stats: dict[str, Any] = {}
+    if decision is not None:
+        stats = dict(
+            estimate=decision.estimate,
+            ci_low=decision.ci_low,
+            ci_high=decision.ci_high,
+            pvalue=decision.pvalue,
+            loss_cap=decision.loss_cap,
+        )
+    loss_line = _loss_line(decision, loss_name, loss_unit, arms, guardrail_phase)
+
+    def result(outcome: str, lead: list[str]) -> LookResult:
+        return LookResult(
+            outcome=outcome,
+            reasons=tuple([*lead, loss_line, *reasons]),
+            srm_pvalue=srm_p,
+            coverage=coverage,
+            guardrails=guardrails,
+            decision=None if decision is None else decision.to_dict(),
+            **stats,
+            **base,
+        )
+
+    if blocked:
+        lead = "roll back (fail safe)" if guardrail_phase else "inconclusive"
+        return result(fail, [f"{lead}: {b}" for b in blocked])
+    if guardrail_phase:
+        return result(*_guardrail_outcome(decision, harmed, arms, th, start, now, label_window))
+    if harmed:
+        return result(
+            "keep",
+            [
+                f"keep the champion: guardrail {g.name} shows harm beyond its margin {g.margin:g}"
+                for g in harmed
+            ],
+        )
+    if decision is None or decision.outcome == "inconclusive":
+        why = "too few labelled units yet" if decision is None else decision.reasons[0]
+        return result(waiting, [f"no decision yet: {why}"])
+    if decision.outcome == "promote":
+        min_dur = parse_duration(th["min_duration"], name="min_duration")
+        if now - started < min_dur:
+            return result(
+                waiting,
+                [
+                    f"the challenger is better, but promotion waits for the minimum duration "
+                    f"of {th['min_duration']} ({(now - started) / 3600:.2f} h of "
+                    f"{min_dur / 3600:.2f} h so far)"
+                ],
+            )
+        return result("promote", [f"promote: the challenger's {loss_name} is lower"])
+    if decision.outcome == "keep":
+        capped = any("max_units_per_arm reached" in r for r in decision.reasons)
+        why = (
+            (
+                "no difference found within the budget of "
+                f"{th['max_units_per_arm']} labelled units in the smaller arm"
+            )
+            if capped
+            else (f"the challenger's {loss_name} is not lower by more than the margin")
+        )
+        return result("keep", [f"keep the champion: {why}"])
+    return result(waiting, ["no decision yet: keep collecting labelled units"])
+
+
+_GUARD_UNITS = {
+    "error_rate": "failed or dropped predictions per request, shadow failures included",
+    "latency_p99": "share of requests slower than the champion's p99 latency",
+}
+
+
+def _guardrails(
+    frame: pd.DataFrame, share_b: float, th: Mapping[str, Any], alpha: float, *, swap: bool
+) -> dict[str, ProportionTest]:
+    """Error rate and p99 latency; ``swap``: the guardrail phase tests the new champion
+    (arm A) for harm against the holdback (arm B)."""
+    out: dict[str, ProportionTest] = {}
+    order = frame.sort_values("served_at", kind="stable")
+    b = order["_b"].to_numpy(bool)
+    test_b = ~b if swap else b
+    share = 1.0 - share_b if swap else share_b
+    tuning = float(th["tuning_n"])
+    per = order.assign(_err=order["_error"].astype(float))
+    u = _per_unit(per.assign(_b=test_b), "_err")
+    out["error_rate"] = proportion_difference(
+        u["value"].to_numpy(),
+        u["b"].to_numpy(bool),
+        share,
+        name="error rate",
+        margin=float(th["error_rate_margin"]),
+        alpha=alpha,
+        tuning_n=tuning,
+    )
+    if "latency_ms" in order and order["latency_ms"].notna().any():
+        ok = order["latency_ms"].notna().to_numpy()
+        sub = order[ok]
+        reference = ~sub["_b"].to_numpy(bool) if not swap else sub["_b"].to_numpy(bool)
+        over, tested = exceeds_reference(sub["latency_ms"].to_numpy(float), reference, 0.99)
+        sub = sub.assign(_slow=over.astype(float), _b=test_b[ok])[tested]
+        if len(sub):
+            u = _per_unit(sub, "_slow")
+            out["latency_p99"] = proportion_difference(
+                u["value"].to_numpy(),
+                u["b"].to_numpy(bool),
+                share,
+                name="p99 latency",
+                margin=float(th["latency_p99_margin"]),
+                alpha=alpha,
+                tuning_n=tuning,
+            )
+    return out
+
+
+def _decide(la, lb, lab, share_b, th, *, shadow):  # type: ignore[no-untyped-def]
+    opts: dict[str, Any] = dict(
+        alpha=float(th["alpha"]),
+        margin=float(th["margin"]),
+        tuning_n=int(th["tuning_n"]),
+        max_units_per_arm=int(th["max_units_per_arm"]),
+        test=str(th["test"]),
+        loss_cap=None if th["loss_cap"] is None else float(th["loss_cap"]),
+        cap_quantile=float(th["cap_quantile"]),
+        settings=Settings(
+            ab_min_rows_per_arm=int(th["min_units_per_arm"]),
+            srm_pvalue_threshold=float(th["srm_pvalue_threshold"]),
+            guardrail_margin=float(th["guardrail_margin"]),
+        ),
+    )
+    if shadow:
+        pairs = la.merge(lb, on=["request_id", "row"], suffixes=("_a", "_b"))
+        if len(pairs) == 0:
+            return None
+        pairs = pairs.sort_values("served_at_a", kind="stable")
+        return decide_sequential(
+            [],
+            [],
+            expected_share_a=0.5,
+            paired=(
+                pairs["loss_a"].to_numpy(float),
+                pairs["loss_b"].to_numpy(float),
+                pairs["_unit_a"].to_numpy(),
+            ),
+            **opts,
+        )
+    return decide_sequential(
+        la["loss"].to_numpy(float),
+        lb["loss"].to_numpy(float),
+        expected_share_a=1.0 - share_b,
+        units_a=la["_unit"].to_numpy(),
+        units_b=lb["_unit"].to_numpy(),
+        arrival_a=la["served_at"].to_numpy(float),
+        arrival_b=lb["served_at"].to_numpy(float),
+        **opts,
+    )
+
+
+def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:  # type: ignore[no-untyped-def]
+    a, b = ("new champion", "holdback") if guardrail_phase else ("champion", "challenger")
+    means = (
+        f"mean {loss} ({unit}) per labelled row: {a} v{arms[0].model_version} "
+        f"{arms[0].mean_loss:.4g}, {b} v{arms[1].model_version} {arms[1].mean_loss:.4g}"
+    )
+    if decision is None:
+        return f"{means}; no labelled units in an arm yet"
+    return (
+        f"{means}; always-valid {100 * (1 - decision.alpha):g}% interval of {a} minus {b} "
+        f"mean {loss} per unit (capped at {decision.loss_cap:.4g} {unit}) "
+        f"[{decision.ci_low:.4g}, {decision.ci_high:.4g}], p = {decision.pvalue:.3g}, "
+        f"{decision.units_a}/{decision.units_b} labelled units"
+    )
+
+
+def _guardrail_outcome(decision, harmed, arms, th, start, now, label_window):  # type: ignore[no-untyped-def]
+    loss = th["loss"]
+    if harmed:
+        return "rollback", [
+            f"roll back: the new champion harms guardrail {g.name} beyond its margin {g.margin:g}"
+            for g in harmed
+        ]
+    if decision is not None and decision.srm is not None and decision.srm.mismatch:
+        return "rollback", [f"roll back (fail safe): labelled units {decision.srm.reason()}"]
+    if decision is not None and decision.ci_low > 0:
+        return "rollback", [
+            f"roll back: the holdback's {loss} is lower than the new "
+            "champion's (the interval lies above 0)"
+        ]
+    tolerated = float(th["guardrail_margin"]) * abs(arms[1].mean_loss)
+    if decision is not None and decision.ci_high < tolerated and decision.outcome != "inconclusive":
+        return "final", [
+            f"final: the new champion's {loss} is not worse than the holdback's "
+            f"by more than {tolerated:.4g} ({100 * float(th['guardrail_margin']):g}%)"
+        ]
+    budget = int(th["max_units_per_arm"])
+    if min(arms[0].labelled_units, arms[1].labelled_units) >= budget:
+        return "final", [
+            f"final: the holdback has {arms[1].labelled_units} labelled units "
+            f"(budget {budget}) and no harm was shown"
+        ]
+    limit = parse_duration(th["rollback_max_duration"], name="rollback_max_duration")
+    if now >= start + limit + label_window:
+        return "final", [
+            f"final: the window reached its maximum of "
+            f"{th['rollback_max_duration']} (+ the label window) without harm shown"
+        ]
+    return "continue", [
+        "the rollback window continues: no harm shown yet, and not yet shown not worse"
+    ]
