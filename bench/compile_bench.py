@@ -23,9 +23,14 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from dethrone.datasets import load_diamonds
+from dethrone.pipeline.training import (
+    build_preprocessor,
+    candidates,
+    prepare_features,
+    split_columns,
+)
 from dethrone.settings import Settings
-from dethrone.training import build_preprocessor, candidates, prepare_features, split_columns
+from dethrone.slices.datasets import load_diamonds
 from dethrone_router.gateway.compiled import compile_model
 
 
