@@ -184,7 +184,7 @@ def _spark_report(args: argparse.Namespace, settings):
             settings=settings,
         )
     except Exception as exc:  # Spark's own errors (unreadable Parquet, ...) are bad input
-        if type(exc).__module__.startswith(("pyspark", "py4j")):
+        if type(exc).__module__.startswith(("pyspark", "py4j")) or type(exc) is RuntimeError:
             raise ValueError(f"spark: {_one_line(exc)}") from exc
         raise
 

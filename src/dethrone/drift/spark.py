@@ -71,7 +71,12 @@ def spark_session(settings: Settings | None = None, conf: dict[str, str] | None 
     access and keys are set for ``s3a://`` (used where ``hadoop-aws`` is on the
     classpath). ``conf`` overrides :data:`DEFAULT_CONF`. Stop the session when done.
     """
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise RuntimeError(
+            "the Spark drift engine needs PySpark (pip install 'dethrone[spark]') and Java 17+"
+        ) from exc
 
     settings = settings or Settings()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -106,7 +111,10 @@ def _session(spark: Any, settings: Settings) -> tuple[Any, bool]:
     """``(session, stop it when done)``: the given one, the active one, or a new one."""
     if spark is not None:
         return spark, False
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return spark_session(settings), True  # raises, naming what to install
 
     active = SparkSession.getActiveSession()
     if active is not None:
