@@ -227,8 +227,8 @@ def _better_challenger_is_promoted_and_served(live):
         state = ex.current(ctx).state
         return {"action": "promoted" if state == "guardrail" else "continue", "state": state}
 
-    out = _rounds(live, airflow_look, lambda o: o["action"] != "continue", rounds=3, seed=10)
-    assert out["action"] == "promoted", out
+    out = _rounds(live, airflow_look, lambda o: o["action"] != "continue", rounds=6, seed=10)
+    assert out["action"] == "promoted", (out, ex.current(live.ctx).reasons)
     assert live.ctx.registry.aliases() == {
         "champion": v["forest"],
         "challenger": v["constant"],

@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 from dethrone.cli.common import emit, note, share
+from dethrone.registry.records import COPIED_FROM_TAG
 
 _URI = re.compile(r"models:/(?P<name>[^/]+)/(?P<version>\d+)")
 #: the model-version tag that names the source of a copied version (copy once)
-COPIED_FROM_TAG = "dethrone.copied_from"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -276,7 +276,7 @@ def train(
 
 
 #: reference rows whose outputs and out-of-fold losses are kept with the profile
-REFERENCE_OUTPUT_ROWS = 5_000
+REFERENCE_OUTPUT_ROWS = 2_000
 
 
 def reference_outputs(

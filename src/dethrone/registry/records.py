@@ -39,6 +39,8 @@ DECISION_JSON, COMPARISON_DIR = "comparison/decision.json", "comparison"
 
 #: MLflow truncates nothing for us: a tag value longer than this is rejected.
 MAX_TAG_LENGTH = 5000
+#: on a version copied into MODEL_NAME from another model: the models:/ URI it came from
+COPIED_FROM_TAG = "dethrone.copied_from"
 _NAMESPACE = "dethrone."
 
 

@@ -252,6 +252,12 @@ def test_start_live_starts_one_experiment_per_dag_run(rows, tmp_path, monkeypatc
     out = pipeline.start_live(ctx, challenger_version=version, dag_run_id="r2", split=0.25)
     again = pipeline.start_live(ctx, challenger_version=version, dag_run_id="r2", split=0.25)
     assert again["id"] == out["id"] and out["state"] == "running" and len(tracker.runs) == 1
-    assert ctx.router.config == {"mode": "ab", "a": 0.75, "b": 0.25, "salt": out["id"]}
+    assert ctx.router.config == {
+        "mode": "ab",
+        "a": 0.75,
+        "b": 0.25,
+        "salt": out["id"],
+        "experiment": out["id"],
+    }
     with pytest.raises(experiment.ExperimentError):
         pipeline.start_live(ctx, challenger_version=version, dag_run_id="r3")
