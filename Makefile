@@ -39,6 +39,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-chromium.sh
+	sh scripts/stack/ensure-java.sh
 	$(PY) -m pytest -q -n 2 --dist loadscope --durations=15 --cov --cov-report=term tests
 
 ## make test-fast: skip the slow simulations and real-server tests.
@@ -70,6 +71,7 @@ stack-test: $(STAMP)
 	$(PIP) install -q --disable-pip-version-check -r scripts/stack/requirements.txt 2>&1 | grep -v "is ignored" || true
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-prometheus.sh
+	sh scripts/stack/ensure-java.sh
 	DETHRONE_STACK_TEST=1 $(PY) -m pytest -q --durations=5 tests/stack
 
 ## make docs: the documentation site (mkdocs.yml, docs/); the CLI, settings and HTTP API

@@ -94,6 +94,10 @@ class Settings:
     monitor_consecutive: int = _doc(3, "drifted windows in a row before the monitor retrains")
     monitor_retrain: bool = _doc(False, "let the monitor start main_pipeline on drift")
     log_retention: str = _doc("30d", "the monitor prunes logged rows older than this (0: keep)")
+    drift_engine: str = _doc("memory", "engine of the drift check: memory or spark (PySpark)")
+    spark_master: str = _doc(
+        "local[2]", "Spark master of DRIFT_ENGINE=spark (local[N], spark://...)"
+    )
     # --- A/B test -------------------------------------------------------------
     ab_alpha: float = _doc(0.05, "significance level of the A/B test")
     ab_margin: float = _doc(0.0, "challenger must beat the champion by more than this")
@@ -241,6 +245,8 @@ class Settings:
             raise ValueError(
                 f"DRIFT_CORRECTION must be holm, bh or none, got {self.drift_correction!r}"
             )
+        if self.drift_engine not in {"memory", "spark"}:
+            raise ValueError(f"DRIFT_ENGINE must be memory or spark, got {self.drift_engine!r}")
         if self.task not in {"auto", "regression", "classification"}:
             raise ValueError(f"TASK must be auto, regression or classification, got {self.task!r}")
         if self.sequential_tuning_n < 1:

@@ -38,6 +38,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="COLS",
         help="comma-separated columns to check (default: the reference's columns)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("memory", "spark"),
+        default=None,
+        help="memory (default: DRIFT_ENGINE) or spark: PySpark on SPARK_MASTER profiles "
+        "Parquet files, folders or s3:// prefixes",
+    )
     p.add_argument("--psi-threshold", type=float, default=None)
     p.add_argument("--ks-pvalue-threshold", type=float, default=None)
     return p
@@ -122,7 +129,7 @@ def _check_categorical(categorical: list[str] | None, reference, current) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from dethrone.drift import detect_drift, render_html
+    from dethrone.drift import detect_drift
     from dethrone.settings import Settings
     from dethrone.slices.datasets import read_table
 
@@ -137,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check_options(args)
         settings = Settings.from_env(**overrides)
+        if (args.engine or settings.drift_engine) == "spark":
+            report = _spark_report(args, settings)
+            return _finish(args, report)
         ref_path = Path(args.reference)
         if ref_path.suffix == ".npz":
             reference = _load_profile(ref_path)
@@ -152,9 +162,40 @@ def run(args: argparse.Namespace) -> int:
             features=_split(args.features),
             settings=settings,
         )
+    except (ValueError, OSError) as exc:
+        print(f"dethrone drift: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _finish(args, report)
+
+
+def _spark_report(args: argparse.Namespace, settings):
+    """Both sides profiled by Spark (a .npz reference profile is used as it is)."""
+    from dethrone.drift.spark import detect_drift_spark
+
+    reference = args.reference
+    if Path(reference).suffix == ".npz":
+        reference = _load_profile(Path(reference))
+    try:
+        return detect_drift_spark(
+            reference,
+            args.current,
+            categorical=_split(args.categorical),
+            features=_split(args.features),
+            settings=settings,
+        )
+    except Exception as exc:  # Spark's own errors (unreadable Parquet, ...) are bad input
+        if type(exc).__module__.startswith(("pyspark", "py4j")) or type(exc) is RuntimeError:
+            raise ValueError(f"spark: {_one_line(exc)}") from exc
+        raise
+
+
+def _finish(args: argparse.Namespace, report) -> int:
+    from dethrone.drift import render_html
+
+    try:
         if args.html:
             Path(args.html).write_text(render_html(report), encoding="utf-8")
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
         print(f"dethrone drift: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     emit(json.dumps(report.to_dict(), indent=2) if args.json else _table(report))

@@ -27,7 +27,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         q.add_argument("--experiment", help="only rows of this experiment id")
         q.add_argument("--since", help="only rows logged at or after this time")
         q.add_argument("--until", help="only rows logged before this time")
-    e.add_argument("--out", required=True, metavar="FILE.parquet", help="output file")
+    e.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.parquet|DIR",
+        help="output file (with --by-day: a folder or an s3://bucket/prefix)",
+    )
+    e.add_argument(
+        "--by-day",
+        action="store_true",
+        help="write OUT/date=YYYY-MM-DD/part-N.parquet (a day written again is replaced)",
+    )
+    e.add_argument(
+        "--features",
+        action="store_true",
+        help="with --by-day: each logged feature as a column too (a drift source)",
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     r = sub.add_parser("prune", help="delete predictions (and their labels) older than AGE")
     r.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h")
@@ -56,7 +71,17 @@ def run(args: argparse.Namespace) -> int:
             "until": ex.to_epoch(args.until),
         }
         engine = read_only_engine(url)
+        if args.action == "export" and (args.by_day or args.out.startswith("s3://")):
+            from dethrone.settings import Settings
+
+            done = ex.export_by_day(
+                engine, args.out, features=args.features, settings=Settings.from_env(), **window
+            )
+            emit(json.dumps(done.to_dict()))
+            return 0
         if args.action == "export":
+            if args.features:
+                raise ValueError("--features needs --by-day")
             emit(json.dumps(ex.export(engine, args.out, **window).to_dict()))
             return 0
         arms = ex.stats(engine, **window)

@@ -308,7 +308,17 @@ def check_drift(
 
     profile = ctx.registry.load_profile(champion_version)
     info = ctx.registry.model_info(champion_version)
-    current = ctx.stager.get(data_uri)
+    if ctx.settings.drift_engine == "spark":  # the current side profiled by Spark
+        from dethrone.drift.spark import profile_spark, read_columns
+        from dethrone.pipeline.sources import LOSS, PREDICTION
+
+        current = profile_spark(
+            data_uri, features=info.features, categorical=info.categorical, settings=ctx.settings
+        )
+        # the output checks need only the model's outputs and losses (log source)
+        outputs_frame = read_columns(data_uri, [PREDICTION, LOSS], ctx.settings)
+    else:
+        current = outputs_frame = ctx.stager.get(data_uri)
     report = drift.detect_drift(
         profile,
         current,
@@ -316,7 +326,7 @@ def check_drift(
         categorical=info.categorical,
         settings=ctx.settings,
     )
-    outputs = _output_checks(ctx, champion_version, current, info)
+    outputs = _output_checks(ctx, champion_version, outputs_frame, info)
     run_id = None
     if ctx.settings.mlflow_log:
         run_id = ctx.tracker.log_drift(
@@ -331,6 +341,7 @@ def check_drift(
         "drifted_features": report.drifted_features,
         "champion_version": str(champion_version),
         "source": ctx.settings.drift_source,
+        "engine": ctx.settings.drift_engine,
         "run_id": run_id,
         "features": {n: _feature(f) for n, f in report.features.items()},
         **outputs,

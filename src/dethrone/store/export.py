@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, Text, and_, cast, delete, exists, select
 from sqlalchemy.ext.compiler import compiles
@@ -302,6 +303,106 @@ def export(
     finally:
         partial.unlink(missing_ok=True)
     return ExportResult(str(out), rows, round(time.perf_counter() - began, 3))
+
+
+def export_by_day(
+    engine: Engine,
+    out: str | Path,
+    *,
+    experiment: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    features: bool = False,
+    settings: Any = None,
+    chunk_rows: int = 50_000,
+) -> ExportResult:
+    """Write :func:`joined_predictions` as Parquet partitioned by the UTC day of ``ts``:
+    ``OUT/date=YYYY-MM-DD/part-N.parquet``, chunk by chunk (bounded memory).
+
+    ``out`` is a folder or an ``s3://bucket/prefix`` on the S3 store of ``settings``.
+    A day written again replaces that day's files (a day's export is idempotent; other
+    days are kept). With ``features``, each logged feature is a column too (a number
+    when the first chunk holds only numbers for it, else text), so that the folder is a
+    drift source (``DRIFT_SOURCE``, ``dethrone drift --engine spark``); features named
+    like a log column are refused.
+
+    Raises
+    ------
+    ValueError
+        On a feature named like a log column, or a text value in a numeric feature.
+    """
+    import pyarrow.dataset as ds
+
+    began, text = time.perf_counter(), str(out)
+    if text.startswith("s3://"):
+        from dethrone.drift.spark import s3_filesystem
+
+        fs, base = s3_filesystem(settings), text.removeprefix("s3://").rstrip("/")
+    else:
+        fs, base = None, str(Path(text.removeprefix("file://")))
+    chunks = iter_joined(
+        engine, experiment=experiment, since=since, until=until, chunk_rows=chunk_rows
+    )
+    first = next(chunks, None)
+    if first is None:
+        return ExportResult(text, 0, round(time.perf_counter() - began, 3))
+    schema = _day_schema(first, features)
+    rows = [0]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for table in _chain(first, chunks):
+            rows[0] += table.num_rows
+            yield from _with_day(table, schema).to_batches()
+
+    ds.write_dataset(
+        pa.RecordBatchReader.from_batches(schema, batches()),
+        base,
+        format="parquet",
+        filesystem=fs,
+        partitioning=ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive"),
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="delete_matching",
+    )
+    return ExportResult(text, rows[0], round(time.perf_counter() - began, 3))
+
+
+def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
+
+
+def _day_schema(first: pa.Table, features: bool) -> pa.Schema:
+    """The export's schema, with the partition column ``date`` (and the features)."""
+    fields = list(SCHEMA)
+    if features:
+        decoded = [_decode(t) or {} for t in first.column("features_json").to_pylist()]
+        names: dict[str, bool] = {}  # name -> numeric
+        for row in decoded:
+            for k, v in row.items():
+                number = v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                names[k] = names.get(k, True) and number
+        clash = sorted(set(names) & set(SCHEMA.names + ["date"]))
+        if clash:
+            raise ValueError(f"features named like log columns cannot be exported: {clash}")
+        fields += [pa.field(k, pa.float64() if num else pa.string()) for k, num in names.items()]
+    return pa.schema([*fields, pa.field("date", pa.string())])
+
+
+def _with_day(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    days = pc.strftime(table.column("ts"), format="%Y-%m-%d", locale="C")
+    extra = [f for f in schema if f.name not in SCHEMA.names and f.name != "date"]
+    if extra:
+        decoded = [_decode(t) or {} for t in table.column("features_json").to_pylist()]
+        for f in extra:
+            values = [row.get(f.name) for row in decoded]
+            if pa.types.is_floating(f.type):
+                bad = [v for v in values if isinstance(v, str | bool | dict | list)]
+                if bad:
+                    raise ValueError(f"feature {f.name!r} is numeric but holds {bad[0]!r}")
+            else:
+                values = [None if v is None else str(v) for v in values]
+            table = table.append_column(f, pa.array(values, type=f.type))
+    return table.append_column("date", days).select(schema.names)
 
 
 @dataclass(frozen=True)
