@@ -70,17 +70,23 @@ class ServiceInfo:
 
 
 def repo_dags_folder() -> Path:
-    """The ``airflow/dags`` folder of this checkout (or ``AIRFLOW__CORE__DAGS_FOLDER``)."""
+    """The DAG files: ``AIRFLOW__CORE__DAGS_FOLDER``, else the checkout's ``airflow/dags``
+    (an editable install), else the copy an installed wheel ships in
+    ``<prefix>/share/dethrone/dags`` (pyproject's data-files)."""
     env = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
     if env:
         return Path(env)
-    folder = Path(__file__).resolve().parents[3] / "airflow" / "dags"
-    if not (folder / "main_pipeline.py").exists():
-        raise StackError(
-            f"cannot find airflow/dags/main_pipeline.py next to the package "
-            f"({folder}); set AIRFLOW__CORE__DAGS_FOLDER"
-        )
-    return folder
+    candidates = [
+        Path(__file__).resolve().parents[3] / "airflow" / "dags",
+        Path(sys.prefix) / "share" / "dethrone" / "dags",
+    ]
+    for folder in candidates:
+        if (folder / "main_pipeline.py").exists():
+            return folder
+    raise StackError(
+        "cannot find the DAG files (main_pipeline.py) in "
+        f"{' or '.join(str(c) for c in candidates)}; set AIRFLOW__CORE__DAGS_FOLDER"
+    )
 
 
 def _bin(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,37 @@ def test_service_that_dies_reports_its_log(tmp_path):
     with pytest.raises(StackError, match="web exited while starting(.|\n)*boom: bad config"):
         stack._spawn("web", cmd, port, "http://x", f"http://127.0.0.1:{port}/", timeout=30)
     assert stack.services() == {}
+
+
+def test_the_dags_are_found_in_the_checkout_the_environment_or_the_installed_copy(
+    tmp_path, monkeypatch
+):
+    from dethrone.devstack import localstack
+
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER", raising=False)
+    assert (localstack.repo_dags_folder() / "monitor.py").exists()  # the checkout's
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    assert localstack.repo_dags_folder() == tmp_path
+    # an installed wheel: no checkout next to the package, the data-files copy instead
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER")
+    fake = tmp_path / "site" / "a" / "b" / "c" / "localstack.py"
+    monkeypatch.setattr(localstack, "__file__", str(fake))
+    monkeypatch.setattr(localstack.sys, "prefix", str(tmp_path / "prefix"))
+    with pytest.raises(localstack.StackError, match="AIRFLOW__CORE__DAGS_FOLDER"):
+        localstack.repo_dags_folder()
+    shipped = tmp_path / "prefix" / "share" / "dethrone" / "dags"
+    shipped.mkdir(parents=True)
+    (shipped / "main_pipeline.py").write_text("")
+    assert localstack.repo_dags_folder() == shipped
+
+
+def test_the_wheel_ships_every_dag():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[3]
+    shipped = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "data-files"
+    ]["share/dethrone/dags"]
+    assert sorted(shipped) == sorted(
+        f"airflow/dags/{p.name}" for p in (root / "airflow" / "dags").glob("*.py")
+    )
