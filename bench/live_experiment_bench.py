@@ -3,9 +3,10 @@
 Logs N predictions (two arms, 1,000 sticky units per arm, no features, as with
 ``SERVING_LOG_FEATURES=none``) with a label each, then times
 
-* dethrone   ``evaluate_experiment``: read the joined log of the experiment
-             (``dethrone.store.export.joined_predictions``), per-unit losses, the
-             always-valid ``decide_sequential`` look and its record (goal: < 5 s at 1e6)
+* dethrone   ``evaluate_experiment``: read the experiment's rows of the log (labelled or
+             not, by salt, with proper losses), the pure ``look`` (every rule: label
+             window and coverage, units, SRM, the betting sequence, guardrails) and its
+             record (goal: < 5 s at 1e6)
 * peer       ``pandas.read_sql`` of the same join plus a ``groupby`` mean loss per arm
              (no decision at all): what a hand-written notebook check costs
 
@@ -35,8 +36,11 @@ T0 = 1_800_000_000.0
 
 def fill(path: Path, n: int) -> None:
     """N labelled rows, written with the driver's executemany (fast set-up)."""
+    from dethrone.experiments.modes import experiment_salt
+    from dethrone.experiments.state import experiment_id
     from dethrone.store import make_engine, upgrade
 
+    salt = experiment_salt(experiment_id("2", "bench"), "2")  # what the gateway logs
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     engine.dispose()
@@ -48,7 +52,7 @@ def fill(path: Path, n: int) -> None:
         idx = range(lo, min(n, lo + chunk))
         conn.executemany(
             "INSERT INTO predictions (request_id, row, arm, served, unit, model_version, ts, "
-            "prediction) VALUES (?, 0, ?, 1, ?, ?, ?, ?)",
+            "prediction, salt) VALUES (?, 0, ?, 1, ?, ?, ?, ?, ?)",
             (
                 (
                     f"r{i}",
@@ -57,6 +61,7 @@ def fill(path: Path, n: int) -> None:
                     "1" if i % 2 else "2",
                     T0 + i * 1e-3,
                     repr(float(pred[i])),
+                    salt,
                 )
                 for i in idx
             ),
@@ -78,7 +83,8 @@ def dethrone_look(path: Path) -> tuple[float, str]:
     from tests.unit.experiments.test_lifecycle import Clock, FakeLiveTracker
     from tests.unit.pipeline_fakes import FakeRouter, InMemoryRegistry
 
-    settings = Settings(model_name="m")
+    # labels within a minute, no minimum duration: every logged row enters the look
+    settings = Settings(model_name="m", label_window="60s", live_min_duration="1s")
     reg = InMemoryRegistry(settings)
     for i in (1, 2):
         reg.fake.add_version(reg.name, f"run-{i}")
@@ -95,6 +101,7 @@ def dethrone_look(path: Path) -> tuple[float, str]:
         clock=clock,
     )
     ex.start_experiment(ctx, challenger_version="2", key="bench")
+    clock.now = T0 + 10_000  # past the label window of the last row
     began = time.perf_counter()
     out = ex.evaluate_experiment(ctx)
     seconds = time.perf_counter() - began

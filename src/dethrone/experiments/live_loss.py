@@ -129,6 +129,12 @@ def _is_number(value: Any) -> bool:
 
 
 def _floats(values: Sequence[Any]) -> np.ndarray:
+    try:  # all plain JSON numbers (the database's text, or floats): float() per value, in C
+        out = np.asarray(values, dtype=object).astype(float)
+        if not np.isinf(out).any():  # "Infinity" is not a JSON number: take the slow path
+            return out
+    except (TypeError, ValueError):
+        pass
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
         v = _decode(v)
