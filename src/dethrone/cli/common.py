@@ -144,6 +144,8 @@ def restore_stdout_on_broken_pipe() -> None:
     """After a closed pipe (``| head``): send further output to /dev/null, quietly."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (*_STDOUT, sys.__stdout__):
+        if stream is None:  # no stdout at all (pythonw)
+            continue
         try:
             os.dup2(devnull, stream.fileno())
         except (OSError, ValueError, AttributeError):

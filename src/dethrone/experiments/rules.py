@@ -380,7 +380,7 @@ def look(
             arms_b[-1] if shadow else "challenger", ver_b, b_rows, b_rows[b_rows["_eligible"]]
         ),
     )
-    base = dict(
+    base: dict[str, Any] = dict(  # LookResult's fields shared by every return
         phase=phase,
         now=float(now),
         loss=loss_name,
@@ -581,7 +581,7 @@ def _guardrails(
     return out
 
 
-def _decide(la, lb, lab, share_b, th, *, shadow):  # type: ignore[no-untyped-def]
+def _decide(la, lb, lab, share_b, th, *, shadow):
     opts: dict[str, Any] = dict(
         alpha=float(th["alpha"]),
         margin=float(th["margin"]),
@@ -624,7 +624,7 @@ def _decide(la, lb, lab, share_b, th, *, shadow):  # type: ignore[no-untyped-def
     )
 
 
-def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:  # type: ignore[no-untyped-def]
+def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:
     a, b = ("new champion", "holdback") if guardrail_phase else ("champion", "challenger")
     means = (
         f"mean {loss} ({unit}) per labelled row: {a} v{arms[0].model_version} "
@@ -640,7 +640,7 @@ def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:  # type: ign
     )
 
 
-def _guardrail_outcome(decision, harmed, arms, th, start, now, label_window):  # type: ignore[no-untyped-def]
+def _guardrail_outcome(decision, harmed, arms, th, start, now, label_window):
     loss = th["loss"]
     if harmed:
         return "rollback", [

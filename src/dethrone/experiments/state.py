@@ -69,13 +69,26 @@ class ExperimentContext:
         )
 
 
+def log_engine(ctx: ExperimentContext) -> Engine:
+    """The log database's engine; :class:`ExperimentError` when the context has none."""
+    if ctx.engine is None:
+        raise ExperimentError("this experiment context has no log database (engine is None)")
+    return ctx.engine
+
+
 # --- the stored record --------------------------------------------------------------
 def current(ctx: ExperimentContext) -> LiveExperiment | None:
     """The latest experiment of the model (running or ended), or ``None``."""
+    return stored_record(ctx.registry)
+
+
+def stored_record(registry: ExperimentRegistry) -> LiveExperiment | None:
+    """The latest experiment recorded on ``registry``'s model, or ``None`` (what
+    :func:`current` reads, for callers that have only a registry)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        tags = ctx.registry.client.get_registered_model(ctx.registry.name).tags or {}
+        tags = registry.client.get_registered_model(registry.name).tags or {}
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None  # no registered model yet

@@ -343,15 +343,15 @@ class Registry:
         new, old = intent.version, intent.old_champion
         if old is not None and old != new:
             self.set_alias(PREVIOUS, old)
-            if intent.intent.get("kind") == "rollback":
+            if intent.recorded.get("kind") == "rollback":
                 self.tag_version(
                     old,
-                    RollbackRecord(rolled_back=True, reason=intent.intent.get("reason")).to_tags(),
+                    RollbackRecord(rolled_back=True, reason=intent.recorded.get("reason")).to_tags(),
                 )
             else:
                 self.tag_version(old, Replacement(replaced_by=new).to_tags())
         self.set_alias(CHAMPION, new)
-        if intent.intent.get("kind") == "rollback":
+        if intent.recorded.get("kind") == "rollback":
             self.tag_version(new, RollbackRecord(restored=True).to_tags())
         self._drop_challenger(new)
         self.client.delete_registered_model_tag(self.name, _INTENT_TAG)
