@@ -76,4 +76,3 @@ def test_fakes_have_every_member_of_the_protocols():
 
 def test_the_real_tracking_module_has_every_member_of_the_tracker_protocol():
     assert isinstance(mlflow_logging, PipelineTracker)
-

@@ -108,18 +108,37 @@ REQUIRED_COLUMNS = (
 
 
 class ExperimentLike(Protocol):
-    """The fields of the experiment record a look reads."""
+    """The fields of the experiment record a look reads (read-only: the record is frozen)."""
 
-    state: str
-    mode: str
-    split: float | None
-    holdback: float | None
-    salt: str
-    started_at: float | None
-    thresholds: dict[str, Any]
-    champion_version: str
-    challenger_version: str
-    window_until: float | None
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def split(self) -> float | None: ...
+
+    @property
+    def holdback(self) -> float | None: ...
+
+    @property
+    def salt(self) -> str: ...
+
+    @property
+    def started_at(self) -> float | None: ...
+
+    @property
+    def thresholds(self) -> dict[str, Any]: ...
+
+    @property
+    def champion_version(self) -> str: ...
+
+    @property
+    def challenger_version(self) -> str: ...
+
+    @property
+    def window_until(self) -> float | None: ...
 
 
 @dataclass(frozen=True)

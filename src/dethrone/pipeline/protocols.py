@@ -57,7 +57,8 @@ class FrameStager(Protocol):
 
 @runtime_checkable
 class PipelineTracker(Protocol):
-    """Where training, drift and comparison runs are logged (:mod:`~dethrone.registry.mlflow_logging`)."""
+    """Where training, drift and comparison runs are logged (default: the module
+    :mod:`dethrone.registry.mlflow_logging`)."""
 
     def log_training_run(
         self,

@@ -346,7 +346,9 @@ class Registry:
             if intent.recorded.get("kind") == "rollback":
                 self.tag_version(
                     old,
-                    RollbackRecord(rolled_back=True, reason=intent.recorded.get("reason")).to_tags(),
+                    RollbackRecord(
+                        rolled_back=True, reason=intent.recorded.get("reason")
+                    ).to_tags(),
                 )
             else:
                 self.tag_version(old, Replacement(replaced_by=new).to_tags())

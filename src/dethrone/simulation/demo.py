@@ -10,6 +10,7 @@ live loop (:mod:`dethrone.simulation.demo_live`) decides it on simulated traffic
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -211,8 +212,8 @@ def run_demo(
                 say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
             rc, log = step(
                 label,
-                lambda conf=conf, label=label: stack.run_dag(
-                    conf, log_name=label.split(" (")[0].replace(" ", "_")
+                functools.partial(
+                    stack.run_dag, conf, log_name=label.split(" (")[0].replace(" ", "_")
                 ),
             )
             if rc != 0:

@@ -103,7 +103,11 @@ def live_loop(
     """
     from dethrone.experiments import lifecycle as ex
     from dethrone.simulation.traffic import simulate
+    from dethrone.slices.router_client import RouterClient
 
+    # the traffic goes through /predict and /feedback: a real router's client
+    router = ctx.router
+    assert isinstance(router, RouterClient), type(router)
     rec = _live_record(ctx)
     say(
         f"  live experiment {rec.id}: champion v{rec.champion_version}, challenger "
@@ -115,7 +119,7 @@ def live_loop(
     while out["action"] == "continue" and n < rounds:
         n += 1
         report = simulate(
-            ctx.router,
+            router,
             rate=30,
             duration=5,
             units=600,
@@ -148,7 +152,7 @@ def live_loop(
     )
     while rec.state == "guardrail":
         simulate(
-            ctx.router,
+            router,
             rate=30,
             duration=4,
             units=600,
