@@ -19,7 +19,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	# gbstats (GrowthBook's statistics) is the reference the sequential tests compare to; its
 	# metadata pins pandas<2/numpy<2, but the module used works on ours, so no deps.
 	$(PIPQ) --no-deps gbstats==0.8.0 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import dethrone, flask, mlflow, airflow, scipy, sklearn, ruff, pytest_cov" && touch $(STAMP)
+	$(PY) -c "import dethrone, flask, mlflow, airflow, scipy, sklearn, ruff, pytest_cov, mypy" && touch $(STAMP)
 
 install: $(STAMP)
 
@@ -30,10 +30,16 @@ lock:
 	$(VENV)/bin/uv pip compile requirements.txt requirements-test.txt --python-version 3.11 \
 		--upgrade -o $(LOCK)
 
-## make lint: ruff's rules (pyproject.toml) and its formatting, checked, nothing rewritten.
-lint: $(STAMP)
+## make lint: ruff's rules (pyproject.toml) and its formatting, checked, nothing rewritten;
+## then the type check (mypy, its files and options in pyproject.toml).
+lint: $(STAMP) typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## make typecheck: mypy over src/dethrone and app/dethrone_router ([tool.mypy] in pyproject.toml).
+.PHONY: typecheck
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 ## make test: everything CI runs (unit, api, dags, integration), with a coverage summary.
 test: $(STAMP)

@@ -16,6 +16,7 @@ a 4 MB body costs its parsed size, not a multiple of it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, request
@@ -37,10 +38,19 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     # json.loads keeps the last of duplicate keys silently; a body must say one thing.
     out = dict(pairs)
     if len(out) != len(pairs):
-        seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        dup = _first_repeated(k for k, _ in pairs)
         raise ValidationError(dup, "duplicate_key", f"key {dup!r} appears twice in one object")
     return out
+
+
+def _first_repeated(keys: Iterable[str]) -> str:
+    """The first key that was seen before (there is one)."""
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise ValueError("no key is repeated")
 
 
 def read_raw() -> bytes:

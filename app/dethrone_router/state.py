@@ -6,8 +6,9 @@ import :func:`state` without importing the package that registers them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 from flask import current_app
@@ -18,6 +19,35 @@ from dethrone.slices.slicing import Slicer
 from dethrone_router.errors import ApiError
 from dethrone_router.validation import ValidationError, drift_plan, validate_config
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from dethrone_router.metrics.registry import Metrics
+
+
+class ConfigStore(Protocol):
+    """The serving config's store as the router calls it
+    (:class:`~dethrone.store.config_store.SqlConfigStore`)."""
+
+    @property
+    def path(self) -> str:
+        """Where the store is, for messages."""
+        ...
+
+    def current(self) -> tuple[int, dict[str, Any]]: ...
+
+    def update(
+        self,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        expected_version: int | None = None,
+        *,
+        source: str | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, Any]]: ...
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+    def write_problem(self, *, max_age: float = 1.0) -> str | None: ...
+
 
 @dataclass
 class RouterState:
@@ -26,9 +56,10 @@ class RouterState:
     settings: Settings
     slicer: Slicer
     columns: dict[str, pd.Series]
-    store: Any
-    metrics: Any
-    engine: Any = None
+    store: ConfigStore
+    metrics: Metrics
+    #: the log database (prediction log, feedback, experiments)
+    engine: Engine
     _plan: tuple[int, dict[str, Any], dict[str, DriftSpec | None]] | None = field(
         default=None, repr=False
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 import pandas as pd
 
@@ -297,6 +297,10 @@ def _drift_specs(
     return out
 
 
+@overload
+def parse_seed(value: Any, *, allow_none: Literal[False] = False, query: bool = False) -> int: ...
+@overload
+def parse_seed(value: Any, *, allow_none: bool, query: bool = False) -> int | None: ...
 def parse_seed(value: Any, *, allow_none: bool = False, query: bool = False) -> int | None:
     """Check a seed: an integer in [0, 2**64 - 1] (from a query: its decimal digits)."""
     field = "seed"

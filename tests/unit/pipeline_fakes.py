@@ -95,7 +95,9 @@ class FakeMlflowClient:
 
     def search_model_versions(self, filter_string: str) -> list[SimpleNamespace]:
         self._count("search_model_versions")
-        name = re.search(r"name = '([^']*)'", filter_string).group(1)
+        found = re.search(r"name = '([^']*)'", filter_string)
+        assert found is not None, filter_string
+        name = found.group(1)
         wanted = dict(re.findall(r"tags\.`([^`]*)` = '([^']*)'", filter_string))
         if name not in self.models:
             return []

@@ -107,12 +107,13 @@ def _check_lock(current: dict, new: dict, by_experiment: str | None) -> None:
 def history():
     """Every accepted change, oldest first; ``?limit=N`` keeps the newest N."""
     require_read()
-    limit = request.args.get("limit")
-    if limit is not None:
+    raw = request.args.get("limit")
+    limit: int | None = None
+    if raw is not None:
         # ASCII digits only: str.isdigit() accepts '²' (int() then fails) and '٣'.
-        if not _LIMIT_RE.fullmatch(limit) or not 1 <= int(limit) <= 100_000:
+        if not _LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= 100_000:
             raise ValidationError("limit", "range", "limit must be an integer in [1, 100000]")
-        limit = int(limit)
+        limit = int(raw)
     st = state()
     version, _ = st.store.current()
     return jsonify({"version": version, "history": st.store.history(limit)})

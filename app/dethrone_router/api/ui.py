@@ -512,7 +512,7 @@ def experiment_view(
         m_time.append(Marker(float(promoted_at), "promotion", "promotion"))
     window_until = rec.get("window_until")
     if window_until is not None:
-        start = promoted_at or (decision or {}).get("time") or rec.get("started_at")
+        start = promoted_at or (decision or {}).get("time") or rec["started_at"]
         end = min(float(window_until), float(rec.get("ended_at") or window_until))
         m_time.append(Marker(float(start), "guardrail window", "window", end))
         gpts = [p for p in points_units if p.phase == "guardrail"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,6 +29,10 @@ class SignificanceMixin:
     """``significant`` and ``to_dict`` for result dataclasses with ``pvalue`` and ``alpha``."""
 
     __slots__ = ()
+    if TYPE_CHECKING:  # what the dataclasses mixing this in provide
+        __dataclass_fields__: ClassVar[dict[str, Any]]
+        pvalue: float
+        alpha: float
 
     @property
     def significant(self) -> bool:

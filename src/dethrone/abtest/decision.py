@@ -280,7 +280,7 @@ def decide(
                 f"min_rows_per_arm = {min_rows}"
             )
 
-    opts = dict(alpha=alpha, margin=margin, n_boot=n_boot, random_state=rng)
+    opts: dict[str, Any] = dict(alpha=alpha, margin=margin, n_boot=n_boot, random_state=rng)
     unpaired = compare_unpaired(a, b, **opts) if min(a.size, b.size) >= 2 else None
     # Only a significant Welch test can lead to promotion, so only then is the
     # O(n_permutations * rows) permutation test worth its cost.
@@ -309,6 +309,7 @@ def decide(
         reasons.append(srm_reason(srm))
         better = unpaired.significant and perm is not None and perm.significant
         if better:
+            assert perm is not None  # better needs a significant permutation test
             reasons.append(
                 "challenger is significantly better by both the Welch and the "
                 "permutation test: " + _summary(unpaired, "Welch test") + "; " + _perm_summary(perm)

@@ -151,7 +151,9 @@ def permutation_welch(
     small_is_a = na <= nb
     k = min(na, nb)
 
-    t_obs = float(_welch_t(*sums[:na, :2].sum(axis=0), na, *sums[na:, :2].sum(axis=0), nb))
+    s1a, s2a = sums[:na, :2].sum(axis=0)
+    s1b, s2b = sums[na:, :2].sum(axis=0)
+    t_obs = float(_welch_t(s1a, s2a, na, s1b, s2b, nb))
     if math.isnan(t_obs):  # every row identical: no evidence either way
         t_obs = 0.0
     t_star = np.empty(n_resamples)

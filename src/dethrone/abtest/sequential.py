@@ -424,7 +424,7 @@ def decide_sequential(
     a = _arm(loss_a, "loss_a", paired is not None)
     b = _arm(loss_b, "loss_b", paired is not None)
     groups: tuple[_Groups, _Groups] = (None, None)
-    if units_a is not None:
+    if units_a is not None and units_b is not None:  # both or neither (checked above)
         groups = (
             group_index(units_a, a.size, name="units_a"),
             group_index(units_b, b.size, name="units_b"),
@@ -497,7 +497,7 @@ def decide_sequential(
             why,
             *(g.reason() for g in g_res.values()),
         ]
-    per_unit = units_a is not None or (pair is not None and len(paired) == 3)
+    per_unit = units_a is not None or (paired is not None and len(paired) == 3)
     reasons.append(design(x_a.size, x_b.size, a.size, b.size, pair, per_unit))
     return SequentialDecision(
         outcome=outcome,

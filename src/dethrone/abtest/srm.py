@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -52,7 +53,7 @@ class SRMResult:
 def _count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer():
-            value = int(value)
+            value = math.trunc(value)
         else:
             raise ValueError(f"{name} must be a non-negative integer count, got {value!r}")
     if value < 0:

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -36,7 +36,7 @@ def note(text: str) -> None:
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (exit 2), not usage plus error."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -144,6 +144,8 @@ def restore_stdout_on_broken_pipe() -> None:
     """After a closed pipe (``| head``): send further output to /dev/null, quietly."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (*_STDOUT, sys.__stdout__):
+        if stream is None:  # no stdout at all (pythonw)
+            continue
         try:
             os.dup2(devnull, stream.fileno())
         except (OSError, ValueError, AttributeError):

@@ -293,7 +293,7 @@ def why(
             if interval
             else f"continue: {ua}/{ub} units"
         )
-    first = (reasons or [None])[0]
+    first = reasons[0] if reasons else None
     detail = first or interval or f"{ua}/{ub} units"
     return f"{action}: {detail}"
 
@@ -483,7 +483,8 @@ def _context(read_only: bool) -> Any:
     exists_or_raise(url)
     ctx = ExperimentContext.from_settings(Settings.from_env())
     if read_only and sqlite_path(url) is not None:
-        ctx.engine.dispose()
+        if ctx.engine is not None:  # from_settings always makes one
+            ctx.engine.dispose()
         ctx = dataclasses.replace(ctx, engine=read_only_engine(url))
     return ctx
 

@@ -23,11 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def live_experiment(registry) -> dict | None:
     """The live experiment's record (running or the last one), or None."""
-    from types import SimpleNamespace
+    from dethrone.experiments.state import stored_record
 
-    from dethrone.experiments.state import current
-
-    rec = current(SimpleNamespace(registry=registry))
+    rec = stored_record(registry)
     return None if rec is None else rec.to_dict()
 
 

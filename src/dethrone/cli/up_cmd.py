@@ -85,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
         emit("no Airflow scheduler: take looks at a live experiment with dethrone experiment look")
     path = record(stack, written_by="dethrone up", scheduler=not args.no_airflow)
     emit(f"stack recorded in {path}: every dethrone command finds it, no exports needed")
-    emit(f"stop everything with: dethrone down   (router page: {stack.info('router').url}/ui/)")
+    emit(f"stop everything with: dethrone down   (router page: {stack.require('router').url}/ui/)")
     return 0

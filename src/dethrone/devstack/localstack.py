@@ -117,11 +117,19 @@ class LocalStack:
             return None
         return ServiceInfo(**json.loads(path.read_text()))
 
+    def require(self, name: str) -> ServiceInfo:
+        """The recorded service ``name``; :class:`StackError` when none is recorded."""
+        info = self.info(name)
+        if info is None:
+            raise StackError(f"no {name} is recorded in {self.run_dir}")
+        return info
+
     def services(self) -> dict[str, ServiceInfo]:
         """Every recorded service."""
         if not self.run_dir.exists():
             return {}
-        return {p.stem: self.info(p.stem) for p in sorted(self.run_dir.glob("*.json"))}
+        found = ((p.stem, self.info(p.stem)) for p in sorted(self.run_dir.glob("*.json")))
+        return {name: info for name, info in found if info is not None}
 
     def _record(self, info: ServiceInfo) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -364,14 +372,15 @@ class LocalStack:
         log_path = logs / f"{log_name}.log"
         with open(log_path, "wb") as log:
             if not echo:
-                proc = subprocess.run(
+                done = subprocess.run(
                     cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.home
                 )
-                return proc.returncode, log_path
+                return done.returncode, log_path
             # echo: the log file gets everything, and stderr too (stdout stays for results)
             with subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(), cwd=self.home
             ) as proc:
+                assert proc.stdout is not None  # stdout=PIPE
                 for line in proc.stdout:
                     log.write(line)
                     sys.stderr.buffer.write(line)

@@ -154,7 +154,7 @@ def detect_drift(
             f"got {type(reference).__name__}"
         )
     current_is_profile = isinstance(current, ReferenceProfile)
-    if current_is_profile:
+    if isinstance(current, ReferenceProfile):
         _check_profile_kinds(current, categorical, "current")
     current_columns = current.features if current_is_profile else current.columns
     side = "current profile" if current_is_profile else "current"
@@ -175,7 +175,11 @@ def detect_drift(
         if name in missing:
             continue
         fp = profile.features[name]
-        cur = current.features[name] if current_is_profile else _summarise(fp, current[name])
+        cur = (
+            current.features[name]
+            if isinstance(current, ReferenceProfile)
+            else _summarise(fp, current[name])
+        )
         _check_kinds(fp, cur)
         computed[name] = (cur, chosen[name].compute(fp, cur, settings))
 
@@ -222,7 +226,7 @@ def detect_drift(
         drifted=drifted,
         features=results,
         n_reference=profile.n_rows,
-        n_current=current.n_rows if current_is_profile else len(current),
+        n_current=current.n_rows if isinstance(current, ReferenceProfile) else len(current),
         thresholds=_thresholds(settings, used, computed),
         missing_columns=tuple(missing),
         extra_columns=tuple(extra),

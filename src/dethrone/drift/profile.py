@@ -527,7 +527,8 @@ class ReferenceProfile:
         Format 1 (what every dethrone version reads) when every column is exact;
         format 2, which adds each sketch's serialised bytes, otherwise.
         """
-        arrays: dict[str, np.ndarray] = {}
+        # Any: np.savez_compressed types its keyword arrays apart from allow_pickle: bool
+        arrays: dict[str, Any] = {}
         meta: dict[str, Any] = {
             "format": PROFILE_FORMAT if self.exact else SKETCH_FORMAT,
             "n_rows": self.n_rows,

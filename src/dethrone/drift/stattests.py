@@ -24,7 +24,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -215,7 +215,7 @@ class KSTest(DriftTest):
     def compute(
         self, reference: FeatureProfile, current: FeatureProfile, settings: Settings
     ) -> TestResult:
-        base = {
+        base: dict[str, Any] = {  # TestResult's fields shared by every return
             "statistic_name": "D",
             "pvalue_threshold": settings.ks_pvalue_threshold,
             "effect_threshold": settings.ks_min_effect,
@@ -287,15 +287,15 @@ class PsiChi2Test(DriftTest):
     ) -> TestResult:
         labels, ref, cur, unseen = aligned_counts(reference, current)
         n_unseen = sum(unseen.values())
-        base = {
+        base: dict[str, Any] = {  # TestResult's fields shared by every return
             "statistic_name": "chi2",
             "pvalue_threshold": settings.chi2_pvalue_threshold,
             "effect_threshold": settings.psi_threshold,
             "threshold": settings.psi_threshold,
-            "unseen": tuple(sorted(unseen, key=unseen.get, reverse=True)),
+            "unseen": tuple(sorted(unseen, key=unseen.__getitem__, reverse=True)),
         }
+        notes: tuple[str, ...] = ()
         if reference.n_valid == 0 or cur.sum() + n_unseen == 0:
-            notes = ()
             if unseen:
                 notes = (
                     "categories unseen in the reference (which has no values): "
@@ -314,7 +314,6 @@ class PsiChi2Test(DriftTest):
                 int(r[-1]), int(r.sum()), int(c[-1]), int(c.sum()), alternative="greater"
             )
             pvalue = min(1.0, 2 * min(pvalue, p_tail))
-        notes: tuple[str, ...] = ()
         if unseen:
             share = n_unseen / (cur.sum() + n_unseen)
             expected = st.good_turing_unseen(ref)
@@ -369,7 +368,7 @@ class WassersteinTest(DriftTest):
     def compute(
         self, reference: FeatureProfile, current: FeatureProfile, settings: Settings
     ) -> TestResult:
-        base = {
+        base: dict[str, Any] = {  # TestResult's fields shared by every return
             "statistic_name": "W1/std",
             "effect_threshold": self.threshold,
             "threshold": self.threshold,

@@ -104,7 +104,9 @@ def start_experiment(
         ctx.registry.set_alias(CHALLENGER, challenger_version)
         fields: dict[str, Any] = {"mode": rec.mode, "experiment": rec.id}
         if serving_mode(rec.mode).splits:
-            fields.update(a=1.0 - float(rec.split), b=float(rec.split))
+            share = rec.split
+            assert share is not None  # a splitting mode's record has its split
+            fields.update(a=1.0 - float(share), b=float(share))
         rec = _traffic(ctx, rec, why="start", salt=rec.salt, **fields)
         return _set(ctx, rec, state="running").to_dict()
     except Exception:

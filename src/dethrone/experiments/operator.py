@@ -23,6 +23,7 @@ from dethrone.experiments.lifecycle import (
     current,
 )
 from dethrone.experiments.lifecycle import _action as _make_action
+from dethrone.experiments.state import log_engine
 
 
 def _require(ctx: ExperimentContext):
@@ -45,7 +46,7 @@ def status(ctx: ExperimentContext) -> dict[str, Any]:
     rec = current(ctx)
     if rec is None:
         return {"experiment": None}
-    arms = [a.to_dict() for a in stats(ctx.engine, since=rec.started_at)]
+    arms = [a.to_dict() for a in stats(log_engine(ctx), since=rec.started_at)]
     return {"experiment": rec.to_dict(), "arms": arms}
 
 

@@ -108,18 +108,37 @@ REQUIRED_COLUMNS = (
 
 
 class ExperimentLike(Protocol):
-    """The fields of the experiment record a look reads."""
+    """The fields of the experiment record a look reads (read-only: the record is frozen)."""
 
-    state: str
-    mode: str
-    split: float | None
-    holdback: float | None
-    salt: str
-    started_at: float | None
-    thresholds: dict[str, Any]
-    champion_version: str
-    challenger_version: str
-    window_until: float | None
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def split(self) -> float | None: ...
+
+    @property
+    def holdback(self) -> float | None: ...
+
+    @property
+    def salt(self) -> str: ...
+
+    @property
+    def started_at(self) -> float | None: ...
+
+    @property
+    def thresholds(self) -> dict[str, Any]: ...
+
+    @property
+    def champion_version(self) -> str: ...
+
+    @property
+    def challenger_version(self) -> str: ...
+
+    @property
+    def window_until(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -380,7 +399,7 @@ def look(
             arms_b[-1] if shadow else "challenger", ver_b, b_rows, b_rows[b_rows["_eligible"]]
         ),
     )
-    base = dict(
+    base: dict[str, Any] = dict(  # LookResult's fields shared by every return
         phase=phase,
         now=float(now),
         loss=loss_name,
@@ -581,7 +600,7 @@ def _guardrails(
     return out
 
 
-def _decide(la, lb, lab, share_b, th, *, shadow):  # type: ignore[no-untyped-def]
+def _decide(la, lb, lab, share_b, th, *, shadow):
     opts: dict[str, Any] = dict(
         alpha=float(th["alpha"]),
         margin=float(th["margin"]),
@@ -624,7 +643,7 @@ def _decide(la, lb, lab, share_b, th, *, shadow):  # type: ignore[no-untyped-def
     )
 
 
-def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:  # type: ignore[no-untyped-def]
+def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:
     a, b = ("new champion", "holdback") if guardrail_phase else ("champion", "challenger")
     means = (
         f"mean {loss} ({unit}) per labelled row: {a} v{arms[0].model_version} "
@@ -640,7 +659,7 @@ def _loss_line(decision, loss, unit, arms, guardrail_phase) -> str:  # type: ign
     )
 
 
-def _guardrail_outcome(decision, harmed, arms, th, start, now, label_window):  # type: ignore[no-untyped-def]
+def _guardrail_outcome(decision, harmed, arms, th, start, now, label_window):
     loss = th["loss"]
     if harmed:
         return "rollback", [

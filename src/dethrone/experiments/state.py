@@ -14,10 +14,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dethrone.experiments.protocols import ExperimentRegistry, ExperimentRouter, ExperimentTracker
 from dethrone.registry.records import CHALLENGER, Decision, LiveExperiment, OperatorAction
 from dethrone.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 #: who the automatic actions are recorded as
 AUTOMATIC = "dethrone"
@@ -34,14 +38,16 @@ class ExperimentContext:
     """What the lifecycle talks to: registry, router client, log database, tracker, clock.
 
     ``tracker`` has ``start_run(rec) -> run_id``, ``update(rec)`` and
-    ``log_look(rec, look) -> list of looks`` (:mod:`dethrone.experiments.tracking`).
+    ``log_look(rec, look) -> list of looks`` (:mod:`dethrone.experiments.tracking`). The
+    collaborators' Protocols are in :mod:`dethrone.experiments.protocols`; ``engine`` is the
+    log database's SQLAlchemy engine, or None where there is none (no counts, no pages).
     """
 
     settings: Settings
-    registry: Any
-    router: Any
-    engine: Any
-    tracker: Any
+    registry: ExperimentRegistry
+    router: ExperimentRouter
+    engine: Engine | None
+    tracker: ExperimentTracker
     clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
@@ -63,13 +69,26 @@ class ExperimentContext:
         )
 
 
+def log_engine(ctx: ExperimentContext) -> Engine:
+    """The log database's engine; :class:`ExperimentError` when the context has none."""
+    if ctx.engine is None:
+        raise ExperimentError("this experiment context has no log database (engine is None)")
+    return ctx.engine
+
+
 # --- the stored record --------------------------------------------------------------
 def current(ctx: ExperimentContext) -> LiveExperiment | None:
     """The latest experiment of the model (running or ended), or ``None``."""
+    return stored_record(ctx.registry)
+
+
+def stored_record(registry: ExperimentRegistry) -> LiveExperiment | None:
+    """The latest experiment recorded on ``registry``'s model, or ``None`` (what
+    :func:`current` reads, for callers that have only a registry)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        tags = ctx.registry.client.get_registered_model(ctx.registry.name).tags or {}
+        tags = registry.client.get_registered_model(registry.name).tags or {}
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None  # no registered model yet

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlparse
 
+from dethrone.pipeline.protocols import (
+    FrameStager,
+    PipelineRegistry,
+    PipelineRouter,
+    PipelineTracker,
+)
 from dethrone.settings import Settings
 
 # Settings whose values the MLflow client (and boto3 under it) read from the environment.
@@ -75,22 +80,26 @@ class PipelineContext:
     Attributes
     ----------
     settings : Settings
-    registry : Registry
-        Aliases, versions, stored models and profiles.
-    router : RouterClient
-        The traffic router (slices, A/B slices).
-    stager : Stager
-        Where frames travel between tasks.
-    tracker : module or object
+    registry : PipelineRegistry
+        Aliases, versions, stored models and profiles (default
+        :class:`~dethrone.registry.client.Registry`).
+    router : PipelineRouter
+        The traffic router (slices, A/B slices; default
+        :class:`~dethrone.slices.router_client.RouterClient`).
+    stager : FrameStager
+        Where frames travel between tasks (default :class:`~dethrone.pipeline.staging.Stager`).
+    tracker : PipelineTracker
         ``log_training_run``, ``log_drift`` and ``log_comparison`` (default
         :mod:`dethrone.registry.mlflow_logging`).
+
+    The collaborators' Protocols are in :mod:`dethrone.pipeline.protocols`.
     """
 
     settings: Settings
-    registry: Any
-    router: Any
-    stager: Any
-    tracker: Any
+    registry: PipelineRegistry
+    router: PipelineRouter
+    stager: FrameStager
+    tracker: PipelineTracker
 
     @classmethod
     def from_settings(cls, settings: Settings, *, check: bool = True) -> PipelineContext:

@@ -44,7 +44,7 @@ def monitor_once(
     try:
         data = fetch_data(ctx, dag_run_id=dag_run_id, purpose="current", pin_champion=True)
     except TooFewRows as exc:
-        result = {"reason": str(exc), "window": settings.drift_window}
+        result: dict[str, Any] = {"reason": str(exc), "window": settings.drift_window}
         save_result(engine, result, status="skipped", champion_version=champion, now=now)
         return {"status": "skipped", **result, "retrain": False, **pruned}
     result = check_drift(

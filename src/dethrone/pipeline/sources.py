@@ -128,6 +128,6 @@ def _outputs(values: list[Any]) -> pd.Series:
     out = []
     for v in values:
         if isinstance(v, dict) and v:
-            v = max(v, key=v.get)
+            v = max(v, key=v.__getitem__)
         out.append(None if v is None else str(v))
     return pd.Series(out, dtype=object)

@@ -213,7 +213,7 @@ def train(
         folds = KFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
     scoring = PRIMARY_SCORING[task]
     if settings.trainer and not only:
-        fitted, scores = train_with(
+        fitted, trainer_scores = train_with(
             load_trainer(settings.trainer),
             X.assign(**{target: y}),
             X,
@@ -227,7 +227,7 @@ def train(
             task=task,
             best=f"trainer:{settings.trainer}",
             scoring=scoring,
-            cv_scores={f"trainer:{settings.trainer}": scores},
+            cv_scores={f"trainer:{settings.trainer}": trainer_scores},
             features=features,
             numeric=numeric,
             categorical=categorical,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -41,6 +41,9 @@ from dethrone.registry.records import (
     TrainingRecord,
 )
 from dethrone.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 _INTENT_TAG = PromotionIntent.tag("intent")
@@ -112,7 +115,8 @@ class Registry:
             )
         self.settings = settings
         self.name = settings.model_name
-        self.client = _GuardedClient(client, settings.mlflow_tracking_uri)
+        # the guard forwards every attribute to the client: typed as the client it wraps
+        self.client = cast("MlflowClient", _GuardedClient(client, settings.mlflow_tracking_uri))
 
     # --- reading ----------------------------------------------------------------
     def alias_version(self, alias: str) -> Any | None:
@@ -345,15 +349,17 @@ class Registry:
         new, old = intent.version, intent.old_champion
         if old is not None and old != new:
             self.set_alias(PREVIOUS, old)
-            if intent.intent.get("kind") == "rollback":
+            if intent.recorded.get("kind") == "rollback":
                 self.tag_version(
                     old,
-                    RollbackRecord(rolled_back=True, reason=intent.intent.get("reason")).to_tags(),
+                    RollbackRecord(
+                        rolled_back=True, reason=intent.recorded.get("reason")
+                    ).to_tags(),
                 )
             else:
                 self.tag_version(old, Replacement(replaced_by=new).to_tags())
         self.set_alias(CHAMPION, new)
-        if intent.intent.get("kind") == "rollback":
+        if intent.recorded.get("kind") == "rollback":
             self.tag_version(new, RollbackRecord(restored=True).to_tags())
         self._drop_challenger(new)
         self.client.delete_registered_model_tag(self.name, _INTENT_TAG)

@@ -28,8 +28,14 @@ def signature_info(model_uri: str, *, target: str) -> ModelInfo | None:
     inputs = signature.inputs if signature is not None else None
     if inputs is None or not inputs.has_input_names():
         return None
+    # a schema's inputs are all named or all unnamed: has_input_names() says all are named
     columns = [c for c in inputs.inputs if isinstance(c, ColSpec)]
-    categorical = [c.name for c in columns if c.type in (DataType.string, DataType.boolean)]
+    names = [c.name for c in columns if c.name is not None]
+    categorical = [
+        c.name
+        for c in columns
+        if c.name is not None and c.type in (DataType.string, DataType.boolean)
+    ]
     outputs = signature.outputs.inputs if signature.outputs is not None else []
     # a column output has a DataType, a tensor output (numpy predictions) a numpy dtype
     kind = outputs[0].type if outputs else DataType.double
@@ -39,9 +45,9 @@ def signature_info(model_uri: str, *, target: str) -> ModelInfo | None:
         else np.issubdtype(kind, np.floating)
     )
     return ModelInfo(
-        features=[c.name for c in columns],
+        features=names,
         categorical=categorical,
-        numeric=[c.name for c in columns if c.name not in categorical],
+        numeric=[name for name in names if name not in categorical],
         target=target,
         task="regression" if numeric_out else "classification",
     )

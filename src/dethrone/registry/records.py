@@ -205,16 +205,23 @@ class PromotionIntent(TagRecord):
     intent: dict[str, Any] | None = None
 
     @property
+    def recorded(self) -> dict[str, Any]:
+        """The intent (a record read back without one has none: TypeError)."""
+        if self.intent is None:
+            raise TypeError("PromotionIntent has no recorded intent")
+        return self.intent
+
+    @property
     def version(self) -> str:
-        return str(self.intent["version"])
+        return str(self.recorded["version"])
 
     @property
     def old_champion(self) -> str | None:
-        return self.intent.get("old_champion")
+        return self.recorded.get("old_champion")
 
     @property
     def old_previous(self) -> str | None:
-        return self.intent.get("old_previous")
+        return self.recorded.get("old_previous")
 
 
 #: states of a live experiment: ``starting`` → ``running`` → (``promoting`` → ``guardrail``

@@ -10,6 +10,7 @@ live loop (:mod:`dethrone.simulation.demo_live`) decides it on simulated traffic
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -22,7 +23,7 @@ from dethrone.devstack.localstack import DEFAULT_PORTS, LocalStack, StackError
 from dethrone.devstack.process import free_port, port_free
 from dethrone.settings import Settings
 
-BASELINE = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
+BASELINE: dict[str, Any] = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
 DEMO_DRIFT = ["carat", "color"]
 
 
@@ -114,7 +115,8 @@ def _live(
             say(f"  {why}: experiment stopped, all live traffic back on the champion")
         return summary
     finally:
-        ctx.engine.dispose()
+        if ctx.engine is not None:  # from_settings always makes one
+            ctx.engine.dispose()
 
 
 def run_demo(
@@ -210,8 +212,8 @@ def run_demo(
                 say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
             rc, log = step(
                 label,
-                lambda conf=conf, label=label: stack.run_dag(
-                    conf, log_name=label.split(" (")[0].replace(" ", "_")
+                functools.partial(
+                    stack.run_dag, conf, log_name=label.split(" (")[0].replace(" ", "_")
                 ),
             )
             if rc != 0:
@@ -276,12 +278,10 @@ def run_demo(
 
 def _experiment_id(settings: Settings) -> str | None:
     try:
-        from types import SimpleNamespace
-
-        from dethrone.experiments.state import current
+        from dethrone.experiments.state import stored_record
         from dethrone.registry.client import Registry
 
-        rec = current(SimpleNamespace(registry=Registry(settings)))
+        rec = stored_record(Registry(settings))
     except Exception:  # noqa: BLE001 - only a link in the closing lines
         return None
     return None if rec is None else rec.id
@@ -310,8 +310,8 @@ def _record(stack: LocalStack, state_home: str | Path) -> None:
     write_state(
         state_home,
         stack_home=stack.home,
-        router_url=stack.info("router").url,
-        mlflow_uri=stack.info("mlflow").url,
+        router_url=stack.require("router").url,
+        mlflow_uri=stack.require("mlflow").url,
         database_url=os.environ.get("ROUTER_DATABASE_URL") or default_url(stack.home / "router"),
         written_by="dethrone demo",
         scheduler=False,

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from dethrone.experiments.state import ExperimentContext
+    from dethrone.registry.records import LiveExperiment
 
 #: settings of the demo's experiment (also given to the pipeline run that starts it), so a
 #: decision comes within a minute of simulated traffic
@@ -79,8 +83,18 @@ def _look_line(n: int, out: dict[str, Any], rec: Any = None) -> str:
     )
 
 
+def _live_record(ctx: ExperimentContext) -> LiveExperiment:
+    """The experiment run 2 started (the demo's live loop runs only when there is one)."""
+    from dethrone.experiments import lifecycle as ex
+
+    rec = ex.current(ctx)
+    if rec is None:
+        raise RuntimeError(f"no live experiment is recorded on {ctx.registry.name}")
+    return rec
+
+
 def live_loop(
-    ctx: Any, *, url: str, say: Callable[[str], None], rounds: int = 10, seed: int = 7
+    ctx: ExperimentContext, *, url: str, say: Callable[[str], None], rounds: int = 10, seed: int = 7
 ) -> dict[str, Any]:
     """Traffic rounds and looks until a decision; then the hot swap and the window.
 
@@ -89,8 +103,12 @@ def live_loop(
     """
     from dethrone.experiments import lifecycle as ex
     from dethrone.simulation.traffic import simulate
+    from dethrone.slices.router_client import RouterClient
 
-    rec = ex.current(ctx)
+    # the traffic goes through /predict and /feedback: a real router's client
+    router = ctx.router
+    assert isinstance(router, RouterClient), type(router)
+    rec = _live_record(ctx)
     say(
         f"  live experiment {rec.id}: champion v{rec.champion_version}, challenger "
         f"v{rec.challenger_version}, {rec.split:.0%} of units on the challenger"
@@ -101,7 +119,7 @@ def live_loop(
     while out["action"] == "continue" and n < rounds:
         n += 1
         report = simulate(
-            ctx.router,
+            router,
             rate=30,
             duration=5,
             units=600,
@@ -113,9 +131,9 @@ def live_loop(
         time.sleep(0.5)  # the log's last commit
         out = ex.evaluate_experiment(ctx)
         say(f"    round {n}: {report.requests} requests, {report.feedback_sent} labels")
-        say(_look_line(n, out, ex.current(ctx)))
+        say(_look_line(n, out, _live_record(ctx)))
     decided = time.monotonic() - began
-    rec = ex.current(ctx)
+    rec = _live_record(ctx)
     summary = {
         "looks": rec.looks,
         "decision": out["action"],
@@ -134,7 +152,7 @@ def live_loop(
     )
     while rec.state == "guardrail":
         simulate(
-            ctx.router,
+            router,
             rate=30,
             duration=4,
             units=600,
@@ -145,7 +163,7 @@ def live_loop(
         )
         time.sleep(0.5)
         window = ex.check_rollback(ctx)
-        rec = ex.current(ctx)
+        rec = _live_record(ctx)
         say(_look_line(rec.looks, window, rec))
     summary.update(state=rec.state, looks=rec.looks)
     return summary

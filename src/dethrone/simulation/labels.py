@@ -216,7 +216,7 @@ class LabelSender:
         results = body.get("results")
         if not isinstance(results, list) or len(results) != len(batch):
             return len(batch), Counter(), []  # 200 without details: all accepted
-        accepted, refused, again = 0, Counter(), []
+        accepted, refused, again = 0, Counter[str](), []
         for item, result in zip(batch, results, strict=True):
             status = result.get("status") if isinstance(result, dict) else None
             key = (item["request_id"], item["row"])

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -97,7 +97,11 @@ class _Pool:
                     f"label_transform returned shape {labels.shape}, expected ({len(features)},)"
                 )
         # NaN is not JSON: a missing value is sent as null
-        self.records = features.astype(object).where(features.notna(), None).to_dict("records")
+        # the frame is a /get_data answer (JSON): its column names are strings
+        self.records = cast(
+            list[dict[str, Any]],
+            features.astype(object).where(features.notna(), None).to_dict("records"),
+        )
         self.labels = [_plain(v) for v in labels]
         self.pos = 0
 

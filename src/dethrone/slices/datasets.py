@@ -7,6 +7,7 @@ import codecs
 import gzip
 import lzma
 import zipfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -169,6 +170,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a CSV or Parquet file")
     name = path.name.lower()
+    reader: Callable[..., pd.DataFrame]
     if name.endswith((".parquet", ".pq")):
         _sniff_parquet(path)
         reader = pd.read_parquet

@@ -230,6 +230,7 @@ class Slicer:
                 j = positions[col]
                 texts, codes = self._drift_column(j, index, spec, rng)
                 if codes is None:
+                    assert texts is not None  # one of the two, the other None
                     raw[j] = texts
                 else:
                     coded[j] = codes

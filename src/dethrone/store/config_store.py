@@ -20,12 +20,12 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, String, insert, select, update
 
 from dethrone.store import schema
 from dethrone.store.engine import sqlite_folder, write_transaction
@@ -38,8 +38,10 @@ _cfg, _hist = schema.config, schema.history
 log = logging.getLogger("dethrone.store")
 #: seconds the last config is served without asking the database again after a failed read
 READ_RETRY_SECONDS = 1.0
+_SOURCE_TYPE = schema.history.c.source.type
+assert isinstance(_SOURCE_TYPE, String) and _SOURCE_TYPE.length is not None  # String(n)
 #: longest ``source`` of a change (the column's length)
-MAX_SOURCE = schema.history.c.source.type.length
+MAX_SOURCE: int = _SOURCE_TYPE.length
 
 
 def _now() -> str:
@@ -78,9 +80,10 @@ class SqlConfigStore:
         self.defaults = defaults
         folder = sqlite_folder(engine)
         #: where the store is, for messages: the SQLite file, else the URL without password
+        database = engine.url.database
         self.path = (
-            str(Path(engine.url.database).absolute())
-            if folder is not None
+            str(Path(database).absolute())
+            if folder is not None and database is not None
             else engine.url.render_as_string(hide_password=True)
         )
         self._cache: tuple[int, dict[str, Any]] | None = None
@@ -166,6 +169,7 @@ class SqlConfigStore:
         """
         if self._cache is not None and time.monotonic() < self._read_retry_at:
             return self._cache
+        row: Sequence[Any] | None  # (version, body)
         try:
             with unavailable_as_typed(), self.engine.connect() as conn:
                 row = conn.execute(

@@ -201,7 +201,7 @@ def arm_counts(
     with _memo_lock:
         base = _memo.get(key)
     if base is None:
-        stored = None
+        stored: Any = None
         with unavailable_as_typed(), engine.connect() as conn:
             stored = conn.execute(select(_exp.c.counts).where(_exp.c.id == experiment_id)).scalar()
         ok = isinstance(stored, dict) and (stored.get("since"), stored.get("until")) == key[1:]

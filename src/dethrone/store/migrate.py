@@ -34,7 +34,10 @@ def _config(conn: Connection) -> Config:
 
 def head_revision() -> str:
     """The newest revision shipped with this version of dethrone."""
-    return ScriptDirectory(str(_SCRIPTS)).get_current_head()
+    head = ScriptDirectory(str(_SCRIPTS)).get_current_head()
+    if head is None:  # only a tree without revisions has none (or several: alembic raises)
+        raise RuntimeError(f"no alembic revision in {_SCRIPTS}")
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

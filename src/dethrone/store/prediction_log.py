@@ -181,7 +181,13 @@ class PredictionLogWriter:
         # Gunicorn forks workers after the app (and this writer) was built: the child gets
         # no thread, a held lock maybe, and the parent's pooled connections. Start afresh.
         ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (w := ref()) and w._after_fork())
+
+        def after_fork_in_child() -> None:
+            writer = ref()
+            if writer is not None:
+                writer._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Any, **kwargs: Any) -> PredictionLogWriter:
