@@ -220,7 +220,9 @@ class Settings:
                 raise ValueError(f"unknown setting {name!r}")
             if value is None:
                 continue
-            kind = type(known[key].default)
+            # every field has a default (Settings() needs no argument): the field's value
+            # type, never dataclasses' MISSING marker
+            kind: type[Any] = type(known[key].default)
             clean[key] = _convert(name, value, kind) if isinstance(value, str) else kind(value)
         obj = dataclasses.replace(self, **clean)
         obj._validate()

@@ -197,12 +197,13 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
     order = [f.name for f in champion.model.features] if champion.model.features else None
     _, rows = payload_rows(body, max_rows=sv.settings.serving_max_rows, order=order)
     unit = unit_of(rows, cfg.get("unit_column"))
-    arm, salt = CHAMPION, None
+    arm, salt, served = CHAMPION, None, champion
     if challenger is not None:
         salt = experiment_salt(cfg.get("salt"), challenger.version)
-    if challenger is not None and mode == "ab":
-        arm = assign(float(cfg["a"]), salt=salt, unit=unit, rng=sv.rng)
-    served = challenger if arm == CHALLENGER else champion
+        if mode == "ab":
+            arm = assign(float(cfg["a"]), salt=salt, unit=unit, rng=sv.rng)
+            if arm == CHALLENGER:
+                served = challenger
     if want_proba and served.model.predict_proba is None:
         raise ApiError(
             400,
@@ -264,6 +265,9 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
     }
     if want_proba:
         out["classes"] = list(served.model.classes or ())
+        # checked above that served.model.predict_proba exists: its scorer, asked for
+        # probabilities, returns them
+        assert proba is not None
         out["probabilities"] = proba.tolist()
     return jsonify(out)
 

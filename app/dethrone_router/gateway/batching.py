@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: ``score(frame, want_proba) -> (labels, probabilities or None)``
-Scorer = Callable[[pd.DataFrame, bool], tuple[np.ndarray, np.ndarray | None]]
-
-
 #: A request's rows: a DataFrame, or ``column -> array`` (one DataFrame is built per call).
 Rows = pd.DataFrame | dict[str, np.ndarray]
+
+#: ``score(frame, want_proba) -> (labels, probabilities or None)``; ``frame`` is a
+#: ``column -> array`` mapping for a batcher with ``columns=True``.
+Scorer = Callable[[Rows, bool], tuple[np.ndarray, np.ndarray | None]]
 
 
 def n_rows(rows: Rows) -> int:
@@ -51,15 +51,16 @@ def _as_column(values: np.ndarray) -> Any:
 def combine(parts: list[Rows], *, columns: bool = False) -> Rows:
     """One DataFrame of the parts' rows, in order (string columns stay ``object``);
     ``columns=True``: ``column -> array`` mappings stay one mapping (no DataFrame)."""
-    if columns and all(isinstance(p, dict) for p in parts):
-        if len(parts) == 1:
-            return parts[0]
-        return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
-    if all(isinstance(p, dict) for p in parts):
-        if len(parts) == 1:
-            return pd.DataFrame({c: _as_column(v) for c, v in parts[0].items()}, copy=False)
+    dicts = [p for p in parts if isinstance(p, dict)]
+    if columns and len(dicts) == len(parts):
+        if len(dicts) == 1:
+            return dicts[0]
+        return {c: np.concatenate([p[c] for p in dicts]) for c in dicts[0]}
+    if len(dicts) == len(parts):
+        if len(dicts) == 1:
+            return pd.DataFrame({c: _as_column(v) for c, v in dicts[0].items()}, copy=False)
         return pd.DataFrame(
-            {c: _as_column(np.concatenate([p[c] for p in parts])) for c in parts[0]}, copy=False
+            {c: _as_column(np.concatenate([p[c] for p in dicts])) for c in dicts[0]}, copy=False
         )
     frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame(p) for p in parts]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -136,6 +137,8 @@ class MicroBatcher:
                 self._lead(job, wait=True)
         if job.error is not None:
             raise job.error
+        # _score_into sets labels or error on every job of the batch it scores
+        assert job.labels is not None
         return job.labels, job.probabilities
 
     def _lead(self, job: _Job, *, wait: bool) -> None:

@@ -142,7 +142,7 @@ def loss(prediction: Any, label: Any) -> float:
     if number(prediction) and number(label):
         return abs(float(prediction) - float(label))
     if isinstance(prediction, dict) and prediction:
-        prediction = max(prediction, key=prediction.get)
+        prediction = max(prediction, key=prediction.__getitem__)
     if number(prediction) and float(prediction).is_integer():
         prediction = int(prediction)
     if number(label) and float(label).is_integer():

@@ -133,14 +133,17 @@ class ModelWatcher:
     def _load_offline(self) -> None:
         """Registry down: serve the versions served last from the local cache, for the
         aliases this worker has nothing loaded for (a worker started during the outage)."""
+        # optional capabilities of a source with a local cache (MlflowSource), not of
+        # every ModelSource
         offline = getattr(self.source, "offline", None)
-        if offline is None or all(self.models.get(a) for a in ALIASES):
+        load_cached = getattr(self.source, "load_cached", None)
+        if offline is None or load_cached is None or all(self.models.get(a) for a in ALIASES):
             return
         for alias, version in offline().items():
             if self.models.get(alias) is not None:
                 continue
             try:
-                loaded = self.source.load_cached(version)
+                loaded = load_cached(version)
             except Exception as exc:  # noqa: BLE001 - a broken copy: nothing to serve from it
                 log.warning("cached @%s version %s does not load: %s", alias, version, exc)
                 continue

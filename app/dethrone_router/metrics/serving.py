@@ -50,65 +50,67 @@ class ServingMetrics:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         from prometheus_client import Gauge
 
-        reg = {"registry": registry}
         self.predictions = Counter(
-            "dethrone_predictions", "rows predicted", ["arm", "model_version"], **reg
+            "dethrone_predictions", "rows predicted", ["arm", "model_version"], registry=registry
         )
         self.requests = Counter(
             "dethrone_prediction_requests",
             "prediction requests scored",
             ["arm", "model_version", "mode"],
-            **reg,
+            registry=registry,
         )
         self.duration = Histogram(
             "dethrone_prediction_duration_seconds",
             "time to score one request (validation, batching, model)",
             ["arm"],
             buckets=LATENCY_BUCKETS,
-            **reg,
+            registry=registry,
         )
         self.value = Histogram(
             "dethrone_prediction_value",
             "regression outputs",
             ["arm"],
             buckets=_VALUE_BUCKETS,
-            **reg,
+            registry=registry,
         )
         self.classes = Counter(
-            "dethrone_prediction_classes", "predicted class labels", ["arm", "label"], **reg
+            "dethrone_prediction_classes",
+            "predicted class labels",
+            ["arm", "label"],
+            registry=registry,
         )
         self.batch_rows = Histogram(
             "dethrone_prediction_batch_rows",
             "rows per model call (micro-batching)",
             ["arm"],
             buckets=_ROW_BUCKETS,
-            **reg,
+            registry=registry,
         )
         self.batch_requests = Histogram(
             "dethrone_prediction_batch_requests",
             "requests per model call (micro-batching)",
             ["arm"],
             buckets=_ROW_BUCKETS,
-            **reg,
+            registry=registry,
         )
         self.reloads = Counter(
             "dethrone_model_reloads",
             "alias checks that changed a model",
             ["alias", "outcome"],
-            **reg,
+            registry=registry,
         )
         self.shadow_failures = Counter(
             "dethrone_shadow_failures",
             "shadow scorings that failed or were dropped",
             ["reason"],
-            **reg,
+            registry=registry,
         )
         self.info = Gauge(
             "dethrone_model_info",
             "1 for each alias and version a worker serves",
             ["alias", "version"],
             multiprocess_mode="liveall",
-            **reg,
+            registry=registry,
         )
         self.compiled_info = Gauge(
             "dethrone_serving_model_compiled",
@@ -116,21 +118,21 @@ class ServingMetrics:
             "methods (see /health serving.scoring for why); join with dethrone_model_info",
             ["alias", "version"],
             multiprocess_mode="liveall",
-            **reg,
+            registry=registry,
         )
         self.delegated_calls = Counter(
             "dethrone_serving_delegated_calls",
             "model calls of a compiled version handed to the model itself (an input the "
             "compiled path was not verified for)",
             ["alias", "version"],
-            **reg,
+            registry=registry,
         )
         self.failures = Counter(
             "dethrone_prediction_failures",
             "requests whose scoring failed on an arm, logged with a null prediction "
             "(kind: rejected = 422, error = 5xx, shadow_error, shadow_dropped)",
             ["arm", "model_version", "kind"],
-            **reg,
+            registry=registry,
         )
 
     # --- events of the model watcher ---------------------------------------------------

@@ -207,7 +207,7 @@ def _serving_schemas() -> dict[str, Any]:
 
 
 def _feedback_schemas() -> dict[str, Any]:
-    item = {
+    item: dict[str, Any] = {
         "type": "object",
         "required": ["request_id", "row", "label"],
         "properties": {

@@ -159,7 +159,7 @@ def build_spec(
         "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
     }
     errs = {k: _error(v) for k, v in _ERROR_CODES.items() if k in ("400", "401", "503")}
-    read_security = {"security": [{"bearer": []}]} if read_auth else {}
+    read_security: dict[str, Any] = {"security": [{"bearer": []}]} if read_auth else {}
 
     def data_op(ref: str, summary: str) -> dict[str, Any]:
         return {

@@ -276,11 +276,12 @@ def start_live(
     from dethrone.experiments.tracking import Tracker
     from dethrone.store.engine import database_url, make_engine
 
+    engine = make_engine(database_url(ctx.settings))
     live = ExperimentContext(
         settings=ctx.settings,
         registry=ctx.registry,
         router=ctx.router,
-        engine=make_engine(database_url(ctx.settings)),
+        engine=engine,
         tracker=Tracker(ctx.settings),
     )
     try:
@@ -293,7 +294,7 @@ def start_live(
             reason="offline pre-screen: promote",
         )
     finally:
-        live.engine.dispose()
+        engine.dispose()
 
 
 def check_drift(
@@ -308,6 +309,7 @@ def check_drift(
 
     profile = ctx.registry.load_profile(champion_version)
     info = ctx.registry.model_info(champion_version)
+    current: pd.DataFrame | drift.ReferenceProfile  # detect_drift takes either
     if ctx.settings.drift_engine == "spark":  # the current side profiled by Spark
         from dethrone.drift.spark import profile_spark, read_columns
         from dethrone.pipeline.sources import LOSS, PREDICTION

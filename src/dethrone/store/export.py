@@ -224,7 +224,7 @@ def _cls(values: list[Any]) -> pd.Series:
         if isinstance(v, str):
             return v
         if isinstance(v, dict) and v:  # class probabilities: the most probable class
-            return str(max(v, key=v.get))
+            return str(max(v, key=v.__getitem__))
         if isinstance(v, list) and v:  # unnamed probabilities: the index of the largest
             return str(int(np.argmax(v)))
         if isinstance(v, bool):
@@ -431,7 +431,7 @@ def stats(
     The loss is the absolute error for numeric labels and the 0/1 loss for class labels
     (see :func:`joined_predictions`); ``mean_loss`` is None for an arm with no label yet.
     """
-    total: dict[str, list[float]] = {}
+    total: dict[str, list[float]] = {}  # rows, labelled (ints), loss sum
     for table in iter_joined(engine, experiment=experiment, since=since, until=until):
         chunk = table.select(["id", "arm", "loss"]).to_pandas()
         grouped = chunk.groupby("arm").agg(
@@ -443,7 +443,8 @@ def stats(
             acc[1] += int(rec["labelled"])
             acc[2] += float(rec["loss"])
     return tuple(
-        ArmStats(arm, n, k, loss / k if k else None) for arm, (n, k, loss) in sorted(total.items())
+        ArmStats(arm, int(n), int(k), loss / k if k else None)
+        for arm, (n, k, loss) in sorted(total.items())
     )
 
 

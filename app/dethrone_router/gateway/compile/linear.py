@@ -38,6 +38,7 @@ class LinearHead:
         scores = self.decision(X)
         if not self.is_classifier:
             return scores
+        assert self.classes_ is not None  # set for every classifier
         indices = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_[indices]
 
@@ -45,6 +46,7 @@ class LinearHead:
         if not self.is_classifier:
             raise AttributeError("predict_proba of a regressor")
         scores = self.decision(X)
+        assert self.classes_ is not None  # set for every classifier
         if len(self.classes_) <= 2:
             prob = expit(scores)
             return np.stack([1 - prob, prob], axis=1)

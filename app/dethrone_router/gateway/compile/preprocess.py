@@ -24,6 +24,7 @@ from dethrone_router.gateway.compile.program import (
     TEXT,
     Block,
     Delegate,
+    Head,
     Program,
     Step,
     Unsupported,
@@ -220,7 +221,7 @@ def _column_transformer(ct: ColumnTransformer) -> list[Block]:
 
 
 def _head(est: Any):
-    head = compile_trees(est)
+    head: Head | None = compile_trees(est)
     if head is None:
         head = compile_linear(est)
     if head is None:

@@ -171,11 +171,12 @@ class TreeHead:
             GradientBoostingClassifier,
             HistGradientBoostingClassifier,
         )
-        self.classes_ = np.asarray(est.classes_) if self.is_classifier else None
+        classes = np.asarray(est.classes_) if self.is_classifier else None
+        self.classes_ = classes
         if kind in _FORESTS:
             if getattr(est, "n_outputs_", 1) != 1:
                 raise Unsupported(f"multi-output {kind.__name__}")
-            self.k = len(self.classes_) if self.is_classifier else 1
+            self.k = len(classes) if classes is not None else 1
             trees = [_sk_tree(e) for e in est.estimators_]
             for t in trees:
                 t["value"] = t["value"][:, : self.k]
@@ -239,6 +240,7 @@ class TreeHead:
         kind = self.kind
         if kind in _FORESTS:
             if self.is_classifier:
+                assert self.classes_ is not None  # set for every classifier
                 return self.classes_.take(np.argmax(raw, axis=1), axis=0)
             return raw[:, 0]
         if kind is GradientBoostingRegressor:
@@ -252,6 +254,8 @@ class TreeHead:
                 encoded = (raw.ravel() > 0).astype(int)
         else:
             encoded = np.argmax(raw, axis=1)
+        # only the boosting classifiers are left: their classes_ is set
+        assert self.classes_ is not None
         return self.classes_[encoded]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

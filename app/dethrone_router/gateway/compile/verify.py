@@ -135,7 +135,8 @@ def _batches(variants: list[tuple[str, pd.DataFrame]]) -> list:
 def verify(model: Any, program: Program, reference: pd.DataFrame) -> Verdict:
     """Compare ``program`` with ``model`` on ``reference`` and its edge rows."""
     classifier = program.head.is_classifier
-    if classifier and not np.array_equal(program.head.classes_, np.asarray(model.classes_)):
+    classes = program.head.classes_  # None exactly for a regressor head
+    if classifier and (classes is None or not np.array_equal(classes, np.asarray(model.classes_))):
         return Verdict(False, "classes differ from the model's classes_", 0, 0)
     rows = delegated = 0
     worst = 0.0
@@ -163,6 +164,7 @@ def verify(model: Any, program: Program, reference: pd.DataFrame) -> Verdict:
             return Verdict(False, f"output shape {shapes} ({name})", rows, delegated)
         if classifier:
             wrong = np.asarray(got) != np.asarray(expected)
+            assert expected_proba is not None  # computed above for a classifier
             values, reference_values = program.head.predict_proba(X), expected_proba
         else:
             wrong = np.zeros(len(frame), dtype=bool)
