@@ -74,21 +74,6 @@ def _closing(done: subprocess.CompletedProcess) -> str:
     return text
 
 
-def test_iris_demo_completes(demo, tmp_path):
-    """Issue 20: the demo with your own data crashed after run 1 (it always drifted carat)."""
-    from sklearn.datasets import load_iris
-
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = iris.target_names[frame.pop("target")]
-    frame.to_csv(tmp_path / "iris.csv", index=False)
-    home, run = demo
-    text = _closing(run(DATASET_PATH=str(tmp_path / "iris.csv"), TARGET="species"))
-    assert "drift_cols=['sepal_length', 'sepal_width']" in text
-    assert "last drift check" in text and "DRIFT in" in text
-    assert "/ui/experiments/" in text
-
-
 def test_demo_output_leads_to_experiment_status_without_exports(demo, tmp_path):
     """Issue 20: `dethrone experiment status` after `make demo` created an empty database
     and died; `predictions stats` found no rows."""

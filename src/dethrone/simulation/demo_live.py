@@ -30,6 +30,8 @@ LIVE_ENV = {
     # come 0.5 s after serving and its experiment lasts a minute
     "LIVE_MIN_DURATION": "1s",
     "LABEL_WINDOW": "2s",
+    # the window ends when the holdback's test shows no harm, or after this at most
+    "ROLLBACK_MAX_DURATION": "30s",
 }
 #: the router refreshes its aliases every second and commits the log every 0.2 s
 ROUTER_ENV = {"SERVING_REFRESH_SECONDS": "1", "LOG_FLUSH_SECONDS": "0.2"}
@@ -150,7 +152,10 @@ def live_loop(
         f"{swap:.1f} s after the promotion; {rec.holdback:.0%} of units stay on "
         f"v{rec.champion_version} for the {ctx.settings.rollback_window} guardrail window"
     )
-    while rec.state == "guardrail":
+    # bounded even if the window's own end (ROLLBACK_MAX_DURATION) were set long
+    for _ in range(rounds * 3):
+        if rec.state != "guardrail":
+            break
         simulate(
             router,
             rate=30,
