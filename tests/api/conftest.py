@@ -72,6 +72,9 @@ class RouterServer:
             for k, v in os.environ.items()
             if k != "PROMETHEUS_MULTIPROC_DIR" and not k.startswith("ROUTER_")
         }
+        # No test router talks to a registry it was not given: a closed port answers at once
+        # (a stray MLflow on the default port, or a slow one, would change what it serves).
+        full_env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
         full_env.update({"ROUTER_DATA_DIR": str(data_dir), **(env or {})})
         cmd = [
             sys.executable,

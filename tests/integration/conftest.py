@@ -41,6 +41,15 @@ def _restore_mlflow_uris_per_module():
     yield
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(registry)
+    _forget_active_experiment()
+
+
+def _forget_active_experiment() -> None:
+    """The next module's server has not the experiment a previous module set active (a test
+    worker runs many modules; MLflow keeps the active experiment per process)."""
+    import mlflow.tracking.fluent as fluent
+
+    fluent._active_experiment_id = None  # no public reset exists; set_experiment sets it
 
 
 @pytest.fixture(autouse=True)
