@@ -339,3 +339,47 @@ def test_escapes_what_it_shows(client, app):
     )
     html = client.get("/ui/experiments/live-x").data.decode()
     assert "<script>alert" not in html and "&lt;script&gt;" in html and "&lt;b&gt;eve" in html
+
+
+def test_health_checks_read_the_looks_own_tests():
+    """A look of dethrone.experiments.look carries its coverage and guardrail tests: the
+    page's checks follow their verdicts (harm, differs), not a rule of its own."""
+    from dethrone_router.api.ui import health_checks
+
+    arms = [
+        {
+            "version": "1",
+            "served": 100,
+            "coverage": 0.9,
+            "units": 50,
+            "error_rate": 0.0,
+            "p99_latency_ms": 10.0,
+        },
+        {
+            "version": "2",
+            "served": 100,
+            "coverage": 0.5,
+            "units": 50,
+            "error_rate": 0.2,
+            "p99_latency_ms": 12.0,
+        },
+    ]
+    last = {
+        "srm_pvalue": 0.5,
+        "units_in_both_arms": 0,
+        "coverage": {
+            "p_a": 0.9,
+            "p_b": 0.88,
+            "low": -0.05,
+            "high": 0.01,
+            "margin": 0.01,
+            "differs": False,
+        },
+        "guardrails": {
+            "error_rate": {"name": "error rate", "p_a": 0.0, "p_b": 0.2, "harm": True},
+            "p99_latency": {"name": "p99 latency", "p_a": 0.01, "p_b": 0.01, "harm": False},
+        },
+    }
+    checks = {c["name"]: c["status"] for c in health_checks({"thresholds": {}}, last, arms)}
+    assert checks["label coverage"] == "ok"  # the test, not the raw 90% vs 50% shares
+    assert checks["error rate"] == "fail" and checks["p99 latency"] == "ok"

@@ -620,7 +620,17 @@ def health_checks(
         }
     )
     covs = [a["coverage"] for a in arms]
-    if any(c is None for c in covs) or not arms:
+    tested = last.get("coverage")
+    if isinstance(tested, dict) and tested.get("differs") is not None:
+        # the look's always-valid test of the labelled shares (within the label window)
+        cov_status = "fail" if tested["differs"] else "ok"
+        cov_fig = (
+            f"labelled share champion arm {pct(tested.get('p_a'))}, challenger arm "
+            f"{pct(tested.get('p_b'))}; always-valid interval of the difference "
+            f"[{num(tested.get('low'), 3)}, {num(tested.get('high'), 3)}], margin "
+            f"{num(tested.get('margin'), 3)}"
+        )
+    elif any(c is None for c in covs) or not arms:
         cov_status, cov_fig = "na", "an arm has no logged row yet"
     else:
         low, high = min(covs), max(covs)
@@ -695,6 +705,8 @@ def _guardrail(look: dict[str, Any], key: str) -> dict[str, Any] | None:
     ok = item.get("ok", item.get("passed"))
     if ok is None and "failed" in item:
         ok = not item["failed"]
+    if ok is None and "harm" in item:  # the look's always-valid non-inferiority test
+        ok = not item["harm"]
     show = pct if key == "error_rate" else num
     text = ", ".join(
         f"{k} {show(v)}" for k, v in item.items() if k not in ("ok", "passed", "failed", "name")
