@@ -38,6 +38,7 @@ def _restore_mlflow_uris_per_module():
     import mlflow
 
     tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    _forget_active_experiment()  # whatever ran before in this worker (unit tests too)
     yield
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(registry)
