@@ -50,7 +50,7 @@ test: $(STAMP)
 
 ## make test-fast: skip the slow simulations and real-server tests.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not integration" tests
+	$(PY) -m pytest -q -n 2 -m "not slow and not integration" tests
 
 bench: $(STAMP)
 	$(PY) bench/drift_bench.py
