@@ -167,6 +167,8 @@ def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
         resp = requests.post(
             f"{url}/feedback",
             timeout=30,
+            # labels need a token (FEEDBACK_TOKEN, else the write token: issue 18)
+            headers=write,
             json=[{"request_id": rid, "row": r, "label": 1000.0 + r} for r in range(5)],
         )
         assert resp.status_code == 200 and resp.json()["counts"]["stored"] == 5, resp.text
