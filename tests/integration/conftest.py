@@ -51,6 +51,8 @@ def _forget_active_experiment() -> None:
     import mlflow.tracking.fluent as fluent
 
     fluent._active_experiment_id = None  # no public reset exists; set_experiment sets it
+    # set_experiment also exports its id for child processes: forget that too
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 
 @pytest.fixture(autouse=True)
