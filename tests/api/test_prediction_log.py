@@ -151,9 +151,17 @@ def test_late_feedback_is_410(make_app, settings, source):
     client = app.test_client()
     rid = client.post("/predict", json={"rows": _rows(1)}).get_json()["request_id"]
     _flush(app)
-    import time
+    # age the logged row by two seconds instead of waiting for them to pass
+    from sqlalchemy import update
 
-    time.sleep(1.2)
+    from dethrone.store.schema import predictions
+
+    with app.extensions["dethrone_router"].engine.begin() as conn:
+        conn.execute(
+            update(predictions)
+            .where(predictions.c.request_id == rid)
+            .values(ts=predictions.c.ts - 2.0)
+        )
     late = client.post("/feedback", json={"request_id": rid, "row": 0, "label": 1})
     assert late.status_code == 410 and late.get_json()["status"] == "too_old"
     app.extensions["dethrone_serving"].writer.close()

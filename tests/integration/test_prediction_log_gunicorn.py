@@ -17,12 +17,14 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from sqlalchemy import update
 
 from dethrone.devstack.localstack import LocalStack, free_port
 from dethrone.registry.client import Registry
 from dethrone.settings import Settings
 from dethrone.store import make_engine
 from dethrone.store.export import joined_predictions
+from dethrone.store.schema import predictions
 from tests.api.conftest import RouterServer
 from tests.integration.test_serving import CUSTOM_MODEL
 from tests.unit.store.conftest import PgServer, _have_initdb
@@ -240,7 +242,14 @@ def test_feedback_through_http(env):
         timeout=10,
     )
     assert batch.status_code == 200 and batch.json()["counts"]["stored"] == 2
-    time.sleep(4.2)
+    engine = make_engine(db)
+    with engine.begin() as conn:  # age the logged rows past FEEDBACK_MAX_AGE, not the clock
+        conn.execute(
+            update(predictions)
+            .where(predictions.c.request_id == one["request_id"])
+            .values(ts=predictions.c.ts - 5.0)
+        )
+    engine.dispose()
     late = requests.post(url, json={**one, "row": 3}, timeout=10)
     assert late.status_code == 410 and late.json()["status"] == "too_old"
     engine = make_engine(db)

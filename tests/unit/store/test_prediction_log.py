@@ -191,7 +191,14 @@ def test_kill_9_loses_at_most_the_unflushed_buffer(db_url, engine):
 
     reader = threading.Thread(target=read)
     reader.start()
-    time.sleep(3.0)
+    # until some batches are committed (a condition, not a fixed 3 s): the child keeps
+    # appending meanwhile, so the kill still lands with rows in its buffer
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(select(func.count()).select_from(predictions)).scalar() > 200:
+                break
+        time.sleep(0.05)
     killed_at = time.time()
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=10)
