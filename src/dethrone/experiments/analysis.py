@@ -23,7 +23,7 @@ from dethrone.experiments.modes import CHALLENGER as CHALLENGER_ARM
 from dethrone.experiments.modes import CHAMPION as CHAMPION_ARM
 from dethrone.experiments.modes import SHADOW as SHADOW_ARM
 from dethrone.experiments.modes import experiment_salt
-from dethrone.experiments.rules import LookResult
+from dethrone.experiments.rules import REQUIRED_COLUMNS, LookResult
 from dethrone.registry.records import LiveExperiment, Look
 from dethrone.settings import Settings
 from dethrone.store.errors import unavailable_as_typed
@@ -44,20 +44,9 @@ def guardrail_arms(rec: LiveExperiment) -> list[tuple[str, str]]:
     return [(CHAMPION_ARM, rec.challenger_version), (CHALLENGER_ARM, rec.champion_version)]
 
 
-#: the columns of :func:`read_rows`, in order (what ``dethrone.experiments.rules`` reads)
-ROW_COLUMNS = (
-    "request_id",
-    "row",
-    "unit",
-    "arm",
-    "model_version",
-    "salt",
-    "served_at",
-    "labelled_at",
-    "latency_ms",
-    "error",
-    "loss",
-)
+#: the columns of :func:`read_rows`, in order: the look's required columns, with its
+#: optional ``latency_ms`` and ``error`` before the loss
+ROW_COLUMNS = (*REQUIRED_COLUMNS[:-1], "latency_ms", "error", "loss")
 
 
 def read_rows(
