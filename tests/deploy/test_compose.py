@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,20 @@ def test_build_contexts_dockerfiles_and_copy_sources_exist(services):
                 assert list(context.glob(source)), (
                     f"{name}: COPY source {source} missing in {context}"
                 )
+
+
+def test_airflow_image_can_run_the_spark_drift_engine(services):
+    """DRIFT_ENGINE=spark in compose needs PySpark (the ``spark`` extra) and a Java runtime."""
+    assert "DRIFT_ENGINE" in services["airflow-scheduler"]["environment"]
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile.airflow").read_text())
+    installs = [w for w in text.split() if w.strip('"').startswith("/opt/dethrone[")]
+    assert installs, "Dockerfile.airflow does not install the library"
+    extras = set(installs[0].strip('"').split("[", 1)[1].rstrip("]").split(","))
+    assert {"pipeline", "spark"} <= extras
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "spark" in project["optional-dependencies"]
+    # the same Debian release's JRE as the native stack's (the image is Debian bookworm)
+    assert re.search(r"apt-get install[^\n]*openjdk-17-jre-headless", text)
 
 
 def _copy_sources(dockerfile: Path):
