@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -224,26 +224,20 @@ def _primary(
     alpha: float,
     rho2: float,
     margin: float,
-) -> tuple[float, float, float, float, float, float, int, int]:
-    """Estimate, interval, p-value, means, and the smallest and largest sample analysed."""
+) -> _Estimate:
+    """The Gaussian mixture's estimate, interval and p-value, the means, and the
+    observations analysed (the smaller arm, or the pairs)."""
     if pair is None:
         est, low, high, p = _difference(x_a, x_b, alpha=alpha, rho2=rho2, null=margin)
-        return (
-            est,
-            low,
-            high,
-            p,
-            float(x_a.mean()),
-            float(x_b.mean()),
-            min(x_a.size, x_b.size),
-            max(x_a.size, x_b.size),
+        mean_a, mean_b, n_obs = float(x_a.mean()), float(x_b.mean()), min(x_a.size, x_b.size)
+    else:
+        d, mean_a, mean_b = pair[:3]
+        var = float(d.var(ddof=1)) if d.size > 1 else math.nan
+        est, low, high, p = (
+            float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha, rho2=rho2, null=margin)
         )
-    d, mean_a, mean_b = pair[:3]
-    var = float(d.var(ddof=1)) if d.size > 1 else math.nan
-    est, low, high, p = (
-        float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha, rho2=rho2, null=margin)
-    )
-    return est, low, high, p, mean_a, mean_b, d.size, d.size
+        n_obs = d.size
+    return _Estimate(est, low, high, p, mean_a, mean_b, n_obs, cap_used=math.nan)
 
 
 def _int_option(value: Any, name: str, low: int) -> int:
@@ -570,31 +564,31 @@ def _estimate(
 ) -> _Estimate:
     """The Gaussian-mixture estimate, replaced by the betting CS's when that is the test
     (the means and sizes stay the mixture's, which are the plain ones)."""
-    est, low, high, p, mean_a, mean_b, n_obs, _ = _primary(
+    e = _primary(
         data.x_a, data.x_b, data.pair, alpha=opts.alpha, rho2=opts.rho2, margin=opts.margin
     )
-    cap_used = math.nan
-    if opts.test == "betting" and n_obs >= 2:
-        order = None
-        if data.pair is None:
-            order = (
-                _arrival(arrival_a, data.a.size, data.groups[0], opts.share, "arrival_a"),
-                _arrival(arrival_b, data.b.size, data.groups[1], 1.0 - opts.share, "arrival_b"),
-            )
-        est, low, high, p, cap_used = _betting(
-            data.x_a,
-            data.x_b,
-            data.pair,
-            order,
-            share_b=1.0 - opts.share,
-            alpha=opts.alpha,
-            tuning=opts.tuning,
-            margin=opts.margin,
-            loss_cap=opts.loss_cap,
-            quantile=opts.quantile,
-            paired_losses=None if data.pair is None else data.pair[4],
+    if opts.test != "betting" or e.n_obs < 2:
+        return e
+    order = None
+    if data.pair is None:
+        order = (
+            _arrival(arrival_a, data.a.size, data.groups[0], opts.share, "arrival_a"),
+            _arrival(arrival_b, data.b.size, data.groups[1], 1.0 - opts.share, "arrival_b"),
         )
-    return _Estimate(est, low, high, p, mean_a, mean_b, n_obs, cap_used)
+    est, low, high, p, cap_used = _betting(
+        data.x_a,
+        data.x_b,
+        data.pair,
+        order,
+        share_b=1.0 - opts.share,
+        alpha=opts.alpha,
+        tuning=opts.tuning,
+        margin=opts.margin,
+        loss_cap=opts.loss_cap,
+        quantile=opts.quantile,
+        paired_losses=None if data.pair is None else data.pair[4],
+    )
+    return replace(e, est=est, low=low, high=high, p=p, cap_used=cap_used)
 
 
 def _look(
