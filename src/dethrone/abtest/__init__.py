@@ -14,10 +14,16 @@ on their own.
 
 For live experiments that are looked at again and again, :func:`decide_sequential`
 gives always-valid decisions (confidence sequences, anytime-valid SRM test).
+
+Both decisions return an :class:`ABDecision` (``kind`` says which), with
+:class:`SRMResult` and :class:`GuardrailResult` inside; ``SequentialDecision``,
+``SequentialSRMResult`` and ``SequentialGuardrailResult`` are the same classes under
+their former names.
 """
 
 from dethrone.abtest.compare import ComparisonResult, compare_paired, compare_unpaired
-from dethrone.abtest.decision import ABDecision, decide
+from dethrone.abtest.decision import decide
+from dethrone.abtest.decision_result import ABDecision
 from dethrone.abtest.guardrails import GuardrailResult, guardrail_test
 from dethrone.abtest.losses import (
     LOSSES,
@@ -28,8 +34,11 @@ from dethrone.abtest.losses import (
     zero_one_loss,
 )
 from dethrone.abtest.permutation import PermutationResult, permutation_welch
-from dethrone.abtest.sequential import decide_sequential
-from dethrone.abtest.sequential_result import SequentialDecision, SequentialGuardrailResult
+from dethrone.abtest.sequential import (
+    SequentialDecision,
+    SequentialGuardrailResult,
+    decide_sequential,
+)
 from dethrone.abtest.sequential_srm import SequentialSRMResult, sequential_srm_test
 from dethrone.abtest.srm import SRMResult, srm_test
 

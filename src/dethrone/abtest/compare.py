@@ -9,14 +9,15 @@ asks "is the challenger better by more than ``margin``?".
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
 from dethrone.abtest.bootstrap import boot_means, interval, jackknife_terms, make_rng
+from dethrone.abtest.serialize import ResultMixin
 
 __all__ = ["ComparisonResult", "compare_unpaired", "compare_paired"]
 
@@ -25,12 +26,11 @@ CIMethod = Literal["bca", "percentile"]
 _ALTERNATIVES = ("greater", "less", "two-sided")
 
 
-class SignificanceMixin:
-    """``significant`` and ``to_dict`` for result dataclasses with ``pvalue`` and ``alpha``."""
+class SignificanceMixin(ResultMixin):
+    """``significant``, also in ``to_dict``, for results with ``pvalue`` and ``alpha``."""
 
     __slots__ = ()
     if TYPE_CHECKING:  # what the dataclasses mixing this in provide
-        __dataclass_fields__: ClassVar[dict[str, Any]]
         pvalue: float
         alpha: float
 
@@ -41,9 +41,7 @@ class SignificanceMixin:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (non-finite floats become None, as JSON has no NaN)."""
-        out = {k: _finite_or_none(v) for k, v in asdict(self).items()}
-        out["significant"] = self.significant
-        return out
+        return {**super().to_dict(), "significant": self.significant}
 
 
 @dataclass(frozen=True)
@@ -103,12 +101,6 @@ class ComparisonResult(SignificanceMixin):
     n_b: int
     n_boot: int
     random_state: int | None
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def as_losses(values: ArrayLike, name: str, *, min_rows: int = 2) -> np.ndarray:

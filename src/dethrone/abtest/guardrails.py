@@ -3,59 +3,77 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 from numpy.typing import ArrayLike
 
-from dethrone.abtest.compare import _finite_or_none, as_losses, t_pvalue, welch_se_df
+from dethrone.abtest.compare import as_losses, t_pvalue, welch_se_df
+from dethrone.abtest.serialize import ResultMixin
 
-__all__ = ["GuardrailResult", "guardrail_test"]
+__all__ = ["GuardrailResult", "guardrail_test", "relative_change"]
 
 
-@dataclass(frozen=True)
-class GuardrailResult:
-    """Result of :func:`guardrail_test`.
+@dataclass(frozen=True, kw_only=True)
+class GuardrailResult(ResultMixin):
+    """Harm test of one larger-is-worse metric: :func:`guardrail_test` (Welch, valid
+    once) or the always-valid test of
+    :func:`~dethrone.abtest.sequential.decide_sequential`, in one shape.
 
     Attributes
     ----------
     name : str
         Name of the metric.
-    statistic, pvalue, df : float
-        One-sided Welch test of ``H1: mean_b - mean_a > margin * |mean_a|``.
+    method : {"welch", "confidence-sequence"}
+        The harm test: one-sided Welch, or the always-valid interval of the worsening.
     mean_a, mean_b : float
-        Mean of the metric for the champion (A) and the challenger (B).
+        Mean of the metric (per row, or per unit) for the champion (A) and the
+        challenger (B).
+    harm : float
+        ``mean_b - mean_a``; positive means the challenger is worse.
     relative_change : float
-        ``(mean_b - mean_a) / |mean_a|``; positive means the challenger is worse.
+        ``(mean_b - mean_a) / |mean_a|``.
+    tolerated : float
+        ``margin * |mean_a|``: the worsening tolerated, in metric units.
     margin : float
         Relative worsening tolerated (0.05 = 5%).
     alpha : float
-        Significance level of the harm test.
+        Level of the harm test.
+    pvalue : float
+        p-value of ``H0: harm = tolerated`` (always-valid for the confidence sequence).
     failed : bool
-        ``pvalue < alpha``: significant evidence of worsening beyond the margin.
+        Evidence of worsening beyond the margin: ``pvalue < alpha`` (Welch) or
+        ``ci_low > tolerated`` (confidence sequence).
     n_a, n_b : int
-        Rows per arm.
+        Observations per arm.
+    statistic, df : float or None
+        Welch t statistic and degrees of freedom (None for the confidence sequence).
+    ci_low, ci_high : float or None
+        Always-valid interval of ``harm`` at level ``1 - alpha`` (None for Welch).
     """
 
     name: str
-    statistic: float
-    pvalue: float
-    df: float
+    method: Literal["welch", "confidence-sequence"] = "welch"
     mean_a: float
     mean_b: float
+    harm: float
     relative_change: float
+    tolerated: float
     margin: float
     alpha: float
+    pvalue: float
     failed: bool
     n_a: int
     n_b: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (non-finite floats become None)."""
-        return {k: _finite_or_none(v) for k, v in asdict(self).items()}
+    statistic: float | None = None
+    df: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     def reason(self) -> str:
         """One readable sentence on the guardrail's verdict."""
+        if self.method == "confidence-sequence":
+            return self._interval_reason()
         change = (
             f"{100 * self.relative_change:+.1f}% (mean {self.mean_a:.4g} -> "
             f"{self.mean_b:.4g}), harm-test p = {self.pvalue:.3g}"
@@ -69,6 +87,23 @@ class GuardrailResult:
             f"guardrail '{self.name}' passed: no significant worsening beyond "
             f"{100 * self.margin:g}%: {change}"
         )
+
+    def _interval_reason(self) -> str:
+        stats = (
+            f"mean {self.mean_a:.4g} -> {self.mean_b:.4g}, always-valid interval of "
+            f"the worsening [{self.ci_low:.4g}, {self.ci_high:.4g}] vs "
+            f"{self.tolerated:.4g} tolerated"
+        )
+        if self.failed:
+            return f"guardrail '{self.name}' failed: the challenger is worse: {stats}"
+        return f"guardrail '{self.name}' passed (no harm shown so far): {stats}"
+
+
+def relative_change(mean_a: float, mean_b: float) -> float:
+    """``(mean_b - mean_a) / |mean_a|``, signed infinity (or 0) when ``mean_a`` is 0."""
+    if mean_a != 0:
+        return (mean_b - mean_a) / abs(mean_a)
+    return 0.0 if mean_b == mean_a else math.copysign(math.inf, mean_b - mean_a)
 
 
 def guardrail_test(
@@ -123,22 +158,20 @@ def guardrail_test(
     effect = (mean_b - mean_a) - margin * abs(mean_a)
     t = effect / float(se) if se > 0 else math.nan
     t, p = t_pvalue(t, df, effect, "greater")
-    rel = (
-        (mean_b - mean_a) / abs(mean_a)
-        if mean_a != 0
-        else (0.0 if mean_b == mean_a else math.copysign(math.inf, mean_b - mean_a))
-    )
     return GuardrailResult(
         name=str(name),
-        statistic=t,
-        pvalue=p,
-        df=float(df),
+        method="welch",
         mean_a=mean_a,
         mean_b=mean_b,
-        relative_change=float(rel),
+        harm=mean_b - mean_a,
+        relative_change=float(relative_change(mean_a, mean_b)),
+        tolerated=margin * abs(mean_a),
         margin=float(margin),
         alpha=float(alpha),
+        pvalue=p,
         failed=bool(p < alpha),
         n_a=int(a.size),
         n_b=int(b.size),
+        statistic=t,
+        df=float(df),
     )

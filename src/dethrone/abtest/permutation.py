@@ -131,6 +131,36 @@ def permutation_welch(
     draws random keys for the pooled rows and keeps the smallest ``min(n_a, n_b)``.
     """
     a, b = as_losses(loss_a, "loss_a"), as_losses(loss_b, "loss_b")
+    n_resamples = _check_options(n_resamples, alternative, margin)
+    rng, seed = make_rng(random_state)
+    pooled = np.concatenate([a - margin, b])
+    # Centring keeps sum-of-squares variances accurate for losses far from zero.
+    pooled -= pooled.mean()
+    # One matrix product per chunk gives each re-split's sum, sum of squares and count.
+    sums = np.column_stack([pooled, pooled * pooled, np.ones(pooled.size)])
+    na, nb = a.size, b.size
+    s1a, s2a = sums[:na, :2].sum(axis=0)
+    s1b, s2b = sums[na:, :2].sum(axis=0)
+    t_obs = float(_welch_t(s1a, s2a, na, s1b, s2b, nb))
+    if math.isnan(t_obs):  # every row identical: no evidence either way
+        t_obs = 0.0
+    t_star = _resampled_t(sums, na, nb, n_resamples, rng)
+    pvalue = _pvalue(t_obs, t_star, alternative)
+    return PermutationResult(
+        method="studentized-permutation",
+        statistic=t_obs,
+        pvalue=pvalue,
+        alternative=alternative,
+        alpha=float(alpha),
+        margin=float(margin),
+        n_a=int(na),
+        n_b=int(nb),
+        n_resamples=n_resamples,
+        random_state=seed,
+    )
+
+
+def _check_options(n_resamples: int, alternative: str, margin: float) -> int:
     if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples}")
     if alternative not in ("greater", "less", "two-sided"):
@@ -139,23 +169,18 @@ def permutation_welch(
         )
     if not math.isfinite(margin):
         raise ValueError(f"margin must be finite, got {margin}")
-    n_resamples = int(n_resamples)
-    rng, seed = make_rng(random_state)
-    pooled = np.concatenate([a - margin, b])
-    # Centring keeps sum-of-squares variances accurate for losses far from zero.
-    pooled -= pooled.mean()
-    # One matrix product per chunk gives each re-split's sum, sum of squares and count.
-    sums = np.column_stack([pooled, pooled * pooled, np.ones(pooled.size)])
+    return int(n_resamples)
+
+
+def _resampled_t(
+    sums: np.ndarray, na: int, nb: int, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Welch t of ``n_resamples`` random re-splits of the pooled rows into arms of sizes
+    ``na`` and ``nb``, from the rows' (value, square, 1) ``sums``; NaN (no spread) as 0."""
     total = sums.sum(axis=0)
-    na, nb, n = a.size, b.size, pooled.size
+    n = na + nb
     small_is_a = na <= nb
     k = min(na, nb)
-
-    s1a, s2a = sums[:na, :2].sum(axis=0)
-    s1b, s2b = sums[na:, :2].sum(axis=0)
-    t_obs = float(_welch_t(s1a, s2a, na, s1b, s2b, nb))
-    if math.isnan(t_obs):  # every row identical: no evidence either way
-        t_obs = 0.0
     t_star = np.empty(n_resamples)
     step = max(2, _CHUNK_ELEMENTS // n) & ~1
     for start in range(0, n_resamples, step):
@@ -172,7 +197,12 @@ def permutation_welch(
         t_star[start : start + m] = _welch_t(
             sa[:, 0], sa[:, 1], sa[:, 2], sb[:, 0], sb[:, 1], sb[:, 2]
         )
-    t_star = np.nan_to_num(t_star, nan=0.0)
+    return np.nan_to_num(t_star, nan=0.0)
+
+
+def _pvalue(t_obs: float, t_star: np.ndarray, alternative: str) -> float:
+    """Monte-Carlo p-value of ``t_obs`` against the re-split statistics ``t_star``."""
+    n_resamples = t_star.size
     # A relative tolerance so re-splits equal to the observed one up to rounding count as ties.
     tol = 1e-9 * max(1.0, abs(t_obs)) if math.isfinite(t_obs) else 0.0
     p_greater = (1.0 + np.count_nonzero(t_star >= t_obs - tol)) / (1.0 + n_resamples)
@@ -184,15 +214,4 @@ def permutation_welch(
         "less": p_less,
         "two-sided": min(1.0, 2.0 * min(p_greater, p_less)),
     }[alternative]
-    return PermutationResult(
-        method="studentized-permutation",
-        statistic=t_obs,
-        pvalue=float(pvalue),
-        alternative=alternative,
-        alpha=float(alpha),
-        margin=float(margin),
-        n_a=int(na),
-        n_b=int(nb),
-        n_resamples=n_resamples,
-        random_state=seed,
-    )
+    return float(pvalue)

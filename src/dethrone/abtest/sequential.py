@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,18 +13,18 @@ from numpy.typing import ArrayLike
 from dethrone.abtest.betting import betting_difference_cs, betting_paired_cs, epoch_caps
 from dethrone.abtest.compare import as_losses
 from dethrone.abtest.confseq import group_index, mean_cs, mean_difference_cs, mixture_rho2
-from dethrone.abtest.sequential_result import (
-    SequentialDecision,
-    SequentialGuardrailResult,
-    SequentialOutcome,
-    design,
-    gates,
-    verdict,
-)
+from dethrone.abtest.decision_result import ABDecision, Outcome, relative_improvement
+from dethrone.abtest.guardrails import GuardrailResult, relative_change
+from dethrone.abtest.sequential_rules import design, gates, verdict
 from dethrone.abtest.sequential_srm import sequential_srm_test
+from dethrone.abtest.srm import SRMResult
 from dethrone.settings import Settings
 
-__all__ = ["decide_sequential"]
+__all__ = ["SequentialDecision", "SequentialGuardrailResult", "decide_sequential"]
+
+#: The result types are shared with the fixed-horizon test; the old names stay importable.
+SequentialDecision = ABDecision
+SequentialGuardrailResult = GuardrailResult
 
 _Groups = tuple[np.ndarray, np.ndarray] | None
 
@@ -101,8 +102,8 @@ def _guardrails(
     margin: float,
     alpha: float,
     rho2: float,
-) -> dict[str, SequentialGuardrailResult]:
-    out: dict[str, SequentialGuardrailResult] = {}
+) -> dict[str, GuardrailResult]:
+    out: dict[str, GuardrailResult] = {}
     for name, values in (guardrails or {}).items():
         if len(values) != 2:
             raise ValueError(f"guardrail {name!r} must be a pair (values_a, values_b)")
@@ -118,18 +119,23 @@ def _guardrails(
         mean_a = float(arms[0].mean())
         tolerated = margin * abs(mean_a)
         harm, low, high, p = _difference(arms[1], arms[0], alpha=alpha, rho2=rho2, null=tolerated)
-        out[str(name)] = SequentialGuardrailResult(
+        mean_b = float(arms[1].mean())
+        out[str(name)] = GuardrailResult(
             name=str(name),
+            method="confidence-sequence",
             mean_a=mean_a,
-            mean_b=float(arms[1].mean()),
+            mean_b=mean_b,
             harm=harm,
-            ci_low=low,
-            ci_high=high,
+            relative_change=float(relative_change(mean_a, mean_b)),
             tolerated=tolerated,
+            margin=margin,
+            alpha=alpha,
             pvalue=p,
             failed=bool(low > tolerated),
             n_a=int(arms[0].size),
             n_b=int(arms[1].size),
+            ci_low=low,
+            ci_high=high,
         )
     return out
 
@@ -218,26 +224,20 @@ def _primary(
     alpha: float,
     rho2: float,
     margin: float,
-) -> tuple[float, float, float, float, float, float, int, int]:
-    """Estimate, interval, p-value, means, and the smallest and largest sample analysed."""
+) -> _Estimate:
+    """The Gaussian mixture's estimate, interval and p-value, the means, and the
+    observations analysed (the smaller arm, or the pairs)."""
     if pair is None:
         est, low, high, p = _difference(x_a, x_b, alpha=alpha, rho2=rho2, null=margin)
-        return (
-            est,
-            low,
-            high,
-            p,
-            float(x_a.mean()),
-            float(x_b.mean()),
-            min(x_a.size, x_b.size),
-            max(x_a.size, x_b.size),
+        mean_a, mean_b, n_obs = float(x_a.mean()), float(x_b.mean()), min(x_a.size, x_b.size)
+    else:
+        d, mean_a, mean_b = pair[:3]
+        var = float(d.var(ddof=1)) if d.size > 1 else math.nan
+        est, low, high, p = (
+            float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha, rho2=rho2, null=margin)
         )
-    d, mean_a, mean_b = pair[:3]
-    var = float(d.var(ddof=1)) if d.size > 1 else math.nan
-    est, low, high, p = (
-        float(v) for v in mean_cs(d.mean(), var, d.size, alpha=alpha, rho2=rho2, null=margin)
-    )
-    return est, low, high, p, mean_a, mean_b, d.size, d.size
+        n_obs = d.size
+    return _Estimate(est, low, high, p, mean_a, mean_b, n_obs, cap_used=math.nan)
 
 
 def _int_option(value: Any, name: str, low: int) -> int:
@@ -265,7 +265,7 @@ def decide_sequential(
     cap_quantile: float | None = None,
     arrival_a: ArrayLike | None = None,
     arrival_b: ArrayLike | None = None,
-) -> SequentialDecision:
+) -> ABDecision:
     """Always-valid decision between the champion (arm A) and a challenger (arm B).
 
     Each call is one look at all data so far. The decision is valid however often, and
@@ -359,7 +359,9 @@ def decide_sequential(
 
     Returns
     -------
-    SequentialDecision
+    ABDecision
+        ``kind="sequential"``; the always-valid confidence sequence gives ``estimate``,
+        ``ci_low``, ``ci_high`` and ``pvalue``.
 
     Examples
     --------
@@ -397,7 +399,101 @@ def decide_sequential(
     count data, NeurIPS. Waudby-Smith, Ramdas (2024), Estimating means of bounded random
     variables by betting, JRSS-B 86(1).
     """
-    s = settings if settings is not None else Settings()
+    opts = _options(
+        settings if settings is not None else Settings(),
+        alpha=alpha,
+        margin=margin,
+        tuning_n=tuning_n,
+        max_units_per_arm=max_units_per_arm,
+        expected_share_a=expected_share_a,
+        test=test,
+        loss_cap=loss_cap,
+        cap_quantile=cap_quantile,
+        units_given=(units_a is not None, units_b is not None),
+    )
+    data = _data(loss_a, loss_b, units_a, units_b, paired)
+    g_res = _guardrails(
+        guardrails,
+        (data.a.size, data.b.size),
+        data.groups,
+        margin=opts.guardrail_margin,
+        alpha=opts.alpha,
+        rho2=opts.rho2,
+    )
+    srm = None
+    if data.x_a.size and data.x_b.size:  # shadow mode has no split to test
+        srm = sequential_srm_test(
+            data.x_a.size, data.x_b.size, opts.share, threshold=opts.srm_threshold
+        )
+    est = _estimate(data, opts, arrival_a, arrival_b)
+    outcome, reasons = _look(srm, est, g_res, opts, data.pair is not None, units_a is not None)
+    reasons.append(
+        design(data.x_a.size, data.x_b.size, data.a.size, data.b.size, data.pair, data.per_unit)
+    )
+    return _result(outcome, reasons, data, est, srm, g_res, opts)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Every threshold of a look, after applying settings."""
+
+    alpha: float
+    margin: float
+    tuning: int
+    cap: int
+    min_units: int
+    share: float
+    test: str
+    quantile: float
+    loss_cap: float | None
+    rho2: float
+    guardrail_margin: float
+    srm_threshold: float
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Validated losses (``a``, ``b``), their unit groups, the observations (unit means or
+    rows) and the paired sample (see :func:`_paired`)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    groups: tuple[_Groups, _Groups]
+    x_a: np.ndarray
+    x_b: np.ndarray
+    pair: tuple[Any, ...] | None
+    per_unit: bool
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """The improvement's estimate, always-valid interval and p-value, the means, the
+    observations analysed (the smaller arm, or the pairs) and the loss cap used."""
+
+    est: float
+    low: float
+    high: float
+    p: float
+    mean_a: float
+    mean_b: float
+    n_obs: int
+    cap_used: float
+
+
+def _options(
+    s: Settings,
+    *,
+    alpha: float | None,
+    margin: float | None,
+    tuning_n: int | None,
+    max_units_per_arm: int | None,
+    expected_share_a: float,
+    test: str | None,
+    loss_cap: float | None,
+    cap_quantile: float | None,
+    units_given: tuple[bool, bool],
+) -> _Options:
+    """Thresholds: explicit arguments win over the settings ``s``; invalid ones raise."""
     alpha = float(_pick(alpha, s.ab_alpha))
     margin = float(_pick(margin, s.ab_margin))
     if not 0.0 < alpha < 0.5:
@@ -410,7 +506,7 @@ def decide_sequential(
     share = float(expected_share_a)
     if not 0.0 < share < 1.0:
         raise ValueError(f"expected_share_a must be strictly between 0 and 1, got {share}")
-    if (units_a is None) != (units_b is None):
+    if units_given[0] != units_given[1]:
         raise ValueError("units_a and units_b must be given together")
     test = str(_pick(test, s.ab_test))
     if test not in ("betting", "gaussian"):
@@ -420,114 +516,154 @@ def decide_sequential(
         raise ValueError(f"cap_quantile must be in (0.5, 1], got {quantile}")
     if loss_cap is not None and not (math.isfinite(loss_cap) and loss_cap > 0):
         raise ValueError(f"loss_cap must be a positive number, got {loss_cap!r}")
+    return _Options(
+        alpha=alpha,
+        margin=margin,
+        tuning=tuning,
+        cap=cap,
+        min_units=min_units,
+        share=share,
+        test=test,
+        quantile=quantile,
+        loss_cap=loss_cap,
+        rho2=mixture_rho2(tuning, alpha),
+        guardrail_margin=float(s.guardrail_margin),
+        srm_threshold=float(s.srm_pvalue_threshold),
+    )
 
+
+def _data(
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    units_a: ArrayLike | None,
+    units_b: ArrayLike | None,
+    paired: Sequence[ArrayLike] | None,
+) -> _Data:
+    """Validate the losses and turn them into observations (unit means, or rows)."""
     a = _arm(loss_a, "loss_a", paired is not None)
     b = _arm(loss_b, "loss_b", paired is not None)
     groups: tuple[_Groups, _Groups] = (None, None)
-    if units_a is not None and units_b is not None:  # both or neither (checked above)
+    if units_a is not None and units_b is not None:  # both or neither (checked before)
         groups = (
             group_index(units_a, a.size, name="units_a"),
             group_index(units_b, b.size, name="units_b"),
         )
-    x_a, x_b = _observations(a, groups[0]), _observations(b, groups[1])
-    pair = _paired(paired)
-    rho2 = mixture_rho2(tuning, alpha)
-    g_margin = float(s.guardrail_margin)
-    g_res = _guardrails(
-        guardrails, (a.size, b.size), groups, margin=g_margin, alpha=alpha, rho2=rho2
+    return _Data(
+        a=a,
+        b=b,
+        groups=groups,
+        x_a=_observations(a, groups[0]),
+        x_b=_observations(b, groups[1]),
+        pair=_paired(paired),
+        per_unit=units_a is not None or (paired is not None and len(paired) == 3),
     )
 
-    srm = None
-    if x_a.size and x_b.size:
-        srm = sequential_srm_test(x_a.size, x_b.size, share, threshold=s.srm_pvalue_threshold)
-    est, low, high, p, mean_a, mean_b, n_obs, n_max = _primary(
-        x_a, x_b, pair, alpha=alpha, rho2=rho2, margin=margin
+
+def _estimate(
+    data: _Data, opts: _Options, arrival_a: ArrayLike | None, arrival_b: ArrayLike | None
+) -> _Estimate:
+    """The Gaussian-mixture estimate, replaced by the betting CS's when that is the test
+    (the means and sizes stay the mixture's, which are the plain ones)."""
+    e = _primary(
+        data.x_a, data.x_b, data.pair, alpha=opts.alpha, rho2=opts.rho2, margin=opts.margin
     )
-    cap_used = math.nan
-    if test == "betting" and n_obs >= 2:
-        order = None
-        if pair is None:
-            order = (
-                _arrival(arrival_a, a.size, groups[0], share, "arrival_a"),
-                _arrival(arrival_b, b.size, groups[1], 1.0 - share, "arrival_b"),
-            )
-        est, low, high, p, cap_used = _betting(
-            x_a,
-            x_b,
-            pair,
-            order,
-            share_b=1.0 - share,
-            alpha=alpha,
-            tuning=tuning,
-            margin=margin,
-            loss_cap=loss_cap,
-            quantile=quantile,
-            paired_losses=None if pair is None else pair[4],
+    if opts.test != "betting" or e.n_obs < 2:
+        return e
+    order = None
+    if data.pair is None:
+        order = (
+            _arrival(arrival_a, data.a.size, data.groups[0], opts.share, "arrival_a"),
+            _arrival(arrival_b, data.b.size, data.groups[1], 1.0 - opts.share, "arrival_b"),
         )
-
-    gate_reasons = gates(
-        srm,
-        n_obs,
-        min_units,
-        paired=pair is not None,
-        what="units" if units_a is not None else "rows",
+    est, low, high, p, cap_used = _betting(
+        data.x_a,
+        data.x_b,
+        data.pair,
+        order,
+        share_b=1.0 - opts.share,
+        alpha=opts.alpha,
+        tuning=opts.tuning,
+        margin=opts.margin,
+        loss_cap=opts.loss_cap,
+        quantile=opts.quantile,
+        paired_losses=None if data.pair is None else data.pair[4],
     )
+    return replace(e, est=est, low=low, high=high, p=p, cap_used=cap_used)
+
+
+def _look(
+    srm: SRMResult | None,
+    e: _Estimate,
+    g_res: dict[str, GuardrailResult],
+    opts: _Options,
+    paired: bool,
+    units_given: bool,
+) -> tuple[Outcome, list[str]]:
+    """Outcome of this look and its reasons (rules 2-6 of decide_sequential)."""
+    what = "units" if units_given else "rows"
+    gate_reasons = gates(srm, e.n_obs, opts.min_units, paired=paired, what=what)
     if gate_reasons:
-        outcome: SequentialOutcome = "inconclusive"
-        reasons = [
+        return "inconclusive", [
             *gate_reasons,
-            ("the experiment cannot be judged yet (or must be fixed); neither model is preferred"),
+            "the experiment cannot be judged yet (or must be fixed); neither model is preferred",
         ]
-    else:
-        failed = [name for name, g in g_res.items() if g.failed]
-        outcome, why = verdict(
-            est,
-            low,
-            high,
-            p,
-            margin=margin,
-            alpha=alpha,
-            capped=bool(cap) and n_obs >= cap,
-            failed=failed,
-        )
-        reasons = [
-            srm.reason()
-            if srm is not None
-            else "shadow mode: no traffic split to check for sample ratio mismatch",
-            why,
-            *(g.reason() for g in g_res.values()),
-        ]
-    per_unit = units_a is not None or (paired is not None and len(paired) == 3)
-    reasons.append(design(x_a.size, x_b.size, a.size, b.size, pair, per_unit))
-    return SequentialDecision(
+    outcome, why = verdict(
+        e.est,
+        e.low,
+        e.high,
+        e.p,
+        margin=opts.margin,
+        alpha=opts.alpha,
+        capped=bool(opts.cap) and e.n_obs >= opts.cap,
+        failed=[name for name, g in g_res.items() if g.failed],
+    )
+    split = (
+        srm.reason()
+        if srm is not None
+        else "shadow mode: no traffic split to check for sample ratio mismatch"
+    )
+    return outcome, [split, why, *(g.reason() for g in g_res.values())]
+
+
+def _result(
+    outcome: Outcome,
+    reasons: list[str],
+    data: _Data,
+    e: _Estimate,
+    srm: SRMResult | None,
+    g_res: dict[str, GuardrailResult],
+    opts: _Options,
+) -> ABDecision:
+    return ABDecision(
         outcome=outcome,
         reasons=tuple(reasons),
-        method="unpaired" if pair is None else "paired",
-        per_unit=per_unit,
-        estimate=float(est),
-        ci_low=float(low),
-        ci_high=float(high),
-        pvalue=float(p),
-        mean_a=mean_a,
-        mean_b=mean_b,
-        relative_improvement=float(est) / mean_a if mean_a else math.nan,
-        units_a=int(x_a.size),
-        units_b=int(x_b.size),
-        rows_a=int(a.size),
-        rows_b=int(b.size),
-        pairs=0 if pair is None else int(n_obs),
+        kind="sequential",
+        method="unpaired" if data.pair is None else "paired",
+        test=opts.test,
+        estimate=float(e.est),
+        ci_low=float(e.low),
+        ci_high=float(e.high),
+        pvalue=float(e.p),
+        mean_a=e.mean_a,
+        mean_b=e.mean_b,
+        relative_improvement=relative_improvement(e.est, e.mean_a),
+        rows_a=int(data.a.size),
+        rows_b=int(data.b.size),
+        units_a=int(data.x_a.size),
+        units_b=int(data.x_b.size),
+        pairs=0 if data.pair is None else int(e.n_obs),
+        per_unit=data.per_unit,
         srm=srm,
         guardrails=g_res,
-        alpha=alpha,
-        margin=margin,
-        guardrail_margin=g_margin,
-        srm_threshold=float(s.srm_pvalue_threshold),
-        expected_share_a=share,
-        rho2=rho2,
-        tuning_n=tuning,
-        min_units_per_arm=min_units,
-        max_units_per_arm=cap,
-        test=test,
-        loss_cap=cap_used,
-        cap_quantile=quantile,
+        alpha=opts.alpha,
+        margin=opts.margin,
+        guardrail_margin=opts.guardrail_margin,
+        srm_threshold=opts.srm_threshold,
+        expected_share_a=opts.share,
+        min_units_per_arm=opts.min_units,
+        rho2=opts.rho2,
+        tuning_n=opts.tuning,
+        max_units_per_arm=opts.cap,
+        loss_cap=e.cap_used,
+        cap_quantile=opts.quantile,
     )

@@ -24,14 +24,12 @@ NeurIPS 35 (the two-arm case is this beta-binomial test).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from dethrone.abtest.srm import _count, _fmt_split
+from dethrone.abtest.srm import SRMResult, _count
 
 __all__ = ["SequentialSRMResult", "sequential_srm_test", "srm_log_bayes_factor"]
 
@@ -41,55 +39,9 @@ __all__ = ["SequentialSRMResult", "sequential_srm_test", "srm_log_bayes_factor"]
 DEFAULT_CONCENTRATION = 1000.0
 
 
-@dataclass(frozen=True)
-class SequentialSRMResult:
-    """Result of :func:`sequential_srm_test`.
-
-    Attributes
-    ----------
-    log_bayes_factor : float
-        Natural log of the mixture likelihood ratio ``BF_n`` against the configured split.
-    pvalue : float
-        Always-valid p-value ``min(1, 1/BF_n)``.
-    n_a, n_b : int
-        Units (or rows) counted per arm.
-    expected_share_a, observed_share_a : float
-        Configured and observed share of arm A.
-    concentration : float
-        Prior concentration ``k``.
-    threshold : float
-        ``mismatch`` when ``pvalue < threshold``.
-    mismatch : bool
-        Sample ratio mismatch detected.
-    """
-
-    log_bayes_factor: float
-    pvalue: float
-    n_a: int
-    n_b: int
-    expected_share_a: float
-    observed_share_a: float
-    concentration: float
-    threshold: float
-    mismatch: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict of every field."""
-        return asdict(self)
-
-    def reason(self) -> str:
-        """One readable sentence on the verdict (used in decision reasons)."""
-        split = (
-            f"observed A/B split {_fmt_split(self.observed_share_a)} "
-            f"({self.n_a}/{self.n_b}) vs expected {_fmt_split(self.expected_share_a)}, "
-            f"always-valid SRM p = {self.pvalue:.3g}"
-        )
-        if self.mismatch:
-            return (
-                f"sample ratio mismatch (SRM): {split} < {self.threshold:g}; the traffic "
-                "split is broken, so the comparison cannot be trusted"
-            )
-        return f"no sample ratio mismatch: {split} >= {self.threshold:g}"
+#: The same result type as the chi-square test's (``method="bayes-factor"``); the old
+#: name stays importable.
+SequentialSRMResult = SRMResult
 
 
 def srm_log_bayes_factor(
@@ -120,7 +72,7 @@ def sequential_srm_test(
     *,
     threshold: float = 0.001,
     concentration: float = DEFAULT_CONCENTRATION,
-) -> SequentialSRMResult:
+) -> SRMResult:
     """Anytime-valid SRM test of the arm counts against the configured split.
 
     Parameters
@@ -138,7 +90,8 @@ def sequential_srm_test(
 
     Returns
     -------
-    SequentialSRMResult
+    SRMResult
+        With ``method="bayes-factor"``.
 
     Examples
     --------
@@ -161,14 +114,15 @@ def sequential_srm_test(
         raise ValueError("no units in either arm: the SRM test needs at least one")
     log_bf = float(srm_log_bayes_factor(n_a, n_b, share, concentration))
     pvalue = float(min(1.0, math.exp(-log_bf))) if log_bf > -700 else 1.0
-    return SequentialSRMResult(
-        log_bayes_factor=log_bf,
+    return SRMResult(
         pvalue=pvalue,
         n_a=n_a,
         n_b=n_b,
         expected_share_a=share,
         observed_share_a=n_a / total,
-        concentration=float(concentration),
         threshold=float(threshold),
         mismatch=bool(pvalue < threshold),
+        method="bayes-factor",
+        log_bayes_factor=log_bf,
+        concentration=float(concentration),
     )

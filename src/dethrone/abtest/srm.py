@@ -4,50 +4,77 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from scipy import special
+
+from dethrone.abtest.serialize import ResultMixin
 
 __all__ = ["SRMResult", "srm_test"]
 
 
-@dataclass(frozen=True)
-class SRMResult:
-    """Result of :func:`srm_test`.
+@dataclass(frozen=True, kw_only=True)
+class SRMResult(ResultMixin):
+    """Result of :func:`srm_test` (chi-square, valid once) and of
+    :func:`~dethrone.abtest.sequential_srm.sequential_srm_test` (Bayes factor, valid at
+    every look): one shape, so a decision reads its SRM check the same way either way.
 
     Attributes
     ----------
-    statistic : float
-        Pearson chi-square statistic (1 degree of freedom).
     pvalue : float
         Probability of a split at least this unbalanced if the router honoured
-        ``expected_share_a``.
-    df : int
-        Degrees of freedom (always 1 for two arms).
+        ``expected_share_a`` (always-valid for the Bayes-factor test).
     n_a, n_b : int
-        Observed rows per arm.
+        Observed rows (or units) per arm.
     expected_share_a, observed_share_a : float
         Configured and observed share of arm A.
     threshold : float
         p-values below this mean a sample ratio mismatch.
     mismatch : bool
         ``pvalue < threshold``.
+    method : {"chi-square", "bayes-factor"}
+        The test that gave ``pvalue``.
+    statistic : float or None
+        Pearson chi-square statistic (None for the Bayes-factor test).
+    df : int or None
+        Degrees of freedom of the chi-square test (always 1 for two arms).
+    log_bayes_factor : float or None
+        Natural log of the mixture likelihood ratio ``BF_n`` against the configured
+        split (None for the chi-square test).
+    concentration : float or None
+        Prior concentration ``k`` of the Bayes-factor test.
     """
 
-    statistic: float
     pvalue: float
-    df: int
     n_a: int
     n_b: int
     expected_share_a: float
     observed_share_a: float
     threshold: float
     mismatch: bool
+    method: Literal["chi-square", "bayes-factor"] = "chi-square"
+    statistic: float | None = None
+    df: int | None = None
+    log_bayes_factor: float | None = None
+    concentration: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict of every field."""
-        return asdict(self)
+    def reason(self) -> str:
+        """One readable sentence on the verdict (used in decision reasons)."""
+        if self.method == "chi-square":
+            counts, test = f"{self.n_a}/{self.n_b} rows", "chi-square p"
+        else:  # counts may be units, so no unit is named
+            counts, test = f"{self.n_a}/{self.n_b}", "always-valid SRM p"
+        split = (
+            f"observed A/B split {_fmt_split(self.observed_share_a)} ({counts}) vs "
+            f"expected {_fmt_split(self.expected_share_a)}, {test} = {self.pvalue:.3g}"
+        )
+        if self.mismatch:
+            return (
+                f"sample ratio mismatch (SRM): {split} < {self.threshold:g}; the traffic "
+                "split is broken, so the comparison cannot be trusted"
+            )
+        return f"no sample ratio mismatch: {split} >= {self.threshold:g}"
 
 
 def _count(value: Any, name: str) -> int:
@@ -103,15 +130,16 @@ def srm_test(n_a: int, n_b: int, expected_share_a: float, *, threshold: float = 
     # The survival function keeps precision far into the tail, where 1 - cdf would be 0.
     pvalue = float(special.chdtrc(1, stat))
     return SRMResult(
-        statistic=float(stat),
         pvalue=pvalue,
-        df=1,
         n_a=n_a,
         n_b=n_b,
         expected_share_a=share,
         observed_share_a=n_a / total,
         threshold=float(threshold),
         mismatch=bool(pvalue < threshold),
+        method="chi-square",
+        statistic=float(stat),
+        df=1,
     )
 
 
@@ -120,15 +148,5 @@ def _fmt_split(share: float) -> str:
 
 
 def srm_reason(result: SRMResult) -> str:
-    """One readable sentence describing ``result`` (used in decision reasons)."""
-    split = (
-        f"observed A/B split {_fmt_split(result.observed_share_a)} "
-        f"({result.n_a}/{result.n_b} rows) vs expected "
-        f"{_fmt_split(result.expected_share_a)}, chi-square p = {result.pvalue:.3g}"
-    )
-    if result.mismatch:
-        return (
-            f"sample ratio mismatch (SRM): {split} < {result.threshold:g}; the traffic "
-            "split is broken, so the comparison cannot be trusted"
-        )
-    return f"no sample ratio mismatch: {split} >= {result.threshold:g}"
+    """One readable sentence describing ``result`` (``result.reason()``)."""
+    return result.reason()
