@@ -9,6 +9,7 @@ lower loss), median units to a decision.
 
     .venv/bin/python bench/sequential_calibration.py              # default --runs
     .venv/bin/python bench/sequential_calibration.py --runs 200 --look-runs 10   # quick
+    .venv/bin/python bench/sequential_calibration.py --only coverage             # one part
 
 Part 1 calls ``look`` ~30 times per experiment (~0.06 s each on 2 cores), so its default
 is 20 experiments per scenario (Monte-Carlo error ~ +-5 points at 5%: indicative); part 2 is exact
@@ -35,12 +36,16 @@ ALPHA, LOOKS = 0.05, 30
 SETTINGS = Settings()
 
 
-def _rows(rng, n, share_b, loss_a, loss_b, *, unitless=0.0, drop_worst_b=0.0, rate=2000.0):
+def _rows(
+    rng, n, share_b, loss_a, loss_b, *, unitless=0.0, drop_worst_b=0.0, label_share=1.0, rate=2000.0
+):
     """A synthetic log of ``n`` requests (one row each) served at ``rate`` rows/hour."""
     b = rng.random(n) < share_b
     loss = np.where(b, loss_b(n), loss_a(n))
     served = np.arange(n) / rate * 3600.0
     labelled = served + 60.0
+    if label_share < 1.0:  # labels that never come back, the same chance in both arms
+        labelled = np.where(rng.random(n) < label_share, labelled, np.nan)
     if drop_worst_b:  # the challenger's worst 10% of rows labelled only 70% of the time
         worst = b & (loss > np.quantile(loss[b], 0.9)) & (rng.random(n) < drop_worst_b)
         labelled = np.where(worst, np.nan, labelled)
@@ -185,6 +190,36 @@ def part1(runs: int, seed: int) -> list[tuple[str, str, str]]:
     return out
 
 
+def part_coverage(runs: int, seed: int) -> list[tuple[str, int, str]]:
+    """Label coverage at the default margin, with enough experiments to bound ~5%.
+
+    The biased-labels scenario stops early (the coverage check or the loss decides within a
+    few looks), so it gets ``runs`` experiments; the two 70%-labelled scenarios (equal
+    coverage: what the check costs) run all 30 looks, so they get a third of that.
+    """
+    rng = np.random.default_rng(seed + 2)
+    ln = lambda f: lambda n: f * rng.lognormal(0, 1, n)  # noqa: E731
+    scen = [
+        ("equal, challenger's worst 10% labelled 70%", ln(1.0), {"drop_worst_b": 0.3}, 6000, 1),
+        ("equal, both arms 70% labelled (cost: false inconclusive)", ln(1.0), {}, 12000, 3),
+        ("challenger 10% lower, both arms 70% labelled (power)", ln(0.9), {}, 12000, 3),
+    ]
+    out = []
+    for name, lb, kw, n, div in scen:
+        looks_at = np.linspace(n / LOOKS, n, LOOKS).astype(int)
+        label_share = 1.0 if kw else 0.7
+        got = [
+            _through_look(
+                _rows(rng, n, 0.5, ln(1.0), lb, label_share=label_share, **kw),
+                _experiment(0.5),
+                looks_at,
+            )
+            for _ in range(max(runs // div, 20))
+        ]
+        out.append((name, len(got), _fmt(pd.Series(got).value_counts(normalize=True))))
+    return out
+
+
 def _fmt(counts: pd.Series) -> str:
     return ", ".join(f"{k} {100 * v:.1f}%" for k, v in counts.sort_index().items())
 
@@ -263,8 +298,38 @@ def main() -> None:
     parser.add_argument(
         "--look-runs", type=int, default=20, help="experiments per scenario of part 1 (look)"
     )
+    parser.add_argument(
+        "--coverage-runs", type=int, default=300, help="experiments of the label-coverage part"
+    )
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--only", choices=("look", "coverage", "betting"), help="run one part (default: all)"
+    )
     args = parser.parse_args()
+    t0 = time.perf_counter()
+    if args.only in (None, "coverage"):
+        _print_coverage(args)
+    if args.only in (None, "look"):
+        _print_look(args)
+    if args.only in (None, "betting"):
+        _print_betting(args)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+
+
+def _print_coverage(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    print(
+        "Label coverage through look, 50/50, lognormal(0,1) losses, LABEL_COVERAGE_MARGIN at "
+        f"its default ({SETTINGS.label_coverage_margin:g}), {LOOKS} looks\n"
+    )
+    print("| scenario | experiments | outcome |")
+    print("|---|---|---|")
+    for name, n, outcome in part_coverage(args.coverage_runs, args.seed):
+        print(f"| {name} | {n} | {outcome} |")
+    print(f"\n({time.perf_counter() - t0:.0f} s)\n")
+
+
+def _print_look(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     print(
         f"Part 1: issue 17's scenarios, {args.look_runs} experiments each, {LOOKS} looks, "
@@ -275,6 +340,9 @@ def main() -> None:
     for name, before, after in part1(args.look_runs, args.seed):
         print(f"| {name} | {before} | {after} |")
     print(f"\n({time.perf_counter() - t0:.0f} s)\n")
+
+
+def _print_betting(args: argparse.Namespace) -> None:
     print(
         f"Part 2: the betting CS of decide_sequential, {args.runs} experiments per row, "
         f"{LOOKS} looks to 6,000 challenger units (12,000 units at 50/50); cap = 99.5% "
@@ -293,7 +361,6 @@ def main() -> None:
             f"{r['coverage']:.3f} | {r['power_6000']:.3f} | {r['power_6000_larger']:.3f} | "
             f"{r['median_b_units']:.0f} |"
         )
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
