@@ -85,6 +85,8 @@ def read_rows(
         )
         .select_from(p.outerjoin(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)))
         .where(*_served(rec, arms, salts))
+        # the log's order: rows first served at the same time enter in it, as in the database
+        .order_by(p.c.id)
     )
     with unavailable_as_typed(), engine.connect() as conn:
         rows = conn.execute(query).cursor.fetchall()
