@@ -3,10 +3,12 @@
 The gateway logs every served row with its arm (``champion``/``challenger``/``shadow``), the
 model version that scored it and the salt in force; labels arrive later through
 ``/feedback``. :func:`read_rows` reads the experiment's rows (its salt and versions, since
-its start, labelled or not) with their proper losses; :func:`take_look` hands them to the
-pure :func:`~dethrone.experiments.rules.look`, where every rule of validity lives, and
-:func:`look_record` turns the result into the :class:`~dethrone.registry.records.Look`
-the MLflow run keeps.
+its start, labelled or not) with their proper losses. :func:`take_look` has the database
+reduce them to one row per (unit, arm) where it can (:mod:`~dethrone.experiments.sql_look`:
+numeric losses, A/B and guardrail phases), else reads them with :func:`read_rows`, and
+hands the table to :func:`~dethrone.experiments.rules.decide`, where every rule of
+validity lives, and :func:`look_record` turns the result into the
+:class:`~dethrone.registry.records.Look` the MLflow run keeps.
 """
 
 from __future__ import annotations

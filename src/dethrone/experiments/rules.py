@@ -1,8 +1,12 @@
 """One look at a live experiment: every rule of validity in one pure function (no I/O).
 
 ``look(rows, experiment, settings, now=)`` takes the served rows of the experiment
-(labelled or not) and returns a :class:`LookResult`. The DAG, the CLI, the demo, the page
-and the tests all call it. The rules, in the order they apply:
+(labelled or not) and returns a :class:`LookResult`. Inside, :func:`plan_look` reads the
+record, :func:`~dethrone.experiments.look_table.reduce_frame` reduces the rows to one row
+per (unit, arm) and :func:`decide` applies the rules to that table; the DAG, the CLI and
+the page (``analysis.take_look``) have the database do the reduction instead
+(:mod:`~dethrone.experiments.sql_look`) and call the same :func:`decide`. The rules, in
+the order they apply:
 
 1. **Rows by salt**: only rows logged with ``salt == experiment.salt`` and served at or
    after ``started_at`` enter; arms by (arm, model version): in the experiment phase the
