@@ -61,7 +61,8 @@ import numpy as np
 import pandas as pd
 
 from dethrone.abtest import decide_sequential, sequential_srm_test
-from dethrone.abtest.live_checks import ProportionTest, exceeds_reference, proportion_difference
+from dethrone.abtest.betting import FIRST_EPOCH
+from dethrone.abtest.live_checks import ProportionTest, proportion_difference
 from dethrone.abtest.sequential_result import design
 from dethrone.experiments.live_loss import LOSS_UNITS, loss_unit
 from dethrone.experiments.look_table import LookPlan, UnitTable, reduce_frame
@@ -403,7 +404,8 @@ def decide(table: UnitTable, plan: LookPlan) -> LookResult:
     if not shadow:
         both, contaminated = _contamination(groups)
         groups = groups[~groups["unit"].isin(both)]
-        latency = latency[~latency["unit"].isin(both)]
+        if both:  # (a copy of every request otherwise)
+            latency = latency[~latency["unit"].isin(both)]
     ga, gb = groups[~groups["b"].astype(bool)], groups[groups["b"].astype(bool)]
     lat_b = latency["b"].to_numpy(bool)
     arms = (
@@ -627,18 +629,41 @@ def _slow_share(latency: pd.DataFrame, *, swap: bool) -> pd.DataFrame | None:
     if not len(latency):
         return None
     b = latency["b"].to_numpy(bool)
-    over, tested = exceeds_reference(latency["latency_ms"].to_numpy(float), b if swap else ~b)
+    over, tested = _exceeds_reference(latency["latency_ms"].to_numpy(float), b if swap else ~b)
     if not tested.any():
         return None
     sub = pd.DataFrame(
         {
             "unit": latency["unit"].to_numpy()[tested],
-            "slow": over[tested].astype(float),
+            "slow": over[tested],
             "b": (~b if swap else b)[tested],
         }
     )
-    # in served order, so a unit's first appearance is its arrival
+    # in served order, so a unit's first appearance is its arrival; the mean of a 0/1
+    # column is its count over its size, exactly as of the floats
     return sub.groupby("unit", sort=False).agg(value=("slow", "mean"), b=("b", "first"))
+
+
+def _exceeds_reference(
+    values: np.ndarray, reference: np.ndarray, quantile: float = 0.99
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~dethrone.abtest.live_checks.exceeds_reference`, one epoch at a time: the
+    same caps (``epoch_caps``: requests ``[2^k, 2^(k+1))`` against the ``quantile`` of the
+    reference's requests before ``2^k``, or their max when it is 0), without its copies of
+    every request as floats (10^7 requests: 0.3 GB less)."""
+    n = values.size
+    over, tested = np.zeros(n, bool), np.zeros(n, bool)
+    start = FIRST_EPOCH
+    while start < n:
+        past = values[:start][reference[:start]]
+        if past.size:
+            q = float(np.quantile(past, quantile, method="higher"))
+            cap = q if q > 0 else float(past.max())
+            if cap > 0:
+                tested[start : 2 * start] = True
+                over[start : 2 * start] = values[start : 2 * start] > cap
+        start *= 2
+    return over, tested
 
 
 def _decide(table: UnitTable, share_b: float, th: Mapping[str, Any], *, shadow: bool):

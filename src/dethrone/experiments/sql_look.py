@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -44,14 +45,14 @@ _LOSS = {"absolute_error": "ABS(yhat - y)", "squared_error": "(yhat - y) * (yhat
 SQL_LOSSES = tuple(_LOSS)
 SQL_DIALECTS = tuple(_NUMBER)
 #: the columns of the ``GROUP BY``: the table's, and how many rows have a latency
-_FOUND = ("unit", "b", *GROUP_COLUMNS[2:], "latencies", "last")
+_FOUND = ("k", "b", *GROUP_COLUMNS[2:], "latencies", "last")
 #: requests with a latency fetched per round trip: ~1 MB of Python objects at a time
 CHUNK = 50_000
 #: PostgreSQL's memory for the look's hash and sort (in the server, for this transaction
 #: only; the default 4 MB spills 10^7 rows to disk)
 WORK_MEM = "256MB"
 #: bytes of COPY output parsed at a time (PostgreSQL)
-COPY_BYTES = 8 << 20
+COPY_BYTES = 2 << 20
 
 
 def supports(engine: Any, plan: LookPlan) -> bool:
@@ -135,15 +136,20 @@ def reduce_in_database(engine: Any, plan: LookPlan) -> UnitTable:
     with unavailable_as_typed(), engine.connect().execution_options(**level) as conn:
         if dialect == "postgresql":  # the GROUP BY and the sort in the server's memory
             conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-        found = conn.execute(text(_groups_sql(dialect, str(plan.thresholds["loss"]))), params)
-        raw = pd.DataFrame(found.fetchall(), columns=list(_FOUND))
-        codes, keys = pd.factorize(raw["unit"])
-        groups = raw.assign(unit=codes, b=raw["b"].astype(int).astype(bool))
-        for name in GROUP_COLUMNS[2:]:
+        query = _groups_sql(dialect, str(plan.thresholds["loss"]))
+        parts = list(_chunks(conn, dialect, query, params, _FOUND))
+        groups = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_FOUND)
+        del parts
+        # column by column, in place: a unit table of 10^6 rows is 0.1 GB a copy
+        codes, keys = pd.factorize(groups.pop("k").astype(str))
+        groups.insert(0, "unit", codes)
+        groups["b"] = pd.to_numeric(groups["b"]).astype(int).astype(bool)
+        for name in (*GROUP_COLUMNS[2:], "latencies", "last"):
             groups[name] = pd.to_numeric(groups[name]).astype(float)
-        params["last"] = int(pd.to_numeric(raw["last"]).max()) if len(raw) else 0
-        latency = _latency(conn, dialect, params, pd.Index(keys), int(raw["latencies"].sum()))
-    return UnitTable(groups[list(GROUP_COLUMNS)], latency)
+        params["last"] = int(groups["last"].max()) if len(groups) else 0
+        total = int(groups.pop("latencies").sum())
+        latency = _latency(conn, dialect, params, pd.Index(keys), total)
+    return UnitTable(groups.drop(columns="last"), latency)
 
 
 def _latency(
@@ -156,13 +162,8 @@ def _latency(
         f"SELECT k, b, latency_ms FROM ({_rows_sql(dialect, labels=False)}) AS r "
         "WHERE latency_ms IS NOT NULL AND id <= :last ORDER BY ts, id"
     )
-    if dialect == "postgresql":
-        _copy_out(conn, query, params, out)
-    else:
-        result = conn.execution_options(stream_results=True).execute(text(query), params)
-        for part in result.partitions(CHUNK):
-            unit, b, latency = zip(*part, strict=True)
-            out.add(pd.DataFrame({"k": unit, "b": b, "latency_ms": latency}))
+    for chunk in _chunks(conn, dialect, query, params, ("k", "b", "latency_ms")):
+        out.add(chunk)
     return out.frame()
 
 
@@ -179,7 +180,7 @@ class _Requests:
         # rows beyond the count of the GROUP BY were logged in between: a later look has them
         chunk = chunk.iloc[: self.unit.size - self.done]
         end = self.done + len(chunk)
-        self.unit[self.done : end] = self.keys.get_indexer(pd.Index(chunk["k"]))
+        self.unit[self.done : end] = self.keys.get_indexer(pd.Index(chunk["k"].astype(str)))
         self.b[self.done : end] = chunk["b"].to_numpy(int) != 0
         self.latency[self.done : end] = chunk["latency_ms"].to_numpy(float)
         self.done = end
@@ -191,9 +192,17 @@ class _Requests:
         )
 
 
-def _copy_out(conn: Any, query: str, params: dict[str, Any], out: _Requests) -> None:
-    """PostgreSQL: ``COPY ... TO STDOUT`` as CSV, parsed by pandas a few MB at a time
-    (10x faster than fetching rows as Python tuples), in the look's transaction."""
+def _chunks(
+    conn: Any, dialect: str, query: str, params: dict[str, Any], names: tuple[str, ...]
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``query`` a few MB at a time, as frames (column ``k`` text, the others
+    numbers, NULL as NaN): never every row as Python tuples at once."""
+    if dialect != "postgresql":
+        result = conn.execution_options(stream_results=True).execute(text(query), params)
+        for part in result.partitions(CHUNK):
+            yield pd.DataFrame.from_records(part, columns=list(names))
+        return
+    # COPY ... TO STDOUT as CSV, parsed by pandas: 10x faster than fetching row tuples
     cursor = conn.connection.driver_connection.cursor()
     statement = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", query)
     blocks: list[bytes] = []
@@ -205,16 +214,17 @@ def _copy_out(conn: Any, query: str, params: dict[str, Any], out: _Requests) -> 
             if size >= COPY_BYTES:
                 data = b"".join(blocks)
                 cut = data.rfind(b"\n") + 1
-                out.add(_csv(data[:cut]))
+                yield _csv(data[:cut], names)
                 blocks, size = [data[cut:]], len(data) - cut
     if size:
-        out.add(_csv(b"".join(blocks)))
+        yield _csv(b"".join(blocks), names)
 
 
-def _csv(data: bytes) -> pd.DataFrame:
+def _csv(data: bytes, names: tuple[str, ...]) -> pd.DataFrame:
     return pd.read_csv(
         io.BytesIO(data),
-        names=["k", "b", "latency_ms"],
-        dtype={"k": str, "b": int, "latency_ms": float},
-        keep_default_na=False,
+        names=list(names),
+        dtype={"k": str},
+        keep_default_na=False,  # a unit named "NA" stays a unit; only an empty field is NULL
+        na_values={n: [""] for n in names if n != "k"},
     )

@@ -227,3 +227,18 @@ def test_reduce_frame_keeps_every_served_row_once(engine):
     assert np.allclose(
         np.sort(mem.groups["loss_sum"].to_numpy()), np.sort(db.groups["loss_sum"].to_numpy())
     )
+
+
+@pytest.mark.parametrize("n", [0, 5, 33, 64, 1000, 12345])
+@pytest.mark.parametrize("rare", [False, True])
+def test_slow_requests_epoch_by_epoch_are_those_of_exceeds_reference(n, rare):
+    from dethrone.abtest.live_checks import exceeds_reference
+    from dethrone.experiments.rules import _exceeds_reference
+
+    rng = np.random.default_rng(n)
+    values = rng.lognormal(0, 1, n)
+    if rare:  # the p99 is 0: the cap is the max
+        values[rng.random(n) < 0.995] = 0.0
+    reference = rng.random(n) < 0.3
+    want, got = exceeds_reference(values, reference, 0.99), _exceeds_reference(values, reference)
+    assert (want[0] == got[0]).all() and (want[1] == got[1]).all()
