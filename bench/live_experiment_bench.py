@@ -15,8 +15,9 @@ path, each in a fresh process so its peak resident memory is the look's own:
 Both looks must give the same outcome and interval (checked). Peak RSS is the process's
 ``VmHWM``, imports included (the "idle" line: the same process before the look).
 
-Usage: ``python bench/live_experiment_bench.py [--rows 1000000 10000000] [--url URL]``;
-without ``--url`` a private PostgreSQL is started (``make ensure-postgres`` installs it).
+Usage: ``python bench/live_experiment_bench.py [--rows 1000000 10000000] [--url URL]
+[--logged]``; without ``--url`` a private PostgreSQL is started (``make ensure-postgres``
+installs it); ``--logged``: the rows are there from an earlier run on ``--url``.
 """
 
 from __future__ import annotations
@@ -154,13 +155,14 @@ def run(url: str, rows: int, path: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench(url: str, sizes: list[int], memory_max: int) -> None:
+def bench(url: str, sizes: list[int], memory_max: int, *, logged: bool = False) -> None:
     print("| rows | path | look (s) | peak RSS (MB) | idle RSS (MB) | outcome | interval |")
     print("|---:|---|---:|---:|---:|---|---|")
     for n in sizes:
-        began = time.perf_counter()
-        fill(url, n)
-        print(f"<!-- logged {n:,} rows in {time.perf_counter() - began:.0f} s -->", flush=True)
+        if not logged:
+            began = time.perf_counter()
+            fill(url, n)
+            print(f"<!-- logged {n:,} rows in {time.perf_counter() - began:.0f} s -->", flush=True)
         res = {"database": run(url, n, "database")}
         if n <= memory_max:
             res["memory"] = run(url, n, "memory")
@@ -185,12 +187,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--url", help="an empty PostgreSQL database (else one is started)")
     ap.add_argument("--memory-max", type=int, default=1_000_000)
+    ap.add_argument("--logged", action="store_true", help="rows logged by an earlier run on --url")
     ap.add_argument("--child", choices=("database", "memory"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args.url, args.rows[0], args.child)
     if args.url:
-        return bench(args.url, args.rows, args.memory_max)
+        return bench(args.url, args.rows, args.memory_max, logged=args.logged)
     from native_stack import Stack  # the stack's private PostgreSQL (scripts/stack)
 
     with tempfile.TemporaryDirectory() as tmp:
