@@ -13,6 +13,7 @@ validity lives, and :func:`look_record` turns the result into the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Any
@@ -28,7 +29,12 @@ from dethrone.experiments.modes import CHAMPION as CHAMPION_ARM
 from dethrone.experiments.modes import SHADOW as SHADOW_ARM
 from dethrone.experiments.modes import experiment_salt
 from dethrone.experiments.rules import REQUIRED_COLUMNS, LookResult, decide, plan_look
-from dethrone.experiments.sql_look import SQL_DIALECTS, reduce_in_database, supports
+from dethrone.experiments.sql_look import (
+    SQL_DIALECTS,
+    KeyCollision,
+    reduce_in_database,
+    supports,
+)
 from dethrone.registry.records import LiveExperiment, Look
 from dethrone.settings import Settings
 from dethrone.store.errors import unavailable_as_typed
@@ -165,7 +171,9 @@ def take_look(
         found, used = logged_loss(engine, rec, arms, salts=(salt,), loss=loss)
         plan = plan_look(_view(rec, frozen, found, used, salt, settings), settings, now=now)
         if supports(engine, plan):
-            return decide(reduce_in_database(engine, plan), plan), plan_frozen(frozen, plan, found)
+            with contextlib.suppress(KeyCollision):  # (then read the rows, below)
+                table = reduce_in_database(engine, plan)
+                return decide(table, plan), plan_frozen(frozen, plan, found)
     rows, used = read_rows(engine, rec, arms, salts=(salt,), loss=loss)
     plan = plan_look(_view(rec, frozen, bool(len(rows)), used, salt, settings), settings, now=now)
     return decide(reduce_frame(rows, plan), plan), plan_frozen(frozen, plan, bool(len(rows)))

@@ -309,6 +309,10 @@ def plan_look(experiment: ExperimentLike, settings: Settings, *, now: float) -> 
     )
 
 
+#: the columns of the label coverage
+_COVERAGE = ("b", "labelled", "eligible", "t_eligible", "tie_eligible")
+
+
 def _per_unit(groups: pd.DataFrame, num: str, den: str, t: str, tie: str) -> pd.DataFrame:
     """Per-unit share ``num / den`` and arm (B=True), in arrival order: by the first time
     ``t``, equal times by ``tie`` (as a stable sort of the units by first appearance)."""
@@ -317,10 +321,17 @@ def _per_unit(groups: pd.DataFrame, num: str, den: str, t: str, tie: str) -> pd.
     return pd.DataFrame({"value": value, "b": order["b"].to_numpy(bool)})
 
 
-def _arm_figures(arm: str, version: str, groups: pd.DataFrame, latency: pd.DataFrame) -> ArmFigures:
-    served, eligible = int(groups["rows"].sum()), int(groups["eligible"].sum())
-    labelled = int(groups["labelled"].sum())
-    lat = latency["latency_ms"].to_numpy(float)
+def _arm_figures(
+    arm: str, version: str, groups: pd.DataFrame, in_arm: np.ndarray, latency: np.ndarray
+) -> ArmFigures:
+    """The figures of the arm whose (unit, arm) rows are ``in_arm`` (a column at a time:
+    no copy of the table); ``latency``: its requests' latencies."""
+
+    def total(column: str) -> int:
+        return int(groups[column].to_numpy()[in_arm].sum())
+
+    served, eligible, labelled = total("rows"), total("eligible"), total("labelled")
+    loss_sum = float(groups["loss_sum"].to_numpy(float)[in_arm].sum())
     return ArmFigures(
         arm=arm,
         model_version=str(version),
@@ -328,11 +339,11 @@ def _arm_figures(arm: str, version: str, groups: pd.DataFrame, latency: pd.DataF
         eligible_rows=eligible,
         labelled_rows=labelled,
         coverage=labelled / eligible if eligible else math.nan,
-        units=len(groups),
-        labelled_units=int((groups["labelled"] > 0).sum()),
-        mean_loss=float(groups["loss_sum"].sum()) / labelled if labelled else math.nan,
-        error_rate=float(groups["errors"].sum()) / served if served else math.nan,
-        p99_latency_ms=float(np.quantile(lat, 0.99)) if len(lat) else math.nan,
+        units=int(in_arm.sum()),
+        labelled_units=int((groups["labelled"].to_numpy()[in_arm] > 0).sum()),
+        mean_loss=loss_sum / labelled if labelled else math.nan,
+        error_rate=float(total("errors")) / served if served else math.nan,
+        p99_latency_ms=float(np.quantile(latency, 0.99)) if len(latency) else math.nan,
     )
 
 
@@ -403,15 +414,15 @@ def decide(table: UnitTable, plan: LookPlan) -> LookResult:
     contaminated = 0.0
     if not shadow:
         both, contaminated = _contamination(groups)
-        groups = groups[~groups["unit"].isin(both)]
-        if both:  # (a copy of every request otherwise)
+        if both:  # (a copy of every unit and request otherwise)
+            groups = groups[~groups["unit"].isin(both)]
             latency = latency[~latency["unit"].isin(both)]
-    ga, gb = groups[~groups["b"].astype(bool)], groups[groups["b"].astype(bool)]
-    lat_b = latency["b"].to_numpy(bool)
+    in_b = groups["b"].to_numpy(bool)
+    lat_b, lat = latency["b"].to_numpy(bool), latency["latency_ms"].to_numpy(float)
     arms = (
-        _arm_figures("champion", plan.version_a, ga, latency[~lat_b]),
+        _arm_figures("champion", plan.version_a, groups, ~in_b, lat[~lat_b]),
         _arm_figures(
-            plan.arms_b[-1] if shadow else "challenger", plan.version_b, gb, latency[lat_b]
+            plan.arms_b[-1] if shadow else "challenger", plan.version_b, groups, in_b, lat[lat_b]
         ),
     )
     base: dict[str, Any] = dict(  # LookResult's fields shared by every return
@@ -482,7 +493,7 @@ def _judge(
         (blocked if srm.mismatch else reasons).append(f"served units: {srm.reason()}")
 
     # -- label coverage within the label window ------------------------------------------
-    eligible = groups[groups["eligible"] > 0]
+    eligible = groups.loc[groups["eligible"] > 0, list(_COVERAGE)]
     coverage = None
     if not shadow and len(eligible):
         cov = _per_unit(eligible, "labelled", "eligible", "t_eligible", "tie_eligible")
@@ -595,9 +606,13 @@ def _guardrails(
     share = 1.0 - share_b if swap else share_b
     tuning = float(th["tuning_n"])
     # a unit's arm is that of its first row (in shadow mode a unit has rows in both)
-    order = table.groups.sort_values(["t", "tie"], kind="stable")
-    per = order.groupby("unit", sort=False).agg(
-        errors=("errors", "sum"), rows=("rows", "sum"), b=("b", "first")
+    g = table.groups
+    order = np.lexsort((g["tie"].to_numpy(float), g["t"].to_numpy(float)))
+    per = (
+        g[["unit", "errors", "rows", "b"]]
+        .take(order)
+        .groupby("unit", sort=False)
+        .agg(errors=("errors", "sum"), rows=("rows", "sum"), b=("b", "first"))
     )
     test_b = per["b"].to_numpy(bool)
     out["error_rate"] = proportion_difference(
@@ -632,16 +647,16 @@ def _slow_share(latency: pd.DataFrame, *, swap: bool) -> pd.DataFrame | None:
     over, tested = _exceeds_reference(latency["latency_ms"].to_numpy(float), b if swap else ~b)
     if not tested.any():
         return None
-    sub = pd.DataFrame(
-        {
-            "unit": latency["unit"].to_numpy()[tested],
-            "slow": over[tested],
-            "b": (~b if swap else b)[tested],
-        }
+    unit = latency["unit"].to_numpy()[tested]
+    # in served order, so a unit's first request is its arrival (and its arm, as a unit of
+    # shadow mode has requests in both); counted with bincount, not a groupby of 10^7 rows
+    first = np.flatnonzero(~pd.Series(unit).duplicated().to_numpy())
+    slow = np.bincount(unit, weights=over[tested])
+    count = np.bincount(unit)
+    units = unit[first]
+    return pd.DataFrame(
+        {"value": slow[units] / count[units], "b": (~b if swap else b)[tested][first]}
     )
-    # in served order, so a unit's first appearance is its arrival; the mean of a 0/1
-    # column is its count over its size, exactly as of the floats
-    return sub.groupby("unit", sort=False).agg(value=("slow", "mean"), b=("b", "first"))
 
 
 def _exceeds_reference(
@@ -698,7 +713,9 @@ def _decide(table: UnitTable, share_b: float, th: Mapping[str, Any], *, shadow: 
         )
     # units in order of their first labelled row in the log, each arm's as decide_sequential
     # groups rows; their mean loss is what it computes from the rows
-    lab = table.groups[table.groups["labelled"] > 0].sort_values("tie_labelled", kind="stable")
+    g = table.groups
+    lab = g.loc[g["labelled"] > 0, ["b", "labelled", "loss_sum", "t_labelled", "tie_labelled"]]
+    lab = lab.sort_values("tie_labelled", kind="stable")
     la, lb = lab[~lab["b"].astype(bool)], lab[lab["b"].astype(bool)]
     decision = decide_sequential(
         la["loss_sum"].to_numpy(float) / la["labelled"].to_numpy(float),

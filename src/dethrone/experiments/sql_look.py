@@ -28,7 +28,13 @@ from sqlalchemy import text
 from dethrone.experiments.look_table import GROUP_COLUMNS, LookPlan, UnitTable
 from dethrone.store.errors import unavailable_as_typed
 
-__all__ = ["SQL_DIALECTS", "SQL_LOSSES", "reduce_in_database", "supports"]
+__all__ = ["SQL_DIALECTS", "SQL_LOSSES", "KeyCollision", "reduce_in_database", "supports"]
+
+
+class KeyCollision(LookupError):
+    """Two units share a 64-bit key hash (about once in 10^7 looks at 10^6 units): the
+    caller reads the rows instead."""
+
 
 #: a JSON value as a double when it is a number, else NULL (a string, a class, null)
 _NUMBER = {
@@ -37,6 +43,10 @@ _NUMBER = {
     ),
     "sqlite": "CASE WHEN json_type({x}) IN ('integer', 'real') THEN CAST({x} AS REAL) END",
 }
+#: a unit's key as it leaves the database: PostgreSQL's 64-bit hash of it (an integer to
+#: parse and hash in the process, not a string: 10^6 units, 0.2 GB less), checked for
+#: collisions (:class:`KeyCollision`); SQLite's the text itself
+_KEY = {"postgresql": "hashtextextended(k, 0)", "sqlite": "k"}
 #: keeps the rows' subquery a plan node of its own: else PostgreSQL inlines the loss (two
 #: JSON parses) into each of the four aggregates that read it (1e6 rows: 3.7 s, not 4.5 s)
 _ONCE = {"postgresql": "OFFSET 0", "sqlite": ""}
@@ -100,7 +110,7 @@ s AS (
               THEN {_LOSS[loss]} END AS loss
   FROM r {_ONCE[dialect]}
 )
-SELECT k, b, COUNT(*) AS rows, SUM(err) AS errors, MIN(ts) AS t, MIN(id) AS tie,
+SELECT {_KEY[dialect]} AS k, b, COUNT(*) AS rows, SUM(err) AS errors, MIN(ts) AS t, MIN(id) AS tie,
        SUM(elig) AS eligible,
        MIN(CASE WHEN elig = 1 THEN ts END) AS t_eligible,
        MIN(CASE WHEN elig = 1 THEN id END) AS tie_eligible,
@@ -137,19 +147,34 @@ def reduce_in_database(engine: Any, plan: LookPlan) -> UnitTable:
         if dialect == "postgresql":  # the GROUP BY and the sort in the server's memory
             conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         query = _groups_sql(dialect, str(plan.thresholds["loss"]))
-        parts = list(_chunks(conn, dialect, query, params, _FOUND))
-        groups = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_FOUND)
-        del parts
-        # column by column, in place: a unit table of 10^6 rows is 0.1 GB a copy
-        codes, keys = pd.factorize(groups.pop("k").astype(str))
-        groups.insert(0, "unit", codes)
-        groups["b"] = pd.to_numeric(groups["b"]).astype(int).astype(bool)
-        for name in (*GROUP_COLUMNS[2:], "latencies", "last"):
-            groups[name] = pd.to_numeric(groups[name]).astype(float)
-        params["last"] = int(groups["last"].max()) if len(groups) else 0
+        groups, keys = _load_groups(_chunks(conn, dialect, query, params, _FOUND))
+        params["last"] = int(groups.pop("last").max()) if len(groups) else 0
         total = int(groups.pop("latencies").sum())
-        latency = _latency(conn, dialect, params, pd.Index(keys), total)
-    return UnitTable(groups.drop(columns="last"), latency)
+        latency = _latency(conn, dialect, params, keys, total)
+    return UnitTable(groups, latency)
+
+
+def _load_groups(chunks: Iterator[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Index]:
+    """The unit table from the chunks of the ``GROUP BY``, a column at a time (10^6 units:
+    0.1 GB, so never two copies of it at once), and the unit keys by code."""
+    keys: list[np.ndarray] = []
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in _FOUND[1:]}
+    for chunk in chunks:
+        keys.append(chunk["k"].to_numpy())
+        for name, parts in columns.items():
+            parts.append(pd.to_numeric(chunk[name]).to_numpy(float))
+    key = np.concatenate(keys) if keys else np.empty(0, object)
+    del keys
+    b = np.concatenate(columns["b"]) if key.size else np.empty(0)
+    if pd.DataFrame({"k": key, "b": b}).duplicated().any():  # one (unit, arm) a row
+        raise KeyCollision("two units of the look share a key hash")
+    codes, unique = pd.factorize(key)
+    del key
+    table: dict[str, np.ndarray] = {"unit": codes}
+    for name in _FOUND[1:]:
+        table[name] = np.concatenate(columns.pop(name)) if codes.size else np.empty(0)
+    table["b"] = table["b"] != 0
+    return pd.DataFrame(table, copy=False), pd.Index(unique)
 
 
 def _latency(
@@ -159,7 +184,8 @@ def _latency(
     in chunks into arrays sized once (13 bytes a request)."""
     out = _Requests(total, keys)
     query = (
-        f"SELECT k, b, latency_ms FROM ({_rows_sql(dialect, labels=False)}) AS r "
+        f"SELECT {_KEY[dialect]} AS k, b, latency_ms "
+        f"FROM ({_rows_sql(dialect, labels=False)}) AS r "
         "WHERE latency_ms IS NOT NULL AND id <= :last ORDER BY ts, id"
     )
     for chunk in _chunks(conn, dialect, query, params, ("k", "b", "latency_ms")):
@@ -180,7 +206,7 @@ class _Requests:
         # rows beyond the count of the GROUP BY were logged in between: a later look has them
         chunk = chunk.iloc[: self.unit.size - self.done]
         end = self.done + len(chunk)
-        self.unit[self.done : end] = self.keys.get_indexer(pd.Index(chunk["k"].astype(str)))
+        self.unit[self.done : end] = self.keys.get_indexer(pd.Index(chunk["k"].to_numpy()))
         self.b[self.done : end] = chunk["b"].to_numpy(int) != 0
         self.latency[self.done : end] = chunk["latency_ms"].to_numpy(float)
         self.done = end
@@ -224,7 +250,7 @@ def _csv(data: bytes, names: tuple[str, ...]) -> pd.DataFrame:
     return pd.read_csv(
         io.BytesIO(data),
         names=list(names),
-        dtype={"k": str},
+        dtype={"k": "int64"},  # the key's hash (_KEY)
         keep_default_na=False,  # a unit named "NA" stays a unit; only an empty field is NULL
         na_values={n: [""] for n in names if n != "k"},
     )
