@@ -16,6 +16,8 @@ mode (losses paired by request) are read in memory by the caller instead.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import re
 from collections.abc import Iterator
@@ -43,6 +45,10 @@ _NUMBER = {
     ),
     "sqlite": "CASE WHEN json_type({x}) IN ('integer', 'real') THEN CAST({x} AS REAL) END",
 }
+#: glibc, for malloc_trim (None elsewhere: musl, macOS)
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
+if _LIBC is not None and not hasattr(_LIBC, "malloc_trim"):
+    _LIBC = None
 #: a unit's key as it leaves the database: PostgreSQL's 64-bit hash of it (an integer to
 #: parse and hash in the process, not a string: 10^6 units, 0.2 GB less), checked for
 #: collisions (:class:`KeyCollision`); SQLite's the text itself
@@ -150,8 +156,18 @@ def reduce_in_database(engine: Any, plan: LookPlan) -> UnitTable:
         groups, keys = _load_groups(_chunks(conn, dialect, query, params, _FOUND))
         params["last"] = int(groups.pop("last").max()) if len(groups) else 0
         total = int(groups.pop("latencies").sum())
+        _release()
         latency = _latency(conn, dialect, params, keys, total)
+    _release()
     return UnitTable(groups, latency)
+
+
+def _release() -> None:
+    """Hand the heap the chunks freed back to the system (glibc's ``malloc_trim``): the
+    parsed chunks leave the heap fragmented, and the rules' arrays would come on top of
+    it, not in it (10^7 rows: 0.2 GB of the peak). A no-op elsewhere."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def _load_groups(chunks: Iterator[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Index]:
@@ -165,11 +181,14 @@ def _load_groups(chunks: Iterator[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Index
             parts.append(pd.to_numeric(chunk[name]).to_numpy(float))
     key = np.concatenate(keys) if keys else np.empty(0, object)
     del keys
-    b = np.concatenate(columns["b"]) if key.size else np.empty(0)
-    if pd.DataFrame({"k": key, "b": b}).duplicated().any():  # one (unit, arm) a row
-        raise KeyCollision("two units of the look share a key hash")
     codes, unique = pd.factorize(key)
     del key
+    # one row per (unit, arm): a pair twice is two units with one hash
+    pairs = codes * 2 + (np.concatenate(columns["b"]) != 0 if codes.size else 0)
+    pairs.sort()
+    if (pairs[1:] == pairs[:-1]).any():
+        raise KeyCollision("two units of the look share a key hash")
+    del pairs
     table: dict[str, np.ndarray] = {"unit": codes}
     for name in _FOUND[1:]:
         table[name] = np.concatenate(columns.pop(name)) if codes.size else np.empty(0)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import insert
 
@@ -242,3 +243,12 @@ def test_slow_requests_epoch_by_epoch_are_those_of_exceeds_reference(n, rare):
     reference = rng.random(n) < 0.3
     want, got = exceeds_reference(values, reference, 0.99), _exceeds_reference(values, reference)
     assert (want[0] == got[0]).all() and (want[1] == got[1]).all()
+
+
+def test_first_requests_chunk_by_chunk_are_the_first_of_all():
+    from dethrone.experiments.rules import _first_requests
+
+    unit = np.random.default_rng(0).integers(0, 50, 1000).astype(np.int32)
+    want = np.flatnonzero(~pd.Series(unit).duplicated().to_numpy())
+    assert (_first_requests(unit, step=7) == want).all()
+    assert _first_requests(unit[:0]).size == 0
