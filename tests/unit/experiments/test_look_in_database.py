@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from dethrone.experiments import analysis
+from dethrone.experiments import analysis, sql_look
 from dethrone.experiments.analysis import read_rows, take_look
 from dethrone.experiments.look_table import reduce_frame
 from dethrone.experiments.rules import decide, look, plan_look
-from dethrone.experiments.sql_look import reduce_in_database, supports
+from dethrone.experiments.sql_look import KeyCollision, reduce_in_database, supports
 from dethrone.registry.records import LiveExperiment
 from dethrone.settings import Settings
 from dethrone.store import make_engine, upgrade
@@ -252,3 +252,18 @@ def test_first_requests_chunk_by_chunk_are_the_first_of_all():
     want = np.flatnonzero(~pd.Series(unit).duplicated().to_numpy())
     assert (_first_requests(unit, step=7) == want).all()
     assert _first_requests(unit[:0]).size == 0
+
+
+def test_units_sharing_a_key_hash_are_read_in_memory(engine, monkeypatch):
+    _log(engine, 500, seed=5)
+    rec = _rec(thresholds={"label_window": "10m", "min_duration": "1s", "loss": "absolute_error"})
+    salted = analysis.phase_of(rec)[1]
+    with engine.begin() as conn:
+        conn.execute(predictions.update().values(salt=salted))
+    want, _ = take_look(engine, rec, Settings(), now=NOW)
+    monkeypatch.setitem(sql_look._KEY, engine.dialect.name, "0")  # every unit one hash
+    view = LiveExperiment(**{**rec.__dict__, "salt": salted})
+    with pytest.raises(KeyCollision):
+        reduce_in_database(engine, plan_look(view, Settings(), now=NOW))
+    got, _ = take_look(engine, rec, Settings(), now=NOW)
+    _same(want.to_dict(), got.to_dict())
