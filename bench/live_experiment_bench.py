@@ -1,26 +1,32 @@
-"""Wall time of one live-experiment look on N logged, labelled rows (SQLite file).
+"""Time and peak memory of one live-experiment look on N logged rows in PostgreSQL.
 
-Logs N predictions (two arms, 1,000 sticky units per arm, no features, as with
-``SERVING_LOG_FEATURES=none``) with a label each, then times
+Logs N predictions (two arms at 50/50, ten rows per sticky unit, a latency each, as
+with ``SERVING_LOG_FEATURES=none``) and a label for 90% of them, then runs one look per
+path, each in a fresh process so its peak resident memory is the look's own:
 
-* dethrone   ``evaluate_experiment``: read the experiment's rows of the log (labelled or
-             not, by salt, with proper losses), the pure ``look`` (every rule: label
-             window and coverage, units, SRM, the betting sequence, guardrails) and its
-             record (goal: < 5 s at 1e6)
-* peer       ``pandas.read_sql`` of the same join plus a ``groupby`` mean loss per arm
-             (no decision at all): what a hand-written notebook check costs
+* database  ``take_look`` as the DAG, the CLI and the page call it: the rows reduced to
+            one row per (unit, arm) by a ``GROUP BY`` in PostgreSQL, the loss computed
+            there, the latencies streamed in served order (goal: < 10 s and < 500 MB at
+            1e7 rows)
+* memory    today's path before issue 21: ``read_rows`` (every row into pandas, each
+            loss in Python) and the pure ``look`` on the frame; by default only up to
+            1e6 rows (``--memory-max``), as 1e7 rows do not fit the goal by far
 
-Registry, router and MLflow tracker are the in-memory fakes of the unit tests; only the
-database work and the statistics are measured. The challenger is as good as the champion,
-so the look ends in ``continue`` and no action is timed.
+Both looks must give the same outcome and interval (checked). Peak RSS is the process's
+``VmHWM``, imports included (the "idle" line: the same process before the look).
 
-Usage: ``python bench/live_experiment_bench.py [--rows 1000000] [--repeat 3]``
+Usage: ``python bench/live_experiment_bench.py [--rows 1000000 10000000] [--url URL]
+[--logged]``; without ``--url`` a private PostgreSQL is started (``make ensure-postgres``
+installs it); ``--logged``: the rows are there from an earlier run on ``--url``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import io
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,121 +35,179 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts" / "stack"))
 
 T0 = 1_800_000_000.0
+CHUNK = 1_000_000
 
 
-def fill(path: Path, n: int) -> None:
-    """N labelled rows, written with the driver's executemany (fast set-up)."""
-    from dethrone.experiments.modes import experiment_salt
-    from dethrone.experiments.state import experiment_id
+def record(rows: int):
+    from dethrone.registry.records import LiveExperiment
+
+    return LiveExperiment(
+        id=f"bench{rows}",
+        champion_version="1",
+        challenger_version="2",
+        salt=f"bench{rows}",
+        started_at=T0,
+        state="running",
+        split=0.5,
+        thresholds={"label_window": "60s", "min_duration": "1s", "loss": "absolute_error"},
+    )
+
+
+def fill(url: str, n: int) -> None:
+    """N rows with COPY (fast set-up), in chunks of a million."""
+    import psycopg
+
+    from dethrone.experiments.analysis import phase_of
     from dethrone.store import make_engine, upgrade
 
-    salt = experiment_salt(experiment_id("2", "bench"), "2")  # what the gateway logs
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
+    salt = phase_of(record(n))[1]
     rng = np.random.default_rng(0)
-    pred = rng.exponential(1.0, n).round(4)
-    conn = sqlite3.connect(path)
-    chunk = 200_000
-    for lo in range(0, n, chunk):
-        idx = range(lo, min(n, lo + chunk))
-        conn.executemany(
-            "INSERT INTO predictions (request_id, row, arm, served, unit, model_version, ts, "
-            "prediction, salt) VALUES (?, 0, ?, 1, ?, ?, ?, ?, ?)",
-            (
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        for lo in range(0, n, CHUNK):
+            i = np.arange(lo, min(n, lo + CHUNK))
+            b = i % 2 == 1
+            ts = T0 + i * 1e-3
+            pred = rng.exponential(1.0, i.size).round(4)
+            label = (pred * rng.lognormal(0, 0.5, i.size)).round(4)
+            lat = rng.lognormal(2, 0.4, i.size).round(3)
+            _copy(
+                conn,
+                "predictions (request_id, row, arm, served, unit, model_version, ts, "
+                "prediction, latency_ms, salt)",
                 (
-                    f"r{i}",
-                    "champion" if i % 2 else "challenger",
-                    f"u{i % 2000}",
-                    "1" if i % 2 else "2",
-                    T0 + i * 1e-3,
-                    repr(float(pred[i])),
-                    salt,
-                )
-                for i in idx
-            ),
-        )
-        conn.executemany(
-            "INSERT INTO feedback (request_id, row, label, received_at) VALUES (?, 0, '0.0', ?)",
-            ((f"r{i}", T0 + 1 + i * 1e-3) for i in idx),
-        )
-        conn.commit()
-    conn.close()
+                    f"{n}-{k}\t0\t{'challenger' if bk else 'champion'}\tt\tu{k % (n // 10)}\t"
+                    f"{'2' if bk else '1'}\t{t!r}\t{p!r}\t{la!r}\t{salt}\n"
+                    for k, bk, t, p, la in zip(
+                        i, b, ts.tolist(), pred.tolist(), lat.tolist(), strict=True
+                    )
+                ),
+            )
+            keep = rng.random(i.size) < 0.9
+            _copy(
+                conn,
+                "feedback (request_id, row, label, received_at)",
+                (
+                    f"{n}-{k}\t0\t{y!r}\t{t + 5.0!r}\n"
+                    for k, y, t in zip(
+                        i[keep], label[keep].tolist(), ts[keep].tolist(), strict=True
+                    )
+                ),
+            )
+            conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE predictions")
+        conn.execute("VACUUM ANALYZE feedback")
 
 
-def dethrone_look(path: Path) -> tuple[float, str]:
-    import pandas as pd
+def _copy(conn, table: str, lines) -> None:
+    buf = io.StringIO("".join(lines))
+    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        while data := buf.read(1 << 20):
+            copy.write(data)
 
-    from dethrone.experiments import lifecycle as ex
+
+def child(url: str, rows: int, path: str) -> None:
+    """One look in this process; prints time, peak RSS and the result as JSON."""
+    from dethrone.experiments import analysis
+    from dethrone.experiments.rules import look
     from dethrone.settings import Settings
     from dethrone.store import make_engine
-    from tests.unit.experiments.test_lifecycle import Clock, FakeLiveTracker
-    from tests.unit.pipeline_fakes import FakeRouter, InMemoryRegistry
 
-    # labels within a minute, no minimum duration: every logged row enters the look
-    settings = Settings(model_name="m", label_window="60s", live_min_duration="1s")
-    reg = InMemoryRegistry(settings)
-    for i in (1, 2):
-        reg.fake.add_version(reg.name, f"run-{i}")
-    reg.promote("1")
-    engine = make_engine(f"sqlite:///{path}")
-    clock = Clock()
-    clock.now = T0 - 10
-    ctx = ex.ExperimentContext(
-        settings=settings,
-        registry=reg,
-        router=FakeRouter(pd.DataFrame({"x": [1]})),
-        engine=engine,
-        tracker=FakeLiveTracker(),
-        clock=clock,
-    )
-    ex.start_experiment(ctx, challenger_version="2", key="bench")
-    clock.now = T0 + 10_000  # past the label window of the last row
+    settings = Settings(model_name="m")
+    engine = make_engine(url)
+    rec = record(rows)
+    now = T0 + rows * 1e-3 + 3600
+    idle = _peak_mb()
     began = time.perf_counter()
-    out = ex.evaluate_experiment(ctx)
+    if path == "database":
+        result, _ = analysis.take_look(engine, rec, settings, now=now)
+    else:  # today's path: every row into memory, then the pure look
+        arms, salt = analysis.phase_of(rec)
+        frame, _ = analysis.read_rows(engine, rec, arms, salts=(salt,), loss="absolute_error")
+        view = rec.__class__(**{**rec.__dict__, "salt": salt})
+        result = look(frame, view, settings, now=now)
     seconds = time.perf_counter() - began
-    engine.dispose()
-    return seconds, out["action"]
+    peak = _peak_mb()
+    out = {"seconds": seconds, "peak_mb": peak, "idle_mb": idle, "outcome": result.outcome}
+    out |= {"ci_low": result.ci_low, "ci_high": result.ci_high}
+    print(json.dumps(out))
 
 
-def peer(path: Path) -> float:
-    import pandas as pd
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from
+    the parent that filled the database)."""
+    status = Path("/proc/self/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
-    began = time.perf_counter()
-    with sqlite3.connect(path) as conn:
-        frame = pd.read_sql(
-            "SELECT p.arm, p.unit, p.prediction, f.label FROM predictions p JOIN feedback f "
-            "ON f.request_id = p.request_id AND f.row = p.row WHERE p.ts >= ?",
-            conn,
-            params=(T0 - 10,),
-        )
-    frame["loss"] = (frame["prediction"].astype(float) - frame["label"].astype(float)).abs()
-    frame.groupby("arm")["loss"].mean()
-    return time.perf_counter() - began
+
+def run(url: str, rows: int, path: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'app'}"}
+    cmd = [sys.executable, __file__, "--child", path, "--url", url, "--rows", str(rows)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench(url: str, sizes: list[int], memory_max: int, *, logged: bool = False) -> None:
+    print("| rows | path | look (s) | peak RSS (MB) | idle RSS (MB) | outcome | interval |")
+    print("|---:|---|---:|---:|---:|---|---|")
+    for n in sizes:
+        if not logged:
+            began = time.perf_counter()
+            fill(url, n)
+            print(f"<!-- logged {n:,} rows in {time.perf_counter() - began:.0f} s -->", flush=True)
+        res = {"database": run(url, n, "database")}
+        if n <= memory_max:
+            res["memory"] = run(url, n, "memory")
+        for path, r in res.items():
+            print(
+                f"| {n:,} | {path} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | "
+                f"{r['idle_mb']:.0f} | {r['outcome']} | [{r['ci_low']:.5g}, {r['ci_high']:.5g}] |",
+                flush=True,
+            )
+        if "memory" in res:
+            d, m = res["database"], res["memory"]
+            same = d["outcome"] == m["outcome"] and np.isclose(d["ci_low"], m["ci_low"], rtol=1e-9)
+            print(
+                f"| {n:,} | memory / database | {m['seconds'] / d['seconds']:.1f}x | "
+                f"{m['peak_mb'] / d['peak_mb']:.1f}x | | same outcome and interval: {same} | |",
+                flush=True,
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--url", help="an empty PostgreSQL database (else one is started)")
+    ap.add_argument("--memory-max", type=int, default=1_000_000)
+    ap.add_argument("--logged", action="store_true", help="rows logged by an earlier run on --url")
+    ap.add_argument("--child", choices=("database", "memory"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args.url, args.rows[0], args.child)
+    if args.url:
+        return bench(args.url, args.rows, args.memory_max, logged=args.logged)
+    from native_stack import Stack  # the stack's private PostgreSQL (scripts/stack)
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "router.sqlite3"
-        began = time.perf_counter()
-        fill(path, args.rows)
-        print(f"logged {args.rows:,} labelled rows in {time.perf_counter() - began:.1f} s")
-        ours, theirs = [], []
-        for _ in range(args.repeat):
-            seconds, action = dethrone_look(path)
-            ours.append(seconds)
-            theirs.append(peer(path))
-        d, p = min(ours), min(theirs)
-        print("| rows | dethrone look (s) | peer read_sql+groupby (s) | ratio | action |")
-        print("|---:|---:|---:|---:|---|")
-        print(f"| {args.rows:,} | {d:.2f} | {p:.2f} | {d / p:.2f} | {action} |")
+        stack = Stack(Path(tmp))
+        stack.start_postgres()
+        try:
+            port, password = stack.ports.postgres, stack.creds.postgres_password
+            bench(
+                f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
+                args.rows,
+                args.memory_max,
+            )
+        finally:
+            stack.stop()
 
 
 if __name__ == "__main__":

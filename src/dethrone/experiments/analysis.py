@@ -3,14 +3,17 @@
 The gateway logs every served row with its arm (``champion``/``challenger``/``shadow``), the
 model version that scored it and the salt in force; labels arrive later through
 ``/feedback``. :func:`read_rows` reads the experiment's rows (its salt and versions, since
-its start, labelled or not) with their proper losses; :func:`take_look` hands them to the
-pure :func:`~dethrone.experiments.rules.look`, where every rule of validity lives, and
-:func:`look_record` turns the result into the :class:`~dethrone.registry.records.Look`
-the MLflow run keeps.
+its start, labelled or not) with their proper losses. :func:`take_look` has the database
+reduce them to one row per (unit, arm) where it can (:mod:`~dethrone.experiments.sql_look`:
+numeric losses, A/B and guardrail phases), else reads them with :func:`read_rows`, and
+hands the table to :func:`~dethrone.experiments.rules.decide`, where every rule of
+validity lives, and :func:`look_record` turns the result into the
+:class:`~dethrone.registry.records.Look` the MLflow run keeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Any
@@ -19,11 +22,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Text, and_, cast, or_, select
 
+from dethrone.experiments.live_loss import live_losses, loss_for, loss_unit
+from dethrone.experiments.look_table import LookPlan, reduce_frame
 from dethrone.experiments.modes import CHALLENGER as CHALLENGER_ARM
 from dethrone.experiments.modes import CHAMPION as CHAMPION_ARM
 from dethrone.experiments.modes import SHADOW as SHADOW_ARM
 from dethrone.experiments.modes import experiment_salt
-from dethrone.experiments.rules import REQUIRED_COLUMNS, LookResult
+from dethrone.experiments.rules import REQUIRED_COLUMNS, LookResult, decide, plan_look
+from dethrone.experiments.sql_look import (
+    SQL_DIALECTS,
+    KeyCollision,
+    reduce_in_database,
+    supports,
+)
 from dethrone.registry.records import LiveExperiment, Look
 from dethrone.settings import Settings
 from dethrone.store.errors import unavailable_as_typed
@@ -65,8 +76,6 @@ def read_rows(
     without a prediction: ``error`` is True and its loss NaN. Returns the frame and the
     loss used (``loss`` resolved when it is ``auto``).
     """
-    from dethrone.experiments.live_loss import live_losses, loss_for
-
     p, f = predictions, feedback
     query = (
         select(
@@ -83,13 +92,9 @@ def read_rows(
             cast(f.c.label, Text),
         )
         .select_from(p.outerjoin(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)))
-        .where(
-            p.c.ts >= float(rec.started_at or 0.0),
-            p.c.salt.in_(list(salts)),
-            or_(
-                *(and_(p.c.arm == arm, p.c.model_version == str(version)) for arm, version in arms)
-            ),
-        )
+        .where(*_served(rec, arms, salts))
+        # the log's order: rows first served at the same time enter in it, as in the database
+        .order_by(p.c.id)
     )
     with unavailable_as_typed(), engine.connect() as conn:
         rows = conn.execute(query).cursor.fetchall()
@@ -107,6 +112,36 @@ def read_rows(
         values[labelled] = live_losses(list(pred[labelled]), list(label[labelled]), used)
     frame["loss"] = values
     return frame, used
+
+
+def _served(rec: LiveExperiment, arms: list[tuple[str, str]], salts: tuple[str, ...]) -> list[Any]:
+    """The conditions of :func:`read_rows`: since the start, by salt and (arm, version)."""
+    p = predictions
+    pairs = (and_(p.c.arm == arm, p.c.model_version == str(version)) for arm, version in arms)
+    return [p.c.ts >= float(rec.started_at or 0.0), p.c.salt.in_(list(salts)), or_(*pairs)]
+
+
+def logged_loss(
+    engine: Any,
+    rec: LiveExperiment,
+    arms: list[tuple[str, str]],
+    *,
+    salts: tuple[str, ...],
+    loss: str,
+) -> tuple[bool, str]:
+    """Whether any row of :func:`read_rows` exists, and the loss it would resolve ``loss``
+    to (from the first 1,000 logged predictions), without reading the rows."""
+    p = predictions
+    logged = cast(p.c.prediction, Text)
+    with unavailable_as_typed(), engine.connect() as conn:
+        first = conn.execute(select(p.c.id).where(*_served(rec, arms, salts)).limit(1)).first()
+        found = conn.execute(
+            select(logged)
+            .where(*_served(rec, arms, salts), p.c.prediction.is_not(None))
+            .limit(1000)
+        ).scalars()
+        sample = [v for v in found if v not in (None, "null")]
+    return first is not None, loss_for(loss, sample)
 
 
 def phase_of(rec: LiveExperiment) -> tuple[list[tuple[str, str]], str]:
@@ -127,19 +162,43 @@ def take_look(
     numbers, log loss for class probabilities); the caller freezes the resolved name and
     unit in the record at the first look with rows, so every later look uses the same.
     """
-    from dethrone.experiments.live_loss import loss_unit
-    from dethrone.experiments.rules import look
-
     arms, salt = phase_of(rec)
     frozen = dict(rec.thresholds or {})
-    rows, used = read_rows(
-        engine, rec, arms, salts=(salt,), loss=str(frozen.get("loss") or settings.live_loss)
-    )
-    if len(rows):
-        frozen["loss"] = used
+    loss = str(frozen.get("loss") or settings.live_loss)
+    if engine.dialect.name in SQL_DIALECTS:
+        # the loss first (a sample of predictions), then the rows where they live, when
+        # the database can compute that loss and the look needs no per-request pairs
+        found, used = logged_loss(engine, rec, arms, salts=(salt,), loss=loss)
+        plan = plan_look(_view(rec, frozen, found, used, salt, settings), settings, now=now)
+        if supports(engine, plan):
+            with contextlib.suppress(KeyCollision):  # (then read the rows, below)
+                table = reduce_in_database(engine, plan)
+                return decide(table, plan), plan_frozen(frozen, plan, found)
+    rows, used = read_rows(engine, rec, arms, salts=(salt,), loss=loss)
+    plan = plan_look(_view(rec, frozen, bool(len(rows)), used, salt, settings), settings, now=now)
+    return decide(reduce_frame(rows, plan), plan), plan_frozen(frozen, plan, bool(len(rows)))
+
+
+def _view(
+    rec: LiveExperiment,
+    frozen: dict[str, Any],
+    found: bool,
+    used: str,
+    salt: str,
+    settings: Settings,
+) -> LiveExperiment:
+    """The record as the look sees it: the logged salt, and the loss resolved once rows exist."""
+    if found:
+        frozen = {**frozen, "loss": used}
         frozen.setdefault("loss_unit", loss_unit(used, settings.target))
-    view = dataclasses.replace(rec, thresholds=frozen, salt=salt)
-    return look(rows, view, settings, now=now), frozen
+    return dataclasses.replace(rec, thresholds=frozen, salt=salt)
+
+
+def plan_frozen(frozen: dict[str, Any], plan: LookPlan, found: bool) -> dict[str, Any]:
+    """The thresholds to keep in the record: the resolved loss and unit once rows exist."""
+    if not found:
+        return frozen
+    return {**frozen, "loss": plan.thresholds["loss"], "loss_unit": plan.thresholds["loss_unit"]}
 
 
 def look_record(result: LookResult) -> Look:

@@ -1,0 +1,269 @@
+"""A look reduced in the database gives what the rows in memory give: the same outcome,
+interval, figures and reasons, on SQLite and on PostgreSQL (marked integration)."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+from dethrone.experiments import analysis, sql_look
+from dethrone.experiments.analysis import read_rows, take_look
+from dethrone.experiments.look_table import reduce_frame
+from dethrone.experiments.rules import decide, look, plan_look
+from dethrone.experiments.sql_look import KeyCollision, reduce_in_database, supports
+from dethrone.registry.records import LiveExperiment
+from dethrone.settings import Settings
+from dethrone.store import make_engine, upgrade
+from dethrone.store.schema import feedback, predictions
+
+ROOT = Path(__file__).resolve().parents[3]
+# the stack's PostgreSQL start-up, as the store tests use it
+sys.path.insert(0, str(ROOT / "scripts" / "stack"))
+_names = itertools.count()
+ARMS = [("champion", "1"), ("challenger", "2"), ("shadow", "2")]
+NOW = 20_000.0
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory):
+    if not (glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")):
+        pytest.skip("PostgreSQL server binaries (initdb) not found: make ensure-postgres")
+    from native_stack import Stack  # only when a PostgreSQL test runs (sys.path above)
+
+    stack = Stack(tmp_path_factory.mktemp("pg"))
+    stack.start_postgres()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _pg_url(stack) -> str:
+    import psycopg  # the driver of the PostgreSQL tests only
+
+    name = f"look{os.getpid()}_{next(_names)}"
+    password, port = stack.creds.postgres_password, stack.ports.postgres
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="postgres", password=password, autocommit=True
+    ) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+    else:
+        url = _pg_url(request.getfixturevalue("pg_server"))
+    eng = make_engine(url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def _log(eng, n: int, seed: int, *, version_a="1", version_b="2", better=0.8) -> None:
+    """n served rows in random order: sticky and unit-less rows, a few units in both arms,
+    failed predictions, labels late, missing or not numbers, requests without a latency,
+    rows of another salt. Times are distinct, as served times in seconds are: the two
+    paths break a tie of first times between units alike only for the loss and coverage."""
+    rng = np.random.default_rng(seed)
+    b = rng.random(n) < 0.4
+    ts = rng.uniform(100, 10_000, n)
+    y = rng.normal(10, 3, n)
+    pred = y + rng.normal(0, 1, n) * np.where(b, better, 1.0)
+    rows, labels = [], []
+    for i in rng.permutation(n):
+        unit = None if rng.random() < 0.3 else f"u{rng.integers(0, n // 4)}"
+        failed = rng.random() < 0.02
+        rows.append(
+            {
+                "request_id": f"r{i}",
+                "row": 0,
+                "arm": "challenger" if b[i] else "champion",
+                "served": True,
+                "unit": unit,
+                "model_version": version_b if b[i] else version_a,
+                "salt": "other" if rng.random() < 0.03 else "s",
+                "prediction": None if failed else float(pred[i]),
+                "ts": float(ts[i]),
+                "latency_ms": None if rng.random() < 0.1 else float(rng.lognormal(2, 0.5)),
+            }
+        )
+        if rng.random() < 0.85:
+            label: Any = "n/a" if rng.random() < 0.01 else float(y[i])
+            late = rng.exponential(300)
+            labels.append(
+                {"request_id": f"r{i}", "row": 0, "label": label, "received_at": ts[i] + late}
+            )
+    with eng.begin() as conn:
+        conn.execute(insert(predictions), rows)
+        conn.execute(insert(feedback), labels)
+
+
+def _rec(**kw) -> LiveExperiment:
+    thresholds = {"label_window": "10m", "min_duration": "1s", "loss_unit": "units"}
+    base: dict[str, Any] = dict(
+        id="e",
+        champion_version="1",
+        challenger_version="2",
+        salt="s",
+        started_at=100.0,
+        state="running",
+        split=0.4,
+        holdback=0.4,
+        thresholds=thresholds,
+    )
+    return LiveExperiment(**{**base, **kw})
+
+
+def _same(a: Any, b: Any, where: str = "") -> None:
+    """Equal, floats to 1e-9 relative (a mean loss summed in another order)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (where, a, b)
+    elif isinstance(a, str) and a != b and "mean absolute_error" in a:
+        assert a.split(":")[0] == b.split(":")[0], where  # means shown to 4 digits
+    else:
+        assert a == b, (where, a, b)
+
+
+def _both_paths(engine, rec: LiveExperiment, settings: Settings):
+    plan = plan_look(rec, settings, now=NOW)
+    assert supports(engine, plan)
+    arms = analysis.phase_of(rec)[0]
+    rows, _ = read_rows(engine, rec, arms, salts=(rec.salt,), loss=plan.thresholds["loss"])
+    return look(rows, rec, settings, now=NOW), decide(reduce_in_database(engine, plan), plan)
+
+
+@pytest.mark.parametrize("loss", ["absolute_error", "squared_error"])
+def test_the_database_reduction_gives_the_look_in_memory(engine, loss):
+    _log(engine, 3000, seed=1)
+    rec = _rec(thresholds={**_rec().thresholds, "loss": loss})
+    in_memory, in_database = _both_paths(engine, rec, Settings())
+    assert in_database.outcome == in_memory.outcome
+    assert in_database.units_in_both_arms > 0 and in_database.decision is not None
+    assert in_database.ci_low == pytest.approx(in_memory.ci_low, rel=1e-12)
+    assert in_database.ci_high == pytest.approx(in_memory.ci_high, rel=1e-12)
+    _same(in_memory.to_dict(), in_database.to_dict())
+
+
+def test_the_guardrail_phase_and_an_empty_arm_agree(engine):
+    _log(engine, 2000, seed=2, version_a="2", version_b="1", better=1.0)
+    rec = _rec(
+        state="guardrail",
+        window_until=9000.0,
+        thresholds={**_rec().thresholds, "rollback_window": "2h"},
+    )
+    rec = LiveExperiment(**{**rec.__dict__, "salt": "s"})
+    in_memory, in_database = _both_paths(engine, rec, Settings())
+    assert in_database.phase == "guardrail"
+    _same(in_memory.to_dict(), in_database.to_dict())
+    lonely = _rec(challenger_version="9")  # no row on the challenger's version
+    in_memory, in_database = _both_paths(engine, lonely, Settings())
+    assert in_database.outcome == in_memory.outcome == "continue"
+    _same(in_memory.to_dict(), in_database.to_dict())
+
+
+def test_take_look_reduces_in_the_database_and_falls_back_for_classes(engine, monkeypatch):
+    _log(engine, 1500, seed=3)
+    rec = _rec(thresholds={"label_window": "10m", "min_duration": "1s"})
+    settings = Settings(target="y")
+    salted = analysis.phase_of(rec)[1]
+    with engine.begin() as conn:  # take_look reads the gateway's salt of the experiment
+        conn.execute(predictions.update().values(salt=salted))
+    expected, _ = _both_paths(
+        engine,
+        LiveExperiment(
+            **{
+                **rec.__dict__,
+                "salt": salted,
+                "thresholds": {**rec.thresholds, "loss": "absolute_error", "loss_unit": "y units"},
+            }
+        ),
+        settings,
+    )
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("the rows were read into memory")
+
+    monkeypatch.setattr(analysis, "read_rows", no_rows)
+    result, frozen = take_look(engine, rec, settings, now=NOW)
+    assert frozen["loss"] == "absolute_error" and frozen["loss_unit"] == "y units"
+    _same(expected.to_dict(), result.to_dict())
+    classes = LiveExperiment(
+        **{**rec.__dict__, "thresholds": {**rec.thresholds, "loss": "zero_one_loss"}}
+    )
+    with pytest.raises(AssertionError, match="read into memory"):
+        take_look(engine, classes, settings, now=NOW)
+
+
+def test_reduce_frame_keeps_every_served_row_once(engine):
+    _log(engine, 800, seed=4)
+    rec = _rec()
+    plan = plan_look(rec, Settings(), now=NOW)
+    rows, _ = read_rows(engine, rec, ARMS, salts=("s",), loss="absolute_error")
+    mem, db = reduce_frame(rows, plan), reduce_in_database(engine, plan)
+    for table in (mem, db):
+        assert table.groups["rows"].sum() == (rows["salt"] == "s").sum()
+        assert len(table.latency) == ((rows["salt"] == "s") & rows["latency_ms"].notna()).sum()
+    assert np.allclose(
+        np.sort(mem.groups["loss_sum"].to_numpy()), np.sort(db.groups["loss_sum"].to_numpy())
+    )
+
+
+@pytest.mark.parametrize("n", [0, 5, 33, 64, 1000, 12345])
+@pytest.mark.parametrize("rare", [False, True])
+def test_slow_requests_epoch_by_epoch_are_those_of_exceeds_reference(n, rare):
+    from dethrone.abtest.live_checks import exceeds_reference
+    from dethrone.experiments.rules import _exceeds_reference
+
+    rng = np.random.default_rng(n)
+    values = rng.lognormal(0, 1, n)
+    if rare:  # the p99 is 0: the cap is the max
+        values[rng.random(n) < 0.995] = 0.0
+    reference = rng.random(n) < 0.3
+    want, got = exceeds_reference(values, reference, 0.99), _exceeds_reference(values, reference)
+    assert (want[0] == got[0]).all() and (want[1] == got[1]).all()
+
+
+def test_first_requests_chunk_by_chunk_are_the_first_of_all():
+    from dethrone.experiments.rules import _first_requests
+
+    unit = np.random.default_rng(0).integers(0, 50, 1000).astype(np.int32)
+    want = np.flatnonzero(~pd.Series(unit).duplicated().to_numpy())
+    assert (_first_requests(unit, step=7) == want).all()
+    assert _first_requests(unit[:0]).size == 0
+
+
+def test_units_sharing_a_key_hash_are_read_in_memory(engine, monkeypatch):
+    _log(engine, 500, seed=5)
+    rec = _rec(thresholds={"label_window": "10m", "min_duration": "1s", "loss": "absolute_error"})
+    salted = analysis.phase_of(rec)[1]
+    with engine.begin() as conn:
+        conn.execute(predictions.update().values(salt=salted))
+    want, _ = take_look(engine, rec, Settings(), now=NOW)
+    monkeypatch.setitem(sql_look._KEY, engine.dialect.name, "0")  # every unit one hash
+    view = LiveExperiment(**{**rec.__dict__, "salt": salted})
+    with pytest.raises(KeyCollision):
+        reduce_in_database(engine, plan_look(view, Settings(), now=NOW))
+    got, _ = take_look(engine, rec, Settings(), now=NOW)
+    _same(want.to_dict(), got.to_dict())
