@@ -63,7 +63,7 @@ import pandas as pd
 from dethrone.abtest import decide_sequential, sequential_srm_test
 from dethrone.abtest.betting import FIRST_EPOCH
 from dethrone.abtest.live_checks import ProportionTest, proportion_difference
-from dethrone.abtest.sequential_result import design
+from dethrone.abtest.sequential_rules import design
 from dethrone.experiments.live_loss import LOSS_UNITS, loss_unit
 from dethrone.experiments.look_table import LookPlan, UnitTable, reduce_frame
 from dethrone.settings import Settings
