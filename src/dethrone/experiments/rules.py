@@ -463,67 +463,15 @@ def _judge(
     table: UnitTable, plan: LookPlan, base: dict[str, Any], both: set[Any], contaminated: float
 ) -> LookResult:
     """Rules 4 to 10 once both arms have rows (``table`` without contaminated units)."""
-    th, shadow, guardrail_phase = plan.thresholds, plan.shadow, plan.guardrail_phase
-    groups, share_b, arms = table.groups, plan.share_b, base["arms"]
-    loss_name, loss_unit = base["loss"], base["loss_unit"]
-    alpha, now, started = float(th["alpha"]), plan.now, plan.started
-    waiting = "continue"
-    reasons: list[str] = []
-    fail = "rollback" if guardrail_phase else "inconclusive"
-    blocked: list[str] = []
-    if contaminated > float(th["contamination_share"]):
-        blocked.append(
-            f"contamination: {len(both)} units ({100 * contaminated:.2f}% of units) were "
-            f"served in both arms, above the {100 * float(th['contamination_share']):g}% "
-            "allowed; they are left out, but the assignment is broken"
-        )
-    elif both:
-        reasons.append(f"{len(both)} units seen in both arms ({100 * contaminated:.2f}%) left out")
-
-    # -- SRM on served units -----------------------------------------------------------
-    srm_p = math.nan
-    if not shadow:
-        srm = sequential_srm_test(
-            arms[0].units,
-            arms[1].units,
-            1.0 - share_b,
-            threshold=float(th["srm_pvalue_threshold"]),
-        )
-        srm_p = srm.pvalue
-        (blocked if srm.mismatch else reasons).append(f"served units: {srm.reason()}")
-
-    # -- label coverage within the label window ------------------------------------------
-    eligible = groups.loc[groups["eligible"] > 0, list(_COVERAGE)]
-    coverage = None
-    if not shadow and len(eligible):
-        cov = _per_unit(eligible, "labelled", "eligible", "t_eligible", "tie_eligible")
-        coverage = proportion_difference(
-            cov["value"].to_numpy(),
-            cov["b"].to_numpy(bool),
-            share_b,
-            name="label coverage",
-            margin=float(th["label_coverage_margin"]),
-            alpha=alpha,
-            tuning_n=float(th["tuning_n"]),
-        )
-        line = coverage.reason(
-            "labelled share of served rows per unit, within the label "
-            f"window of {th['label_window']}"
-        )
-        if coverage.differs:
-            blocked.append(f"label coverage differs between the arms: {line}")
-        else:
-            reasons.append(line)
-
-    # -- guardrails: error rate, p99 latency ---------------------------------------------
-    guardrails = _guardrails(table, share_b, th, alpha, swap=guardrail_phase)
-    harmed = [g for g in guardrails.values() if g.harm]
+    th, arms = plan.thresholds, base["arms"]
+    blocked, reasons = _contamination_lines(th, both, contaminated)
+    srm_p = _srm_check(plan, arms, blocked, reasons)
+    coverage = _coverage_check(table, plan, blocked, reasons)
+    guardrails = _guardrails(table, plan.share_b, th, float(th["alpha"]), swap=plan.guardrail_phase)
     reasons.extend(f"guardrail {g.reason(_GUARD_UNITS[n])}" for n, g in guardrails.items())
-
-    # -- the loss ------------------------------------------------------------------------
     decision = None
-    if arms[0].labelled_rows and arms[1].labelled_rows if not shadow else arms[1].labelled_rows:
-        decision = _decide(table, share_b, th, shadow=shadow)
+    if arms[1].labelled_rows and (plan.shadow or arms[0].labelled_rows):
+        decision = _decide(table, plan.share_b, th, shadow=plan.shadow)
     stats: dict[str, Any] = {}
     if decision is not None:
         stats = dict(
@@ -533,62 +481,118 @@ def _judge(
             pvalue=decision.pvalue,
             loss_cap=decision.loss_cap,
         )
-    loss_line = _loss_line(decision, loss_name, loss_unit, arms, guardrail_phase)
+    harmed = [g for g in guardrails.values() if g.harm]
+    outcome, lead = _outcome(plan, base, blocked, harmed, decision)
+    loss_line = _loss_line(decision, base["loss"], base["loss_unit"], arms, plan.guardrail_phase)
+    return LookResult(
+        outcome=outcome,
+        reasons=tuple([*lead, loss_line, *reasons]),
+        srm_pvalue=srm_p,
+        coverage=coverage,
+        guardrails=guardrails,
+        decision=None if decision is None else decision.to_dict(),
+        **stats,
+        **base,
+    )
 
-    def result(outcome: str, lead: list[str]) -> LookResult:
-        return LookResult(
-            outcome=outcome,
-            reasons=tuple([*lead, loss_line, *reasons]),
-            srm_pvalue=srm_p,
-            coverage=coverage,
-            guardrails=guardrails,
-            decision=None if decision is None else decision.to_dict(),
-            **stats,
-            **base,
-        )
 
+def _contamination_lines(
+    th: Mapping[str, Any], both: set[Any], contaminated: float
+) -> tuple[list[str], list[str]]:
+    """(blocking reasons, other reasons) about units served in both arms."""
+    if contaminated > float(th["contamination_share"]):
+        return [
+            f"contamination: {len(both)} units ({100 * contaminated:.2f}% of units) were "
+            f"served in both arms, above the {100 * float(th['contamination_share']):g}% "
+            "allowed; they are left out, but the assignment is broken"
+        ], []
+    if both:
+        return [], [f"{len(both)} units seen in both arms ({100 * contaminated:.2f}%) left out"]
+    return [], []
+
+
+def _srm_check(plan: LookPlan, arms: Any, blocked: list[str], reasons: list[str]) -> float:
+    """Rule 5: the anytime-valid SRM test of served units; its p-value (NaN in shadow)."""
+    if plan.shadow:
+        return math.nan
+    srm = sequential_srm_test(
+        arms[0].units,
+        arms[1].units,
+        1.0 - plan.share_b,
+        threshold=float(plan.thresholds["srm_pvalue_threshold"]),
+    )
+    (blocked if srm.mismatch else reasons).append(f"served units: {srm.reason()}")
+    return srm.pvalue
+
+
+def _coverage_check(
+    table: UnitTable, plan: LookPlan, blocked: list[str], reasons: list[str]
+) -> ProportionTest | None:
+    """Rule 4: labelled share per unit within the label window, compared between arms."""
+    th, groups = plan.thresholds, table.groups
+    eligible = groups.loc[groups["eligible"] > 0, list(_COVERAGE)]
+    if plan.shadow or not len(eligible):
+        return None
+    cov = _per_unit(eligible, "labelled", "eligible", "t_eligible", "tie_eligible")
+    coverage = proportion_difference(
+        cov["value"].to_numpy(),
+        cov["b"].to_numpy(bool),
+        plan.share_b,
+        name="label coverage",
+        margin=float(th["label_coverage_margin"]),
+        alpha=float(th["alpha"]),
+        tuning_n=float(th["tuning_n"]),
+    )
+    line = coverage.reason(
+        f"labelled share of served rows per unit, within the label window of {th['label_window']}"
+    )
+    if coverage.differs:
+        blocked.append(f"label coverage differs between the arms: {line}")
+    else:
+        reasons.append(line)
+    return coverage
+
+
+def _outcome(
+    plan: LookPlan, base: dict[str, Any], blocked: list[str], harmed: list[Any], decision: Any
+) -> tuple[str, list[str]]:
+    """Rules 7 to 10: the look's outcome and the reasons that lead its list."""
+    th, loss_name = plan.thresholds, base["loss"]
     if blocked:
-        lead = "roll back (fail safe)" if guardrail_phase else "inconclusive"
-        return result(fail, [f"{lead}: {b}" for b in blocked])
-    if guardrail_phase:
-        return result(
-            *_guardrail_outcome(decision, harmed, arms, th, plan.start, now, plan.label_window)
+        if plan.guardrail_phase:
+            return "rollback", [f"roll back (fail safe): {b}" for b in blocked]
+        return "inconclusive", [f"inconclusive: {b}" for b in blocked]
+    if plan.guardrail_phase:
+        return _guardrail_outcome(
+            decision, harmed, base["arms"], th, plan.start, plan.now, plan.label_window
         )
     if harmed:
-        return result(
-            "keep",
-            [
-                f"keep the champion: guardrail {g.name} shows harm beyond its margin {g.margin:g}"
-                for g in harmed
-            ],
-        )
+        return "keep", [
+            f"keep the champion: guardrail {g.name} shows harm beyond its margin {g.margin:g}"
+            for g in harmed
+        ]
     if decision is None or decision.outcome == "inconclusive":
         why = "too few labelled units yet" if decision is None else decision.reasons[0]
-        return result(waiting, [f"no decision yet: {why}"])
+        return "continue", [f"no decision yet: {why}"]
     if decision.outcome == "promote":
         min_dur = parse_duration(th["min_duration"], name="min_duration")
-        if now - started < min_dur:
-            return result(
-                waiting,
-                [
-                    f"the challenger is better, but promotion waits for the minimum duration "
-                    f"of {th['min_duration']} ({(now - started) / 3600:.2f} h of "
-                    f"{min_dur / 3600:.2f} h so far)"
-                ],
-            )
-        return result("promote", [f"promote: the challenger's {loss_name} is lower"])
+        ran = plan.now - plan.started
+        if ran < min_dur:
+            return "continue", [
+                f"the challenger is better, but promotion waits for the minimum duration "
+                f"of {th['min_duration']} ({ran / 3600:.2f} h of {min_dur / 3600:.2f} h so far)"
+            ]
+        return "promote", [f"promote: the challenger's {loss_name} is lower"]
     if decision.outcome == "keep":
-        capped = any("max_units_per_arm reached" in r for r in decision.reasons)
-        why = (
-            (
+        if any("max_units_per_arm reached" in r for r in decision.reasons):
+            why = (
                 "no difference found within the budget of "
                 f"{th['max_units_per_arm']} labelled units in the smaller arm"
             )
-            if capped
-            else (f"the challenger's {loss_name} is not lower by more than the margin")
-        )
-        return result("keep", [f"keep the champion: {why}"])
-    return result(waiting, ["no decision yet: keep collecting labelled units"])
+        else:
+            why = f"the challenger's {loss_name} is not lower by more than the margin"
+        return "keep", [f"keep the champion: {why}"]
+    return "continue", ["no decision yet: keep collecting labelled units"]
 
 
 _GUARD_UNITS = {
