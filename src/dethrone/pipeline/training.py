@@ -19,11 +19,12 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, cross_val_score
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from dethrone.pipeline.features import build_preprocessor, prepare_features, split_columns
+from dethrone.pipeline.sources import LOSS, PREDICTION
 from dethrone.pipeline.trainer import load_trainer, train_with
 from dethrone.settings import Settings
 
@@ -290,10 +291,6 @@ def reference_outputs(
     absolute error or log loss, as live looks score). A model that cannot be refitted
     (a user trainer's) gets no ``__loss__``; the monitor then skips live performance.
     """
-    from sklearn.model_selection import cross_val_predict
-
-    from dethrone.pipeline.sources import LOSS, PREDICTION
-
     rows = frame.dropna(subset=[result.target])
     if len(rows) > REFERENCE_OUTPUT_ROWS:
         rows = rows.sample(REFERENCE_OUTPUT_ROWS, random_state=random_state)
