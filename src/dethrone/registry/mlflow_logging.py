@@ -6,12 +6,16 @@ been configured once by :func:`dethrone.pipeline.context.configure_mlflow`.
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 
 from dethrone.pipeline.training import TrainResult, prepare_features
 from dethrone.registry.records import (
@@ -65,10 +69,6 @@ def log_training_run(
     str
         The MLflow run id.
     """
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
     mlflow.set_experiment(settings.experiment_name)
     info = ModelInfo(
         features=result.features,
@@ -132,8 +132,6 @@ def log_training_run(
 
 
 def _version(module: str) -> str:
-    import importlib
-
     return importlib.import_module(module).__version__
 
 
@@ -141,8 +139,6 @@ def log_drift(
     report: Any, html: str | None, settings: Settings, *, dag_run_id: str, champion_version: str
 ) -> str:
     """Log a drift report (JSON + HTML) as a run in ``EXPERIMENT_NAME``; return its id."""
-    import mlflow
-
     mlflow.set_experiment(settings.experiment_name)
     data = report.to_dict()
     with mlflow.start_run(run_name=f"drift-{dag_run_id}") as run:
@@ -172,10 +168,11 @@ def log_drift(
 
 def _error_plot(loss_a: np.ndarray, loss_b: np.ndarray, path: Path, label: str) -> bool:
     try:
+        # lazy and optional: matplotlib may be absent (no plot then), pyplot after use("Agg")
         import matplotlib
 
         matplotlib.use("Agg")  # no display on servers
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # only after use("Agg")
     except ImportError:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -210,8 +207,6 @@ def log_comparison(
     Logs both arms' metrics, every statistic of the decision, the SRM check, the outcome
     with its reasons (as tags and JSON) and a plot of the two arms' per-row losses.
     """
-    import mlflow
-
     mlflow.set_experiment(settings.comparison_name)
     data = decision.to_dict()
     loss_name = record.loss or "loss"
