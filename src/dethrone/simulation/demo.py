@@ -19,9 +19,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import requests
+
+from dethrone.cli.stackfile import write_state
 from dethrone.devstack.localstack import DEFAULT_PORTS, LocalStack, StackError
 from dethrone.devstack.process import free_port, port_free
+from dethrone.experiments import lifecycle as ex
+from dethrone.experiments import operator as experiment_ops
+from dethrone.experiments.state import stored_record
+from dethrone.pipeline.context import configure_mlflow
+from dethrone.registry.client import Registry
+from dethrone.registry.status import collect_status, format_status
 from dethrone.settings import Settings
+from dethrone.simulation.demo_live import LIVE_ENV, ROUTER_ENV, format_summary, live_loop
+from dethrone.slices.datasets import load_dataset
+from dethrone.slices.router_client import RouterClient
+from dethrone.store.engine import default_url
 
 BASELINE: dict[str, Any] = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
 DEMO_DRIFT = ["carat", "color"]
@@ -37,8 +51,6 @@ def choose_drift(frame: Any, target: str, wanted: list[str] | None = None) -> li
     ValueError
         When ``wanted`` names a column the data set lacks, or there is no feature.
     """
-    import pandas as pd
-
     features = [c for c in frame.columns if c != target]
     if wanted:
         unknown = [c for c in wanted if c not in features]
@@ -74,8 +86,6 @@ def _port(name: str, wanted: int | None, say: Callable[[str], None]) -> int:
 
 def _live_capable(url: str) -> bool:
     """The simulator is installed and the router logs predictions (its health says so)."""
-    import requests
-
     if importlib.util.find_spec("dethrone.simulation.traffic") is None:  # the simulator
         return False
     try:
@@ -92,9 +102,6 @@ def _live(
     step: Callable[[str, Callable[[], Any]], Any],
 ) -> dict[str, Any] | None:
     """The live loop when run 2 started an experiment (the pre-screen said promote)."""
-    from dethrone.experiments import lifecycle as ex
-    from dethrone.simulation.demo_live import live_loop
-
     ctx = ex.ExperimentContext.from_settings(
         settings.replace(router_data_dir=str(stack.home / "router")), check=False
     )
@@ -107,10 +114,8 @@ def _live(
         if summary.get("state") == "running":
             # Undecided after the demo's rounds: stop it, so that the user's own first
             # experiment is not refused ("stop it first") and all traffic is on the champion.
-            from dethrone.experiments import operator
-
             why = f"the demo ended undecided after {summary['looks']} looks"
-            operator.stop(ctx, by="dethrone demo", reason=why)
+            experiment_ops.stop(ctx, by="dethrone demo", reason=why)
             summary.update(state="stopped", decision="stopped")
             say(f"  {why}: experiment stopped, all live traffic back on the champion")
         return summary
@@ -153,14 +158,7 @@ def run_demo(
     StackError
         When a server does not start or a DAG run fails (the message names the log).
     """
-    from dethrone.pipeline.context import configure_mlflow
-    from dethrone.registry.client import Registry
-    from dethrone.registry.status import collect_status, format_status
-    from dethrone.slices.router_client import RouterClient
-
     if drift:  # refuse a column the data set lacks before anything starts
-        from dethrone.slices.datasets import load_dataset
-
         env = Settings.from_env()
         choose_drift(load_dataset(env.dataset_path or None).head(5), env.target, drift)
     stack = LocalStack(home)
@@ -184,7 +182,6 @@ def run_demo(
         return out
 
     say(f"dethrone demo: state in {stack.home}")
-    from dethrone.simulation.demo_live import LIVE_ENV, ROUTER_ENV
 
     saved_env = {k: os.environ.get(k) for k in LIVE_ENV}
     os.environ.update(LIVE_ENV)  # the Airflow runs inherit the demo experiment's settings
@@ -240,8 +237,6 @@ def run_demo(
     say(format_status(status))
     say("")
     if live_summary is not None:
-        from dethrone.simulation.demo_live import format_summary
-
         say(format_summary(live_summary))
         say("")
         status["live"] = live_summary
@@ -278,9 +273,6 @@ def run_demo(
 
 def _experiment_id(settings: Settings) -> str | None:
     try:
-        from dethrone.experiments.state import stored_record
-        from dethrone.registry.client import Registry
-
         rec = stored_record(Registry(settings))
     except Exception:  # noqa: BLE001 - only a link in the closing lines
         return None
@@ -304,9 +296,6 @@ def _left_running(stack: LocalStack) -> str:
 
 def _record(stack: LocalStack, state_home: str | Path) -> None:
     """Write the state file every ``dethrone`` command reads."""
-    from dethrone.cli.stackfile import write_state
-    from dethrone.store.engine import default_url
-
     write_state(
         state_home,
         stack_home=stack.home,
