@@ -27,6 +27,7 @@ one of those classes. A label that does not fit raises :class:`FeedbackInvalid` 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -258,8 +259,6 @@ def record_feedback(
     StoreUnavailable
         When the database is down, full or read-only; nothing is written then.
     """
-    import time
-
     if len(items) > MAX_BATCH:
         raise FeedbackInvalid("body", f"must hold 1 to {MAX_BATCH} items, got {len(items)}")
     clean = _no_repeats(
