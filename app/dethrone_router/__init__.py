@@ -16,6 +16,7 @@ from flask import Flask, g, request
 from dethrone.settings import Settings
 from dethrone.slices.datasets import load_dataset
 from dethrone.slices.slicing import Slicer
+from dethrone.store import SqlConfigStore, database_url, make_engine
 from dethrone_router.errors import register_error_handler
 from dethrone_router.state import RouterState, state
 from dethrone_router.validation import DEFAULTS
@@ -56,7 +57,6 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
 
     slicer = Slicer(frame)
     defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"], settings.router_max_data_size)}
-    from dethrone.store import SqlConfigStore, database_url, make_engine
 
     engine = make_engine(database_url(settings))
     store = SqlConfigStore(engine, defaults)
@@ -70,12 +70,14 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
         engine=engine,
     )
 
+    # lazy, like Metrics above: these load prometheus_client (through dethrone_router.metrics)
     from dethrone_router.api import data, feedback, ops, serving, traffic, ui
     from dethrone_router.gateway import predlog
     from dethrone_router.metrics import experiment as experiment_metrics
     from dethrone_router.metrics.monitor import MonitorCollector
 
     if settings.serving_enabled:
+        # lazy, like Metrics above: prometheus_client loads after PROMETHEUS_MULTIPROC_DIR
         from dethrone_router.metrics.serving import NullServingMetrics, ServingMetrics
 
         # Unlabelled metrics write their file at creation: not where the worker's metric

@@ -23,8 +23,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Undefined
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from dethrone.store import experiments as store
+from dethrone.store.monitor import latest
 from dethrone_router.api.ui_charts import Marker, Point, interval_chart, time_label
 from dethrone_router.state import state
 
@@ -307,8 +310,6 @@ def serving():
 
 def _monitor(engine: Any) -> dict[str, Any] | None:
     """The drift monitor's newest check, with a link to its MLflow run when there is one."""
-    from dethrone.store.monitor import latest
-
     row = latest(engine)
     if row is None:
         return None
@@ -337,9 +338,6 @@ def _request_errors() -> list[dict[str, Any]]:
         if getattr(metrics, "registry", None) is not None:
             families = list(metrics.requests.collect())
         else:  # gunicorn: the workers' counter files only, not the scrape's database gauges
-            from prometheus_client import CollectorRegistry
-            from prometheus_client.multiprocess import MultiProcessCollector
-
             families = list(
                 MultiProcessCollector(CollectorRegistry(), path=metrics.multiprocess_dir).collect()
             )
