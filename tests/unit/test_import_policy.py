@@ -46,6 +46,7 @@ def _comment_lines(source: str) -> tuple[set[int], set[int]]:
 
 def _function_bodies(tree: ast.AST) -> Iterator[list[ast.stmt]]:
     """Every statement list nested in a function (bodies of if/try/with/for included)."""
+
     def bodies(node: ast.AST, in_function: bool) -> Iterator[list[ast.stmt]]:
         for field in ("body", "orelse", "finalbody"):
             stmts = getattr(node, field, None)
