@@ -88,22 +88,7 @@ def log_training_run(
                 **TrainingRecord(data_uri=data_uri).to_tags(),
             }
         )
-        mlflow.log_params(
-            {
-                "candidate": result.best,
-                "task": result.task,
-                "target": result.target,
-                "cv_folds": settings.cv_folds,
-                "random_state": result.random_state,
-                "n_rows": result.n_rows,
-                "scoring": result.scoring,
-            }
-        )
-        mlflow.log_params({k: v for k, v in list(result.params.items())[:80]})
-        for name, scores in result.cv_scores.items():
-            mlflow.log_metric(f"cv_{name}_mean", float(np.mean(scores)))
-            mlflow.log_metric(f"cv_{name}_std", float(np.std(scores)))
-        mlflow.log_metric("cv_best_mean", result.cv_mean())
+        _log_cv(result, settings)
         logged = mlflow.sklearn.log_model(
             result.model,
             name=MODEL_NAME_IN_RUN,
@@ -117,18 +102,43 @@ def log_training_run(
             serialization_format="cloudpickle",
         )
         mlflow.set_tags(TrainingRecord(model_id=logged.model_id).to_tags())
-        with tempfile.TemporaryDirectory() as tmp:
-            data_path = Path(tmp) / Path(TRAINING_DATA_PATH).name
-            frame.to_parquet(data_path)
-            mlflow.log_artifact(str(data_path), str(Path(TRAINING_DATA_PATH).parent))
-            prof_path = Path(tmp) / Path(PROFILE_PATH).name
-            profile.save(prof_path)
-            mlflow.log_artifact(str(prof_path), str(Path(PROFILE_PATH).parent))
-            if outputs_profile is not None:
-                out_path = Path(tmp) / Path(OUTPUTS_PROFILE_PATH).name
-                outputs_profile.save(out_path)
-                mlflow.log_artifact(str(out_path), str(Path(OUTPUTS_PROFILE_PATH).parent))
+        _log_data(frame, profile, outputs_profile)
         return run.info.run_id
+
+
+def _log_cv(result: TrainResult, settings: Settings) -> None:
+    """The training's params (the chosen candidate's too) and its cross-validation scores."""
+    mlflow.log_params(
+        {
+            "candidate": result.best,
+            "task": result.task,
+            "target": result.target,
+            "cv_folds": settings.cv_folds,
+            "random_state": result.random_state,
+            "n_rows": result.n_rows,
+            "scoring": result.scoring,
+        }
+    )
+    mlflow.log_params({k: v for k, v in list(result.params.items())[:80]})
+    for name, scores in result.cv_scores.items():
+        mlflow.log_metric(f"cv_{name}_mean", float(np.mean(scores)))
+        mlflow.log_metric(f"cv_{name}_std", float(np.std(scores)))
+    mlflow.log_metric("cv_best_mean", result.cv_mean())
+
+
+def _log_data(frame: pd.DataFrame, profile: Any, outputs_profile: Any) -> None:
+    """The training rows, their drift profile and the outputs' profile, as run artifacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp) / Path(TRAINING_DATA_PATH).name
+        frame.to_parquet(data_path)
+        mlflow.log_artifact(str(data_path), str(Path(TRAINING_DATA_PATH).parent))
+        prof_path = Path(tmp) / Path(PROFILE_PATH).name
+        profile.save(prof_path)
+        mlflow.log_artifact(str(prof_path), str(Path(PROFILE_PATH).parent))
+        if outputs_profile is not None:
+            out_path = Path(tmp) / Path(OUTPUTS_PROFILE_PATH).name
+            outputs_profile.save(out_path)
+            mlflow.log_artifact(str(out_path), str(Path(OUTPUTS_PROFILE_PATH).parent))
 
 
 def _version(module: str) -> str:
