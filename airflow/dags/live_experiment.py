@@ -18,6 +18,7 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _minutes() -> int:
@@ -31,8 +32,7 @@ def _live(name: str) -> dict:
 
     No retries for bad input.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
+    # lazy: Airflow parses this file every 30 s; dethrone (pandas, mlflow) loads when a task runs
     from dethrone.experiments import lifecycle as experiment
     from dethrone.pipeline import steps as pipeline
     from dethrone.settings import Settings

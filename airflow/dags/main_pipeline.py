@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _param(description: str, kind: str) -> Param:
@@ -78,8 +79,7 @@ PARAMS = {
 
 def _step(name: str, params: dict, **kwargs):
     """Run ``dethrone.pipeline.steps.<name>`` with a fresh context; no retries for bad input."""
-    from airflow.exceptions import AirflowFailException
-
+    # lazy: Airflow parses this file every 30 s; dethrone (pandas, mlflow) loads when a task runs
     from dethrone.pipeline import steps as pipeline
     from dethrone.pipeline.context import PipelineContext
 

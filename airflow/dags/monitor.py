@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -51,8 +52,7 @@ def _interval() -> timedelta:
 def monitor():
     @task
     def check(run_id=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
+        # lazy: Airflow parses this file every 30 s; dethrone loads when the task runs
         from dethrone.pipeline import steps
         from dethrone.pipeline.context import PipelineContext
         from dethrone.pipeline.monitor import monitor_once

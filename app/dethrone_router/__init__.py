@@ -16,6 +16,7 @@ from flask import Flask, g, request
 from dethrone.settings import Settings
 from dethrone.slices.datasets import load_dataset
 from dethrone.slices.slicing import Slicer
+from dethrone.store import SqlConfigStore, database_url, make_engine
 from dethrone_router.errors import register_error_handler
 from dethrone_router.state import RouterState, state
 from dethrone_router.validation import DEFAULTS
@@ -44,7 +45,28 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
     # Configs are tiny; a cap keeps a wrong client from streaming megabytes into us.
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     logging.getLogger("dethrone_router").setLevel(settings.router_log_level.upper())
+    router_state = _router_state(settings)
+    app.extensions["dethrone_router"] = router_state
 
+    # lazy, like Metrics in _router_state: these load prometheus_client (dethrone_router.metrics)
+    from dethrone_router.api import data, feedback, ops, serving, traffic, ui
+
+    if settings.serving_enabled:
+        app.extensions["dethrone_serving"] = _serving(settings, router_state, model_source)
+    app.register_blueprint(traffic.bp)
+    app.register_blueprint(feedback.bp)
+    app.register_blueprint(data.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(serving.bp)
+    app.register_blueprint(ui.bp)  # the experiment page, /ui/
+    register_error_handler(app)
+    app.before_request(_start_timer)
+    app.after_request(_log_request)
+    return app
+
+
+def _router_state(settings: Settings) -> RouterState:
+    """The data set and its slicer, the config store and the metrics, on one database."""
     frame = load_dataset(settings.dataset_path)
     if settings.target not in frame.columns:
         logging.getLogger("dethrone_router").warning(
@@ -56,53 +78,44 @@ def create_app(settings: Settings | None = None, *, model_source: Any = None) ->
 
     slicer = Slicer(frame)
     defaults = {**DEFAULTS, "data_size": min(DEFAULTS["data_size"], settings.router_max_data_size)}
-    from dethrone.store import SqlConfigStore, database_url, make_engine
 
     engine = make_engine(database_url(settings))
     store = SqlConfigStore(engine, defaults)
-    metrics = Metrics(store)
-    app.extensions["dethrone_router"] = RouterState(
+    return RouterState(
         settings=settings,
         slicer=slicer,
         columns={c: slicer.frame[c] for c in slicer.columns},
         store=store,
-        metrics=metrics,
+        metrics=Metrics(store),
         engine=engine,
     )
 
-    from dethrone_router.api import data, feedback, ops, serving, traffic, ui
+
+def _serving(settings: Settings, router_state: RouterState, model_source: Any) -> Any:
+    """The gateway's serving state, with its prediction log and metric collectors."""
+    # lazy, like Metrics in _router_state: prometheus_client loads after PROMETHEUS_MULTIPROC_DIR
+    from dethrone_router.api import serving
     from dethrone_router.gateway import predlog
     from dethrone_router.metrics import experiment as experiment_metrics
     from dethrone_router.metrics.monitor import MonitorCollector
+    from dethrone_router.metrics.serving import NullServingMetrics, ServingMetrics
 
-    if settings.serving_enabled:
-        from dethrone_router.metrics.serving import NullServingMetrics, ServingMetrics
-
-        # Unlabelled metrics write their file at creation: not where the worker's metric
-        # files could not be allocated (a full disk would SIGBUS the worker).
-        log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
-        metrics.add_collector(predlog.CoverageCollector(engine))
-        metrics.add_collector(experiment_metrics.ExperimentCollector(engine, store))
-        metrics.add_collector(MonitorCollector(engine))
-        app.extensions["dethrone_serving"] = serving.build_serving(
-            settings,
-            ServingMetrics(metrics.registry) if metrics.problem is None else NullServingMetrics(),
-            model_source,
-            writer=predlog.build_writer(engine, settings, log_metrics)
-            if settings.serving_log
-            else None,
-            log_metrics=log_metrics,
-        )
-    app.register_blueprint(traffic.bp)
-    app.register_blueprint(feedback.bp)
-    app.register_blueprint(data.bp)
-    app.register_blueprint(ops.bp)
-    app.register_blueprint(serving.bp)
-    app.register_blueprint(ui.bp)  # the experiment page, /ui/
-    register_error_handler(app)
-    app.before_request(_start_timer)
-    app.after_request(_log_request)
-    return app
+    metrics, engine = router_state.metrics, router_state.engine
+    # Unlabelled metrics write their file at creation: not where the worker's metric
+    # files could not be allocated (a full disk would SIGBUS the worker).
+    log_metrics = predlog.LogMetrics(metrics.registry) if metrics.problem is None else None
+    metrics.add_collector(predlog.CoverageCollector(engine))
+    metrics.add_collector(experiment_metrics.ExperimentCollector(engine, router_state.store))
+    metrics.add_collector(MonitorCollector(engine))
+    return serving.build_serving(
+        settings,
+        ServingMetrics(metrics.registry) if metrics.problem is None else NullServingMetrics(),
+        model_source,
+        writer=predlog.build_writer(engine, settings, log_metrics)
+        if settings.serving_log
+        else None,
+        log_metrics=log_metrics,
+    )
 
 
 def _start_timer() -> None:

@@ -7,6 +7,7 @@ alive, so a pipeline pulling many slices does not pay a TCP handshake each time.
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -101,8 +102,6 @@ def on_starting(server):
 def worker_exit(server, worker):
     """Flush the worker's prediction log before it goes (SIGTERM, max_requests, reload):
     an acknowledged prediction is then never lost by a graceful stop."""
-    import sys
-
     wsgi = sys.modules.get("dethrone_router.wsgi")
     serving = wsgi.app.extensions.get("dethrone_serving") if wsgi is not None else None
     if serving is not None and serving.writer is not None:
@@ -113,6 +112,7 @@ def worker_exit(server, worker):
 
 def child_exit(server, worker):
     """Let the live-gauge files of a dead worker go."""
+    # lazy: prometheus_client must load after this file set PROMETHEUS_MULTIPROC_DIR
     from prometheus_client import multiprocess
 
     if _metrics_dir is not None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from dethrone.store.durations import parse_duration, parse_log_features
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -265,7 +267,6 @@ class Settings:
             raise ValueError("ROUTER_MAX_DATA_SIZE must be positive")
         if self.log_flush_seconds <= 0 or self.log_buffer_rows < 1:
             raise ValueError("LOG_FLUSH_SECONDS and LOG_BUFFER_ROWS must be positive")
-        from dethrone.store.durations import parse_duration, parse_log_features
 
         parse_log_features(self.serving_log_features)
         parse_duration(self.feedback_max_age, name="FEEDBACK_MAX_AGE")

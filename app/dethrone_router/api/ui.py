@@ -23,8 +23,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Undefined
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from dethrone.store import experiments as store
+from dethrone.store.monitor import latest
 from dethrone_router.api.ui_charts import Marker, Point, interval_chart, time_label
 from dethrone_router.state import state
 
@@ -307,8 +310,6 @@ def serving():
 
 def _monitor(engine: Any) -> dict[str, Any] | None:
     """The drift monitor's newest check, with a link to its MLflow run when there is one."""
-    from dethrone.store.monitor import latest
-
     row = latest(engine)
     if row is None:
         return None
@@ -337,9 +338,6 @@ def _request_errors() -> list[dict[str, Any]]:
         if getattr(metrics, "registry", None) is not None:
             families = list(metrics.requests.collect())
         else:  # gunicorn: the workers' counter files only, not the scrape's database gauges
-            from prometheus_client import CollectorRegistry
-            from prometheus_client.multiprocess import MultiProcessCollector
-
             families = list(
                 MultiProcessCollector(CollectorRegistry(), path=metrics.multiprocess_dir).collect()
             )
@@ -445,81 +443,12 @@ def experiment_view(
     # a is the new champion (the challenger's version) and b the holdback.
     exp_look = last_by_phase.get("experiment", {})
     guard_look = last_by_phase.get("guardrail", {})
-
-    arms = []
-    for version, role in ((champ, "champion"), (chall, "challenger")):
-        mine = [c for c in counts if str(c["model_version"]) == version]
-        served_rows = sum(c["rows"] for c in mine if c["served"])
-        shadow_rows = sum(c["rows"] for c in mine if not c["served"])
-        labelled = sum(c["labelled"] for c in mine)
-        logged = served_rows + shadow_rows
-        side = "a" if role == "champion" else "b"
-        figures = _look_arms(last).get(version) or _look_arms(exp_look).get(version) or {}
-        loss_name = _first(figures, "loss_name", "loss", "metric") or _first(
-            last, "loss_name", "loss", "metric"
-        )
-        arms.append(
-            {
-                "version": version,
-                "role": role,
-                "arm_names": sorted({c["arm"] for c in mine}),
-                "served": served_rows,
-                "shadow": shadow_rows,
-                "labelled": labelled,
-                "coverage": labelled / logged if logged else None,
-                "units": _first(figures, "units") or exp_look.get(f"units_{side}"),
-                "look_rows": _first(figures, "labelled_rows", "rows")
-                or exp_look.get(f"rows_{side}"),
-                "mean_loss": _first(figures, "mean_loss", "mean") or exp_look.get(f"mean_{side}"),
-                "loss_name": loss_name or "live loss (absolute error; 0/1 for classes)",
-                "loss_unit": _first(figures, "loss_unit", "unit") or _first(last, "loss_unit"),
-                "error_rate": _first(figures, "error_rate"),
-                "p99_latency_ms": _first(figures, "p99_latency_ms", "latency_p99_ms", "p99_ms"),
-                "guard_units": guard_look.get("units_b" if role == "champion" else "units_a"),
-                "guard_mean": guard_look.get("mean_b" if role == "champion" else "mean_a"),
-            }
-        )
-
-    points_time, points_units = [], []
-    for lk in looks:
-        lo, hi = lk.get("ci_low"), lk.get("ci_high")
-        if lo is None or hi is None:
-            continue
-        args = (float(lo), float(hi), lk.get("phase") or "experiment", lk.get("outcome") or "")
-        points_time.append(Point(float(lk.get("time") or 0), *args, lk["number"]))
-        units = _first(lk, "units_total") or (lk.get("units_a") or 0) + (lk.get("units_b") or 0)
-        points_units.append(Point(float(units), *args, lk["number"]))
-
-    decision = next(
-        (lk for lk in looks if lk.get("phase") == "experiment" and lk.get("outcome") != "continue"),
-        None,
-    )
-    promoted_at = next(
-        (a.get("at") for a in rec.get("actions") or [] if a.get("action") == "promote"), None
-    )
-    m_time, m_units = [], []
-    if decision is not None:
-        label = f"decision: {decision.get('outcome')}"
-        m_time.append(Marker(float(decision["time"]), label, "decision"))
-        m_units.append(
-            Marker(
-                float((decision.get("units_a") or 0) + (decision.get("units_b") or 0)),
-                label,
-                "decision",
-            )
-        )
-    if promoted_at is not None and (decision is None or abs(promoted_at - decision["time"]) > 1):
-        m_time.append(Marker(float(promoted_at), "promotion", "promotion"))
-    window_until = rec.get("window_until")
-    if window_until is not None:
-        start = promoted_at or (decision or {}).get("time") or rec["started_at"]
-        end = min(float(window_until), float(rec.get("ended_at") or window_until))
-        m_time.append(Marker(float(start), "guardrail window", "window", end))
-        gpts = [p for p in points_units if p.phase == "guardrail"]
-        if gpts:
-            m_units.append(
-                Marker(gpts[0].x, "guardrail window", "window", max(gpts[-1].x, gpts[0].x))
-            )
+    arms = [
+        _arm_view(version, role, counts, last, exp_look, guard_look)
+        for version, role in ((champ, "champion"), (chall, "challenger"))
+    ]
+    points_time, points_units = _interval_points(looks)
+    m_time, m_units = _chart_markers(rec, looks, points_units)
     charts = {
         "time": interval_chart(
             points_time,
@@ -552,6 +481,96 @@ def experiment_view(
         "now": now,
         "guardrails": _guardrails(last),
     }
+
+
+def _arm_view(
+    version: str,
+    role: str,
+    counts: list[dict[str, Any]],
+    last: dict[str, Any],
+    exp_look: dict[str, Any],
+    guard_look: dict[str, Any],
+) -> dict[str, Any]:
+    """One arm's row: its logged counts, and its figures from the newest looks."""
+    mine = [c for c in counts if str(c["model_version"]) == version]
+    served_rows = sum(c["rows"] for c in mine if c["served"])
+    shadow_rows = sum(c["rows"] for c in mine if not c["served"])
+    labelled = sum(c["labelled"] for c in mine)
+    logged = served_rows + shadow_rows
+    side = "a" if role == "champion" else "b"
+    figures = _look_arms(last).get(version) or _look_arms(exp_look).get(version) or {}
+    loss_name = _first(figures, "loss_name", "loss", "metric") or _first(
+        last, "loss_name", "loss", "metric"
+    )
+    return {
+        "version": version,
+        "role": role,
+        "arm_names": sorted({c["arm"] for c in mine}),
+        "served": served_rows,
+        "shadow": shadow_rows,
+        "labelled": labelled,
+        "coverage": labelled / logged if logged else None,
+        "units": _first(figures, "units") or exp_look.get(f"units_{side}"),
+        "look_rows": _first(figures, "labelled_rows", "rows") or exp_look.get(f"rows_{side}"),
+        "mean_loss": _first(figures, "mean_loss", "mean") or exp_look.get(f"mean_{side}"),
+        "loss_name": loss_name or "live loss (absolute error; 0/1 for classes)",
+        "loss_unit": _first(figures, "loss_unit", "unit") or _first(last, "loss_unit"),
+        "error_rate": _first(figures, "error_rate"),
+        "p99_latency_ms": _first(figures, "p99_latency_ms", "latency_p99_ms", "p99_ms"),
+        "guard_units": guard_look.get("units_b" if role == "champion" else "units_a"),
+        "guard_mean": guard_look.get("mean_b" if role == "champion" else "mean_a"),
+    }
+
+
+def _interval_points(looks: list[dict[str, Any]]) -> tuple[list[Point], list[Point]]:
+    """Each look with an interval, placed by its time and by its units in both arms."""
+    points_time, points_units = [], []
+    for lk in looks:
+        lo, hi = lk.get("ci_low"), lk.get("ci_high")
+        if lo is None or hi is None:
+            continue
+        args = (float(lo), float(hi), lk.get("phase") or "experiment", lk.get("outcome") or "")
+        points_time.append(Point(float(lk.get("time") or 0), *args, lk["number"]))
+        units = _first(lk, "units_total") or (lk.get("units_a") or 0) + (lk.get("units_b") or 0)
+        points_units.append(Point(float(units), *args, lk["number"]))
+    return points_time, points_units
+
+
+def _chart_markers(
+    rec: dict[str, Any], looks: list[dict[str, Any]], points_units: list[Point]
+) -> tuple[list[Marker], list[Marker]]:
+    """The decision, the promotion and the guardrail window, on the time and units charts."""
+    decision = next(
+        (lk for lk in looks if lk.get("phase") == "experiment" and lk.get("outcome") != "continue"),
+        None,
+    )
+    promoted_at = next(
+        (a.get("at") for a in rec.get("actions") or [] if a.get("action") == "promote"), None
+    )
+    m_time, m_units = [], []
+    if decision is not None:
+        label = f"decision: {decision.get('outcome')}"
+        m_time.append(Marker(float(decision["time"]), label, "decision"))
+        m_units.append(
+            Marker(
+                float((decision.get("units_a") or 0) + (decision.get("units_b") or 0)),
+                label,
+                "decision",
+            )
+        )
+    if promoted_at is not None and (decision is None or abs(promoted_at - decision["time"]) > 1):
+        m_time.append(Marker(float(promoted_at), "promotion", "promotion"))
+    window_until = rec.get("window_until")
+    if window_until is not None:
+        start = promoted_at or (decision or {}).get("time") or rec["started_at"]
+        end = min(float(window_until), float(rec.get("ended_at") or window_until))
+        m_time.append(Marker(float(start), "guardrail window", "window", end))
+        gpts = [p for p in points_units if p.phase == "guardrail"]
+        if gpts:
+            m_units.append(
+                Marker(gpts[0].x, "guardrail window", "window", max(gpts[-1].x, gpts[0].x))
+            )
+    return m_time, m_units
 
 
 def lifecycle(current: str) -> list[dict[str, Any]]:
@@ -602,7 +621,18 @@ def health_checks(
 ) -> list[dict[str, Any]]:
     """Each check: ``name``, ``status`` (ok, fail, na) and the figure it is based on."""
     th = rec.get("thresholds") or {}
-    checks = []
+    return [
+        _srm_check(rec, th, last, arms),
+        _coverage_check(last, arms),
+        *_unit_checks(th, last, arms),
+        *_guardrail_checks(last, arms),
+    ]
+
+
+def _srm_check(
+    rec: dict[str, Any], th: dict[str, Any], last: dict[str, Any], arms: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The sample ratio: the look's sequential test, else the served rows against the split."""
     srm_threshold = float(th.get("srm_pvalue_threshold") or 0.001)
     srm_p = _first(last, "srm_pvalue", "srm_p")
     source = "the look's sequential test"
@@ -610,15 +640,17 @@ def health_checks(
         a, b = arms[0]["served"], arms[1]["served"]
         srm_p = _srm_p(a, b, 1 - float(rec["split"])) if a + b else None
         source = f"served rows {a:,} / {b:,} against split {1 - float(rec['split']):g}"
-    checks.append(
-        {
-            "name": "sample ratio",
-            "status": "na" if srm_p is None else "ok" if srm_p >= srm_threshold else "fail",
-            "figure": "no rows yet"
-            if srm_p is None
-            else f"p = {num(srm_p, 3)} (fails below {srm_threshold:g}; {source})",
-        }
-    )
+    return {
+        "name": "sample ratio",
+        "status": "na" if srm_p is None else "ok" if srm_p >= srm_threshold else "fail",
+        "figure": "no rows yet"
+        if srm_p is None
+        else f"p = {num(srm_p, 3)} (fails below {srm_threshold:g}; {source})",
+    }
+
+
+def _coverage_check(last: dict[str, Any], arms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Label coverage: the look's test of the labelled shares, else the arms' coverage."""
     covs = [a["coverage"] for a in arms]
     tested = last.get("coverage")
     if isinstance(tested, dict) and tested.get("differs") is not None:
@@ -640,9 +672,15 @@ def health_checks(
             if cov_status == "ok"
             else " (an arm unlabelled, or more than 10 points apart)"
         )
-    checks.append({"name": "label coverage", "status": cov_status, "figure": cov_fig})
+    return {"name": "label coverage", "status": cov_status, "figure": cov_fig}
+
+
+def _unit_checks(
+    th: dict[str, Any], last: dict[str, Any], arms: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Units seen in both arms, and units per arm against the minimum (when both known)."""
     both = _first(last, "units_in_both_arms", "units_both_arms", "units_both")
-    checks.append(
+    checks = [
         {
             "name": "units in both arms",
             "status": "na" if both is None else "ok" if int(both) == 0 else "fail",
@@ -650,7 +688,7 @@ def health_checks(
             if both is None
             else f"{int(both):,} unit(s) seen in both arms",
         }
-    )
+    ]
     min_units = th.get("min_units_per_arm")
     units = [a["units"] for a in arms]
     if min_units and all(u is not None for u in units):
@@ -663,6 +701,12 @@ def health_checks(
                 + f" (need {int(min_units):,} each before a decision)",
             }
         )
+    return checks
+
+
+def _guardrail_checks(last: dict[str, Any], arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Error rate and p99 latency: the look's guardrail verdict with the arms' figures."""
+    checks = []
     for name, key, unit in (
         ("error rate", "error_rate", "%"),
         ("p99 latency", "p99_latency_ms", " ms"),

@@ -247,7 +247,7 @@ class MlflowSource:
 
     # --- the local cache ------------------------------------------------------------
     def _download(self, version: str) -> Path:
-        import mlflow.artifacts
+        import mlflow.artifacts  # lazy: mlflow stays off the router's start (see ping)
 
         assert self.cache is not None
         folder = self.cache / version
@@ -320,7 +320,7 @@ class MlflowSource:
         return self._load(str(folder / "model"), reference)
 
     def _load(self, uri: str, reference: pd.DataFrame | None = None) -> LoadedModel:
-        import mlflow.pyfunc
+        import mlflow.pyfunc  # lazy: mlflow stays off the router's start (see ping)
 
         return from_pyfunc(
             mlflow.pyfunc.load_model(uri),

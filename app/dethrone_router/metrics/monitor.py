@@ -22,6 +22,8 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
+from dethrone.store.monitor import latest
+
 log = logging.getLogger(__name__)
 
 #: seconds a read of the newest result is reused
@@ -38,8 +40,6 @@ class MonitorCollector:
 
     def newest(self) -> dict[str, Any] | None:
         """The newest result (``None``: no check yet, or the database is unreadable)."""
-        from dethrone.store.monitor import latest
-
         with self._lock:
             at, cached = self._cached
             if time.monotonic() - at < self.ttl:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dethrone_router.metrics.registry import LATENCY_BUCKETS
 
@@ -48,8 +49,6 @@ class ServingMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
-        from prometheus_client import Gauge
-
         self.predictions = Counter(
             "dethrone_predictions", "rows predicted", ["arm", "model_version"], registry=registry
         )
@@ -169,8 +168,6 @@ class ServingMetrics:
         self, arm: str, version: str, mode: str, seconds: float, labels: Any, task: str
     ) -> None:
         """Count one scored request and its outputs."""
-        import numpy as np
-
         self.requests.labels(arm, version, mode).inc()
         self.predictions.labels(arm, version).inc(len(labels))
         self.duration.labels(arm).observe(seconds)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from dethrone import __version__
+from dethrone.cli import common, stackfile
+from dethrone.cli.common import Parser, restore_stdout_on_broken_pipe
 
 #: subcommand name -> module in this package
 COMMANDS: dict[str, str] = {
@@ -67,16 +72,12 @@ def _walk(parser: argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from dethrone.cli.common import Parser
-
     parser = Parser(
         prog="dethrone",
         description="Champion/challenger A/B testing with drift detection. Commands find "
         "the stack by flag > environment > the state file `dethrone up`/`demo` write "
         "(DETHRONE_HOME/stack.json) > defaults.",
     )
-    from dethrone import __version__
-
     parser.add_argument("--version", action="version", version=f"dethrone {__version__}")
     _add_globals(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -97,10 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     the environment of this command, put back afterwards. While the command runs,
     ``sys.stdout`` is stderr; results reach stdout through :func:`dethrone.cli.common.emit`.
     """
-    import os
-
-    from dethrone.cli import common, stackfile
-
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = {dest: getattr(args, dest, None) for dest in stackfile.FLAG_ENV}
@@ -140,8 +137,6 @@ def console() -> None:  # pragma: no cover - the console script
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        from dethrone.cli.common import restore_stdout_on_broken_pipe
-
         restore_stdout_on_broken_pipe()
     sys.exit(code)
 

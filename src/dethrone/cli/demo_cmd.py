@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dethrone.cli.stackfile import find_home
 from dethrone.settings import Settings
 
 
@@ -39,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 when a step failed (with the reason on stderr)."""
-    from dethrone.cli.stackfile import find_home
+    # lazy: the demo pulls in requests (~0.15 s), kept off `dethrone --help`
     from dethrone.devstack.localstack import StackError
     from dethrone.simulation.demo import run_demo
 

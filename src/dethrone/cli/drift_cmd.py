@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 from dethrone.cli.common import emit
+from dethrone.settings import Settings
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -93,7 +94,7 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def _load_profile(path: Path):
-    from dethrone.drift import ReferenceProfile
+    from dethrone.drift import ReferenceProfile  # lazy: pandas and scipy (~1.5 s) at CLI start
 
     try:
         return ReferenceProfile.load(path)
@@ -129,8 +130,8 @@ def _check_categorical(categorical: list[str] | None, reference, current) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: pandas and scipy (~1.5 s), kept off `dethrone --help`
     from dethrone.drift import detect_drift
-    from dethrone.settings import Settings
     from dethrone.slices.datasets import read_table
 
     overrides = {
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _spark_report(args: argparse.Namespace, settings):
     """Both sides profiled by Spark (a .npz reference profile is used as it is)."""
-    from dethrone.drift.spark import detect_drift_spark
+    from dethrone.drift.spark import detect_drift_spark  # lazy: pandas, scipy (~1.5 s)
 
     reference = args.reference
     if Path(reference).suffix == ".npz":
@@ -190,7 +191,7 @@ def _spark_report(args: argparse.Namespace, settings):
 
 
 def _finish(args: argparse.Namespace, report) -> int:
-    from dethrone.drift import render_html
+    from dethrone.drift import render_html  # lazy: pandas and scipy (~1.5 s) at CLI start
 
     try:
         if args.html:

@@ -12,6 +12,7 @@ hand-started experiment can be driven without Airflow.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import math
@@ -20,8 +21,18 @@ import sys
 import time
 from typing import Any
 
-from dethrone.cli.common import emit, note, share
+from dethrone.cli.common import (
+    database_url,
+    emit,
+    exists_or_raise,
+    note,
+    read_only_engine,
+    share,
+    sqlite_path,
+)
+from dethrone.cli.stackfile import current_state
 from dethrone.registry.records import COPIED_FROM_TAG
+from dethrone.settings import Settings
 
 _URI = re.compile(r"models:/(?P<name>[^/]+)/(?P<version>\d+)")
 #: the model-version tag that names the source of a copied version (copy once)
@@ -153,8 +164,7 @@ class _ScreenRegistry:
 
 
 def _prescreen(settings: Any, challenger: str, key: str, foreign: tuple | None) -> dict:
-    import dataclasses
-
+    # lazy: the pipeline pulls in pandas, sklearn and mlflow (~2 s), kept off `dethrone --help`
     from dethrone.pipeline import steps as pipeline
     from dethrone.pipeline.context import PipelineContext
     from dethrone.registry.client import Registry
@@ -179,6 +189,7 @@ def _prescreen(settings: Any, challenger: str, key: str, foreign: tuple | None) 
 
 
 def _start(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
+    # lazy: the lifecycle pulls in pandas, scipy and sqlalchemy (~1 s), kept off `--help`
     from dethrone.experiments.lifecycle import start_experiment
 
     key = args.key or f"cli-{args.by}-{time.time_ns()}"
@@ -198,8 +209,6 @@ def _start(ctx: Any, args: argparse.Namespace) -> dict[str, Any]:
         note(f"copied {args.challenger} into {ctx.registry.name} as version {version}")
         recorded = None if screen is None else screen.get("_recorded")
         if recorded is not None:
-            import dataclasses
-
             ctx.registry.record_decision(
                 version, dataclasses.replace(recorded, challenger_version=version)
             )
@@ -233,7 +242,7 @@ class PrescreenRejected(RuntimeError):
 # --- where looks come from, the page ---------------------------------------------------
 def scheduler_running() -> bool | None:
     """True/False for the local stack's Airflow scheduler; None without a local stack."""
-    from dethrone.cli.stackfile import current_state
+    # lazy: localstack pulls in requests (~0.15 s), kept off `dethrone --help`
     from dethrone.devstack.localstack import LocalStack
 
     state = current_state()
@@ -307,6 +316,7 @@ def _when(t: float | None) -> str:
 
 def _arm_rows(engine: Any, rec: Any) -> list[dict[str, Any]]:
     """Rows, labelled rows and units per (model version, arm) since the experiment began."""
+    # lazy: sqlalchemy costs ~0.4 s, kept off `dethrone --help`
     from sqlalchemy import and_, distinct, func, select
 
     from dethrone.store.errors import unavailable_as_typed
@@ -343,6 +353,7 @@ def collect_status(ctx: Any) -> dict[str, Any]:
     The interval, p-value and figures are a look taken now through the same code as the
     DAG (:func:`dethrone.experiments.analysis.take_look`), without acting on it.
     """
+    # lazy: pandas, scipy and sqlalchemy (~1 s), kept off `dethrone --help`
     from dethrone.experiments import analysis
     from dethrone.experiments.lifecycle import current
 
@@ -390,7 +401,7 @@ def collect_status(ctx: Any) -> dict[str, Any]:
     action = "continue"
     if decision is not None and decision.outcome not in ("continue",):
         action = decision.outcome
-    from dethrone.store.export import stats
+    from dethrone.store.export import stats  # lazy: pandas and pyarrow, kept off `--help`
 
     return {
         "experiment": rec.to_dict(),
@@ -473,11 +484,8 @@ def _context(read_only: bool) -> Any:
     """The experiment context. The CLI never creates the router's database (the router
     does): an SQLite file must exist, and ``status`` opens it read-only. (A look writes the
     experiment page's copy of the look, and a start the experiment's row, so they write.)"""
-    import dataclasses
-
-    from dethrone.cli.common import database_url, exists_or_raise, read_only_engine, sqlite_path
+    # lazy: the lifecycle pulls in pandas, scipy and sqlalchemy (~1 s), kept off `--help`
     from dethrone.experiments.lifecycle import ExperimentContext
-    from dethrone.settings import Settings
 
     url = database_url()
     exists_or_raise(url)
@@ -491,7 +499,7 @@ def _context(read_only: bool) -> Any:
 
 def _look(ctx: Any) -> dict[str, Any]:
     """One look through the lifecycle (the DAG's code): the experiment or its window."""
-    from dethrone.experiments import lifecycle
+    from dethrone.experiments import lifecycle  # lazy: pandas, scipy, sqlalchemy (~1 s)
 
     rec = lifecycle.current(ctx)
     if rec is not None and rec.state in ("guardrail", "rolling-back"):
@@ -507,6 +515,7 @@ def _look(ctx: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """JSON (or the status table) on stdout; 1 when refused or unreachable, 2 for bad input."""
+    # lazy: these pull in pandas, scipy, sqlalchemy and mlflow, kept off `dethrone --help`
     from dethrone.experiments import operator as experiment_ops
     from dethrone.experiments.lifecycle import ExperimentError
     from dethrone.registry.client import RegistryError

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from dethrone.cli.common import emit
+from dethrone.cli.common import NoDatabase, database_url, emit, exists_or_raise, read_only_engine
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,9 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """0 on success, 1 when the database cannot be reached, 2 on bad input."""
+    # lazy: sqlalchemy, pandas and pyarrow (~1 s), kept off `dethrone --help`
     from sqlalchemy.exc import ArgumentError
 
-    from dethrone.cli.common import NoDatabase, database_url, exists_or_raise, read_only_engine
     from dethrone.store import StoreUnavailable, make_engine
     from dethrone.store import export as ex
 
@@ -72,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
         }
         engine = read_only_engine(url)
         if args.action == "export" and (args.by_day or args.out.startswith("s3://")):
-            from dethrone.settings import Settings
-
             done = ex.export_by_day(
                 engine, args.out, features=args.features, settings=Settings.from_env(), **window
             )

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from dethrone.cli.common import emit
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -23,9 +24,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Roll back; 1 when there is nothing to roll back to or MLflow is unreachable."""
+    # lazy: mlflow and pandas (~2 s), kept off `dethrone --help`
     from dethrone.pipeline.context import configure_mlflow
     from dethrone.registry.client import Registry, RegistryError
-    from dethrone.settings import Settings
 
     settings = Settings.from_env()
     try:

@@ -8,6 +8,7 @@ import sys
 import time
 
 from dethrone.cli.common import emit
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def collect(url: str, tries: int, *, get=None) -> dict[str, dict]:
     """``pid -> /health/ready body`` of every worker that answered within ``tries``."""
-    import requests
+    import requests  # lazy: requests costs ~0.15 s at CLI start
 
     get = get or requests.get
     views: dict[str, dict] = {}
@@ -46,9 +47,7 @@ def collect(url: str, tries: int, *, get=None) -> dict[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per worker; 1 when the router cannot be reached."""
-    import requests
-
-    from dethrone.settings import Settings
+    import requests  # lazy: requests costs ~0.15 s at CLI start
 
     url = Settings.from_env().flask_url
     try:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dethrone.cli.common import emit
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -96,7 +97,7 @@ def _summary(report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """0, 1 when the router cannot be reached or answered no request, 2 on bad arguments."""
-    from dethrone.settings import Settings
+    # lazy: pandas and requests (~1 s), kept off `dethrone --help`
     from dethrone.simulation.traffic import simulate
     from dethrone.slices.router_client import RouterClient, RouterError
 

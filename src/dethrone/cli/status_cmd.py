@@ -7,6 +7,9 @@ import json
 import sys
 
 from dethrone.cli.common import emit
+from dethrone.cli.experiment_cmd import _when
+from dethrone.registry.status import collect_status, format_status
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -23,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def live_experiment(registry) -> dict | None:
     """The live experiment's record (running or the last one), or None."""
-    from dethrone.experiments.state import stored_record
+    from dethrone.experiments.state import stored_record  # lazy: pandas and scipy (~1 s)
 
     rec = stored_record(registry)
     return None if rec is None else rec.to_dict()
@@ -33,8 +36,6 @@ def format_live(rec: dict | None, flask_url: str) -> str:
     """The lines of ``dethrone status`` about the live experiment."""
     if rec is None:
         return "live experiment: none started"
-    from dethrone.cli.experiment_cmd import _when
-
     how = f"{rec['split']:.0%} of units on the challenger" if rec["mode"] == "ab" else "shadow"
     head = (
         f"live experiment {rec['id']}: {rec['state'].upper()} - champion "
@@ -55,10 +56,9 @@ def format_live(rec: dict | None, flask_url: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the status; 1 with one clear line when MLflow cannot be reached."""
+    # lazy: mlflow and pandas (~2 s), kept off `dethrone --help`
     from dethrone.pipeline.context import configure_mlflow
     from dethrone.registry.client import Registry, RegistryError
-    from dethrone.registry.status import collect_status, format_status
-    from dethrone.settings import Settings
 
     settings = Settings.from_env()
     try:

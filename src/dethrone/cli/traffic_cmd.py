@@ -7,6 +7,7 @@ import json
 import sys
 
 from dethrone.cli.common import emit
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Print the (new) config; 1 when the router refuses or cannot be reached."""
-    from dethrone.settings import Settings
+    # lazy: pandas and requests (~1 s), kept off `dethrone --help`
     from dethrone.slices.router_client import RouterClient, RouterError
 
     client = RouterClient.from_settings(Settings.from_env(), retries=1)

@@ -8,6 +8,10 @@ import sys
 import time
 
 from dethrone.cli.common import emit
+from dethrone.cli.stackfile import current_state
+from dethrone.cli.status_cmd import live_experiment
+from dethrone.registry.status import collect_status
+from dethrone.settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,10 +48,9 @@ def _value(text: str):
 
 def _latest(settings) -> dict | None:
     """The status the summary compares (None when MLflow cannot be asked)."""
-    from dethrone.cli.status_cmd import live_experiment
+    # lazy: mlflow and pandas (~2 s), kept off `dethrone --help`
     from dethrone.pipeline.context import configure_mlflow
     from dethrone.registry.client import Registry, RegistryError
-    from dethrone.registry.status import collect_status
 
     try:
         configure_mlflow(settings)
@@ -124,9 +127,8 @@ def format_summary(s: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the DAG; returns Airflow's exit code (0 when the run succeeded)."""
-    from dethrone.cli.stackfile import current_state
+    # lazy: localstack pulls in requests (~0.15 s), kept off `dethrone --help`
     from dethrone.devstack.localstack import LocalStack, StackError
-    from dethrone.settings import Settings
 
     conf = {}
     for item in args.param:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from dethrone.cli.common import emit
+from dethrone.cli.stackfile import find_home, write_state
 from dethrone.settings import Settings
 
 
@@ -32,10 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def record(stack, *, written_by: str, scheduler: bool) -> str:
     """Write the state file every command reads (``<home>/stack.json``); its path."""
-    import os
-
-    from dethrone.cli.stackfile import find_home, write_state
-    from dethrone.store.engine import default_url
+    from dethrone.store.engine import default_url  # lazy: sqlalchemy costs ~0.4 s at CLI start
 
     mlflow, router, airflow = (stack.info(n) for n in ("mlflow", "router", "airflow"))
     path = write_state(
@@ -53,6 +52,7 @@ def record(stack, *, written_by: str, scheduler: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Start the services; 1 with a clear message when one cannot start."""
+    # lazy: localstack pulls in requests (~0.15 s), kept off `dethrone --help`
     from dethrone.devstack.localstack import LocalStack, StackError
 
     stack = LocalStack(args.home or Settings.from_env().dethrone_home)

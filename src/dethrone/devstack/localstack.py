@@ -12,12 +12,14 @@ import os
 import shutil
 import subprocess
 import sys
+from argparse import Namespace
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from dethrone.cli.router_cmd import command
 from dethrone.devstack.process import (
     HOST,
     free_port,
@@ -274,9 +276,6 @@ class LocalStack:
         env = self.env()
         env["ROUTER_DATA_DIR"] = str(self.home / "router")
         env.update(extra_env or {})
-        from argparse import Namespace
-
-        from dethrone.cli.router_cmd import command
 
         # gunicorn itself (not a wrapper) leads the process group, so stop() reaches it.
         cmd = command(Namespace(host=HOST, port=port, workers=workers))

@@ -133,47 +133,90 @@ def detect_drift(
     """
     settings = (settings or Settings()).replace(**overrides)
     _check_current(current)
-    if isinstance(reference, ReferenceProfile):
-        profile = reference
-        _check_profile_kinds(profile, categorical, "reference")
-    elif isinstance(reference, pd.DataFrame):
-        names = features
-        if names is not None:
-            _require(names, reference.columns, "reference")
-        # a frame is profiled exactly, whatever its size (the result of earlier versions)
-        profile = ReferenceProfile.from_frame(
-            reference,
-            categorical=categorical,
-            features=names,
-            settings=settings,
-            exact_max_unique=None,
-        )
-    else:
-        raise ValueError(
-            "reference must be a pandas DataFrame or a ReferenceProfile, "
-            f"got {type(reference).__name__}"
-        )
-    current_is_profile = isinstance(current, ReferenceProfile)
+    profile = _reference_profile(reference, categorical, features, settings)
     if isinstance(current, ReferenceProfile):
         _check_profile_kinds(current, categorical, "current")
-    current_columns = current.features if current_is_profile else current.columns
-    side = "current profile" if current_is_profile else "current"
-
-    if features is None:
-        names = list(profile.features)
-        missing = [n for n in names if n not in current_columns]
-    else:
-        names = list(features)
-        _require(names, profile.features, "reference profile")
-        _require(names, current_columns, side)
-        missing = []
+    names, missing = _feature_names(profile, current, features)
     extra = [str(c) for c in current.columns if c not in profile.columns]
 
     chosen = {n: _test_for(profile.features[n], tests, column_tests) for n in names}
+    computed = _compute_tests(
+        profile, current, [n for n in names if n not in missing], chosen, settings
+    )
+    results = _corrected_verdicts(profile, computed, chosen, settings)
+    for name in missing:
+        results[name] = _missing_column(profile.features[name])
+    results = {n: results[n] for n in names}
+
+    n_drifted = sum(f.drifted for f in results.values())
+    drifted = bool(results) and n_drifted / len(results) > settings.drift_share
+    used = {n: chosen[n] for n in names}
+    return DriftReport(
+        drifted=drifted,
+        features=results,
+        n_reference=profile.n_rows,
+        n_current=current.n_rows if isinstance(current, ReferenceProfile) else len(current),
+        thresholds=_thresholds(settings, used, computed),
+        missing_columns=tuple(missing),
+        extra_columns=tuple(extra),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        methods={k: get_test((tests or {}).get(k, d)).name for k, d in DEFAULT_TESTS.items()},
+    )
+
+
+def _reference_profile(
+    reference: Any, categorical: list[str] | None, features: list[str] | None, settings: Settings
+) -> ReferenceProfile:
+    """The reference side as a profile: a given profile (checked), or a frame profiled."""
+    if isinstance(reference, ReferenceProfile):
+        _check_profile_kinds(reference, categorical, "reference")
+        return reference
+    if isinstance(reference, pd.DataFrame):
+        if features is not None:
+            _require(features, reference.columns, "reference")
+        # a frame is profiled exactly, whatever its size (the result of earlier versions)
+        return ReferenceProfile.from_frame(
+            reference,
+            categorical=categorical,
+            features=features,
+            settings=settings,
+            exact_max_unique=None,
+        )
+    raise ValueError(
+        "reference must be a pandas DataFrame or a ReferenceProfile, "
+        f"got {type(reference).__name__}"
+    )
+
+
+def _feature_names(
+    profile: ReferenceProfile, current: Any, features: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """The features to check, and those of them the current side lacks.
+
+    By default every reference feature, a missing one reported as such; requested
+    ``features`` must be on both sides.
+    """
+    current_is_profile = isinstance(current, ReferenceProfile)
+    current_columns = current.features if current_is_profile else current.columns
+    if features is None:
+        names = list(profile.features)
+        return names, [n for n in names if n not in current_columns]
+    names = list(features)
+    _require(names, profile.features, "reference profile")
+    _require(names, current_columns, "current profile" if current_is_profile else "current")
+    return names, []
+
+
+def _compute_tests(
+    profile: ReferenceProfile,
+    current: Any,
+    names: list[str],
+    chosen: dict[str, DriftTest],
+    settings: Settings,
+) -> dict[str, tuple[FeatureProfile, TestResult]]:
+    """Each feature's current summary and its drift test's (uncorrected) result."""
     computed: dict[str, tuple[FeatureProfile, TestResult]] = {}
     for name in names:
-        if name in missing:
-            continue
         fp = profile.features[name]
         cur = (
             current.features[name]
@@ -182,7 +225,16 @@ def detect_drift(
         )
         _check_kinds(fp, cur)
         computed[name] = (cur, chosen[name].compute(fp, cur, settings))
+    return computed
 
+
+def _corrected_verdicts(
+    profile: ReferenceProfile,
+    computed: dict[str, tuple[FeatureProfile, TestResult]],
+    chosen: dict[str, DriftTest],
+    settings: Settings,
+) -> dict[str, FeatureDrift]:
+    """Each computed feature's verdict after one correction over every test that can flag."""
     missing_p = {n: _missing_pvalue(profile.features[n], cur) for n, (cur, _) in computed.items()}
     # one family: the distribution tests, then the missing-rate tests
     family = [r.pvalue for _, r in computed.values()] + list(missing_p.values())
@@ -200,38 +252,25 @@ def detect_drift(
             adjusted[k + i],
             settings,
         )
-    for name in missing:
-        fp = profile.features[name]
-        results[name] = FeatureDrift(
-            name=name,
-            kind=fp.kind,
-            method="schema",
-            drifted=True,
-            statistic=None,
-            pvalue=None,
-            pvalue_adjusted=None,
-            psi=None,
-            threshold=0.0,
-            n_reference=fp.n,
-            n_current=0,
-            status="missing_column",
-            reasons=(f"column {name!r} is in the reference but not in the current data",),
-        )
-    results = {n: results[n] for n in names}
+    return results
 
-    n_drifted = sum(f.drifted for f in results.values())
-    drifted = bool(results) and n_drifted / len(results) > settings.drift_share
-    used = {n: chosen[n] for n in names}
-    return DriftReport(
-        drifted=drifted,
-        features=results,
-        n_reference=profile.n_rows,
-        n_current=current.n_rows if isinstance(current, ReferenceProfile) else len(current),
-        thresholds=_thresholds(settings, used, computed),
-        missing_columns=tuple(missing),
-        extra_columns=tuple(extra),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        methods={k: get_test((tests or {}).get(k, d)).name for k, d in DEFAULT_TESTS.items()},
+
+def _missing_column(fp: FeatureProfile) -> FeatureDrift:
+    """The verdict of a reference feature the current data lacks: drifted (schema)."""
+    return FeatureDrift(
+        name=fp.name,
+        kind=fp.kind,
+        method="schema",
+        drifted=True,
+        statistic=None,
+        pvalue=None,
+        pvalue_adjusted=None,
+        psi=None,
+        threshold=0.0,
+        n_reference=fp.n,
+        n_current=0,
+        status="missing_column",
+        reasons=(f"column {fp.name!r} is in the reference but not in the current data",),
     )
 
 

@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dethrone import __version__
+
 
 def _clean(value: Any) -> Any:
     """JSON-safe copy: NaN/inf become None, numpy scalars become Python numbers."""
@@ -111,8 +113,6 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict with the verdict, thresholds, methods and sizes."""
-        from dethrone import __version__
-
         return _clean(
             {
                 "drifted": self.drifted,

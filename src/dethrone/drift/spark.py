@@ -34,7 +34,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyarrow import fs
 
+from dethrone.drift.detect import detect_drift
 from dethrone.drift.profile import EXACT_MAX_UNIQUE, SKETCH_K, ReferenceProfile
 from dethrone.settings import Settings
 
@@ -72,7 +76,7 @@ def spark_session(settings: Settings | None = None, conf: dict[str, str] | None 
     classpath). ``conf`` overrides :data:`DEFAULT_CONF`. Stop the session when done.
     """
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # lazy: pyspark is optional (DRIFT_ENGINE=spark)
     except ImportError as exc:
         raise RuntimeError(
             "the Spark drift engine needs PySpark (pip install 'dethrone[spark]') and Java 17+"
@@ -112,7 +116,7 @@ def _session(spark: Any, settings: Settings) -> tuple[Any, bool]:
     if spark is not None:
         return spark, False
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # lazy: pyspark is optional (DRIFT_ENGINE=spark)
     except ImportError:
         return spark_session(settings), True  # raises, naming what to install
 
@@ -137,8 +141,6 @@ def _profile_batches(
 
 def s3_filesystem(settings: Settings):
     """pyarrow's S3 file system on the S3 store of ``settings`` (path-style addressing)."""
-    from pyarrow import fs
-
     url = urlparse(_s3_endpoint(settings))
     return fs.S3FileSystem(
         access_key=settings.aws_access_key_id or None,
@@ -152,8 +154,6 @@ def s3_filesystem(settings: Settings):
 
 def _s3_objects(uri: str, settings: Settings) -> list[str]:
     """``bucket/key`` of every Parquet object at or under ``uri`` (sorted)."""
-    from pyarrow import fs
-
     parsed = urlparse(uri)
     root = f"{parsed.netloc}/{parsed.path.lstrip('/')}".rstrip("/")
     s3 = s3_filesystem(settings)
@@ -176,8 +176,6 @@ def _s3_objects(uri: str, settings: Settings) -> list[str]:
 
 
 def _s3_schema(key: str, settings: Settings):
-    import pyarrow.parquet as pq
-
     with s3_filesystem(settings).open_input_file(key) as f:
         return pq.ParquetFile(f).schema_arrow
 
@@ -301,7 +299,7 @@ def _frame_parts(frame, kwargs: dict[str, Any]) -> list[bytes]:
 
 def _s3_parts(spark, keys: list[str], feats, settings: Settings, kwargs) -> list[bytes]:
     def per_partition(part: Iterator[str]) -> Iterator[bytes]:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # here: this runs in a Spark executor's interpreter
 
         s3 = s3_filesystem(settings)
 
@@ -337,8 +335,6 @@ def detect_drift_spark(
     categorical columns default to the reference profile's; ``overrides`` are
     thresholds, as for ``detect_drift``.
     """
-    from dethrone.drift.detect import detect_drift
-
     settings = (settings or Settings()).replace(**overrides)
     spark, own = _session(spark, settings)
     try:
@@ -383,8 +379,6 @@ def _columns(spark, source: Any, settings: Settings) -> set[str]:
 def read_columns(uri: str, columns: list[str], settings: Settings) -> pd.DataFrame:
     """The named columns of a Parquet file or folder (local, ``file://`` or ``s3://``)
     that it has, as one frame: the small part of a staged frame the driver needs."""
-    import pyarrow.dataset as ds
-
     if uri.startswith("s3://"):
         parsed = urlparse(uri)
         data = ds.dataset(

@@ -12,13 +12,20 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+import mlflow
+import requests
+
 from dethrone.pipeline.protocols import (
     FrameStager,
     PipelineRegistry,
     PipelineRouter,
     PipelineTracker,
 )
+from dethrone.pipeline.staging import Stager
+from dethrone.registry import mlflow_logging
+from dethrone.registry.client import Registry, RegistryError
 from dethrone.settings import Settings
+from dethrone.slices.router_client import RouterClient
 
 # Settings whose values the MLflow client (and boto3 under it) read from the environment.
 _MLFLOW_ENV = {
@@ -49,18 +56,12 @@ def configure_mlflow(settings: Settings, *, check: bool = True) -> None:
         Fail fast with a clear :class:`~dethrone.registry.client.RegistryError` when an HTTP
         tracking server does not answer ``/health``.
     """
-    import mlflow
-
     for env, name in _MLFLOW_ENV.items():
         value = getattr(settings, name)
         if value not in ("", None):
             os.environ[env] = str(value)
     uri = settings.mlflow_tracking_uri
     if check and urlparse(uri).scheme in ("http", "https"):
-        import requests
-
-        from dethrone.registry.client import RegistryError
-
         timeout = min(5.0, float(settings.mlflow_http_request_timeout))
         try:
             requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
@@ -104,11 +105,6 @@ class PipelineContext:
     @classmethod
     def from_settings(cls, settings: Settings, *, check: bool = True) -> PipelineContext:
         """Configure MLflow once and build the real collaborators for ``settings``."""
-        from dethrone.pipeline.staging import Stager
-        from dethrone.registry import mlflow_logging
-        from dethrone.registry.client import Registry
-        from dethrone.slices.router_client import RouterClient
-
         configure_mlflow(settings, check=check)
         return cls(
             settings=settings,

@@ -20,6 +20,8 @@ from dethrone.pipeline.context import PipelineContext
 from dethrone.pipeline.sources import TooFewRows
 from dethrone.pipeline.steps import check_champion, check_drift, fetch_data
 from dethrone.store.durations import parse_duration
+from dethrone.store.export import prune
+from dethrone.store.monitor import prune_results, save_result
 
 __all__ = ["monitor_once"]
 
@@ -32,8 +34,6 @@ def monitor_once(
     ``engine`` is the router's database (the log and the results). A window with too few
     served rows is recorded as ``skipped``: it neither starts nor breaks a streak.
     """
-    from dethrone.store.monitor import save_result
-
     now = time.time() if now is None else now
     ctx = dataclasses.replace(ctx, settings=ctx.settings.replace(drift_source="log"))
     settings = ctx.settings
@@ -78,8 +78,6 @@ def _prune(engine: Any, retention: str, now: float) -> dict[str, Any]:
     """Delete logged rows (with their labels) and monitor results past ``LOG_RETENTION``."""
     if retention.strip() in ("", "0"):
         return {"pruned_rows": 0}
-    from dethrone.store.export import prune
-    from dethrone.store.monitor import prune_results
 
     age = parse_duration(retention, name="LOG_RETENTION")
     done = prune(engine, older_than=age, now=now)

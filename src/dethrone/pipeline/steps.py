@@ -16,9 +16,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dethrone import abtest, drift
+from dethrone.drift import ReferenceProfile
+from dethrone.drift.spark import profile_spark, read_columns
+from dethrone.experiments import tracking
+from dethrone.experiments.lifecycle import ExperimentContext, start_experiment
 from dethrone.pipeline.context import PipelineContext
+from dethrone.pipeline.sources import (
+    LOSS,
+    PREDICTION,
+    TooFewRows,
+    log_frame,
+    read_table,
+    source_kind,
+)
+from dethrone.pipeline.training import prepare_features, reference_outputs, train
 from dethrone.registry.records import CHAMPION, Decision, ModelInfo
 from dethrone.settings import Settings
+from dethrone.store.engine import database_url, make_engine
 
 #: DAG params that are not settings (the rest of the params must be setting names).
 RUN_PARAMS = ("force_challenger", "seed", "holdout_share", "live", "live_mode", "live_split")
@@ -116,8 +131,6 @@ def fetch_data(
     With ``pin_champion`` the current ``@champion`` is recorded too, so drift and the
     A/B test later use the same version even if the alias moves meanwhile.
     """
-    from dethrone.pipeline.sources import read_table, source_kind
-
     settings = ctx.settings
     kind = source_kind(settings.drift_source) if purpose == "current" else "router"
     slice_seed = run_seed(dag_run_id, purpose, settings, seed)
@@ -145,9 +158,6 @@ def fetch_data(
 
 
 def _served_frame(ctx: PipelineContext, champion_version: str | None) -> pd.DataFrame:
-    from dethrone.pipeline.sources import log_frame
-    from dethrone.store.engine import database_url, make_engine
-
     if champion_version is None:
         raise ValueError("DRIFT_SOURCE=log needs a @champion whose served rows to read")
     engine = make_engine(database_url(ctx.settings))
@@ -161,8 +171,6 @@ def _served_frame(ctx: PipelineContext, champion_version: str | None) -> pd.Data
     finally:
         engine.dispose()
     if len(frame) < ctx.settings.drift_min_rows:
-        from dethrone.pipeline.sources import TooFewRows
-
         raise TooFewRows(
             f"DRIFT_SOURCE=log: v{champion_version} served {len(frame)} rows with logged "
             f"features in the last {ctx.settings.drift_window}, need {ctx.settings.drift_min_rows}"
@@ -179,9 +187,6 @@ def train_model(
     With ``holdout_share`` > 0 a random share of rows is held out of training and staged,
     so the champion and the challenger can later be compared on the same unseen rows.
     """
-    from dethrone.drift import ReferenceProfile
-    from dethrone.pipeline.sources import PREDICTION
-    from dethrone.pipeline.training import reference_outputs, train
 
     settings = ctx.settings
     frame = ctx.stager.get(data_uri)
@@ -272,17 +277,13 @@ def start_live(
 
     Idempotent per ``dag_run_id``; see :func:`dethrone.experiments.lifecycle.start_experiment`.
     """
-    from dethrone.experiments.lifecycle import ExperimentContext, start_experiment
-    from dethrone.experiments.tracking import Tracker
-    from dethrone.store.engine import database_url, make_engine
-
     engine = make_engine(database_url(ctx.settings))
     live = ExperimentContext(
         settings=ctx.settings,
         registry=ctx.registry,
         router=ctx.router,
         engine=engine,
-        tracker=Tracker(ctx.settings),
+        tracker=tracking.Tracker(ctx.settings),
     )
     try:
         return start_experiment(
@@ -305,15 +306,10 @@ def check_drift(
     Logs the report (JSON + HTML) when ``MLFLOW_LOG`` is on and returns the verdict
     with each feature's statistics.
     """
-    from dethrone import drift
-
     profile = ctx.registry.load_profile(champion_version)
     info = ctx.registry.model_info(champion_version)
     current: pd.DataFrame | drift.ReferenceProfile  # detect_drift takes either
     if ctx.settings.drift_engine == "spark":  # the current side profiled by Spark
-        from dethrone.drift.spark import profile_spark, read_columns
-        from dethrone.pipeline.sources import LOSS, PREDICTION
-
         current = profile_spark(
             data_uri, features=info.features, categorical=info.categorical, settings=ctx.settings
         )
@@ -370,9 +366,6 @@ def _output_checks(
     loss on them. Each is the drift test of its column kind at the drift thresholds, so
     a shift in what the model answers, or in how wrong it is, counts like a feature's.
     """
-    from dethrone import drift
-    from dethrone.pipeline.sources import LOSS, PREDICTION
-
     if PREDICTION not in current.columns:
         return {}
     reference = ctx.registry.load_outputs_profile(version)
@@ -408,9 +401,6 @@ def _num(value: Any) -> float | None:
 
 def losses(model: Any, frame: pd.DataFrame, info: ModelInfo) -> dict[str, np.ndarray]:
     """Per-row losses of ``model`` on ``frame``, scored with the model's own ``info``."""
-    from dethrone import abtest
-    from dethrone.pipeline.training import prepare_features
-
     X = prepare_features(frame, info.features, info.categorical)
     y = frame[info.target]
     if info.task == "regression":
@@ -443,8 +433,6 @@ def ab_test(
     held-out rows and the decision needs the paired test to agree. The comparison is
     logged and the decision is tagged onto the challenger's version.
     """
-    from dethrone import abtest
-
     reg, settings = ctx.registry, ctx.settings
     ab = ctx.router.ab_slices(seed=run_seed(dag_run_id, "ab", settings, seed))
     for arm, frame in (("A", ab.a), ("B", ab.b)):

@@ -19,11 +19,12 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, cross_val_score
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from dethrone.pipeline.features import build_preprocessor, prepare_features, split_columns
+from dethrone.pipeline.sources import LOSS, PREDICTION
 from dethrone.pipeline.trainer import load_trainer, train_with
 from dethrone.settings import Settings
 
@@ -196,21 +197,11 @@ def train(
     settings = settings or Settings()
     target = target or settings.target
     numeric, categorical = split_columns(frame, target)
-    rows = frame[frame[target].notna()]
-    if len(rows) < max(settings.cv_folds * 2, 10):
-        raise ValueError(
-            f"need at least {max(settings.cv_folds * 2, 10)} labelled rows, got {len(rows)}"
-        )
+    rows = _labelled_rows(frame, target, settings.cv_folds)
     task = infer_task(rows[target], task or settings.task)
     features = numeric + categorical
     X = prepare_features(rows, features, categorical)
-    y = rows[target]
-    if task == "classification":
-        y = y.astype(str) if not pd.api.types.is_numeric_dtype(y) else y
-        folds = StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
-    else:
-        y = y.astype(float)
-        folds = KFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
+    y, folds = _target_and_folds(rows[target], task, settings)
     scoring = PRIMARY_SCORING[task]
     if settings.trainer and not only:
         fitted, trainer_scores = train_with(
@@ -235,26 +226,8 @@ def train(
             n_rows=len(rows),
             random_state=settings.random_state,
         )
-    pool = candidates(task, settings.random_state)
-    if only:
-        unknown = set(only) - set(pool)
-        if unknown:
-            raise ValueError(f"unknown candidates {sorted(unknown)}; choose from {sorted(pool)}")
-        pool = {k: v for k, v in pool.items() if k in only}
-    scores: dict[str, list[float]] = {}
-    # One OpenMP/BLAS thread: on a busy 2-core host, HistGradientBoosting's thread pool
-    # made training about 5x slower (13 s vs 2.7 s at 5,000 rows) than a single thread.
-    with threadpool_limits(limits=1):
-        for name, est in pool.items():
-            pipe = Pipeline([("prep", build_preprocessor(numeric, categorical)), ("model", est)])
-            scores[name] = [
-                float(s) for s in cross_val_score(pipe, X, y, cv=folds, scoring=scoring)
-            ]
-        best = max(scores, key=lambda k: np.mean(scores[k]))
-        model = Pipeline(
-            [("prep", build_preprocessor(numeric, categorical)), ("model", clone(pool[best]))]
-        )
-        model.fit(X, y)
+    pool = _candidate_pool(task, settings.random_state, only)
+    model, best, scores = _select_and_refit(pool, numeric, categorical, X, y, folds, scoring)
     return TrainResult(
         model=model,
         task=task,
@@ -275,6 +248,63 @@ def train(
     )
 
 
+def _labelled_rows(frame: pd.DataFrame, target: str, cv_folds: int) -> pd.DataFrame:
+    """The rows with a target; enough of them for the folds (else ValueError)."""
+    rows = frame[frame[target].notna()]
+    if len(rows) < max(cv_folds * 2, 10):
+        raise ValueError(f"need at least {max(cv_folds * 2, 10)} labelled rows, got {len(rows)}")
+    return rows
+
+
+def _target_and_folds(y: pd.Series, task: str, settings: Settings) -> tuple[pd.Series, Any]:
+    """The target as the task scores it, and the (stratified for classes) shuffled folds."""
+    if task == "classification":
+        y = y.astype(str) if not pd.api.types.is_numeric_dtype(y) else y
+        folds = StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
+    else:
+        y = y.astype(float)
+        folds = KFold(settings.cv_folds, shuffle=True, random_state=settings.random_state)
+    return y, folds
+
+
+def _candidate_pool(task: str, random_state: int, only: list[str] | None) -> dict[str, Any]:
+    """The task's candidates, restricted to ``only`` (which must all be candidates)."""
+    pool = candidates(task, random_state)
+    if only:
+        unknown = set(only) - set(pool)
+        if unknown:
+            raise ValueError(f"unknown candidates {sorted(unknown)}; choose from {sorted(pool)}")
+        pool = {k: v for k, v in pool.items() if k in only}
+    return pool
+
+
+def _select_and_refit(
+    pool: dict[str, Any],
+    numeric: list[str],
+    categorical: list[str],
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: Any,
+    scoring: str,
+) -> tuple[Pipeline, str, dict[str, list[float]]]:
+    """Cross-validate every candidate, refit the best mean score on all rows."""
+    scores: dict[str, list[float]] = {}
+    # One OpenMP/BLAS thread: on a busy 2-core host, HistGradientBoosting's thread pool
+    # made training about 5x slower (13 s vs 2.7 s at 5,000 rows) than a single thread.
+    with threadpool_limits(limits=1):
+        for name, est in pool.items():
+            pipe = Pipeline([("prep", build_preprocessor(numeric, categorical)), ("model", est)])
+            scores[name] = [
+                float(s) for s in cross_val_score(pipe, X, y, cv=folds, scoring=scoring)
+            ]
+        best = max(scores, key=lambda k: np.mean(scores[k]))
+        model = Pipeline(
+            [("prep", build_preprocessor(numeric, categorical)), ("model", clone(pool[best]))]
+        )
+        model.fit(X, y)
+    return model, best, scores
+
+
 #: reference rows whose outputs and out-of-fold losses are kept with the profile
 REFERENCE_OUTPUT_ROWS = 2_000
 
@@ -290,10 +320,6 @@ def reference_outputs(
     absolute error or log loss, as live looks score). A model that cannot be refitted
     (a user trainer's) gets no ``__loss__``; the monitor then skips live performance.
     """
-    from sklearn.model_selection import cross_val_predict
-
-    from dethrone.pipeline.sources import LOSS, PREDICTION
-
     rows = frame.dropna(subset=[result.target])
     if len(rows) > REFERENCE_OUTPUT_ROWS:
         rows = rows.sample(REFERENCE_OUTPUT_ROWS, random_state=random_state)

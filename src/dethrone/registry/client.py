@@ -20,8 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import mlflow
+import mlflow.artifacts
+import mlflow.sklearn
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
+from dethrone.drift import ReferenceProfile
 from dethrone.registry.model_contract import signature_info
 from dethrone.registry.records import (
     ALIASES,
@@ -76,8 +82,6 @@ class _GuardedClient:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            from mlflow.exceptions import MlflowException
-
             try:
                 return attr(*args, **kwargs)
             except MlflowException as exc:
@@ -108,8 +112,6 @@ class Registry:
 
     def __init__(self, settings: Settings, *, client: Any = None):
         if client is None:
-            from mlflow.tracking import MlflowClient
-
             client = MlflowClient(
                 tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
             )
@@ -121,8 +123,6 @@ class Registry:
     # --- reading ----------------------------------------------------------------
     def alias_version(self, alias: str) -> Any | None:
         """The ``ModelVersion`` behind ``alias``, or ``None`` when unset or no model exists."""
-        from mlflow.exceptions import MlflowException
-
         try:
             return self.client.get_model_version_by_alias(self.name, alias)
         except MlflowException as exc:
@@ -168,13 +168,9 @@ class Registry:
 
     def load_model(self, version: str | int) -> Any:
         """The scikit-learn pipeline of ``version``."""
-        import mlflow.sklearn
-
         return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
 
     def _download(self, version: str | int, path: str, dst: str) -> Path:
-        import mlflow.artifacts
-
         run_id = self.model_version(version).run_id
         return Path(
             mlflow.artifacts.download_artifacts(
@@ -187,18 +183,12 @@ class Registry:
 
     def load_profile(self, version: str | int) -> Any:
         """The drift ``ReferenceProfile`` stored with ``version``'s training run."""
-        from dethrone.drift import ReferenceProfile
-
         with tempfile.TemporaryDirectory() as tmp:
             return ReferenceProfile.load(self._download(version, PROFILE_PATH, tmp))
 
     def load_outputs_profile(self, version: str | int) -> Any:
         """The profile of ``version``'s outputs and out-of-fold losses on its training rows
         (``None`` for a model logged before dethrone stored it, or by another tool)."""
-        from mlflow.exceptions import MlflowException
-
-        from dethrone.drift import ReferenceProfile
-
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = self._download(version, OUTPUTS_PROFILE_PATH, tmp)
@@ -223,8 +213,6 @@ class Registry:
 
     def pending_promotion(self) -> PromotionIntent | None:
         """The intent of a promotion or rollback that was interrupted, if any."""
-        from mlflow.exceptions import MlflowException
-
         try:
             tags = self.client.get_registered_model(self.name).tags
         except MlflowException as exc:
@@ -243,7 +231,6 @@ class Registry:
         existing = self.find_registered(dag_run_id, role)
         if existing is not None:
             return existing
-        import mlflow
 
         tags = self.client.get_run(run_id).data.tags
         model_id = TrainingRecord.from_tags(tags).model_id

@@ -6,12 +6,16 @@ been configured once by :func:`dethrone.pipeline.context.configure_mlflow`.
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 
 from dethrone.pipeline.training import TrainResult, prepare_features
 from dethrone.registry.records import (
@@ -65,10 +69,6 @@ def log_training_run(
     str
         The MLflow run id.
     """
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
     mlflow.set_experiment(settings.experiment_name)
     info = ModelInfo(
         features=result.features,
@@ -88,22 +88,7 @@ def log_training_run(
                 **TrainingRecord(data_uri=data_uri).to_tags(),
             }
         )
-        mlflow.log_params(
-            {
-                "candidate": result.best,
-                "task": result.task,
-                "target": result.target,
-                "cv_folds": settings.cv_folds,
-                "random_state": result.random_state,
-                "n_rows": result.n_rows,
-                "scoring": result.scoring,
-            }
-        )
-        mlflow.log_params({k: v for k, v in list(result.params.items())[:80]})
-        for name, scores in result.cv_scores.items():
-            mlflow.log_metric(f"cv_{name}_mean", float(np.mean(scores)))
-            mlflow.log_metric(f"cv_{name}_std", float(np.std(scores)))
-        mlflow.log_metric("cv_best_mean", result.cv_mean())
+        _log_cv(result, settings)
         logged = mlflow.sklearn.log_model(
             result.model,
             name=MODEL_NAME_IN_RUN,
@@ -117,23 +102,46 @@ def log_training_run(
             serialization_format="cloudpickle",
         )
         mlflow.set_tags(TrainingRecord(model_id=logged.model_id).to_tags())
-        with tempfile.TemporaryDirectory() as tmp:
-            data_path = Path(tmp) / Path(TRAINING_DATA_PATH).name
-            frame.to_parquet(data_path)
-            mlflow.log_artifact(str(data_path), str(Path(TRAINING_DATA_PATH).parent))
-            prof_path = Path(tmp) / Path(PROFILE_PATH).name
-            profile.save(prof_path)
-            mlflow.log_artifact(str(prof_path), str(Path(PROFILE_PATH).parent))
-            if outputs_profile is not None:
-                out_path = Path(tmp) / Path(OUTPUTS_PROFILE_PATH).name
-                outputs_profile.save(out_path)
-                mlflow.log_artifact(str(out_path), str(Path(OUTPUTS_PROFILE_PATH).parent))
+        _log_data(frame, profile, outputs_profile)
         return run.info.run_id
 
 
-def _version(module: str) -> str:
-    import importlib
+def _log_cv(result: TrainResult, settings: Settings) -> None:
+    """The training's params (the chosen candidate's too) and its cross-validation scores."""
+    mlflow.log_params(
+        {
+            "candidate": result.best,
+            "task": result.task,
+            "target": result.target,
+            "cv_folds": settings.cv_folds,
+            "random_state": result.random_state,
+            "n_rows": result.n_rows,
+            "scoring": result.scoring,
+        }
+    )
+    mlflow.log_params({k: v for k, v in list(result.params.items())[:80]})
+    for name, scores in result.cv_scores.items():
+        mlflow.log_metric(f"cv_{name}_mean", float(np.mean(scores)))
+        mlflow.log_metric(f"cv_{name}_std", float(np.std(scores)))
+    mlflow.log_metric("cv_best_mean", result.cv_mean())
 
+
+def _log_data(frame: pd.DataFrame, profile: Any, outputs_profile: Any) -> None:
+    """The training rows, their drift profile and the outputs' profile, as run artifacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp) / Path(TRAINING_DATA_PATH).name
+        frame.to_parquet(data_path)
+        mlflow.log_artifact(str(data_path), str(Path(TRAINING_DATA_PATH).parent))
+        prof_path = Path(tmp) / Path(PROFILE_PATH).name
+        profile.save(prof_path)
+        mlflow.log_artifact(str(prof_path), str(Path(PROFILE_PATH).parent))
+        if outputs_profile is not None:
+            out_path = Path(tmp) / Path(OUTPUTS_PROFILE_PATH).name
+            outputs_profile.save(out_path)
+            mlflow.log_artifact(str(out_path), str(Path(OUTPUTS_PROFILE_PATH).parent))
+
+
+def _version(module: str) -> str:
     return importlib.import_module(module).__version__
 
 
@@ -141,8 +149,6 @@ def log_drift(
     report: Any, html: str | None, settings: Settings, *, dag_run_id: str, champion_version: str
 ) -> str:
     """Log a drift report (JSON + HTML) as a run in ``EXPERIMENT_NAME``; return its id."""
-    import mlflow
-
     mlflow.set_experiment(settings.experiment_name)
     data = report.to_dict()
     with mlflow.start_run(run_name=f"drift-{dag_run_id}") as run:
@@ -172,10 +178,11 @@ def log_drift(
 
 def _error_plot(loss_a: np.ndarray, loss_b: np.ndarray, path: Path, label: str) -> bool:
     try:
+        # lazy and optional: matplotlib may be absent (no plot then), pyplot after use("Agg")
         import matplotlib
 
         matplotlib.use("Agg")  # no display on servers
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # only after use("Agg")
     except ImportError:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -210,8 +217,6 @@ def log_comparison(
     Logs both arms' metrics, every statistic of the decision, the SRM check, the outcome
     with its reasons (as tags and JSON) and a plot of the two arms' per-row losses.
     """
-    import mlflow
-
     mlflow.set_experiment(settings.comparison_name)
     data = decision.to_dict()
     loss_name = record.loss or "loss"

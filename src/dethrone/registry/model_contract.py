@@ -9,6 +9,8 @@ types, which is what scoring it offline needs.
 from __future__ import annotations
 
 import numpy as np
+from mlflow.models import get_model_info
+from mlflow.types import ColSpec, DataType
 
 from dethrone.registry.records import ModelInfo
 
@@ -21,9 +23,6 @@ def signature_info(model_uri: str, *, target: str) -> ModelInfo | None:
     ``classification``. ``target`` is the label column (``TARGET``). None when the model
     has no signature with named input columns.
     """
-    from mlflow.models import get_model_info
-    from mlflow.types import ColSpec, DataType
-
     signature = get_model_info(model_uri).signature
     inputs = signature.inputs if signature is not None else None
     if inputs is None or not inputs.has_input_names():

@@ -38,6 +38,7 @@ def _latest_run(client: Any, experiment: str, role: str) -> Any | None:
 
 def _load_json_artifact(run_id: str, path: str) -> dict[str, Any] | None:
     """The JSON artifact, or None when the run has none; any other failure propagates."""
+    # lazy: mlflow costs ~2 s; `dethrone status` and `trigger` import this at CLI start
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 

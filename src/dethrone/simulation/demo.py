@@ -19,9 +19,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import requests
+
+from dethrone.cli.stackfile import write_state
 from dethrone.devstack.localstack import DEFAULT_PORTS, LocalStack, StackError
 from dethrone.devstack.process import free_port, port_free
+from dethrone.experiments import lifecycle as ex
+from dethrone.experiments import operator as experiment_ops
+from dethrone.experiments.state import stored_record
+from dethrone.pipeline.context import configure_mlflow
+from dethrone.registry.client import Registry
+from dethrone.registry.status import collect_status, format_status
 from dethrone.settings import Settings
+from dethrone.simulation.demo_live import LIVE_ENV, ROUTER_ENV, format_summary, live_loop
+from dethrone.slices.datasets import load_dataset
+from dethrone.slices.router_client import RouterClient
+from dethrone.store.engine import default_url
 
 BASELINE: dict[str, Any] = {"a": 0.5, "b": 0.5, "data_size": 5000, "drift_cols": []}
 DEMO_DRIFT = ["carat", "color"]
@@ -37,8 +51,6 @@ def choose_drift(frame: Any, target: str, wanted: list[str] | None = None) -> li
     ValueError
         When ``wanted`` names a column the data set lacks, or there is no feature.
     """
-    import pandas as pd
-
     features = [c for c in frame.columns if c != target]
     if wanted:
         unknown = [c for c in wanted if c not in features]
@@ -74,8 +86,6 @@ def _port(name: str, wanted: int | None, say: Callable[[str], None]) -> int:
 
 def _live_capable(url: str) -> bool:
     """The simulator is installed and the router logs predictions (its health says so)."""
-    import requests
-
     if importlib.util.find_spec("dethrone.simulation.traffic") is None:  # the simulator
         return False
     try:
@@ -92,9 +102,6 @@ def _live(
     step: Callable[[str, Callable[[], Any]], Any],
 ) -> dict[str, Any] | None:
     """The live loop when run 2 started an experiment (the pre-screen said promote)."""
-    from dethrone.experiments import lifecycle as ex
-    from dethrone.simulation.demo_live import live_loop
-
     ctx = ex.ExperimentContext.from_settings(
         settings.replace(router_data_dir=str(stack.home / "router")), check=False
     )
@@ -107,10 +114,8 @@ def _live(
         if summary.get("state") == "running":
             # Undecided after the demo's rounds: stop it, so that the user's own first
             # experiment is not refused ("stop it first") and all traffic is on the champion.
-            from dethrone.experiments import operator
-
             why = f"the demo ended undecided after {summary['looks']} looks"
-            operator.stop(ctx, by="dethrone demo", reason=why)
+            experiment_ops.stop(ctx, by="dethrone demo", reason=why)
             summary.update(state="stopped", decision="stopped")
             say(f"  {why}: experiment stopped, all live traffic back on the champion")
         return summary
@@ -153,71 +158,20 @@ def run_demo(
     StackError
         When a server does not start or a DAG run fails (the message names the log).
     """
-    from dethrone.pipeline.context import configure_mlflow
-    from dethrone.registry.client import Registry
-    from dethrone.registry.status import collect_status, format_status
-    from dethrone.slices.router_client import RouterClient
-
-    if drift:  # refuse a column the data set lacks before anything starts
-        from dethrone.slices.datasets import load_dataset
-
-        env = Settings.from_env()
-        choose_drift(load_dataset(env.dataset_path or None).head(5), env.target, drift)
-    stack = LocalStack(home)
-    stack.stop_all()
-    if stack.home.exists():
-        unknown = {p.name for p in stack.home.iterdir()} - _DEMO_ENTRIES
-        if unknown:
-            raise StackError(
-                f"refusing to wipe {stack.home}: it holds {sorted(unknown)}, "
-                f"which the demo did not create; pass another --home"
-            )
-        shutil.rmtree(stack.home)  # a demo always starts without a champion
+    stack = _fresh_stack(home, drift)
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-
-    def step(name: str, fn: Callable[[], Any]) -> Any:
-        start = time.monotonic()
-        out = fn()
-        timings[name] = time.monotonic() - start
-        say(f"  {name}: {timings[name]:.1f} s")
-        return out
-
+    step = _stepper(timings, say)
     say(f"dethrone demo: state in {stack.home}")
-    from dethrone.simulation.demo_live import LIVE_ENV, ROUTER_ENV
 
     saved_env = {k: os.environ.get(k) for k in LIVE_ENV}
     os.environ.update(LIVE_ENV)  # the Airflow runs inherit the demo experiment's settings
     try:
-        # The three start-ups overlap: MLflow's first start (DB migrations) is the slowest.
-        stack.start_mlflow(_port("mlflow", mlflow_port, say), wait=False)
-        stack.start_router(_port("router", router_port, say), wait=False, extra_env=ROUTER_ENV)
-        step("airflow db migrate", stack.migrate_airflow)
-        router = step("router ready", lambda: stack.wait_ready("router"))
-        mlflow = step("MLflow ready", lambda: stack.wait_ready("mlflow"))
-        say(f"  MLflow {mlflow.url}   router {router.url}")
+        router, mlflow = _start_services(stack, mlflow_port, router_port, say, step)
         if state_home is not None:
             _record(stack, state_home)
         client = RouterClient(router.url, timeout=30)
-        client.set_traffic(**BASELINE)
-        target = Settings.from_env().target
-        drift_cols = choose_drift(client.get_data(seed=seed), target, drift)
-        live = _live_capable(router.url)
-        for label, conf in (
-            ("run 1 (no champion yet)", {"seed": seed}),
-            (f"run 2 (drift on {', '.join(drift_cols)})", {"seed": seed, "live": live}),
-        ):
-            if label.startswith("run 2"):
-                cfg = client.set_traffic(drift_cols=drift_cols)
-                say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
-            rc, log = step(
-                label,
-                functools.partial(
-                    stack.run_dag, conf, log_name=label.split(" (")[0].replace(" ", "_")
-                ),
-            )
-            if rc != 0:
-                raise StackError(f"main_pipeline {label} failed (exit {rc}); see {log}")
+        live = _pipeline_runs(stack, client, router.url, seed, drift, say, step)
         settings = Settings.from_env().replace(
             mlflow_tracking_uri=mlflow.url, flask_url=router.url, dethrone_home=str(stack.home)
         )
@@ -236,32 +190,132 @@ def run_demo(
     finally:
         for key, value in saved_env.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    _closing_lines(status, live_summary, settings, router.url, mlflow.url, left, t0, say)
+    _stop_or_leave(stack, stop, say)
+    status["timings"] = timings
+    return status
+
+
+def _fresh_stack(home: str | Path, drift: list[str] | None) -> LocalStack:
+    """The demo's stack, stopped and wiped (only of what a demo creates)."""
+    if drift:  # refuse a column the data set lacks before anything starts
+        env = Settings.from_env()
+        choose_drift(load_dataset(env.dataset_path or None).head(5), env.target, drift)
+    stack = LocalStack(home)
+    stack.stop_all()
+    if stack.home.exists():
+        unknown = {p.name for p in stack.home.iterdir()} - _DEMO_ENTRIES
+        if unknown:
+            raise StackError(
+                f"refusing to wipe {stack.home}: it holds {sorted(unknown)}, "
+                f"which the demo did not create; pass another --home"
+            )
+        shutil.rmtree(stack.home)  # a demo always starts without a champion
+    return stack
+
+
+def _stepper(
+    timings: dict[str, float], say: Callable[[str], None]
+) -> Callable[[str, Callable[[], Any]], Any]:
+    """``step(name, fn)``: run ``fn``, record and say how long it took."""
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        start = time.monotonic()
+        out = fn()
+        timings[name] = time.monotonic() - start
+        say(f"  {name}: {timings[name]:.1f} s")
+        return out
+
+    return step
+
+
+def _start_services(
+    stack: LocalStack,
+    mlflow_port: int | None,
+    router_port: int | None,
+    say: Callable[[str], None],
+    step: Callable[[str, Callable[[], Any]], Any],
+) -> tuple[Any, Any]:
+    """Start MLflow and the router and migrate Airflow's database; the two services' info."""
+    # The three start-ups overlap: MLflow's first start (DB migrations) is the slowest.
+    stack.start_mlflow(_port("mlflow", mlflow_port, say), wait=False)
+    stack.start_router(_port("router", router_port, say), wait=False, extra_env=ROUTER_ENV)
+    step("airflow db migrate", stack.migrate_airflow)
+    router = step("router ready", lambda: stack.wait_ready("router"))
+    mlflow = step("MLflow ready", lambda: stack.wait_ready("mlflow"))
+    say(f"  MLflow {mlflow.url}   router {router.url}")
+    return router, mlflow
+
+
+def _pipeline_runs(
+    stack: LocalStack,
+    client: RouterClient,
+    router_url: str,
+    seed: int,
+    drift: list[str] | None,
+    say: Callable[[str], None],
+    step: Callable[[str, Callable[[], Any]], Any],
+) -> bool:
+    """The two pipeline runs (no champion yet, then drift); whether run 2 could go live."""
+    client.set_traffic(**BASELINE)
+    target = Settings.from_env().target
+    drift_cols = choose_drift(client.get_data(seed=seed), target, drift)
+    live = _live_capable(router_url)
+    for label, conf in (
+        ("run 1 (no champion yet)", {"seed": seed}),
+        (f"run 2 (drift on {', '.join(drift_cols)})", {"seed": seed, "live": live}),
+    ):
+        if label.startswith("run 2"):
+            cfg = client.set_traffic(drift_cols=drift_cols)
+            say(f"  POST /traffic drift_cols={cfg['drift_cols']}")
+        rc, log = step(
+            label,
+            functools.partial(stack.run_dag, conf, log_name=label.split(" (")[0].replace(" ", "_")),
+        )
+        if rc != 0:
+            raise StackError(f"main_pipeline {label} failed (exit {rc}); see {log}")
+    return live
+
+
+def _closing_lines(
+    status: dict[str, Any],
+    live_summary: dict[str, Any] | None,
+    settings: Settings,
+    router_url: str,
+    mlflow_url: str,
+    left: dict[str, Any],
+    t0: float,
+    say: Callable[[str], None],
+) -> None:
+    """The status, the live loop's summary (added to ``status``), where to look next."""
     say("")
     say(format_status(status))
     say("")
     if live_summary is not None:
-        from dethrone.simulation.demo_live import format_summary
-
         say(format_summary(live_summary))
         say("")
         status["live"] = live_summary
     say(f"total {time.monotonic() - t0:.1f} s")
     say(
-        f"MLflow UI: {mlflow.url}  (experiments '{settings.experiment_name}': training runs "
+        f"MLflow UI: {mlflow_url}  (experiments '{settings.experiment_name}': training runs "
         f"and drift reports with report.html; '{settings.comparison_name}': the A/B "
         f"comparison with decision.json and errors.png; Models > {settings.model_name} "
         f"for the aliases)"
     )
     experiment = (status.get("live") or {}).get("experiment_id") or _experiment_id(settings)
     if experiment:
-        say(f"experiment page: {router.url}/ui/experiments/{experiment}")
-    say(f"experiments: {router.url}/ui/")
+        say(f"experiment page: {router_url}/ui/experiments/{experiment}")
+    say(f"experiments: {router_url}/ui/")
     mode = left.get("mode", "champion")
     say(
         f"left for you: /traffic a={left.get('a')} b={left.get('b')} (the offline A/B split), "
         f"drift_cols={left.get('drift_cols')} (no drift), serving mode {mode}"
         + (" (all live traffic to @champion)" if mode == "champion" else "")
     )
+
+
+def _stop_or_leave(stack: LocalStack, stop: bool, say: Callable[[str], None]) -> None:
+    """Stop the servers, or say what is left running and how looks happen without Airflow."""
     if stop:
         stack.stop_all()
         say("servers stopped")
@@ -272,15 +326,10 @@ def run_demo(
             "`dethrone experiment look`, or add the scheduler with "
             f"`dethrone up --home {stack.home}`"
         )
-    status["timings"] = timings
-    return status
 
 
 def _experiment_id(settings: Settings) -> str | None:
     try:
-        from dethrone.experiments.state import stored_record
-        from dethrone.registry.client import Registry
-
         rec = stored_record(Registry(settings))
     except Exception:  # noqa: BLE001 - only a link in the closing lines
         return None
@@ -304,9 +353,6 @@ def _left_running(stack: LocalStack) -> str:
 
 def _record(stack: LocalStack, state_home: str | Path) -> None:
     """Write the state file every ``dethrone`` command reads."""
-    from dethrone.cli.stackfile import write_state
-    from dethrone.store.engine import default_url
-
     write_state(
         state_home,
         stack_home=stack.home,

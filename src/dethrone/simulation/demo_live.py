@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from dethrone.cli.experiment_cmd import why
+from dethrone.experiments import lifecycle as ex
+from dethrone.slices.router_client import RouterClient
+
 if TYPE_CHECKING:
     from dethrone.experiments.state import ExperimentContext
     from dethrone.registry.records import LiveExperiment
@@ -66,8 +70,6 @@ def _wait_served(url: str, row: dict, arm: str, version: str, timeout: float = 3
 def _look_line(n: int, out: dict[str, Any], rec: Any = None) -> str:
     """One look of the demo and why it led where it did (``continue: 71/60 units, need 100
     per arm``)."""
-    from dethrone.cli.experiment_cmd import why
-
     look = out.get("look") or {}
     reasons = list(getattr(rec, "reasons", None) or [])
     reason = why(out["action"], look, rec, reasons)
@@ -87,8 +89,6 @@ def _look_line(n: int, out: dict[str, Any], rec: Any = None) -> str:
 
 def _live_record(ctx: ExperimentContext) -> LiveExperiment:
     """The experiment run 2 started (the demo's live loop runs only when there is one)."""
-    from dethrone.experiments import lifecycle as ex
-
     rec = ex.current(ctx)
     if rec is None:
         raise RuntimeError(f"no live experiment is recorded on {ctx.registry.name}")
@@ -103,9 +103,8 @@ def live_loop(
     Returns a summary: looks, units per arm, the final interval, the decision and its
     reasons, and the seconds to the decision.
     """
-    from dethrone.experiments import lifecycle as ex
+    # lazy: the simulator may be absent (demo._live_capable checks it before this runs)
     from dethrone.simulation.traffic import simulate
-    from dethrone.slices.router_client import RouterClient
 
     # the traffic goes through /predict and /feedback: a real router's client
     router = ctx.router

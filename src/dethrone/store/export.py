@@ -18,11 +18,13 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, Text, and_, cast, delete, exists, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from dethrone.drift.spark import s3_filesystem
 from dethrone.store.durations import parse_duration
 from dethrone.store.engine import write_transaction
 from dethrone.store.errors import unavailable_as_typed
@@ -331,12 +333,8 @@ def export_by_day(
     ValueError
         On a feature named like a log column, or a text value in a numeric feature.
     """
-    import pyarrow.dataset as ds
-
     began, text = time.perf_counter(), str(out)
     if text.startswith("s3://"):
-        from dethrone.drift.spark import s3_filesystem
-
         fs, base = s3_filesystem(settings), text.removeprefix("s3://").rstrip("/")
     else:
         fs, base = None, str(Path(text.removeprefix("file://")))

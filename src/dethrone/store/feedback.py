@@ -27,6 +27,7 @@ one of those classes. A label that does not fit raises :class:`FeedbackInvalid` 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -258,8 +259,6 @@ def record_feedback(
     StoreUnavailable
         When the database is down, full or read-only; nothing is written then.
     """
-    import time
-
     if len(items) > MAX_BATCH:
         raise FeedbackInvalid("body", f"must hold 1 to {MAX_BATCH} items, got {len(items)}")
     clean = _no_repeats(
@@ -268,27 +267,9 @@ def record_feedback(
     now = time.time() if now is None else now
     with unavailable_as_typed(), write_transaction(engine) as conn:
         logged, stored = _lookup(conn, clean)
-        for n, item in enumerate(clean):
-            found = logged.get((item.request_id, item.row))
-            problem = None if found is None else label_problem(item.label, found[2])
-            if problem is not None:
-                # Raised inside the transaction: nothing of the batch is stored.
-                raise FeedbackInvalid("label" if single else f"[{n}].label", problem)
-        results, new, changed = [], [], []
-        for item in clean:
-            key = (item.request_id, item.row)
-            status, arm, previous = _classify(
-                item, logged.get(key), stored.get(key, _NONE), overwrite, now - max_age
-            )
-            if status == "stored":
-                new.append(
-                    {"request_id": key[0], "row": key[1], "label": item.label, "received_at": now}
-                )
-            elif status == "overwritten":
-                changed.append(
-                    {"k_id": key[0], "k_row": key[1], "label": item.label, "received_at": now}
-                )
-            results.append(ItemResult(key[0], key[1], status, arm, item.label, previous))
+        # Raised inside the transaction: nothing of the batch is stored.
+        _check_labels(clean, logged, single)
+        results, new, changed = _classify_all(clean, logged, stored, overwrite, now, max_age)
         lost = _insert_new(conn, new)
         if changed:
             conn.execute(
@@ -309,6 +290,42 @@ def record_feedback(
         redo = {(r.request_id, r.row): r for r in again.items}
         results = [redo.get((r.request_id, r.row), r) for r in results]
     return FeedbackResult(tuple(results), single=single)
+
+
+def _check_labels(clean: list[FeedbackItem], logged: dict, single: bool) -> None:
+    """Raise FeedbackInvalid for the first label its logged row's model cannot have."""
+    for n, item in enumerate(clean):
+        found = logged.get((item.request_id, item.row))
+        problem = None if found is None else label_problem(item.label, found[2])
+        if problem is not None:
+            raise FeedbackInvalid("label" if single else f"[{n}].label", problem)
+
+
+def _classify_all(
+    clean: list[FeedbackItem],
+    logged: dict,
+    stored: dict,
+    overwrite: bool,
+    now: float,
+    max_age: float,
+) -> tuple[list[ItemResult], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each item's result, and the rows to insert and to overwrite."""
+    results, new, changed = [], [], []
+    for item in clean:
+        key = (item.request_id, item.row)
+        status, arm, previous = _classify(
+            item, logged.get(key), stored.get(key, _NONE), overwrite, now - max_age
+        )
+        if status == "stored":
+            new.append(
+                {"request_id": key[0], "row": key[1], "label": item.label, "received_at": now}
+            )
+        elif status == "overwritten":
+            changed.append(
+                {"k_id": key[0], "k_row": key[1], "label": item.label, "received_at": now}
+            )
+        results.append(ItemResult(key[0], key[1], status, arm, item.label, previous))
+    return results, new, changed
 
 
 _NONE = object()
