@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("src", "app", "airflow/dags")
 # Being edited elsewhere at the time this test was written; to be brought in line next.
-SKIPPED = ("src/dethrone/abtest", "src/dethrone/experiments")
+SKIPPED: tuple[str, ...] = ()
 
 _IMPORTS = (ast.Import, ast.ImportFrom)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)

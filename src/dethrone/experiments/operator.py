@@ -24,6 +24,7 @@ from dethrone.experiments.lifecycle import (
 )
 from dethrone.experiments.lifecycle import _action as _make_action
 from dethrone.experiments.state import log_engine
+from dethrone.store.export import stats
 
 
 def _require(ctx: ExperimentContext):
@@ -41,8 +42,6 @@ def _action(by: str, reason: str, name: str, ctx: ExperimentContext) -> dict[str
 
 def status(ctx: ExperimentContext) -> dict[str, Any]:
     """The experiment record with rows, labels and live loss per arm since it started."""
-    from dethrone.store.export import stats
-
     rec = current(ctx)
     if rec is None:
         return {"experiment": None}

@@ -16,9 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlflow.exceptions import MlflowException
+
+from dethrone.experiments import tracking as experiment_tracking
 from dethrone.experiments.protocols import ExperimentRegistry, ExperimentRouter, ExperimentTracker
+from dethrone.pipeline.context import configure_mlflow
+from dethrone.registry.client import Registry
 from dethrone.registry.records import CHALLENGER, Decision, LiveExperiment, OperatorAction
 from dethrone.settings import Settings
+from dethrone.slices.router_client import RouterClient, source_text
+from dethrone.store.engine import database_url, make_engine
+from dethrone.store.experiments import refresh_counts, save_experiment, save_look
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -53,12 +61,6 @@ class ExperimentContext:
     @classmethod
     def from_settings(cls, settings: Settings, *, check: bool = True) -> ExperimentContext:
         """Configure MLflow once and build the real collaborators for ``settings``."""
-        from dethrone.experiments import tracking as experiment_tracking
-        from dethrone.pipeline.context import configure_mlflow
-        from dethrone.registry.client import Registry
-        from dethrone.slices.router_client import RouterClient
-        from dethrone.store.engine import database_url, make_engine
-
         configure_mlflow(settings, check=check)
         return cls(
             settings=settings,
@@ -85,8 +87,6 @@ def current(ctx: ExperimentContext) -> LiveExperiment | None:
 def stored_record(registry: ExperimentRegistry) -> LiveExperiment | None:
     """The latest experiment recorded on ``registry``'s model, or ``None`` (what
     :func:`current` reads, for callers that have only a registry)."""
-    from mlflow.exceptions import MlflowException
-
     try:
         tags = registry.client.get_registered_model(registry.name).tags or {}
     except MlflowException as exc:
@@ -126,8 +126,6 @@ def change_source(rec: LiveExperiment, why: str = "") -> str:
     >>> change_source(rec, "start")
     'live experiment live-v2-ab (run manual__1): start'
     """
-    from dethrone.slices.router_client import source_text
-
     text = f"live experiment {rec.id} (run {rec.dag_run_id})"
     return source_text(f"{text}: {why}" if why else text)
 
@@ -168,8 +166,6 @@ def _action(ctx: ExperimentContext, name: str, by: str, reason: str) -> dict[str
 
 
 def _require_version(ctx: ExperimentContext, version: str) -> None:
-    from mlflow.exceptions import MlflowException
-
     try:
         ctx.registry.model_version(version)
     except MlflowException as exc:
@@ -190,8 +186,6 @@ def page_record(ctx: ExperimentContext, rec: LiveExperiment) -> None:
     if ctx.engine is None:
         return
     try:
-        from dethrone.store.experiments import save_experiment
-
         save_experiment(ctx.engine, rec.to_dict())
     except Exception as exc:  # noqa: BLE001 - the page's copy must not fail a transition
         PAGE_WRITE_FAILURES["record"] += 1
@@ -207,8 +201,6 @@ def page_look(ctx: ExperimentContext, rec: LiveExperiment, look: Any, decision: 
     if ctx.engine is None:
         return
     try:
-        from dethrone.store.experiments import refresh_counts, save_look
-
         body = dict(look.to_dict())
         if decision is not None and "reasons" not in body:
             body["reasons"] = [str(r) for r in getattr(decision, "reasons", ()) or ()]

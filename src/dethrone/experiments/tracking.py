@@ -13,6 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow.artifacts
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
 from dethrone.registry.records import LiveExperiment, Look
 from dethrone.settings import Settings
 
@@ -24,8 +28,6 @@ class Tracker:
 
     def __init__(self, settings: Settings, *, client: Any = None):
         if client is None:
-            from mlflow.tracking import MlflowClient
-
             client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
         self.settings, self.client = settings, client
 
@@ -52,8 +54,6 @@ class Tracker:
 
     def looks(self, rec: LiveExperiment) -> list[dict[str, Any]]:
         """Every look logged so far (oldest first)."""
-        import mlflow.artifacts
-
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = mlflow.artifacts.download_artifacts(
@@ -68,8 +68,6 @@ class Tracker:
 
     def log_look(self, rec: LiveExperiment, look: Look) -> list[dict[str, Any]]:
         """Append ``look``: the JSON list, the table, the metrics and the plot."""
-        import pandas as pd
-
         rows = [*self.looks(rec), look.to_dict()]
         step = len(rows)
         self.client.log_dict(rec.run_id, rows, LOOKS_JSON)
@@ -84,10 +82,11 @@ class Tracker:
 
 def interval_figure(rows: list[dict[str, Any]]) -> Any:
     """The always-valid interval of each phase over the looks (a matplotlib figure)."""
+    # lazy: pyplot picks its backend at import; Agg first, so a worker never opens a display
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"), see above
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for phase, color in (("experiment", "tab:blue"), ("guardrail", "tab:red")):
