@@ -239,22 +239,8 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
             f"the {arm} model (version {served.version}) rejected the rows: {str(exc)[:300]}",
         ) from None
     seconds = time.perf_counter() - started
-    sv.metrics.scored(arm, served.version, mode, seconds, labels, served.task)
+    _scored(sv, served, arm, mode, True, rows, labels, proba, seconds, exp)
     g.rows = len(rows)
-    if sv.writer is not None:
-        sv.writer.append(
-            served_rows(
-                rows=rows,
-                arm=arm,
-                served=True,
-                model=served,
-                labels=labels,
-                proba=proba,
-                classes=served.model.classes,
-                latency_ms=seconds * 1000,
-                **exp,
-            )
-        )
     if mode == "shadow" and challenger is not None:
         _shadow(sv, challenger, rows, cfg.get("unit_column"), exp)
     out: dict[str, Any] = {
@@ -270,6 +256,36 @@ def _score_body(sv: ServingState, body: dict[str, Any]):
         assert proba is not None
         out["probabilities"] = proba.tolist()
     return jsonify(out)
+
+
+def _scored(
+    sv: ServingState,
+    model: ServedModel,
+    arm: str,
+    mode: str,
+    served: bool,
+    rows: list,
+    labels: Any,
+    proba: Any,
+    seconds: float,
+    exp: dict[str, Any],
+) -> None:
+    """Count a scoring and log its rows (``served``: the answer the client got)."""
+    sv.metrics.scored(arm, model.version, mode, seconds, labels, model.task)
+    if sv.writer is not None:
+        sv.writer.append(
+            served_rows(
+                rows=rows,
+                arm=arm,
+                served=served,
+                model=model,
+                labels=labels,
+                proba=proba,
+                classes=model.model.classes,
+                latency_ms=seconds * 1000,
+                **exp,
+            )
+        )
 
 
 def _failed(
@@ -328,23 +344,7 @@ def _shadow(
             slots.release()
             return
         try:
-            sv.metrics.scored(
-                CHALLENGER, challenger.version, "shadow", seconds, labels, challenger.task
-            )
-            if sv.writer is not None:
-                sv.writer.append(
-                    served_rows(
-                        rows=rows,
-                        arm=CHALLENGER,
-                        served=False,
-                        model=challenger,
-                        labels=labels,
-                        proba=proba,
-                        classes=challenger.model.classes,
-                        latency_ms=seconds * 1000,
-                        **exp,
-                    )
-                )
+            _scored(sv, challenger, CHALLENGER, "shadow", False, rows, labels, proba, seconds, exp)
         except Exception as exc:  # noqa: BLE001 - as above
             sv.metrics.shadow_failures.labels(type(exc).__name__[:40]).inc()
             log.warning("shadow log of version %s failed: %s", challenger.version, exc)
