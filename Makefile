@@ -46,7 +46,7 @@ test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-chromium.sh
 	sh scripts/stack/ensure-java.sh
-	$(PY) -m pytest -q -n 2 --dist loadscope --durations=15 --cov --cov-report=term tests
+	$(PY) -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=15 --cov --cov-report=term tests
 
 ## make test-fast: skip the slow simulations and real-server tests.
 test-fast: $(STAMP)

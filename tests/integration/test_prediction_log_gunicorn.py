@@ -144,7 +144,8 @@ def test_kill_9_loses_at_most_that_workers_buffer(env):
     flush = 0.5
     server, db = _router(env, LOG_FLUSH_SECONDS=str(flush))
     acked: list[tuple[float, int, tuple]] = []
-    victim = sorted(server.worker_pids())[0]
+    workers = server.worker_pids()
+    victim = sorted(workers)[0]
     stop = threading.Event()
 
     def client(k: int) -> None:
@@ -162,10 +163,22 @@ def test_kill_9_loses_at_most_that_workers_buffer(env):
     threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
-    time.sleep(3)
+    # Traffic until both workers have committed batches (the victim has flushed rows and
+    # buffered ones when it dies), not a fixed 3 s.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        committed = set(_logged(db))
+        if {pid for _, pid, row in list(acked) if row in committed} == workers:
+            break
+        time.sleep(0.2)
     killed_at = time.time()
     os.kill(victim, signal.SIGKILL)
-    time.sleep(1)
+    # ... and on until the other worker answered for a while after the kill (was 1 s).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if sum(at > killed_at + 0.5 for at, _, _ in list(acked)) >= 30:
+            break
+        time.sleep(0.1)
     stop.set()
     for t in threads:
         t.join()
