@@ -41,6 +41,8 @@ __all__ = [
     "stop_process_group",
 ]
 DEFAULT_PORTS = {"mlflow": 5000, "router": 8000, "airflow": 8080}
+#: the MLflow server's environment defaults (see start_mlflow)
+_MLFLOW_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 #: Airflow components besides the API server; their log servers stay off (see start_airflow).
 AIRFLOW_COMPONENTS = {
     "airflow-scheduler": ["scheduler", "--skip-serve-logs"],
@@ -260,7 +262,9 @@ class LocalStack:
             port,
             url,
             f"{url}/health",
-            env={**self.env(), **(extra_env or {})},
+            # MLflow 3's job runner (8 more processes, ~4x the server's start-up CPU) serves
+            # features dethrone never calls; a user's own setting wins
+            env={**_MLFLOW_ENV, **self.env(), **(extra_env or {})},
             wait=wait,
         )
 

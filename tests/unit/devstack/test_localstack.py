@@ -79,3 +79,21 @@ def test_the_wheel_ships_every_dag():
     assert sorted(shipped) == sorted(
         f"airflow/dags/{p.name}" for p in (root / "airflow" / "dags").glob("*.py")
     )
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "false"), ("true", "true")])
+def test_mlflow_starts_without_its_job_runner_unless_the_user_asks(
+    tmp_path, monkeypatch, preset, expected
+):
+    if preset is None:
+        monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", preset)
+    stack, seen = LocalStack(tmp_path), {}
+
+    def spawn(name, cmd, port, url, health, *, env, wait):
+        seen.update(env)
+
+    monkeypatch.setattr(stack, "_spawn", spawn)
+    stack.start_mlflow(free_port(), wait=False)
+    assert seen["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == expected
