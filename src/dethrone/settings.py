@@ -234,6 +234,7 @@ class Settings:
         self._validate()
 
     def _validate(self) -> None:
+        # one check per concept; each message names the environment variable
         for name in (
             "ks_pvalue_threshold",
             "chi2_pvalue_threshold",
@@ -243,6 +244,13 @@ class Settings:
             v = getattr(self, name)
             if not 0.0 < v < 1.0:
                 raise ValueError(f"{name.upper()} must be in (0, 1), got {v}")
+        self._validate_drift()
+        self._validate_training()
+        self._validate_router_and_log()
+        self._validate_live()
+        self._validate_serving()
+
+    def _validate_drift(self) -> None:
         if self.psi_bins < 2:
             raise ValueError(f"PSI_BINS must be at least 2, got {self.psi_bins}")
         if self.drift_correction not in {"holm", "bh", "none"}:
@@ -251,6 +259,14 @@ class Settings:
             )
         if self.drift_engine not in {"memory", "spark"}:
             raise ValueError(f"DRIFT_ENGINE must be memory or spark, got {self.drift_engine!r}")
+        parse_duration(self.drift_window, name="DRIFT_WINDOW")
+        parse_duration(self.monitor_interval, name="MONITOR_INTERVAL")
+        if self.log_retention.strip() not in ("0", ""):
+            parse_duration(self.log_retention, name="LOG_RETENTION")
+        if self.monitor_consecutive < 1 or self.drift_min_rows < 1:
+            raise ValueError("MONITOR_CONSECUTIVE and DRIFT_MIN_ROWS must be at least 1")
+
+    def _validate_training(self) -> None:
         if self.task not in {"auto", "regression", "classification"}:
             raise ValueError(f"TASK must be auto, regression or classification, got {self.task!r}")
         if self.sequential_tuning_n < 1:
@@ -259,6 +275,8 @@ class Settings:
             )
         if self.ab_max_units_per_arm < 0:
             raise ValueError("AB_MAX_UNITS_PER_ARM must be >= 0 (0: no cap)")
+
+    def _validate_router_and_log(self) -> None:
         if self.mlflow_http_request_max_retries < 0 or self.mlflow_http_request_timeout < 1:
             raise ValueError(
                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be >= 0 and MLFLOW_HTTP_REQUEST_TIMEOUT >= 1"
@@ -274,13 +292,9 @@ class Settings:
             raise ValueError(
                 "ROUTER_MAX_STRING_CHARS must be positive and FEEDBACK_HOLD_SECONDS >= 0"
             )
+
+    def _validate_live(self) -> None:
         parse_duration(self.rollback_window, name="ROLLBACK_WINDOW")
-        parse_duration(self.drift_window, name="DRIFT_WINDOW")
-        parse_duration(self.monitor_interval, name="MONITOR_INTERVAL")
-        if self.log_retention.strip() not in ("0", ""):
-            parse_duration(self.log_retention, name="LOG_RETENTION")
-        if self.monitor_consecutive < 1 or self.drift_min_rows < 1:
-            raise ValueError("MONITOR_CONSECUTIVE and DRIFT_MIN_ROWS must be at least 1")
         parse_duration(self.live_min_duration, name="LIVE_MIN_DURATION")
         parse_duration(self.label_window, name="LABEL_WINDOW")
         parse_duration(self.rollback_max_duration, name="ROLLBACK_MAX_DURATION")
@@ -300,6 +314,8 @@ class Settings:
                 raise ValueError(f"{name.upper()} must be in [0, 1)")
         if not 0.0 < self.holdback_share < 1.0 or self.experiment_check_minutes < 1:
             raise ValueError("HOLDBACK_SHARE must be in (0, 1) and EXPERIMENT_CHECK_MINUTES >= 1")
+
+    def _validate_serving(self) -> None:
         if self.router_large_slice_rows < 1 or self.router_max_large_slices < 1:
             raise ValueError("ROUTER_LARGE_SLICE_ROWS and ROUTER_MAX_LARGE_SLICES must be positive")
         for name in ("router_threads", "serving_max_rows", "serving_max_batch_rows"):

@@ -272,6 +272,21 @@ def _scored(
 ) -> None:
     """Count a scoring and log its rows (``served``: the answer the client got)."""
     sv.metrics.scored(arm, model.version, mode, seconds, labels, model.task)
+    _log_rows(sv, model, arm, served, rows, labels, proba, seconds * 1000, exp)
+
+
+def _log_rows(
+    sv: ServingState,
+    model: ServedModel,
+    arm: str,
+    served: bool,
+    rows: list,
+    labels: Any,
+    proba: Any,
+    latency_ms: float | None,
+    exp: dict[str, Any],
+) -> None:
+    """Append a scoring's rows to the prediction log (``labels`` None: it failed)."""
     if sv.writer is not None:
         sv.writer.append(
             served_rows(
@@ -282,7 +297,7 @@ def _scored(
                 labels=labels,
                 proba=proba,
                 classes=model.model.classes,
-                latency_ms=seconds * 1000,
+                latency_ms=latency_ms,
                 **exp,
             )
         )
@@ -302,20 +317,8 @@ def _failed(
     live experiment's error-rate guardrail reads them); never raises."""
     try:
         sv.metrics.failed(arm, model.version, kind)
-        if sv.writer is not None:
-            sv.writer.append(
-                served_rows(
-                    rows=rows,
-                    arm=arm,
-                    served=served,
-                    model=model,
-                    labels=None,
-                    proba=None,
-                    classes=model.model.classes,
-                    latency_ms=None if seconds is None else seconds * 1000,
-                    **exp,
-                )
-            )
+        latency_ms = None if seconds is None else seconds * 1000
+        _log_rows(sv, model, arm, served, rows, None, None, latency_ms, exp)
     except Exception as exc:  # noqa: BLE001 - the client's answer must not change
         log.warning("failed prediction on %s not logged: %s", arm, exc)
 

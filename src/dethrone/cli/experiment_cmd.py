@@ -366,33 +366,7 @@ def collect_status(ctx: Any) -> dict[str, Any]:
         result, _ = analysis.take_look(ctx.engine, rec, ctx.settings, now=time.time())
     now = {} if result is None else {**analysis.look_record(result).to_dict(), **result.to_dict()}
     figures = {} if result is None else {a.model_version: a for a in result.arms}
-    # rows, labels and units per version since the start (both phases); the mean loss is
-    # the current look's, per version (whichever arm serves it now)
-    by_version: dict[str, dict[str, Any]] = {}
-    for row in _arm_rows(ctx.engine, rec):
-        if row["version"] not in (rec.champion_version, rec.challenger_version):
-            continue
-        v = by_version.setdefault(
-            row["version"],
-            {"version": row["version"], "rows": 0, "labelled": 0, "units": 0, "arms": []},
-        )
-        v["rows"] += row["rows"]
-        v["labelled"] += row["labelled"]
-        v["units"] += row["units"]
-        v["arms"].append(row["arm"])
-    versions = []
-    for version, role in (
-        (rec.champion_version, "champion at start"),
-        (rec.challenger_version, "challenger"),
-    ):
-        v = by_version.get(
-            version, {"version": version, "rows": 0, "labelled": 0, "units": 0, "arms": []}
-        )
-        f = figures.get(str(version))
-        v["role"] = role
-        v["coverage"] = v["labelled"] / v["rows"] if v["rows"] else None
-        v["mean_loss"] = _finite(f.mean_loss) if f is not None else None
-        versions.append(v)
+    versions = _versions(ctx.engine, rec, figures)
     decision = result
     looks_taken = _looks(ctx, rec)
     last = looks_taken[-1]["time"] if looks_taken else None
@@ -419,6 +393,37 @@ def collect_status(ctx: Any) -> dict[str, Any]:
         "scheduler": running,
         "page": page_url(ctx.settings, rec.id),
     }
+
+
+def _versions(engine: Any, rec: Any, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows, labels and units per version since the start (both phases); the mean loss is
+    the current look's, per version (whichever arm serves it now)."""
+    by_version: dict[str, dict[str, Any]] = {}
+    for row in _arm_rows(engine, rec):
+        if row["version"] not in (rec.champion_version, rec.challenger_version):
+            continue
+        v = by_version.setdefault(
+            row["version"],
+            {"version": row["version"], "rows": 0, "labelled": 0, "units": 0, "arms": []},
+        )
+        v["rows"] += row["rows"]
+        v["labelled"] += row["labelled"]
+        v["units"] += row["units"]
+        v["arms"].append(row["arm"])
+    versions = []
+    for version, role in (
+        (rec.champion_version, "champion at start"),
+        (rec.challenger_version, "challenger"),
+    ):
+        v = by_version.get(
+            version, {"version": version, "rows": 0, "labelled": 0, "units": 0, "arms": []}
+        )
+        f = figures.get(str(version))
+        v["role"] = role
+        v["coverage"] = v["labelled"] / v["rows"] if v["rows"] else None
+        v["mean_loss"] = _finite(f.mean_loss) if f is not None else None
+        versions.append(v)
+    return versions
 
 
 def _looks(ctx: Any, rec: Any) -> list[dict[str, Any]]:

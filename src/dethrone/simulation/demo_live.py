@@ -17,6 +17,7 @@ import requests
 
 from dethrone.cli.experiment_cmd import why
 from dethrone.experiments import lifecycle as ex
+from dethrone.simulation.traffic import simulate
 from dethrone.slices.router_client import RouterClient
 
 if TYPE_CHECKING:
@@ -103,9 +104,6 @@ def live_loop(
     Returns a summary: looks, units per arm, the final interval, the decision and its
     reasons, and the seconds to the decision.
     """
-    # lazy: the simulator may be absent (demo._live_capable checks it before this runs)
-    from dethrone.simulation.traffic import simulate
-
     # the traffic goes through /predict and /feedback: a real router's client
     router = ctx.router
     assert isinstance(router, RouterClient), type(router)
@@ -116,23 +114,8 @@ def live_loop(
     )
     row = ctx.router.get_data(seed=seed).drop(columns=[ctx.settings.target]).iloc[0].to_dict()
     _wait_served(url, row, "challenger", rec.challenger_version)
-    began, out, n = time.monotonic(), {"action": "continue"}, 0
-    while out["action"] == "continue" and n < rounds:
-        n += 1
-        report = simulate(
-            router,
-            rate=30,
-            duration=5,
-            units=600,
-            label_delay=0.5,
-            rows_per_request=2,
-            random_state=seed + n,
-            settings=ctx.settings,
-        )
-        time.sleep(0.5)  # the log's last commit
-        out = ex.evaluate_experiment(ctx)
-        say(f"    round {n}: {report.requests} requests, {report.feedback_sent} labels")
-        say(_look_line(n, out, _live_record(ctx)))
+    began = time.monotonic()
+    out, _ = _experiment_rounds(ctx, router, say, rounds=rounds, seed=seed)
     decided = time.monotonic() - began
     rec = _live_record(ctx)
     summary = {
@@ -151,6 +134,51 @@ def live_loop(
         f"{swap:.1f} s after the promotion; {rec.holdback:.0%} of units stay on "
         f"v{rec.champion_version} for the {ctx.settings.rollback_window} guardrail window"
     )
+    rec = _guardrail_rounds(ctx, router, rec, say, rounds=rounds, seed=seed)
+    summary.update(state=rec.state, looks=rec.looks)
+    return summary
+
+
+def _experiment_rounds(
+    ctx: ExperimentContext,
+    router: RouterClient,
+    say: Callable[[str], None],
+    *,
+    rounds: int,
+    seed: int,
+) -> tuple[dict[str, Any], int]:
+    """Rounds of traffic, each followed by a look, until a decision or ``rounds``."""
+    out: dict[str, Any] = {"action": "continue"}
+    n = 0
+    while out["action"] == "continue" and n < rounds:
+        n += 1
+        report = simulate(
+            router,
+            rate=30,
+            duration=5,
+            units=600,
+            label_delay=0.5,
+            rows_per_request=2,
+            random_state=seed + n,
+            settings=ctx.settings,
+        )
+        time.sleep(0.5)  # the log's last commit
+        out = ex.evaluate_experiment(ctx)
+        say(f"    round {n}: {report.requests} requests, {report.feedback_sent} labels")
+        say(_look_line(n, out, _live_record(ctx)))
+    return out, n
+
+
+def _guardrail_rounds(
+    ctx: ExperimentContext,
+    router: RouterClient,
+    rec: Any,
+    say: Callable[[str], None],
+    *,
+    rounds: int,
+    seed: int,
+) -> Any:
+    """Traffic and rollback checks while the guardrail window is open; the last record."""
     # bounded even if the window's own end (ROLLBACK_MAX_DURATION) were set long
     for _ in range(rounds * 3):
         if rec.state != "guardrail":
@@ -169,8 +197,7 @@ def live_loop(
         window = ex.check_rollback(ctx)
         rec = _live_record(ctx)
         say(_look_line(rec.looks, window, rec))
-    summary.update(state=rec.state, looks=rec.looks)
-    return summary
+    return rec
 
 
 def format_summary(s: dict[str, Any]) -> str:
