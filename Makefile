@@ -42,11 +42,14 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## make test: everything CI runs (unit, api, dags, integration), with a coverage summary.
+## Three xdist workers on two cores: the integration tests spend much of their time waiting
+## on servers they started, and a third worker fills that (10 min 12 s -> 8 min 37 s here).
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	sh scripts/stack/ensure-postgres.sh
 	sh scripts/stack/ensure-chromium.sh
 	sh scripts/stack/ensure-java.sh
-	$(PY) -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=15 --cov --cov-report=term tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15 --cov --cov-report=term tests
 
 ## make test-fast: skip the slow simulations and real-server tests.
 test-fast: $(STAMP)
