@@ -36,7 +36,7 @@ LIVE_ENV = {
     "LIVE_MIN_DURATION": "1s",
     "LABEL_WINDOW": "2s",
     # the window ends when the holdback's test shows no harm, or after this at most
-    "ROLLBACK_MAX_DURATION": "30s",
+    "ROLLBACK_MAX_DURATION": "15s",
 }
 #: the router refreshes its aliases every second and commits the log every 0.2 s
 ROUTER_ENV = {"SERVING_REFRESH_SECONDS": "1", "LOG_FLUSH_SECONDS": "0.2"}
