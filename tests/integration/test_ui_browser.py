@@ -167,6 +167,8 @@ def test_list_experiment_and_serving_pages(router, browser, shots):
 
         # Signing out ends the session.
         page.click("text=Sign out")
+        # the sign-out's own redirect first: a goto during it would abort it (ERR_ABORTED)
+        page.wait_for_url(server.url + "/ui/login**")
         page.goto(server.url + "/ui/")
         assert page.url.startswith(server.url + "/ui/login")
         assert not failed, failed  # nothing fetched from elsewhere, nothing broken
