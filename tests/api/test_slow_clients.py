@@ -64,8 +64,9 @@ def proxied(tmp_path_factory):
         router.stop()
 
 
-def _slow_loris(port: int, stop: threading.Event, body: bool) -> None:
-    """One client sending its request one byte every 0.5 s until ``stop``."""
+def _slow_loris(port: int, stop: threading.Event, body: bool, started: threading.Semaphore) -> None:
+    """One client sending its request one byte every 0.5 s until ``stop``; releases
+    ``started`` once it has connected and sent the first part."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             if body:
@@ -75,6 +76,7 @@ def _slow_loris(port: int, stop: threading.Event, body: bool) -> None:
                 )
             else:
                 sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            started.release()
             while not stop.wait(0.5):
                 sock.sendall(b" " if body else b"X")
     except OSError:
@@ -91,15 +93,16 @@ def _answer_seconds(url: str) -> float:
 def test_twenty_slow_clients_do_not_delay_a_normal_request(proxied):
     router, url = proxied
     port = int(url.rsplit(":", 1)[1])
-    stop = threading.Event()
+    stop, started = threading.Event(), threading.Semaphore(0)
     clients = [
-        threading.Thread(target=_slow_loris, args=(port, stop, i % 2 == 1), daemon=True)
+        threading.Thread(target=_slow_loris, args=(port, stop, i % 2 == 1, started), daemon=True)
         for i in range(20)
     ]
     for client in clients:
         client.start()
     try:
-        time.sleep(1.5)  # every slow client has connected and sent part of its request
+        # every slow client has connected and sent part of its request
+        assert all(started.acquire(timeout=30) for _ in clients)
         seconds = [
             _answer_seconds(url + path) for path in ("/health", "/traffic", "/get_data?seed=1") * 3
         ]

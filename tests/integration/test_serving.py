@@ -138,6 +138,14 @@ def _records(frame):
     return frame.to_dict(orient="records")
 
 
+def _answered(seen: list, n: int, *, after: float = 0.0, timeout: float = 60.0) -> None:
+    """Until ``n`` answers stamped after ``after`` are in ``seen`` (clients append to it)."""
+    deadline = time.monotonic() + timeout
+    while sum(1 for s in list(seen) if s[0] > after) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} answers after {after}: {seen[-5:]}"
+        time.sleep(0.05)
+
+
 def _wait_models(url: str, expected: dict[str, str | None], timeout: float = 60.0) -> None:
     """Until both workers report exactly ``expected`` on /health/ready."""
     views: dict[str, dict] = {}
@@ -304,12 +312,12 @@ def test_hot_swap_under_load_serves_the_new_version_without_failures(gw):
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        _answered(seen, 25)  # traffic flowing before the swap
         moved = time.monotonic()
         gw.reg.set_alias("champion", gw.versions["custom"])
         _wait_models(gw.url, {"champion": gw.versions["custom"], "challenger": None})
         served_after = time.monotonic() - moved
-        time.sleep(1.0)
+        _answered(seen, 25, after=moved + served_after)  # and after it
     finally:
         stop.set()
         for t in threads:
