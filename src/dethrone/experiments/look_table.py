@@ -107,9 +107,7 @@ def unit_keys(frame: pd.DataFrame) -> pd.Series:
 def select_rows(rows: pd.DataFrame, plan: LookPlan) -> pd.DataFrame:
     """The rows of the plan's salt, time and (arm, version) pairs, with ``_b`` (arm B)."""
     frame = rows[(rows["salt"].astype(str) == str(plan.salt))]
-    frame = frame[frame["served_at"].astype(float) >= plan.started]
-    if plan.guardrail_phase:
-        frame = frame[frame["served_at"].astype(float) >= plan.start]
+    frame = frame[frame["served_at"].astype(float) >= plan.since]  # as the SQL path
     version = frame["model_version"].astype(str)
     in_a = (frame["arm"] == "champion") & (version == str(plan.version_a))
     in_b = frame["arm"].isin(plan.arms_b) & (version == str(plan.version_b))
