@@ -13,24 +13,45 @@ import pytest
 # 2-core machine, for a feature (server-side GenAI jobs) dethrone never calls.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
-#: The modules that take longest (measured: `pytest --durations=0`, summed per module),
-#: longest first. `make test` runs `--dist loadscope --no-loadscope-reorder`: xdist hands
-#: modules to its two workers in collection order, so these start first and the short ones
-#: fill in the end. (xdist's default order, most tests first, left the one-test demo runs
-#: of minutes each for last, on one worker while the other idled.)
+#: The modules that take longest (measured: `pytest --durations=0`, summed per module;
+#: every one over ~8 s), longest first. `make test` runs `--dist loadscope
+#: --no-loadscope-reorder`: xdist hands modules to its workers in collection order, so
+#: these start first, longest first, and the short ones fill in the end (a 30 s module
+#: handed out last kept one worker busy while the others idled: 40 s at 40-75% CPU).
+#: (xdist's default order, most tests first, left the one-test demo runs of minutes each
+#: for last, on one worker while the other idled.)
 SLOWEST_FIRST = (
     "tests/integration/test_pipeline_loop.py",
     "tests/integration/test_demo_cli.py",
     "tests/integration/test_prediction_log_gunicorn.py",
     "tests/integration/test_demo_own_data.py",
     "tests/integration/test_loopback_only.py",
-    "tests/integration/test_serving.py",
-    "tests/integration/test_registry_faults.py",
     "tests/integration/test_live_experiment.py",
-    "tests/unit/pipeline/test_monitor.py",
-    "tests/api/test_gunicorn.py",
-    "tests/integration/test_simulate_gateway.py",
+    "tests/integration/test_registry_faults.py",
+    "tests/integration/test_serving.py",
+    "tests/unit/drift/test_real_tables.py",
+    "tests/unit/pipeline/test_pipeline_steps.py",
     "tests/api/test_disk_faults.py",
+    "tests/unit/abtest/test_abtest_decision.py",
+    "tests/unit/drift/test_spark_engine.py",
+    "tests/unit/store/test_prediction_log.py",
+    "tests/integration/test_simulate_gateway.py",
+    "tests/api/test_serving_compiled.py",
+    "tests/api/test_gunicorn.py",
+    "tests/unit/slices/test_router_client.py",
+    "tests/unit/drift/test_error_rates.py",
+    "tests/unit/simulation/test_simulate.py",
+    "tests/unit/abtest/test_betting.py",
+    "tests/unit/registry/test_registry.py",
+    "tests/api/test_serving.py",
+    "tests/api/test_gateway_faults.py",
+    "tests/unit/experiments/test_lifecycle.py",
+    "tests/integration/test_ui_browser.py",
+    "tests/api/test_gateway_gunicorn.py",
+    "tests/api/test_prediction_log.py",
+    "tests/unit/pipeline/test_monitor.py",
+    "tests/unit/experiments/test_look_in_database.py",
+    "tests/dags/test_monitor_dagbag.py",
     "tests/unit/pipeline/test_drift_sources.py",
 )
 

@@ -19,7 +19,8 @@ _settings = Settings.from_env()
 
 bind = _settings.router_bind
 workers = _settings.router_workers or (os.cpu_count() or 1)
-worker_class = "gthread"
+# gthread that closes idle keep-alive connections when a stop begins (dethrone_router.worker)
+worker_class = "dethrone_router.worker.RouterWorker"
 threads = _settings.router_threads
 keepalive = 5
 timeout = max(30, int(_settings.router_timeout) * 2)

@@ -33,10 +33,15 @@ WITH_INPUT = {
 def fuzz_schema(tmp_path_factory):
     from dethrone_router import create_app
 
-    # A small maximum keeps generated data_size values (and so each slice) cheap.
+    # A small maximum keeps generated data_size values (and so each slice) cheap; a short
+    # feedback hold, as fuzzed request ids are never logged and each would wait the default
+    # 3 s for another worker's buffer (the hold has its own tests: test_prediction_log)
     app = create_app(
         Settings.from_env(
-            {}, router_data_dir=str(tmp_path_factory.mktemp("fuzz")), router_max_data_size=300
+            {},
+            router_data_dir=str(tmp_path_factory.mktemp("fuzz")),
+            router_max_data_size=300,
+            feedback_hold_seconds=0.1,
         )
     )
     return schemathesis.openapi.from_wsgi("/openapi.json", app)

@@ -34,9 +34,13 @@ def serving_schema(tmp_path_factory, diamonds):
         {"1": _fit(diamonds, "regression")[1], "2": _fit(diamonds, "classification")[1]}
     )
     source.aliases.update(champion="1", challenger="2")
+    # a short feedback hold: fuzzed request ids are never logged (see test_fuzz.py)
     app = create_app(
         Settings.from_env(
-            {}, router_data_dir=str(tmp_path_factory.mktemp("fuzz-serving")), serving_max_rows=50
+            {},
+            router_data_dir=str(tmp_path_factory.mktemp("fuzz-serving")),
+            serving_max_rows=50,
+            feedback_hold_seconds=0.1,
         ),
         model_source=source,
     )
