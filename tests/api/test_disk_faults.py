@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from dethrone.devstack.process import wait_until
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NO_DAC_OVERRIDE = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--ambient-caps=-all"]
@@ -160,7 +162,10 @@ def test_metrics_on_a_full_disk_never_kill_a_worker(router_server, small_disk, t
     while "registry unreachable" not in again.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "registry unreachable" in again.log.read_text()
-    time.sleep(1.0)
+    # the watcher records the registry as unreachable right after counting it: once /health
+    # says so, the count is done (a SIGBUS there would have replaced the worker)
+    recorded = lambda: _health(again.url)[1]["serving"].get("registry") == "unreachable"  # noqa: E731
+    assert wait_until(recorded, timeout=30, interval=0.2), "the registry check was never recorded"
     assert again.worker_pids() == pids and "SIGBUS" not in again.log.read_text()
     assert _new(again.url + "/get_data").status_code == 200
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 
 import pytest
 import requests
 
+from dethrone.devstack.process import wait_until
+
 pytestmark = pytest.mark.slow
-
-
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_an_idle_kept_alive_client_does_not_hold_the_stop(router_server):
@@ -26,7 +20,7 @@ def test_an_idle_kept_alive_client_does_not_hold_the_stop(router_server):
     session = requests.Session()
     assert session.get(server.url + "/traffic", timeout=10).status_code == 200
     server.proc.send_signal(signal.SIGTERM)  # SIGTERM to the master: a graceful stop
-    _wait_until(lambda: server.proc.poll() is not None, 60, "the router did not stop")
+    assert wait_until(lambda: server.proc.poll() is not None, timeout=60), "did not stop"
     assert server.proc.returncode == 0
     # closed when the stop began, not left to time out at the graceful timeout
     assert "stopping: closed 1 idle keep-alive connection(s)" in server.log.read_text()
@@ -47,4 +41,4 @@ def test_a_request_in_flight_still_finishes_during_the_stop(router_server):
                 break
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-    _wait_until(lambda: server.proc.poll() is not None, 60, "the router did not stop")
+    assert wait_until(lambda: server.proc.poll() is not None, timeout=60), "did not stop"

@@ -25,6 +25,7 @@ import requests
 from dethrone.devstack.localstack import LocalStack, free_port
 from dethrone.registry.records import Decision
 from dethrone.settings import Settings
+from tests.log_helpers import logged_rows, wait_logged
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -194,6 +195,7 @@ def _rounds(live, step, done, *, rounds: int, seed: int, label_transform=None) -
 
     out: dict = {}
     for i in range(rounds):
+        before = logged_rows(live.ctx.engine)
         report = simulate(
             live.ctx.router,
             rate=40,
@@ -206,7 +208,7 @@ def _rounds(live, step, done, *, rounds: int, seed: int, label_transform=None) -
             settings=live.ctx.settings,
         )
         assert report.feedback_sent > 0 and report.errors == 0, report.to_dict()
-        time.sleep(0.5)  # the log's last flush
+        wait_logged(live.ctx.engine, before + report.rows)  # the workers' last flush
         out = step(live.ctx)
         if done(out):
             return out

@@ -23,6 +23,9 @@ import pytest
 import requests
 from stack_helpers import cli, report
 
+from dethrone.store import make_engine
+from tests.log_helpers import logged_rows, wait_logged
+
 DAG_ID = "live_experiment"
 BYO = "stack-byo"
 ROUNDS = 4  # looks per phase at most; each after ~20 s of simulated traffic
@@ -64,6 +67,8 @@ print(mlflow.register_model(info.model_uri, sys.argv[1]).version)
 def _simulate(stack, seed: int) -> dict:
     """20 s of traffic through nginx with sticky units, each row labelled half a second
     after its answer."""
+    engine = make_engine(stack.router_database_url)
+    before = logged_rows(engine)
     out = cli(
         stack,
         *("simulate", "--rate", "40", "--duration", "20", "--units", "2000"),
@@ -71,7 +76,10 @@ def _simulate(stack, seed: int) -> dict:
         flask_url=stack.router_url,
     )
     assert out["errors"] == 0 and out["feedback_sent"] > 0, out
-    time.sleep(2.5)  # the routers' last flush (LOG_FLUSH_SECONDS = 1)
+    try:
+        wait_logged(engine, before + out["rows"])  # the routers' last flush
+    finally:
+        engine.dispose()
     return out
 
 

@@ -18,6 +18,8 @@ import requests
 from botocore.config import Config
 from stack_helpers import cli, report
 
+from dethrone.devstack.process import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "main_pipeline"
 DAG_FILE = ROOT / "airflow" / "dags" / f"{DAG_ID}.py"
@@ -120,6 +122,20 @@ def _ready_on(url: str, champion: str, timeout: float = 120.0) -> None:
     assert len(pids) == 2, f"{url}: both workers should serve @champion v{champion}"
 
 
+def _logged_rows(log) -> set[tuple]:
+    """(request id, row, arm, version, prediction) of each row of a joined log frame."""
+    return {
+        (r.request_id, int(r.row), r.arm, r.model_version, float(r.prediction))
+        for r in log.itertuples()
+    }
+
+
+def _logged(engine) -> set[tuple]:
+    from dethrone.store.export import joined_predictions
+
+    return _logged_rows(joined_predictions(engine))
+
+
 def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
     from dethrone.slices.datasets import load_diamonds
     from dethrone.store import make_engine
@@ -160,8 +176,14 @@ def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
             requests.post(f"{url}/predict", json={"rows": [{"carat": "x"}]}, timeout=30).status_code
             == 400
         )  # errors for the error panel
-    # Feedback posted to either replica joins rows logged by the other.
-    time.sleep(3)  # LOG_FLUSH_SECONDS = 1
+    # Feedback posted to either replica joins rows logged by the other, once both flushed
+    # (LOG_FLUSH_SECONDS = 1)
+    engine = make_engine(stack.router_database_url)
+    try:
+        flushed = wait_until(lambda: set(answered) <= _logged(engine), timeout=60, interval=0.2)
+        assert flushed, "answered rows never reached the log"
+    finally:
+        engine.dispose()
     for k, url in enumerate((replicas.two, replicas.one)):
         rid = answered[k * 30][0]
         resp = requests.post(
@@ -177,11 +199,7 @@ def test_replicas_share_config_log_and_feedback(stack, mlflow, replicas):
         log = joined_predictions(engine)
     finally:
         engine.dispose()
-    logged = {
-        (r.request_id, int(r.row), r.arm, r.model_version, float(r.prediction))
-        for r in log.itertuples()
-    }
-    assert set(answered) <= logged
+    assert set(answered) <= _logged_rows(log)
     labelled = log[log["request_id"].isin({answered[0][0], answered[30][0]})]
     assert sorted(labelled["label"]) == sorted([1000.0 + r for r in range(5)] * 2)
 

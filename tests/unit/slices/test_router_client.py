@@ -25,6 +25,7 @@ class Script:
     def __init__(self):
         self.answers: dict[str, list[tuple[int, object, float]]] = {}
         self.requests: list[dict] = []
+        self.answered = threading.Event()  # set once an answer has been written
 
     def add(self, path, status, body, delay=0.0, headers=None):
         self.answers.setdefault(path, []).append((status, body, delay, headers or {}))
@@ -49,15 +50,18 @@ def server():
             )
             queue = script.answers.get(path) or [(404, {"error": "no"}, 0.0, {})]
             status, body, delay, headers = queue.pop(0) if len(queue) > 1 else queue[0]
-            time.sleep(delay)
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(raw)
+            try:
+                time.sleep(delay)
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(raw)
+            finally:  # also when the client gave up and closed the connection
+                script.answered.set()
 
         do_GET = do_POST = _answer
 
@@ -254,7 +258,8 @@ def test_predict_is_not_replayed_after_a_timeout(server):
     with pytest.raises(RouterError) as err:
         client(server.url, timeout=0.1, retries=3).predict([{"carat": 0.5}])
     assert err.value.reason == "ReadTimeout" and err.value.status is None
-    time.sleep(0.5)  # let the slow answer finish before counting
+    # the slow answer finished: a retry sent on the timeout would have arrived by then
+    assert server.answered.wait(30)
     assert len(server.requests) == 1
 
 
