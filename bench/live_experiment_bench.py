@@ -1,19 +1,25 @@
 """Time and peak memory of one live-experiment look on N logged rows in PostgreSQL.
 
 Logs N predictions (two arms at 50/50, ten rows per sticky unit, a latency each, as
-with ``SERVING_LOG_FEATURES=none``) and a label for 90% of them, then runs one look per
-path, each in a fresh process so its peak resident memory is the look's own:
+with ``SERVING_LOG_FEATURES=none``; 1,000 requests a second) and a label for 90% of them,
+then runs the looks below, each in a fresh process so its peak resident memory is the
+look's own:
 
-* database  ``take_look`` as the DAG, the CLI and the page call it: the rows reduced to
-            one row per (unit, arm) by a ``GROUP BY`` in PostgreSQL, the loss computed
-            there, the latencies streamed in served order (goal: < 10 s and < 500 MB at
-            1e7 rows)
-* memory    today's path before issue 21: ``read_rows`` (every row into pandas, each
-            loss in Python) and the pure ``look`` on the frame; by default only up to
-            1e6 rows (``--memory-max``), as 1e7 rows do not fit the goal by far
+* first     ``take_look`` as the DAG, the CLI and the page call it, at the end of the
+            traffic, with nothing kept yet: it folds every row whose label window has
+            closed into the per-unit sums kept in the database, and reduces the rest
+* next      five minutes and 300,000 more requests later, the DAG's next look: it folds
+            only the rows that became final meanwhile and reads the kept sums (goal of
+            issue 21: < 10 s and < 500 MB at 1e7 rows)
+* all rows  the same look without the kept sums (``keep=False``: every row reduced by
+            one ``GROUP BY``, as before the sums were kept)
+* memory    the path before issue 21: ``read_rows`` (every row into pandas, each loss in
+            Python) and the pure ``look`` on the frame; by default only up to 1e6 rows
+            (``--memory-max``), as 1e7 rows need about 11 GB
 
-Both looks must give the same outcome and interval (checked). Peak RSS is the process's
-``VmHWM``, imports included (the "idle" line: the same process before the look).
+The next look, all rows and memory must give the same outcome and interval (checked).
+Peak RSS is the process's ``VmHWM``, imports included (the "idle" column: the same
+process before the look).
 
 Usage: ``python bench/live_experiment_bench.py [--rows 1000000 10000000] [--url URL]
 [--logged]``; without ``--url`` a private PostgreSQL is started (``make ensure-postgres``
@@ -40,6 +46,9 @@ sys.path.insert(0, str(ROOT / "scripts" / "stack"))
 
 T0 = 1_800_000_000.0
 CHUNK = 1_000_000
+#: requests a second, and the traffic between two looks (the DAG's default 5 minutes)
+RATE = 1000.0
+BETWEEN = 300.0
 
 
 def record(rows: int):
@@ -57,8 +66,9 @@ def record(rows: int):
     )
 
 
-def fill(url: str, n: int) -> None:
-    """N rows with COPY (fast set-up), in chunks of a million."""
+def fill(url: str, n: int, start: int = 0, more: int | None = None) -> None:
+    """Rows ``start .. start + more`` (default: the first N) of the experiment of N rows
+    with COPY (fast set-up), in chunks of a million."""
     import psycopg
 
     from dethrone.experiments.analysis import phase_of
@@ -68,12 +78,13 @@ def fill(url: str, n: int) -> None:
     upgrade(engine)
     engine.dispose()
     salt = phase_of(record(n))[1]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(start)
+    end = start + (n if more is None else more)
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
-        for lo in range(0, n, CHUNK):
-            i = np.arange(lo, min(n, lo + CHUNK))
+        for lo in range(start, end, CHUNK):
+            i = np.arange(lo, min(end, lo + CHUNK))
             b = i % 2 == 1
-            ts = T0 + i * 1e-3
+            ts = T0 + i / RATE
             pred = rng.exponential(1.0, i.size).round(4)
             label = (pred * rng.lognormal(0, 0.5, i.size)).round(4)
             lat = rng.lognormal(2, 0.4, i.size).round(3)
@@ -114,7 +125,8 @@ def _copy(conn, table: str, lines) -> None:
 
 
 def child(url: str, rows: int, path: str) -> None:
-    """One look in this process; prints time, peak RSS and the result as JSON."""
+    """One look in this process; prints time, peak RSS and the result as JSON (N rows,
+    then the next look's more)."""
     from dethrone.experiments import analysis
     from dethrone.experiments.rules import look
     from dethrone.settings import Settings
@@ -123,11 +135,11 @@ def child(url: str, rows: int, path: str) -> None:
     settings = Settings(model_name="m")
     engine = make_engine(url)
     rec = record(rows)
-    now = T0 + rows * 1e-3 + 3600
+    now = T0 + rows / RATE + (0.0 if path == "first" else BETWEEN)
     idle = _peak_mb()
     began = time.perf_counter()
-    if path == "database":
-        result, _ = analysis.take_look(engine, rec, settings, now=now)
+    if path in ("first", "next", "all rows"):
+        result, _ = analysis.take_look(engine, rec, settings, now=now, keep=path != "all rows")
     else:  # today's path: every row into memory, then the pure look
         arms, salt = analysis.phase_of(rec)
         frame, _ = analysis.read_rows(engine, rec, arms, salts=(salt,), loss="absolute_error")
@@ -156,30 +168,62 @@ def run(url: str, rows: int, path: str) -> dict:
 
 
 def bench(url: str, sizes: list[int], memory_max: int, *, logged: bool = False) -> None:
-    print("| rows | path | look (s) | peak RSS (MB) | idle RSS (MB) | outcome | interval |")
+    print("| rows | look | look (s) | peak RSS (MB) | idle RSS (MB) | outcome | interval |")
     print("|---:|---|---:|---:|---:|---|---|")
+    more = int(BETWEEN * RATE)
     for n in sizes:
         if not logged:
             began = time.perf_counter()
             fill(url, n)
             print(f"<!-- logged {n:,} rows in {time.perf_counter() - began:.0f} s -->", flush=True)
-        res = {"database": run(url, n, "database")}
+        _forget(url)
+        res = {"first": run(url, n, "first")}
+        if not logged:
+            fill(url, n, start=n, more=more)  # the five minutes until the next look
+        _autovacuum(url)
+        res["next"] = run(url, n, "next")
+        res["all rows"] = run(url, n, "all rows")
         if n <= memory_max:
             res["memory"] = run(url, n, "memory")
         for path, r in res.items():
+            rows = n if path == "first" else n + more
             print(
-                f"| {n:,} | {path} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | "
-                f"{r['idle_mb']:.0f} | {r['outcome']} | [{r['ci_low']:.5g}, {r['ci_high']:.5g}] |",
+                f"| {rows:,} | {path} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | "
+                f"{r['idle_mb']:.0f} | {r['outcome']} | [{r['ci_low']:.7g}, {r['ci_high']:.7g}] |",
                 flush=True,
             )
-        if "memory" in res:
-            d, m = res["database"], res["memory"]
-            same = d["outcome"] == m["outcome"] and np.isclose(d["ci_low"], m["ci_low"], rtol=1e-9)
-            print(
-                f"| {n:,} | memory / database | {m['seconds'] / d['seconds']:.1f}x | "
-                f"{m['peak_mb'] / d['peak_mb']:.1f}x | | same outcome and interval: {same} | |",
-                flush=True,
-            )
+        nxt = res["next"]
+        for path in ("all rows", "memory"):
+            if path in res:
+                o = res[path]
+                same = nxt["outcome"] == o["outcome"] and all(
+                    np.isclose(nxt[c], o[c], rtol=1e-9) for c in ("ci_low", "ci_high")
+                )
+                print(
+                    f"| {n + more:,} | {path} / next | {o['seconds'] / nxt['seconds']:.1f}x | "
+                    f"{o['peak_mb'] / nxt['peak_mb']:.1f}x | | same outcome and interval: "
+                    f"{same} | |",
+                    flush=True,
+                )
+
+
+def _autovacuum(url: str) -> None:
+    """What autovacuum does in the five minutes between two looks after the first wrote
+    its 10^6 kept units (it starts within a minute of that many inserts): without it the
+    next look's scan of them sets their hint bits, a write of every page."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+        c.execute("VACUUM ANALYZE look_units")
+        c.execute("VACUUM ANALYZE predictions")
+
+
+def _forget(url: str) -> None:
+    """No kept sums: the first look starts from nothing."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+        c.execute("TRUNCATE look_units, look_scopes")
 
 
 def main() -> None:
@@ -187,8 +231,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--url", help="an empty PostgreSQL database (else one is started)")
     ap.add_argument("--memory-max", type=int, default=1_000_000)
-    ap.add_argument("--logged", action="store_true", help="rows logged by an earlier run on --url")
-    ap.add_argument("--child", choices=("database", "memory"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--logged",
+        action="store_true",
+        help="rows logged by an earlier run on --url (with the next look's)",
+    )
+    ap.add_argument(
+        "--child", choices=("first", "next", "all rows", "memory"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     if args.child:
         return child(args.url, args.rows[0], args.child)

@@ -189,17 +189,90 @@ def betting_difference_cs(
     pi = float(share_b)
     if not 0.0 < pi < 1.0:
         raise ValueError(f"share_b must be in (0, 1), got {pi}")
-    y = np.minimum(y, cap)
-    # predictable per-arm means of earlier units (one pseudo-unit at the pooled mean)
-    n_prev = np.arange(y.shape[1], dtype=float)
-    pool = (_shift(np.cumsum(y, axis=1)) + cap / 2) / (n_prev + 1)
-    ya, yb = np.where(z, 0.0, y), np.where(z, y, 0.0)
-    m_a = (_shift(np.cumsum(ya, axis=1)) + pool) / (_shift(np.cumsum(~z, axis=1)) + 1)
-    m_b = (_shift(np.cumsum(yb, axis=1)) + pool) / (_shift(np.cumsum(z, axis=1)) + 1)
-    d = m_a - m_b
-    phi = np.where(z, -(y - m_b) / pi, (y - m_a) / (1 - pi)) + d
-    scale = np.maximum(np.maximum(m_a, cap - m_a) / (1 - pi), np.maximum(m_b, cap - m_b) / pi)
-    return eb_path(phi, d, np.where(cap > 0, scale, 0.0), looks, alpha=alpha, tuning_n=tuning_n)
+    path = _Path(y.shape[0], _looks(looks, y.shape[1]), alpha, tuning_n)
+    sums = np.zeros((5, y.shape[0]))  # before each block: y, arm A's y, B's y, A's, B's units
+    for lo in range(0, y.shape[1], BLOCK):
+        hi = min(lo + BLOCK, y.shape[1])
+        yk, zk, ck = np.minimum(y[:, lo:hi], cap[:, lo:hi]), z[:, lo:hi], cap[:, lo:hi]
+        # predictable per-arm means of earlier units (one pseudo-unit at the pooled mean)
+        n_prev = np.arange(lo, hi, dtype=float)
+        before_y, before_a, before_b, units_a, units_b = (
+            _before(sums, i, part)
+            for i, part in enumerate((yk, np.where(zk, 0.0, yk), np.where(zk, yk, 0.0), ~zk, zk))
+        )
+        pool = (before_y + ck / 2) / (n_prev + 1)
+        m_a = (before_a + pool) / (units_a + 1)
+        m_b = (before_b + pool) / (units_b + 1)
+        d = m_a - m_b
+        phi = np.where(zk, -(yk - m_b) / pi, (yk - m_a) / (1 - pi)) + d
+        scale = np.maximum(np.maximum(m_a, ck - m_a) / (1 - pi), np.maximum(m_b, ck - m_b) / pi)
+        path.add(lo, phi, d, np.where(ck > 0, scale, 0.0))
+    return path.result()
+
+
+#: units computed at a time (the running sums carry over exactly): 10^6 units take
+#: ~25 arrays of their size at once otherwise, 0.2 GB
+BLOCK = 1 << 16
+
+
+def _before(sums: np.ndarray, row: int, part: np.ndarray) -> np.ndarray:
+    """Sums of ``part`` over the earlier units, from ``sums[row]`` (those before the
+    block), which it moves past the block: the same additions in the same order as one
+    ``cumsum`` of every unit, so the same doubles."""
+    acc = np.cumsum(np.concatenate([sums[row][:, None], part], axis=1), axis=1)
+    sums[row] = acc[:, -1]
+    return acc[:, :-1]
+
+
+def _looks(looks: ArrayLike, units: int) -> np.ndarray:
+    looks = np.asarray(looks, dtype=int)
+    if looks.ndim != 1 or looks.size == 0 or looks[0] < 1 or looks[-1] > units:
+        raise ValueError("looks must be unit counts between 1 and the number of units")
+    if np.any(np.diff(looks) <= 0):
+        raise ValueError("looks must be increasing")
+    return looks
+
+
+class _Path:
+    """The running sums of :func:`eb_path`, a block of units at a time, kept at the looks."""
+
+    def __init__(self, experiments: int, looks: np.ndarray, alpha: float, tuning_n: float):
+        self.looks, self.alpha, self.tuning_n = looks, float(alpha), float(tuning_n)
+        self.log_term = math.log(2.0 / alpha)
+        # before the block: tested units, xi^2, w phi, w, psi
+        self.sums = np.zeros((5, experiments))
+        self.kept = np.zeros((3, experiments, looks.size))
+
+    def add(self, lo: int, phi: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> None:
+        """Units ``lo, lo + 1, ...`` (axis 1 of the arrays)."""
+        tested = scale > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xi = np.where(tested, np.clip((phi - centre) / scale, -1.0, 1.0), 0.0)
+        # running second moment of xi over tested units before i (prior 1/4, weight 1); the
+        # bet is tuned to max(units so far, tuning_n): tightest near tuning_n, shrinking after
+        n_tested = _before(self.sums, 0, tested.astype(float))
+        var = (0.25 + _before(self.sums, 1, xi * xi)) / (n_tested + 1)
+        horizon = np.maximum(n_tested + 1, self.tuning_n)
+        bet = np.sqrt(2 * self.log_term / (horizon * var))
+        lam = np.where(tested, np.minimum(TRUNCATION, bet), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(tested, lam / scale, 0.0)
+        psi = xi * xi * (-np.log1p(-lam) - lam)
+        at = self.looks - 1 - lo
+        inside = (at >= 0) & (at < phi.shape[1])
+        for i, part in enumerate((np.where(tested, w * phi, 0.0), w, psi)):
+            through = _before(self.sums, 2 + i, part)  # sums before each unit...
+            last = self.sums[2 + i][:, None]  # ...and through the block's last
+            through = np.concatenate([through[:, 1:], last], axis=1)
+            self.kept[i][:, inside] = through[:, at[inside]]
+
+    def result(self) -> BettingPath:
+        return BettingPath(
+            weighted=self.kept[0],
+            weight=self.kept[1],
+            penalty=self.log_term + self.kept[2],
+            alpha=self.alpha,
+        )
 
 
 def betting_paired_cs(
@@ -244,31 +317,11 @@ def eb_path(
 ) -> BettingPath:
     """The CS of observations ``phi`` with common conditional mean, predictable
     ``centre`` and ``scale`` (``|phi - centre| <= scale``; scale 0: not tested)."""
-    looks = np.asarray(looks, dtype=int)
-    if looks.ndim != 1 or looks.size == 0 or looks[0] < 1 or looks[-1] > phi.shape[1]:
-        raise ValueError("looks must be unit counts between 1 and the number of units")
-    if np.any(np.diff(looks) <= 0):
-        raise ValueError("looks must be increasing")
-    tested = scale > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xi = np.where(tested, np.clip((phi - centre) / scale, -1.0, 1.0), 0.0)
-    log_term = math.log(2.0 / alpha)
-    # running second moment of xi over tested units before i (prior 1/4, weight 1); the
-    # bet is tuned to max(units so far, tuning_n): tightest near tuning_n, shrinking after
-    n_tested = _shift(np.cumsum(tested, axis=1))
-    var = (0.25 + _shift(np.cumsum(xi * xi, axis=1))) / (n_tested + 1)
-    horizon = np.maximum(n_tested + 1, float(tuning_n))
-    lam = np.where(tested, np.minimum(TRUNCATION, np.sqrt(2 * log_term / (horizon * var))), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.where(tested, lam / scale, 0.0)
-    psi = xi * xi * (-np.log1p(-lam) - lam)
-    idx = looks - 1
-    return BettingPath(
-        weighted=np.cumsum(np.where(tested, w * phi, 0.0), axis=1)[:, idx],
-        weight=np.cumsum(w, axis=1)[:, idx],
-        penalty=log_term + np.cumsum(psi, axis=1)[:, idx],
-        alpha=float(alpha),
-    )
+    path = _Path(phi.shape[0], _looks(looks, phi.shape[1]), alpha, tuning_n)
+    for lo in range(0, phi.shape[1], BLOCK):
+        hi = min(lo + BLOCK, phi.shape[1])
+        path.add(lo, phi[:, lo:hi], centre[:, lo:hi], scale[:, lo:hi])
+    return path.result()
 
 
 def _shift(a: np.ndarray) -> np.ndarray:

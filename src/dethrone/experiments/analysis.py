@@ -154,9 +154,13 @@ def phase_of(rec: LiveExperiment) -> tuple[list[tuple[str, str]], str]:
 
 
 def take_look(
-    engine: Any, rec: LiveExperiment, settings: Settings, *, now: float
+    engine: Any, rec: LiveExperiment, settings: Settings, *, now: float, keep: bool = True
 ) -> tuple[LookResult, dict[str, Any]]:
     """One look at ``rec`` now; returns the result and the thresholds it used.
+
+    ``keep``: where the database reduces the rows, fold those whose part became final
+    into the sums kept between looks and read the rest (the default); else reduce every
+    row and write nothing (:func:`~dethrone.experiments.sql_look.reduce_in_database`).
 
     The loss ``auto`` is resolved from what the experiment logged (absolute error for
     numbers, log loss for class probabilities); the caller freezes the resolved name and
@@ -172,7 +176,7 @@ def take_look(
         plan = plan_look(_view(rec, frozen, found, used, salt, settings), settings, now=now)
         if supports(engine, plan):
             with contextlib.suppress(KeyCollision):  # (then read the rows, below)
-                table = reduce_in_database(engine, plan)
+                table = reduce_in_database(engine, plan, keep=keep)
                 return decide(table, plan), plan_frozen(frozen, plan, found)
     rows, used = read_rows(engine, rec, arms, salts=(salt,), loss=loss)
     plan = plan_look(_view(rec, frozen, bool(len(rows)), used, salt, settings), settings, now=now)

@@ -30,7 +30,9 @@ the order they apply:
    come from the thresholds and appear in every reason.
 7. **Guardrails** (live, always-valid, proportions with bound 1): error rate (rows with
    ``error`` true, shadow failures included) and the share of requests slower than the
-   champion's p99 latency; harm shown beyond ``error_rate_margin`` (0.5 point) or
+   champion's p99 latency of the requests before them (every request of the look in
+   served order, epochs doubling: :func:`~dethrone.experiments.look_table.latency_caps`);
+   harm shown beyond ``error_rate_margin`` (0.5 point) or
    ``latency_p99_margin`` (1 point) → ``keep`` (guardrail phase: ``rollback``).
 8. **Finite budget**: the smaller arm reaching ``max_units_per_arm`` labelled units
    (``LIVE_MAX_UNITS_PER_ARM``, 20,000, unless ``AB_MAX_UNITS_PER_ARM`` > 0) ends ``keep``
@@ -61,7 +63,6 @@ import numpy as np
 import pandas as pd
 
 from dethrone.abtest import decide_sequential, sequential_srm_test
-from dethrone.abtest.betting import FIRST_EPOCH
 from dethrone.abtest.live_checks import ProportionTest, proportion_difference
 from dethrone.abtest.sequential_rules import design
 from dethrone.experiments.live_loss import LOSS_UNITS, loss_unit
@@ -322,10 +323,10 @@ def _per_unit(groups: pd.DataFrame, num: str, den: str, t: str, tie: str) -> pd.
 
 
 def _arm_figures(
-    arm: str, version: str, groups: pd.DataFrame, in_arm: np.ndarray, latency: np.ndarray
+    arm: str, version: str, groups: pd.DataFrame, in_arm: np.ndarray, p99: float
 ) -> ArmFigures:
     """The figures of the arm whose (unit, arm) rows are ``in_arm`` (a column at a time:
-    no copy of the table); ``latency``: its requests' latencies."""
+    no copy of the table); ``p99``: its requests' p99 latency."""
 
     def total(column: str) -> int:
         return int(groups[column].to_numpy()[in_arm].sum())
@@ -343,7 +344,7 @@ def _arm_figures(
         labelled_units=int((groups["labelled"].to_numpy()[in_arm] > 0).sum()),
         mean_loss=loss_sum / labelled if labelled else math.nan,
         error_rate=float(total("errors")) / served if served else math.nan,
-        p99_latency_ms=float(np.quantile(latency, 0.99)) if len(latency) else math.nan,
+        p99_latency_ms=float(p99),
     )
 
 
@@ -408,21 +409,19 @@ def decide(table: UnitTable, plan: LookPlan) -> LookResult:
     (:mod:`~dethrone.experiments.sql_look`) both end here, so they give the same result.
     """
     th, shadow, guardrail_phase = plan.thresholds, plan.shadow, plan.guardrail_phase
-    groups, latency = table.groups, table.latency
+    groups = table.groups
     # -- units in both arms (contamination) ---------------------------------------------
     both: set[Any] = set()
     contaminated = 0.0
     if not shadow:
         both, contaminated = _contamination(groups)
-        if both:  # (a copy of every unit and request otherwise)
+        if both:  # (a copy of every unit otherwise)
             groups = groups[~groups["unit"].isin(both)]
-            latency = latency[~latency["unit"].isin(both)]
     in_b = groups["b"].to_numpy(bool)
-    lat_b, lat = latency["b"].to_numpy(bool), latency["latency_ms"].to_numpy(float)
     arms = (
-        _arm_figures("champion", plan.version_a, groups, ~in_b, lat[~lat_b]),
+        _arm_figures("champion", plan.version_a, groups, ~in_b, table.p99[0]),
         _arm_figures(
-            plan.arms_b[-1] if shadow else "challenger", plan.version_b, groups, in_b, lat[lat_b]
+            plan.arms_b[-1] if shadow else "challenger", plan.version_b, groups, in_b, table.p99[1]
         ),
     )
     base: dict[str, Any] = dict(  # LookResult's fields shared by every return
@@ -456,7 +455,7 @@ def decide(table: UnitTable, plan: LookPlan) -> LookResult:
             ),
             **base,
         )
-    return _judge(UnitTable(groups, latency, table.paired), plan, base, both, contaminated)
+    return _judge(UnitTable(groups, table.p99, table.paired), plan, base, both, contaminated)
 
 
 def _judge(
@@ -467,7 +466,9 @@ def _judge(
     blocked, reasons = _contamination_lines(th, both, contaminated)
     srm_p = _srm_check(plan, arms, blocked, reasons)
     coverage = _coverage_check(table, plan, blocked, reasons)
-    guardrails = _guardrails(table, plan.share_b, th, float(th["alpha"]), swap=plan.guardrail_phase)
+    guardrails = _guardrails(
+        table, plan.share_b, th, swap=plan.guardrail_phase, one_row=not plan.shadow
+    )
     reasons.extend(f"guardrail {g.reason(_GUARD_UNITS[n])}" for n, g in guardrails.items())
     decision = None
     if arms[1].labelled_rows and (plan.shadow or arms[0].labelled_rows):
@@ -602,22 +603,14 @@ _GUARD_UNITS = {
 
 
 def _guardrails(
-    table: UnitTable, share_b: float, th: Mapping[str, Any], alpha: float, *, swap: bool
+    table: UnitTable, share_b: float, th: Mapping[str, Any], *, swap: bool, one_row: bool
 ) -> dict[str, ProportionTest]:
     """Error rate and p99 latency; ``swap``: the guardrail phase tests the new champion
-    (arm A) for harm against the holdback (arm B)."""
+    (arm A) for harm against the holdback (arm B); ``one_row``: each unit is in one arm."""
     out: dict[str, ProportionTest] = {}
     share = 1.0 - share_b if swap else share_b
-    tuning = float(th["tuning_n"])
-    # a unit's arm is that of its first row (in shadow mode a unit has rows in both)
-    g = table.groups
-    order = np.lexsort((g["tie"].to_numpy(float), g["t"].to_numpy(float)))
-    per = (
-        g[["unit", "errors", "rows", "b"]]
-        .take(order)
-        .groupby("unit", sort=False)
-        .agg(errors=("errors", "sum"), rows=("rows", "sum"), b=("b", "first"))
-    )
+    tuning, alpha = float(th["tuning_n"]), float(th["alpha"])
+    per = _per_unit_sums(table.groups, ("errors", "rows"), "t", "tie", one_row=one_row)
     test_b = per["b"].to_numpy(bool)
     out["error_rate"] = proportion_difference(
         per["errors"].to_numpy(float) / per["rows"].to_numpy(float),
@@ -628,7 +621,7 @@ def _guardrails(
         alpha=alpha,
         tuning_n=tuning,
     )
-    slow = _slow_share(table.latency, swap=swap)
+    slow = _slow_share(table.groups, swap=swap, one_row=one_row)
     if slow is not None:
         out["latency_p99"] = proportion_difference(
             slow["value"].to_numpy(),
@@ -642,60 +635,45 @@ def _guardrails(
     return out
 
 
-def _slow_share(latency: pd.DataFrame, *, swap: bool) -> pd.DataFrame | None:
-    """Per unit, its share of requests slower than the reference arm's p99 of the earlier
-    requests, in arrival order (``latency`` is in served order); None when none is tested."""
-    if not len(latency):
+def _slow_share(groups: pd.DataFrame, *, swap: bool, one_row: bool) -> pd.DataFrame | None:
+    """Per unit, its share of tested requests slower than their cap (the reference arm's
+    p99 before them), in arrival order (of its first tested request); None when none is
+    tested."""
+    mask = groups["tested"].to_numpy() > 0
+    if not mask.any():
         return None
-    b = latency["b"].to_numpy(bool)
-    over, tested = _exceeds_reference(latency["latency_ms"].to_numpy(float), b if swap else ~b)
-    if not tested.any():
-        return None
-    unit = latency["unit"].to_numpy()[tested]
-    # in served order, so a unit's first request is its arrival (and its arm, as a unit of
-    # shadow mode has requests in both); counted with bincount, not a groupby of 10^7 rows
-    first = _first_requests(unit)
-    count = np.bincount(unit)
-    slow = np.bincount(unit[over[tested]], minlength=count.size)
-    units = unit[first]
-    return pd.DataFrame(
-        {"value": slow[units] / count[units], "b": (~b if swap else b)[tested][first]}
+    per = _per_unit_sums(
+        groups, ("tested", "slow"), "t_tested", "tie_tested", mask=mask, one_row=one_row
     )
+    b = per["b"].to_numpy(bool)
+    value = per["slow"].to_numpy(float) / per["tested"].to_numpy(float)
+    return pd.DataFrame({"value": value, "b": ~b if swap else b})
 
 
-def _first_requests(unit: np.ndarray, step: int = 1 << 20) -> np.ndarray:
-    """Where each unit's first request is, in order, a million requests at a time (a
-    hash of all 10^7 at once costs 0.1 GB)."""
-    seen = np.zeros(int(unit.max()) + 1 if unit.size else 0, bool)
-    firsts = [np.zeros(0, np.int64)]
-    for lo in range(0, unit.size, step):
-        part = unit[lo : lo + step]
-        new = np.flatnonzero(~pd.Series(part).duplicated().to_numpy() & ~seen[part])
-        seen[part[new]] = True
-        firsts.append(new + lo)
-    return np.concatenate(firsts)
+def _per_unit_sums(
+    groups: pd.DataFrame,
+    sums: tuple[str, ...],
+    t: str,
+    tie: str,
+    *,
+    mask: np.ndarray | None = None,
+    one_row: bool,
+) -> pd.DataFrame:
+    """Per unit, in arrival order (its first ``t``, equal times by ``tie``): the ``sums``
+    over its (unit, arm) rows (``mask``: those only) and ``b``, the arm of its first (a
+    unit of shadow mode has rows in both). ``one_row``: a unit has one row, no grouping.
+    A column at a time: never a copy of the whole table (10^6 units: 0.14 GB)."""
 
+    def column(name: str) -> np.ndarray:
+        values = groups[name].to_numpy()
+        return values if mask is None else values[mask]
 
-def _exceeds_reference(
-    values: np.ndarray, reference: np.ndarray, quantile: float = 0.99
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~dethrone.abtest.live_checks.exceeds_reference`, one epoch at a time: the
-    same caps (``epoch_caps``: requests ``[2^k, 2^(k+1))`` against the ``quantile`` of the
-    reference's requests before ``2^k``, or their max when it is 0), without its copies of
-    every request as floats (10^7 requests: 0.3 GB less)."""
-    n = values.size
-    over, tested = np.zeros(n, bool), np.zeros(n, bool)
-    start = FIRST_EPOCH
-    while start < n:
-        past = values[:start][reference[:start]]
-        if past.size:
-            q = float(np.quantile(past, quantile, method="higher"))
-            cap = q if q > 0 else float(past.max())
-            if cap > 0:
-                tested[start : 2 * start] = True
-                over[start : 2 * start] = values[start : 2 * start] > cap
-        start *= 2
-    return over, tested
+    order = np.lexsort((column(tie).astype(float), column(t).astype(float)))
+    frame = pd.DataFrame({c: column(c)[order] for c in ("unit", "b", *sums)})
+    if one_row:
+        return frame
+    how: dict[str, Any] = {"b": ("b", "first"), **{c: (c, "sum") for c in sums}}
+    return frame.groupby("unit", sort=False).agg(**how)
 
 
 def _decide(table: UnitTable, share_b: float, th: Mapping[str, Any], *, shadow: bool):
@@ -731,21 +709,27 @@ def _decide(table: UnitTable, share_b: float, th: Mapping[str, Any], *, shadow: 
     # units in order of their first labelled row in the log, each arm's as decide_sequential
     # groups rows; their mean loss is what it computes from the rows
     g = table.groups
-    lab = g.loc[g["labelled"] > 0, ["b", "labelled", "loss_sum", "t_labelled", "tie_labelled"]]
-    lab = lab.sort_values("tie_labelled", kind="stable")
-    la, lb = lab[~lab["b"].astype(bool)], lab[lab["b"].astype(bool)]
+    mask = g["labelled"].to_numpy() > 0
+
+    def column(name: str) -> np.ndarray:  # (a column at a time: no copy of the table)
+        return g[name].to_numpy(float)[mask][order]
+
+    order = np.argsort(g["tie_labelled"].to_numpy(float)[mask], kind="stable")
+    b = g["b"].to_numpy(bool)[mask][order]
+    labelled = column("labelled")
+    mean, t = column("loss_sum") / labelled, column("t_labelled")
     decision = decide_sequential(
-        la["loss_sum"].to_numpy(float) / la["labelled"].to_numpy(float),
-        lb["loss_sum"].to_numpy(float) / lb["labelled"].to_numpy(float),
+        mean[~b],
+        mean[b],
         expected_share_a=1.0 - share_b,
-        units_a=np.arange(len(la)),
-        units_b=np.arange(len(lb)),
-        arrival_a=la["t_labelled"].to_numpy(float),
-        arrival_b=lb["t_labelled"].to_numpy(float),
+        units_a=np.arange(int((~b).sum())),
+        units_b=np.arange(int(b.sum())),
+        arrival_a=t[~b],
+        arrival_b=t[b],
         **opts,
     )
     # one mean per unit went in: count the rows behind them, as the rows themselves would
-    rows_a, rows_b = int(la["labelled"].sum()), int(lb["labelled"].sum())
+    rows_a, rows_b = int(labelled[~b].sum()), int(labelled[b].sum())
     what = design(decision.units_a, decision.units_b, rows_a, rows_b, None, True)
     return replace(decision, rows_a=rows_a, rows_b=rows_b, reasons=(*decision.reasons[:-1], what))
 

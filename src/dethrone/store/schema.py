@@ -145,3 +145,49 @@ monitor_results = Table(
     Column("result", JSON, nullable=False),
     Index("monitor_results_time", "time"),
 )
+
+#: one row per scope of a live experiment's looks (its salt, versions, arms, start, loss and
+#: label window, hashed into ``key``): how far the per-unit sums of ``look_units`` reach.
+#: Rows served before ``closed_until`` (and logged up to ``last_id`` before it) are in
+#: them; ``requests`` of them have a latency; ``caps`` the p99 guardrail's caps known so
+#: far (epoch start → cap, null: not tested)
+look_scopes = Table(
+    "look_scopes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("closed_until", Float(precision=53), nullable=False),
+    Column("last_id", _ID, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("caps", JSON, nullable=False),
+    Column("updated_at", Float(precision=53), nullable=False),
+    UniqueConstraint("key", name="look_scopes_key"),
+)
+
+#: per scope, one row per (unit key, arm): the sums and first times of the rows whose part
+#: in a look is final (``dethrone.experiments.look_table.GROUP_COLUMNS``)
+look_units = Table(
+    "look_units",
+    metadata,
+    Column("scope_id", Integer, primary_key=True, autoincrement=False),
+    Column("k", Text, primary_key=True),
+    Column("b", Integer, primary_key=True, autoincrement=False),
+    *(
+        Column(name, BigInteger, nullable=False)
+        for name in ("rows", "errors", "eligible", "labelled", "latencies", "tested", "slow")
+    ),
+    *(
+        Column(name, Float(precision=53))
+        for name in (
+            "t",
+            "tie",
+            "t_eligible",
+            "tie_eligible",
+            "t_labelled",
+            "tie_labelled",
+            "t_tested",
+            "tie_tested",
+        )
+    ),
+    Column("loss_sum", Float(precision=53), nullable=False),
+)

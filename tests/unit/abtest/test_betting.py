@@ -110,3 +110,22 @@ def test_proportion_difference_harm_and_difference() -> None:
     assert proportion_difference(worse, z, 0.1, name="error rate", margin=0.005).harm
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         proportion_difference([2.0, 0.0], [True, False], 0.5, name="x")
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 30])
+def test_the_sequence_a_block_at_a_time_is_the_same_doubles(monkeypatch, block):
+    """Blocks carry their running sums exactly: any block size gives the same doubles as
+    one block of every unit (the plain cumulative sums), at every look and experiment."""
+    from dethrone.abtest import betting
+
+    rng = np.random.default_rng(block)
+    y = rng.lognormal(0, 1, (3, 500))
+    z = rng.random((3, 500)) < 0.3
+    caps = epoch_caps(y, 0.99, source=~z)
+    looks = [1, 31, 32, 250, 499, 500]
+    monkeypatch.setattr(betting, "BLOCK", 1 << 30)
+    whole = betting_difference_cs(y, z, 0.3, looks, caps=caps)
+    monkeypatch.setattr(betting, "BLOCK", block)
+    parts = betting_difference_cs(y, z, 0.3, looks, caps=caps)
+    for field in ("weighted", "weight", "penalty"):
+        assert np.array_equal(getattr(whole, field), getattr(parts, field))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from sqlalchemy import insert
 
@@ -224,7 +223,8 @@ def test_reduce_frame_keeps_every_served_row_once(engine):
     mem, db = reduce_frame(rows, plan), reduce_in_database(engine, plan)
     for table in (mem, db):
         assert table.groups["rows"].sum() == (rows["salt"] == "s").sum()
-        assert len(table.latency) == ((rows["salt"] == "s") & rows["latency_ms"].notna()).sum()
+        want = ((rows["salt"] == "s") & rows["latency_ms"].notna()).sum()
+        assert table.groups["latencies"].sum() == want
     assert np.allclose(
         np.sort(mem.groups["loss_sum"].to_numpy()), np.sort(db.groups["loss_sum"].to_numpy())
     )
@@ -233,25 +233,129 @@ def test_reduce_frame_keeps_every_served_row_once(engine):
 @pytest.mark.parametrize("n", [0, 5, 33, 64, 1000, 12345])
 @pytest.mark.parametrize("rare", [False, True])
 def test_slow_requests_epoch_by_epoch_are_those_of_exceeds_reference(n, rare):
-    from dethrone.abtest.live_checks import exceeds_reference
-    from dethrone.experiments.rules import _exceeds_reference
+    from dethrone.abtest.live_checks import exceeds_reference as reference_checks
+    from dethrone.experiments.look_table import exceeds_reference
 
     rng = np.random.default_rng(n)
     values = rng.lognormal(0, 1, n)
     if rare:  # the p99 is 0: the cap is the max
         values[rng.random(n) < 0.995] = 0.0
     reference = rng.random(n) < 0.3
-    want, got = exceeds_reference(values, reference, 0.99), _exceeds_reference(values, reference)
+    want, got = reference_checks(values, reference, 0.99), exceeds_reference(values, reference)
     assert (want[0] == got[0]).all() and (want[1] == got[1]).all()
 
 
-def test_first_requests_chunk_by_chunk_are_the_first_of_all():
-    from dethrone.experiments.rules import _first_requests
+@pytest.mark.parametrize("n", [1, 2, 3, 50, 99, 100, 101, 199, 1234, 99_999])
+def test_the_quantile_from_its_two_neighbours_is_numpys(n):
+    from dethrone.experiments.look_table import linear_quantile
 
-    unit = np.random.default_rng(0).integers(0, 50, 1000).astype(np.int32)
-    want = np.flatnonzero(~pd.Series(unit).duplicated().to_numpy())
-    assert (_first_requests(unit, step=7) == want).all()
-    assert _first_requests(unit[:0]).size == 0
+    values = np.random.default_rng(n).lognormal(2, 1, n)
+    for q in (0.5, 0.9, 0.99, 0.999):
+        ordered = np.sort(values)
+        below = int(np.floor((n - 1) * q))
+        upper = ordered[min(below + 1, n - 1)]
+        assert linear_quantile(ordered[below], upper, n, q) == np.quantile(values, q)
+
+
+def _scope(engine, rec: LiveExperiment, now: float):
+    from sqlalchemy import select
+
+    from dethrone.store.schema import look_scopes
+
+    plan = plan_look(rec, Settings(), now=now)
+    with engine.connect() as conn:
+        key = sql_look._scope_key(engine.dialect.name, plan)
+        return conn.execute(select(look_scopes).where(look_scopes.c.key == key)).one()
+
+
+def _agree(engine, rec: LiveExperiment, now: float):
+    """The look at ``now`` through the kept sums equals the look on the rows in memory."""
+    plan = plan_look(rec, Settings(), now=now)
+    rows, _ = read_rows(engine, rec, ARMS, salts=(rec.salt,), loss=plan.thresholds["loss"])
+    want = look(rows, rec, Settings(), now=now)
+    got = decide(reduce_in_database(engine, plan), plan)
+    _same(want.to_dict(), got.to_dict(), f"now={now}")
+    return got
+
+
+def test_looks_over_time_fold_each_row_once_and_agree_with_memory(engine):
+    _log(engine, 4000, seed=6)
+    rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})
+    window = 600.0 + sql_look.SETTLE
+    for now in (2000.0, 4500.0, 4500.0, 8000.0, 20_000.0):
+        _agree(engine, rec, now)
+        assert _scope(engine, rec, now).closed_until == now - window
+    # a look dated before the watermark reads every row again (its sums hold rows that
+    # are not final at that time) and leaves the kept sums as they are
+    _agree(engine, rec, 5000.0)
+    assert _scope(engine, rec, 5000.0).closed_until == 20_000.0 - window
+    kept = _scope(engine, rec, 20_000.0)
+    rows, _ = read_rows(engine, rec, ARMS, salts=("s",), loss="absolute_error")
+    assert kept.requests == ((rows["salt"] == "s") & rows["latency_ms"].notna()).sum()
+    assert set(map(int, kept.caps)) == {32 * 2**k for k in range(7)}
+
+
+def test_a_row_written_late_enters_the_next_look(engine):
+    _log(engine, 1500, seed=7)
+    rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})
+    before = _agree(engine, rec, 8000.0)
+    late = {  # served long ago, logged now (a replay of the gateway's spool)
+        "request_id": "late",
+        "row": 0,
+        "arm": "challenger",
+        "served": True,
+        "unit": "late-unit",
+        "model_version": "2",
+        "salt": "s",
+        "prediction": 3.0,
+        "ts": 500.0,
+        "latency_ms": None,
+    }
+    with engine.begin() as conn:
+        conn.execute(insert(predictions), [late])
+        conn.execute(
+            insert(feedback), [{"request_id": "late", "row": 0, "label": 2.0, "received_at": 510.0}]
+        )
+    after = _agree(engine, rec, 8000.0)
+    assert after.arms[1].served_rows == before.arms[1].served_rows + 1
+    _agree(engine, rec, 9000.0)  # folded once, not again
+
+
+def test_caps_are_kept_once_the_requests_before_them_are_settled(engine):
+    _log(engine, 3000, seed=8)
+    rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})
+    _agree(engine, rec, 1000.0)  # hardly any row is settled: caps are computed, not kept
+    early = set(map(int, _scope(engine, rec, 1000.0).caps))
+    _agree(engine, rec, 20_000.0)
+    late = set(map(int, _scope(engine, rec, 20_000.0).caps))
+    assert early < late and 1024 in late and 1024 not in early
+
+
+def test_looks_at_once_fold_each_row_once(engine):
+    import threading
+
+    _log(engine, 2000, seed=9)
+    rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})
+    plan = plan_look(rec, Settings(), now=9000.0)
+    tables, errors = [], []
+    start = threading.Barrier(3)
+
+    def one() -> None:
+        try:
+            start.wait()
+            tables.append(reduce_in_database(engine, plan))
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    want = _agree(engine, rec, 9000.0)
+    for table in tables:
+        _same(want.to_dict(), decide(table, plan).to_dict())
 
 
 def test_units_sharing_a_key_hash_are_read_in_memory(engine, monkeypatch):
