@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import hashlib
 import json
 import logging
@@ -80,10 +81,12 @@ class KeyCollision(LookupError):
     caller reads the rows instead."""
 
 
-#: seconds past a row's label window before its part is folded into the kept sums: the
-#: gateway writes a row and a label within seconds (its log flushes every 0.5 s), so this
-#: leaves minutes for a slow flush and the clocks of the gateway and the scheduler
-SETTLE = 300.0
+#: seconds after a row's time (for its served part) or its label window's end (for its
+#: eligible part) before it is folded into the kept sums: the gateway writes a row and a
+#: label within a second (its log flushes every 0.5 s), so this leaves a minute for a slow
+#: flush and the clocks of the gateways and the scheduler. A look reduces the rows of
+#: about twice this span afresh (10^3 requests a second: 10^5 rows, a second)
+SETTLE = 60.0
 #: beyond any time (a window open at one end)
 _END = 1e308
 #: a JSON value as a double when it is a number, else NULL (a string, a class, null)
@@ -131,13 +134,20 @@ def supports(engine: Any, plan: LookPlan) -> bool:
 
 @dataclass(frozen=True)
 class _Window:
-    """Which rows a statement reduces: served in ``[lo, hi)``, or before ``lo`` with an id
-    past ``last`` (written late); the first request with a latency is number ``n0`` of
-    the guardrail's served order, whose caps are ``caps``."""
+    """Which rows a statement reduces, and for what. A row's *served* part (rows, errors,
+    first times, latency verdicts) is taken when it was served in ``[s_lo, s_hi)``, or
+    before ``s_lo`` with an id past ``s_last`` (written late); its *eligible* part
+    (eligible, labelled, loss) when served in ``[e_lo, e_hi)`` and by the look's
+    ``until``, or before ``e_lo`` with an id past ``e_last``. The first request with a
+    latency taken is number ``n0`` of the guardrail's served order, whose caps are
+    ``caps``."""
 
-    lo: float = -_END
-    hi: float = _END
-    last: int = 2**62
+    s_lo: float = -_END
+    s_hi: float = _END
+    s_last: int = 2**62
+    e_lo: float = -_END
+    e_hi: float = _END
+    e_last: int = 2**62
     n0: int = 0
     caps: dict[int, float | None] = field(default_factory=dict)
     scope: int | None = None
@@ -153,12 +163,9 @@ class _Window:
             "arm_b2": arms[-1],
             "until": plan.eligible_until,
             "window": plan.label_window,
-            "lo": self.lo,
-            "hi": self.hi,
-            "last": self.last,
+            **{k: getattr(self, k) for k in ("s_lo", "s_hi", "s_last", "e_lo", "e_hi", "e_last")},
             "n0": self.n0,
             "scope": self.scope,
-            "ref": 1 if plan.guardrail_phase else 0,
             **{f"cap{i}": cap for i, cap in enumerate(self.caps.values())},
         }
 
@@ -182,11 +189,17 @@ def _rows_sql(dialect: str, *, labels: bool = True, few: bool = False) -> str:
     label, labelled_at = (
         (number.format(x="f.label"), "f.received_at") if labels else ("NULL", "NULL")
     )
+    served = "(p.ts >= :s_lo AND p.ts < :s_hi) OR (p.id > :s_last AND p.ts < :s_lo)"
+    eligible = (
+        "((p.ts >= :e_lo AND p.ts < :e_hi) OR (p.id > :e_last AND p.ts < :e_lo)) AND p.ts <= :until"
+    )
     return f"""
 SELECT CASE WHEN p.unit IS NOT NULL AND p.unit <> '' AND p.unit <> 'None'
             THEN 'u:' || p.unit ELSE 'r:' || p.request_id END AS k,
        CASE WHEN p.arm = 'champion' THEN 0 ELSE 1 END AS b,
        p.id, p.ts, p.latency_ms,
+       CASE WHEN {served} THEN 1 ELSE 0 END AS fs,
+       CASE WHEN {eligible} THEN 1 ELSE 0 END AS fe,
        CASE WHEN p.prediction IS NULL OR CAST(p.prediction AS TEXT) = 'null'
             THEN 1 ELSE 0 END AS err,
        {labelled_at} AS labelled_at,
@@ -195,7 +208,7 @@ SELECT CASE WHEN p.unit IS NOT NULL AND p.unit <> '' AND p.unit <> 'None'
 FROM predictions p
 {join if labels else ""}
 WHERE p.salt = :salt AND p.ts >= :since
-  AND ((p.ts >= :lo AND p.ts < :hi) OR (p.id > :last AND p.ts < :lo))
+  AND ({served} OR ({eligible}))
   AND ((p.arm = 'champion' AND p.model_version = :version_a)
        OR (p.arm IN (:arm_b1, :arm_b2) AND p.model_version = :version_b))
 """
@@ -214,27 +227,30 @@ def _caps_sql(caps: dict[int, float | None]) -> str:
 
 
 def _groups_cte(dialect: str, loss: str, caps: dict[int, float | None], few: bool) -> str:
-    """``WITH ... g``: :data:`GROUP_COLUMNS` per (unit key text, arm) of a window's rows;
-    a row is labelled as in ``select_rows`` (rule 3), a request tested and slow as in
-    ``reduce_frame`` (its place: ``n0`` plus its rank in the window, in served order)."""
+    """``WITH ... g``: :data:`GROUP_COLUMNS` per (unit key text, arm) of a window's rows
+    (their served part, their eligible part, or both: :class:`_Window`); a row is labelled
+    as in ``select_rows`` (rule 3), a request tested and slow as in ``reduce_frame`` (its
+    place: ``n0`` plus its rank among the window's served requests, in served order)."""
     return f"""
 WITH r AS ({_rows_sql(dialect, few=few)}),
 q AS (
-  SELECT r.*, CASE WHEN latency_ms IS NOT NULL
-         THEN :n0 + ROW_NUMBER() OVER (PARTITION BY latency_ms IS NULL ORDER BY ts, id) - 1
+  SELECT r.*, CASE WHEN fs = 1 AND latency_ms IS NOT NULL
+         THEN :n0 + ROW_NUMBER() OVER (
+                    PARTITION BY fs = 1 AND latency_ms IS NOT NULL ORDER BY ts, id) - 1
          END AS pos
   FROM r
 ),
 s AS (
-  SELECT k, b, id, ts, err, latency_ms,
-         CASE WHEN err = 0 AND ts <= :until THEN 1 ELSE 0 END AS elig,
-         CASE WHEN err = 0 AND ts <= :until AND labelled_at - ts <= :window
+  SELECT k, b, id, ts, fs, fs * err AS err, CASE WHEN fs = 1 THEN latency_ms END AS latency_ms,
+         CASE WHEN fe = 1 AND err = 0 THEN 1 ELSE 0 END AS elig,
+         CASE WHEN fe = 1 AND err = 0 AND labelled_at - ts <= :window
               THEN {_LOSS[loss]} END AS loss,
          {_caps_sql(caps)} AS cap
   FROM q {_ONCE[dialect]}
 ),
 g AS (
-  SELECT k, b, COUNT(*) AS "rows", SUM(err) AS errors, MIN(ts) AS t, MIN(id) AS tie,
+  SELECT k, b, SUM(fs) AS "rows", SUM(err) AS errors,
+         MIN(CASE WHEN fs = 1 THEN ts END) AS t, MIN(CASE WHEN fs = 1 THEN id END) AS tie,
          SUM(elig) AS eligible,
          MIN(CASE WHEN elig = 1 THEN ts END) AS t_eligible,
          MIN(CASE WHEN elig = 1 THEN id END) AS tie_eligible,
@@ -327,9 +343,10 @@ def reduce_in_database(engine: Any, plan: LookPlan, *, keep: bool = True) -> Uni
         _tune(conn)
         window = _kept(conn, dialect, plan) if keep else _ALL
         n = window.n0 + _requests(conn, dialect, window, plan)[0]
-        caps = _complete_caps(conn, dialect, plan, window.caps, n)[0]
-        window = _Window(window.lo, window.hi, window.last, window.n0, caps, window.scope)
-        query = _read_sql(dialect, loss, caps, window.scope is not None)
+        window = dataclasses.replace(
+            window, caps=_complete_caps(conn, dialect, plan, window.caps, n)[0]
+        )
+        query = _read_sql(dialect, loss, window.caps, window.scope is not None)
         groups = _load_groups(_chunks(conn, dialect, query, window.params(plan), _FOUND))
         _release()
         p99 = _p99(conn, dialect, plan, groups)
@@ -353,32 +370,50 @@ def _kept(conn: Any, dialect: str, plan: LookPlan) -> _Window:
     row = conn.execute(
         select(look_scopes).where(look_scopes.c.key == _scope_key(dialect, plan))
     ).first()
-    if row is None or row.closed_until > _closed_until(plan):
+    if row is None or row.served_until > _served_until(plan):
         return _ALL
-    caps = {int(k): v for k, v in (row.caps or {}).items()}
-    return _Window(row.closed_until, _END, int(row.last_id), int(row.requests), caps, row.id)
+    return _Window(
+        s_lo=row.served_until,
+        s_last=int(row.served_last),
+        e_lo=row.closed_until,
+        e_last=int(row.closed_last),
+        n0=int(row.requests),
+        caps={int(k): v for k, v in (row.caps or {}).items()},
+        scope=row.id,
+    )
+
+
+def _served_until(plan: LookPlan) -> float:
+    """Rows served before it have their served part final (they are in the log)."""
+    return plan.now - SETTLE
 
 
 def _closed_until(plan: LookPlan) -> float:
+    """Rows served before it have their eligible part final (their label window closed)."""
     return plan.eligible_until - SETTLE
 
 
-def _requests(conn: Any, dialect: str, window: _Window, plan: LookPlan) -> tuple[int, int]:
-    """How many requests of the window have a latency, and its rows' largest id."""
-    query = f"SELECT COUNT(latency_ms), MAX(id) FROM ({_rows_sql(dialect, labels=False)}) r"
-    count, last = conn.execute(text(query), window.params(plan)).one()
-    return int(count or 0), int(last or 0)
+def _requests(conn: Any, dialect: str, window: _Window, plan: LookPlan) -> tuple[int, int, int]:
+    """How many requests with a latency the window takes, and the largest id of the rows
+    whose served part, and eligible part, it takes."""
+    query = (
+        "SELECT SUM(CASE WHEN fs = 1 AND latency_ms IS NOT NULL THEN 1 ELSE 0 END), "
+        "MAX(CASE WHEN fs = 1 THEN id END), MAX(CASE WHEN fe = 1 THEN id END) "
+        f"FROM ({_rows_sql(dialect, labels=False)}) r"
+    )
+    count, served, eligible = conn.execute(text(query), window.params(plan)).one()
+    return int(count or 0), int(served or 0), int(eligible or 0)
 
 
 def _advance(engine: Any, plan: LookPlan) -> None:
     """Fold the rows that became final since the scope's watermark into its kept sums,
     in one transaction with the new watermark; nothing when another look is doing it."""
     dialect = engine.dialect.name
-    key, closed = _scope_key(dialect, plan), _closed_until(plan)
+    key = _scope_key(dialect, plan)
     try:
         with engine.begin() as conn:  # the scope's row, once (no-op when it exists)
             _create_scope(conn, dialect, key, plan)
-        _fold(engine, plan, key, closed)
+        _fold(engine, plan, key)
     except sa_exc.DBAPIError as exc:
         # another look advanced the scope meanwhile (PostgreSQL's serialization error), or
         # this look cannot write (``dethrone experiment status`` opens SQLite read-only, a
@@ -391,25 +426,33 @@ def _advance(engine: Any, plan: LookPlan) -> None:
 def _create_scope(conn: Any, dialect: str, key: str, plan: LookPlan) -> None:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     values = dict(
-        key=key, closed_until=plan.since, last_id=0, requests=0, caps={}, updated_at=time.time()
+        key=key,
+        served_until=plan.since,
+        served_last=0,
+        closed_until=plan.since,
+        closed_last=0,
+        requests=0,
+        caps={},
+        updated_at=time.time(),
     )
     conn.execute(insert(look_scopes).values(**values).on_conflict_do_nothing())
 
 
-def _fold(engine: Any, plan: LookPlan, key: str, closed: float) -> None:
+def _fold(engine: Any, plan: LookPlan, key: str) -> None:
+    served, closed = _served_until(plan), _closed_until(plan)
     with _fold_transaction(engine) as conn:
         row = conn.execute(select(look_scopes).where(look_scopes.c.key == key)).one()
-        if closed <= row.closed_until:
+        if served <= row.served_until:
             return
         claim = (
             update(look_scopes)
-            .where(look_scopes.c.id == row.id, look_scopes.c.closed_until == row.closed_until)
-            .values(closed_until=closed, updated_at=time.time())
+            .where(look_scopes.c.id == row.id, look_scopes.c.served_until == row.served_until)
+            .values(served_until=served, closed_until=closed, updated_at=time.time())
         )
         if conn.execute(claim).rowcount != 1:  # another look advanced it: read what it kept
             return
         _tune(conn)
-        _fold_from(conn, plan, row, closed)
+        _fold_from(conn, plan, row, served, closed)
 
 
 @contextlib.contextmanager
@@ -425,22 +468,33 @@ def _fold_transaction(engine: Any) -> Iterator[Any]:
             yield conn
 
 
-def _fold_from(conn: Any, plan: LookPlan, row: Any, closed: float) -> None:
-    """Fold the rows of ``[row.closed_until, closed)`` and those logged late."""
+def _fold_from(conn: Any, plan: LookPlan, row: Any, served: float, closed: float) -> None:
+    """Fold the served part of the rows of ``[row.served_until, served)`` and the eligible
+    part of those of ``[row.closed_until, closed)``, with those logged late."""
     dialect, loss = conn.dialect.name, str(plan.thresholds["loss"])
     known = {int(k): v for k, v in (row.caps or {}).items()}
-    window = _Window(row.closed_until, closed, int(row.last_id), int(row.requests), known)
-    new, last = _requests(conn, dialect, window, plan)
+    window = _Window(
+        s_lo=row.served_until,
+        s_hi=served,
+        s_last=int(row.served_last),
+        e_lo=row.closed_until,
+        e_hi=closed,
+        e_last=int(row.closed_last),
+        n0=int(row.requests),
+        scope=row.id,
+    )
+    new, served_last, closed_last = _requests(conn, dialect, window, plan)
     caps, final = _complete_caps(conn, dialect, plan, known, window.n0 + new)
-    window = _Window(window.lo, closed, window.last, window.n0, caps, row.id)
-    few = window.lo > plan.since
-    conn.execute(text(_fold_sql(dialect, loss, caps, few)), window.params(plan))
+    few = row.served_until > plan.since
+    fold = _fold_sql(dialect, loss, caps, few)
+    conn.execute(text(fold), dataclasses.replace(window, caps=caps).params(plan))
     conn.execute(
         update(look_scopes)
         .where(look_scopes.c.id == row.id)
         .values(
             requests=window.n0 + new,
-            last_id=max(window.last, last),
+            served_last=max(window.s_last, served_last),
+            closed_last=max(window.e_last, closed_last),
             caps={str(k): v for k, v in {**known, **final}.items()},
         )
     )

@@ -278,17 +278,23 @@ def _agree(engine, rec: LiveExperiment, now: float):
     return got
 
 
-def test_looks_over_time_fold_each_row_once_and_agree_with_memory(engine):
+@pytest.mark.parametrize("label_window", [60.0, 600.0, 7200.0])
+def test_looks_over_time_fold_each_row_once_and_agree_with_memory(engine, label_window):
+    """Windows shorter and longer than the settling time: each look folds the served part
+    of the rows up to ``now - SETTLE`` and their eligible part up to the label window
+    before that, and reads the rest; every look equals the look on the rows in memory."""
     _log(engine, 4000, seed=6)
-    rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})
-    window = 600.0 + sql_look.SETTLE
+    thresholds = {**_rec().thresholds, "loss": "absolute_error", "label_window": label_window}
+    rec = _rec(thresholds=thresholds)
     for now in (2000.0, 4500.0, 4500.0, 8000.0, 20_000.0):
         _agree(engine, rec, now)
-        assert _scope(engine, rec, now).closed_until == now - window
+        kept = _scope(engine, rec, now)
+        assert kept.served_until == now - sql_look.SETTLE
+        assert kept.closed_until == now - label_window - sql_look.SETTLE
     # a look dated before the watermark reads every row again (its sums hold rows that
     # are not final at that time) and leaves the kept sums as they are
     _agree(engine, rec, 5000.0)
-    assert _scope(engine, rec, 5000.0).closed_until == 20_000.0 - window
+    assert _scope(engine, rec, 5000.0).served_until == 20_000.0 - sql_look.SETTLE
     kept = _scope(engine, rec, 20_000.0)
     rows, _ = read_rows(engine, rec, ARMS, salts=("s",), loss="absolute_error")
     assert kept.requests == ((rows["salt"] == "s") & rows["latency_ms"].notna()).sum()
