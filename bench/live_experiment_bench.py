@@ -22,8 +22,9 @@ Peak RSS is the process's ``VmHWM``, imports included (the "idle" column: the sa
 process before the look).
 
 Usage: ``python bench/live_experiment_bench.py [--rows 1000000 10000000] [--url URL]
-[--logged]``; without ``--url`` a private PostgreSQL is started (``make ensure-postgres``
-installs it); ``--logged``: the rows are there from an earlier run on ``--url``.
+[--logged] [--label-window 1h]``; without ``--url`` a private PostgreSQL is started
+(``make ensure-postgres`` installs it); ``--logged``: the rows (and the next look's) are
+there from an earlier run on ``--url``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,11 @@ def record(rows: int):
         started_at=T0,
         state="running",
         split=0.5,
-        thresholds={"label_window": "60s", "min_duration": "1s", "loss": "absolute_error"},
+        thresholds={
+            "label_window": os.environ.get("BENCH_LABEL_WINDOW", "60s"),
+            "min_duration": "1s",
+            "loss": "absolute_error",
+        },
     )
 
 
@@ -232,6 +237,12 @@ def main() -> None:
     ap.add_argument("--url", help="an empty PostgreSQL database (else one is started)")
     ap.add_argument("--memory-max", type=int, default=1_000_000)
     ap.add_argument(
+        "--label-window",
+        default="60s",
+        help="the experiment's label window (the next look reduces the rows of the last "
+        "minute and of the minute before the window afresh, whatever its length)",
+    )
+    ap.add_argument(
         "--logged",
         action="store_true",
         help="rows logged by an earlier run on --url (with the next look's)",
@@ -240,6 +251,8 @@ def main() -> None:
         "--child", choices=("first", "next", "all rows", "memory"), help=argparse.SUPPRESS
     )
     args = ap.parse_args()
+    if not args.child:  # (the looks' processes inherit it)
+        os.environ["BENCH_LABEL_WINDOW"] = args.label_window
     if args.child:
         return child(args.url, args.rows[0], args.child)
     if args.url:

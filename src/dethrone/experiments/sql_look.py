@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -62,7 +62,7 @@ from dethrone.experiments.look_table import (
 from dethrone.experiments.look_table import _epoch_starts as epoch_starts
 from dethrone.store.engine import write_transaction
 from dethrone.store.errors import unavailable_as_typed
-from dethrone.store.schema import look_scopes
+from dethrone.store.schema import look_scopes, predictions
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +136,17 @@ def supports(engine: Any, plan: LookPlan) -> bool:
 class _Window:
     """Which rows a statement reduces, and for what. A row's *served* part (rows, errors,
     first times, latency verdicts) is taken when it was served in ``[s_lo, s_hi)``, or
-    before ``s_lo`` with an id past ``s_last`` (written late); its *eligible* part
-    (eligible, labelled, loss) when served in ``[e_lo, e_hi)`` and by the look's
-    ``until``, or before ``e_lo`` with an id past ``e_last``. The first request with a
-    latency taken is number ``n0`` of the guardrail's served order, whose caps are
+    before ``s_lo`` with an id past ``last`` (written after the last fold: late); its
+    *eligible* part (eligible, labelled, loss) when served in ``[e_lo, e_hi)`` and by the
+    look's ``until``, or before ``e_lo`` with an id past ``last``. The first request with
+    a latency taken is number ``n0`` of the guardrail's served order, whose caps are
     ``caps``."""
 
     s_lo: float = -_END
     s_hi: float = _END
-    s_last: int = 2**62
     e_lo: float = -_END
     e_hi: float = _END
-    e_last: int = 2**62
+    last: int = 2**62
     n0: int = 0
     caps: dict[int, float | None] = field(default_factory=dict)
     scope: int | None = None
@@ -163,7 +162,7 @@ class _Window:
             "arm_b2": arms[-1],
             "until": plan.eligible_until,
             "window": plan.label_window,
-            **{k: getattr(self, k) for k in ("s_lo", "s_hi", "s_last", "e_lo", "e_hi", "e_last")},
+            **{k: getattr(self, k) for k in ("s_lo", "s_hi", "e_lo", "e_hi", "last")},
             "n0": self.n0,
             "scope": self.scope,
             **{f"cap{i}": cap for i, cap in enumerate(self.caps.values())},
@@ -189,9 +188,10 @@ def _rows_sql(dialect: str, *, labels: bool = True, few: bool = False) -> str:
     label, labelled_at = (
         (number.format(x="f.label"), "f.received_at") if labels else ("NULL", "NULL")
     )
-    served = "(p.ts >= :s_lo AND p.ts < :s_hi) OR (p.id > :s_last AND p.ts < :s_lo)"
-    eligible = (
-        "((p.ts >= :e_lo AND p.ts < :e_hi) OR (p.id > :e_last AND p.ts < :e_lo)) AND p.ts <= :until"
+    served = "(p.ts >= :s_lo AND p.ts < :s_hi) OR (p.id > :last AND p.ts < :s_lo)"
+    eligible = (  # (each a plain OR of ranges of an index: PostgreSQL ORs bitmap scans)
+        "(p.ts >= :e_lo AND p.ts < :e_hi AND p.ts <= :until) "
+        "OR (p.id > :last AND p.ts < :e_lo AND p.ts <= :until)"
     )
     return f"""
 SELECT CASE WHEN p.unit IS NOT NULL AND p.unit <> '' AND p.unit <> 'None'
@@ -208,7 +208,7 @@ SELECT CASE WHEN p.unit IS NOT NULL AND p.unit <> '' AND p.unit <> 'None'
 FROM predictions p
 {join if labels else ""}
 WHERE p.salt = :salt AND p.ts >= :since
-  AND ({served} OR ({eligible}))
+  AND ({served} OR {eligible})
   AND ((p.arm = 'champion' AND p.model_version = :version_a)
        OR (p.arm IN (:arm_b1, :arm_b2) AND p.model_version = :version_b))
 """
@@ -342,7 +342,7 @@ def reduce_in_database(engine: Any, plan: LookPlan, *, keep: bool = True) -> Uni
     with unavailable_as_typed(), engine.connect().execution_options(**level) as conn:
         _tune(conn)
         window = _kept(conn, dialect, plan) if keep else _ALL
-        n = window.n0 + _requests(conn, dialect, window, plan)[0]
+        n = window.n0 + _requests(conn, dialect, window, plan)
         window = dataclasses.replace(
             window, caps=_complete_caps(conn, dialect, plan, window.caps, n)[0]
         )
@@ -374,9 +374,8 @@ def _kept(conn: Any, dialect: str, plan: LookPlan) -> _Window:
         return _ALL
     return _Window(
         s_lo=row.served_until,
-        s_last=int(row.served_last),
         e_lo=row.closed_until,
-        e_last=int(row.closed_last),
+        last=int(row.last_id),
         n0=int(row.requests),
         caps={int(k): v for k, v in (row.caps or {}).items()},
         scope=row.id,
@@ -393,16 +392,13 @@ def _closed_until(plan: LookPlan) -> float:
     return plan.eligible_until - SETTLE
 
 
-def _requests(conn: Any, dialect: str, window: _Window, plan: LookPlan) -> tuple[int, int, int]:
-    """How many requests with a latency the window takes, and the largest id of the rows
-    whose served part, and eligible part, it takes."""
+def _requests(conn: Any, dialect: str, window: _Window, plan: LookPlan) -> int:
+    """How many requests with a latency the window takes (its served part's)."""
     query = (
-        "SELECT SUM(CASE WHEN fs = 1 AND latency_ms IS NOT NULL THEN 1 ELSE 0 END), "
-        "MAX(CASE WHEN fs = 1 THEN id END), MAX(CASE WHEN fe = 1 THEN id END) "
+        "SELECT SUM(CASE WHEN fs = 1 AND latency_ms IS NOT NULL THEN 1 ELSE 0 END) "
         f"FROM ({_rows_sql(dialect, labels=False)}) r"
     )
-    count, served, eligible = conn.execute(text(query), window.params(plan)).one()
-    return int(count or 0), int(served or 0), int(eligible or 0)
+    return int(conn.execute(text(query), window.params(plan)).scalar() or 0)
 
 
 def _advance(engine: Any, plan: LookPlan) -> None:
@@ -428,9 +424,8 @@ def _create_scope(conn: Any, dialect: str, key: str, plan: LookPlan) -> None:
     values = dict(
         key=key,
         served_until=plan.since,
-        served_last=0,
         closed_until=plan.since,
-        closed_last=0,
+        last_id=0,
         requests=0,
         caps={},
         updated_at=time.time(),
@@ -476,14 +471,15 @@ def _fold_from(conn: Any, plan: LookPlan, row: Any, served: float, closed: float
     window = _Window(
         s_lo=row.served_until,
         s_hi=served,
-        s_last=int(row.served_last),
         e_lo=row.closed_until,
         e_hi=closed,
-        e_last=int(row.closed_last),
+        last=int(row.last_id),
         n0=int(row.requests),
         scope=row.id,
     )
-    new, served_last, closed_last = _requests(conn, dialect, window, plan)
+    # the log's last id in this snapshot: a row past it was written after this fold
+    last = conn.execute(select(func.max(predictions.c.id))).scalar() or 0
+    new = _requests(conn, dialect, window, plan)
     caps, final = _complete_caps(conn, dialect, plan, known, window.n0 + new)
     few = row.served_until > plan.since
     fold = _fold_sql(dialect, loss, caps, few)
@@ -493,8 +489,7 @@ def _fold_from(conn: Any, plan: LookPlan, row: Any, served: float, closed: float
         .where(look_scopes.c.id == row.id)
         .values(
             requests=window.n0 + new,
-            served_last=max(window.s_last, served_last),
-            closed_last=max(window.e_last, closed_last),
+            last_id=max(window.last, int(last)),
             caps={str(k): v for k, v in {**known, **final}.items()},
         )
     )

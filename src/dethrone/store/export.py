@@ -29,6 +29,7 @@ from dethrone.store.durations import parse_duration
 from dethrone.store.engine import write_transaction
 from dethrone.store.errors import unavailable_as_typed
 from dethrone.store.schema import feedback as _fb
+from dethrone.store.schema import look_scopes, look_units
 from dethrone.store.schema import predictions as _pred
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -453,6 +454,8 @@ class PruneResult:
     predictions: int
     feedback: int
     cutoff: float
+    #: the kept sums of live-experiment looks no look has advanced since the cutoff
+    look_scopes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -460,7 +463,8 @@ class PruneResult:
 
 def prune(engine: Engine, *, older_than: str | float, now: float | None = None) -> PruneResult:
     """Delete predictions logged more than ``older_than`` ago (``"30d"`` or seconds), with
-    their labels, in one transaction.
+    their labels, and the kept sums of looks (``look_units``) not advanced since then (an
+    ended experiment's), in one transaction.
     """
     cutoff = (time.time() if now is None else now) - parse_duration(older_than, name="older_than")
     old = exists().where(
@@ -469,4 +473,7 @@ def prune(engine: Engine, *, older_than: str | float, now: float | None = None) 
     with unavailable_as_typed(), write_transaction(engine) as conn:
         n_feedback = conn.execute(delete(_fb).where(old)).rowcount
         n_pred = conn.execute(delete(_pred).where(_pred.c.ts < cutoff)).rowcount
-    return PruneResult(n_pred, n_feedback, cutoff)
+        stale = select(look_scopes.c.id).where(look_scopes.c.updated_at < cutoff)
+        conn.execute(delete(look_units).where(look_units.c.scope_id.in_(stale)))
+        n_scopes = conn.execute(delete(look_scopes).where(look_scopes.c.updated_at < cutoff))
+    return PruneResult(n_pred, n_feedback, cutoff, n_scopes.rowcount or 0)

@@ -179,6 +179,33 @@ def test_prune_removes_old_rows_and_their_labels(logged):
     assert prune(engine, older_than="300s", now=T0 + 600).predictions == 0
 
 
+def test_prune_drops_the_kept_sums_no_look_advanced_since(engine):
+    from sqlalchemy import func, insert, select
+
+    from dethrone.store.schema import look_scopes, look_units
+
+    sums = {c.name: 0 for c in look_units.columns if not c.nullable} | {"k": "u:1", "b": 0}
+    with engine.begin() as conn:
+        for sid, updated in ((1, T0), (2, T0 + 500)):
+            conn.execute(
+                insert(look_scopes).values(
+                    id=sid,
+                    key=f"s{sid}",
+                    served_until=0.0,
+                    closed_until=0.0,
+                    last_id=0,
+                    requests=0,
+                    caps={},
+                    updated_at=updated,
+                )
+            )
+            conn.execute(insert(look_units).values(**{**sums, "scope_id": sid}))
+    assert prune(engine, older_than="300s", now=T0 + 600).look_scopes == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(look_scopes.c.id)).scalars().all() == [2]
+        assert conn.execute(select(func.count()).select_from(look_units)).scalar() == 1
+
+
 def test_empty_log_exports_an_empty_typed_file(engine, tmp_path):
     assert joined_predictions(engine).empty and stats(engine) == ()
     assert pd.read_parquet(export(engine, tmp_path / "e.parquet").path).empty
