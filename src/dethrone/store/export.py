@@ -29,7 +29,7 @@ from dethrone.store.durations import parse_duration
 from dethrone.store.engine import write_transaction
 from dethrone.store.errors import unavailable_as_typed
 from dethrone.store.schema import feedback as _fb
-from dethrone.store.schema import look_scopes, look_units
+from dethrone.store.schema import look_scopes, look_tail, look_units
 from dethrone.store.schema import predictions as _pred
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -475,5 +475,6 @@ def prune(engine: Engine, *, older_than: str | float, now: float | None = None) 
         n_pred = conn.execute(delete(_pred).where(_pred.c.ts < cutoff)).rowcount
         stale = select(look_scopes.c.id).where(look_scopes.c.updated_at < cutoff)
         conn.execute(delete(look_units).where(look_units.c.scope_id.in_(stale)))
+        conn.execute(delete(look_tail).where(look_tail.c.scope_id.in_(stale)))
         n_scopes = conn.execute(delete(look_scopes).where(look_scopes.c.updated_at < cutoff))
     return PruneResult(n_pred, n_feedback, cutoff, n_scopes.rowcount or 0)

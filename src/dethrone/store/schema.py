@@ -148,9 +148,11 @@ monitor_results = Table(
 
 #: one row per scope of a live experiment's looks (its salt, versions, arms, start, loss and
 #: label window, hashed into ``key``): how far the per-unit sums of ``look_units`` reach.
-#: Rows served before ``closed_until`` (and logged up to ``last_id`` before it) are in
-#: them; ``requests`` of them have a latency; ``caps`` the p99 guardrail's caps known so
-#: far (epoch start → cap, null: not tested)
+#: The served part of the rows served before ``served_until``, and the eligible part of
+#: those served before ``closed_until``, are in them, with the rows written late up to
+#: ``last_id`` (the log's last id at the last fold); ``requests`` of them have a latency;
+#: ``caps`` the p99 guardrail's caps known so far (epoch start → cap, null: not tested);
+#: ``tail`` each arm's floor and count in ``look_tail``, and its folded requests
 look_scopes = Table(
     "look_scopes",
     metadata,
@@ -161,6 +163,7 @@ look_scopes = Table(
     Column("last_id", _ID, nullable=False),
     Column("requests", BigInteger, nullable=False),
     Column("caps", JSON, nullable=False),
+    Column("tail", JSON, nullable=False),
     Column("updated_at", Float(precision=53), nullable=False),
     UniqueConstraint("key", name="look_scopes_key"),
 )
@@ -191,4 +194,16 @@ look_units = Table(
         )
     ),
     Column("loss_sum", Float(precision=53), nullable=False),
+)
+
+#: per scope and arm, the latencies of the folded requests at or above the arm's floor
+#: (``look_scopes.tail``: floor and count; about 2% of them): the top 1% the arms' p99
+#: figures need, without a scan of the log
+look_tail = Table(
+    "look_tail",
+    metadata,
+    Column("scope_id", Integer, nullable=False),
+    Column("b", Integer, nullable=False),
+    Column("latency_ms", Float(precision=53), nullable=False),
+    Index("look_tail_scope", "scope_id", "b", "latency_ms"),
 )

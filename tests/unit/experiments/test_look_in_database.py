@@ -301,6 +301,52 @@ def test_looks_over_time_fold_each_row_once_and_agree_with_memory(engine, label_
     assert set(map(int, kept.caps)) == {32 * 2**k for k in range(7)}
 
 
+def test_the_arms_p99_comes_from_the_kept_tail_and_it_is_cut_anew(engine, monkeypatch):
+    """The tail keeps about 2% of each arm's folded latencies; the p99 figures read it (no
+    scan of the log) and equal numpy's; faster requests afterwards shrink its share below
+    its bound, and the next fold cuts it anew."""
+    monkeypatch.setattr(sql_look, "TAIL_FROM", 100)
+    _log(engine, 4000, seed=10)
+    rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})
+    _agree(engine, rec, 20_000.0)
+    tail = _scope(engine, rec, 20_000.0).tail
+    rows, _ = read_rows(engine, rec, ARMS, salts=("s",), loss="absolute_error")
+    for arm, name in ((0, "champion"), (1, "challenger")):
+        n = ((rows["arm"] == name) & rows["latency_ms"].notna() & (rows["salt"] == "s")).sum()
+        assert 0.01 * n < tail[str(arm)]["count"] <= 0.04 * n
+    scans = []
+    real = sql_look._tail_sql
+
+    def spy(*args, **kwargs):
+        query, params = real(*args, **kwargs)
+        scans.append("look_tail" not in query)
+        return query, params
+
+    monkeypatch.setattr(sql_look, "_tail_sql", spy)
+    _agree(engine, rec, 20_000.0)
+    assert scans == [False, False]  # both arms read from the tail
+    fast = [  # 8,000 fast requests later: the floor holds under 1% of them
+        {
+            "request_id": f"f{i}",
+            "row": 0,
+            "arm": "champion" if i % 2 else "challenger",
+            "served": True,
+            "unit": None,
+            "model_version": "1" if i % 2 else "2",
+            "salt": "s",
+            "prediction": 1.0,
+            "ts": 20_000.0 + i * 0.1,
+            "latency_ms": 0.5,
+        }
+        for i in range(8000)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(predictions), fast)
+    _agree(engine, rec, 30_000.0)
+    after = _scope(engine, rec, 30_000.0).tail
+    assert after["0"]["floor"] < tail["0"]["floor"] and after["1"]["floor"] < tail["1"]["floor"]
+
+
 def test_a_row_written_late_enters_the_next_look(engine):
     _log(engine, 1500, seed=7)
     rec = _rec(thresholds={**_rec().thresholds, "loss": "absolute_error"})

@@ -196,6 +196,7 @@ def test_prune_drops_the_kept_sums_no_look_advanced_since(engine):
                     last_id=0,
                     requests=0,
                     caps={},
+                    tail={},
                     updated_at=updated,
                 )
             )

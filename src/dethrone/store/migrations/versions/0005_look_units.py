@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("last_id", _ID, nullable=False),
         sa.Column("requests", sa.BigInteger, nullable=False),
         sa.Column("caps", sa.JSON, nullable=False),
+        sa.Column("tail", sa.JSON, nullable=False),
         sa.Column("updated_at", sa.Float(precision=53), nullable=False),
         sa.UniqueConstraint("key", name="look_scopes_key"),
     )
@@ -51,15 +52,25 @@ def upgrade() -> None:
         *(sa.Column(name, sa.Float(precision=53)) for name in _FIRSTS),
         sa.Column("loss_sum", sa.Float(precision=53), nullable=False),
     )
+    op.create_table(
+        "look_tail",
+        sa.Column("scope_id", sa.Integer, nullable=False),
+        sa.Column("b", sa.Integer, nullable=False),
+        sa.Column("latency_ms", sa.Float(precision=53), nullable=False),
+    )
+    op.create_index("look_tail_scope", "look_tail", ["scope_id", "b", "latency_ms"])
     if op.get_bind().dialect.name == "postgresql":
         # a cache the next look rebuilds: no WAL for it (PostgreSQL empties unlogged tables
         # after a crash, both together, so the sums never outlive their watermark), and
         # room on each page for a unit's next version (updates then skip the index)
         op.execute("ALTER TABLE look_scopes SET UNLOGGED")
         op.execute("ALTER TABLE look_units SET UNLOGGED")
+        op.execute("ALTER TABLE look_tail SET UNLOGGED")
         op.execute("ALTER TABLE look_units SET (fillfactor = 50)")
 
 
 def downgrade() -> None:
+    op.drop_index("look_tail_scope", table_name="look_tail")
+    op.drop_table("look_tail")
     op.drop_table("look_units")
     op.drop_table("look_scopes")
