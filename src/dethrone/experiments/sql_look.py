@@ -5,21 +5,23 @@ as :func:`~dethrone.experiments.look_table.reduce_frame` does from the rows in m
 :func:`~dethrone.experiments.rules.decide` gives the same outcome and interval, while the
 process holds one row per (unit, arm) instead of every row.
 
-**Incremental.** A row's part in a look is final once its label window has closed: it is
-eligible, and its label counted or not, for good; the p99 guardrail's verdict on a request
-is final once the requests before it are known. So each look first folds the rows served
-before ``now - label window -`` :data:`SETTLE` that no look has folded yet into
-``look_units`` (per scope: the look's salt, versions, arms, start, loss and window) with
-one ``INSERT ... ON CONFLICT`` of their ``GROUP BY``, then reads those sums merged with the
-``GROUP BY`` of the rows after them. A look thus reduces the rows served since the last
-one and the label window, not all 10^7. The sums are committed only with their
-watermark (``look_scopes``), and a look that finds another one advancing the same scope
-reads without advancing, so two looks never fold a row twice.
+**Incremental.** A row's part in a look becomes final early: its *served* part (rows,
+errors, first times, the p99 guardrail's verdict, which depends only on the requests before
+it) once it is in the log, its *eligible* part (eligible, labelled, loss) once its label
+window has closed. So each look first folds into ``look_units`` (per scope: the look's
+salt, versions, arms, start, loss and window) the served part of the rows served more than
+:data:`SETTLE` ago and the eligible part of those whose window closed more than
+:data:`SETTLE` ago (``MERGE`` on PostgreSQL, ``INSERT ... ON CONFLICT`` on SQLite), then
+reads those sums merged with the ``GROUP BY`` of the rows after the two watermarks: about
+two minutes of rows, whatever the label window. The sums are committed only with their
+watermarks (``look_scopes``), and a look that finds another one advancing the same scope
+reads without advancing, so two looks never fold a row twice. The arms' p99 figures read
+a kept tail of each arm's largest latencies (``look_tail``).
 
-Bounds: a row written to the log, or a label to ``feedback``, more than :data:`SETTLE`
-after its own time past the label window is not in the sums (a row replayed later from
-the gateway's spool is: rows with an id past the watermark's enter at the next look,
-placed after the rows before them in the guardrail's served order).
+Bounds: a label written to ``feedback`` more than :data:`SETTLE` after its window closed,
+or a row written late by a transaction older than the last fold, is not in the sums. A
+row replayed later from the gateway's spool is: rows with an id past the log's last at the
+last fold enter at the next look, ordered by their time among the rows not yet folded.
 
 The losses computed in SQL are those of numbers (``absolute_error``, ``squared_error``):
 the database parses the JSON number's text as Python's ``float`` does (both correctly
@@ -150,6 +152,8 @@ class _Window:
     n0: int = 0
     caps: dict[int, float | None] = field(default_factory=dict)
     scope: int | None = None
+    #: each arm's kept tail (``look_tail``): its floor and how many latencies it holds
+    tails: dict[int, tuple[float, int]] = field(default_factory=dict)
 
     def params(self, plan: LookPlan) -> dict[str, Any]:
         arms = plan.arms_b
@@ -267,6 +271,14 @@ g AS (
 """
 
 
+def _merged(column: str, old: str, new: str) -> str:
+    """The kept ``old`` and the window's ``new`` value of a column as one: sums add (a side
+    missing counts 0), first times take the least (NULL meaning none)."""
+    if column in _SUMS:
+        return f"COALESCE({old}, 0) + COALESCE({new}, 0)"
+    return f"CASE WHEN {new} IS NULL OR {old} <= {new} THEN {old} ELSE {new} END"
+
+
 def _columns(prefix: str = "") -> str:
     return ", ".join(f'{prefix}"{c}"' for c in _PARTS)
 
@@ -284,11 +296,7 @@ def _fold_sql(dialect: str, loss: str, caps: dict[int, float | None], few: bool)
                 f'excluded."{c}"',
             )
         )
-        if c in _SUMS:
-            merged.append(f'"{c}" = {old} + {new}')
-        else:  # the least, NULL meaning none
-            least = f"CASE WHEN {new} IS NULL OR {old} <= {new} THEN {old} ELSE {new} END"
-            merged.append(f'"{c}" = {least}')
+        merged.append(f'"{c}" = {_merged(c, old, new)}')
     cte = _groups_cte(dialect, loss, caps, few)
     if dialect == "postgresql":
         return f"""{cte}
@@ -316,11 +324,7 @@ def _read_sql(dialect: str, loss: str, caps: dict[int, float | None], kept: bool
     merged = []
     for c in _PARTS:
         old, new = f'u."{c}"', f'g."{c}"'
-        if c in _SUMS:
-            merged.append(f'COALESCE({old}, 0) + COALESCE({new}, 0) AS "{c}"')
-        else:
-            least = f"CASE WHEN {new} IS NULL OR {old} <= {new} THEN {old} ELSE {new} END"
-            merged.append(f'{least} AS "{c}"')
+        merged.append(f'{_merged(c, old, new)} AS "{c}"')
     return f"""{_groups_cte(dialect, loss, caps, few=True)}
 SELECT {key.format(k="COALESCE(u.k, g.k)")} AS k, COALESCE(u.b, g.b) AS b, {", ".join(merged)}
 FROM (SELECT * FROM look_units WHERE scope_id = :scope) u
@@ -395,6 +399,11 @@ def _kept(conn: Any, dialect: str, plan: LookPlan) -> _Window:
         n0=int(row.requests),
         caps={int(k): v for k, v in (row.caps or {}).items()},
         scope=row.id,
+        tails={
+            int(arm): (t["floor"], int(t["count"]))
+            for arm, t in (row.tail or {}).items()
+            if arm != "folded"
+        },
     )
 
 
@@ -573,7 +582,6 @@ def _p99(
     two values around its place, read from the top of the arm's latencies (1% of them):
     the kept tail with the window's requests above its floor when they hold that many,
     else a scan of the log."""
-    tails = _tails(conn, window) if window.scope is not None else {}
     out = []
     for arm in (0, 1):
         n = int(groups["latencies"].to_numpy()[groups["b"].to_numpy() == bool(arm)].sum())
@@ -582,18 +590,11 @@ def _p99(
             continue
         below = int(math.floor((n - 1) * P99))
         at = {"arm": arm, "skip": max(n - 2 - below, 0)}
-        query, params = _tail_sql(conn, plan, window, tails.get(arm), at, need=n - below)
+        query, params = _tail_sql(conn, plan, window, window.tails.get(arm), at, need=n - below)
         top = [float(v) for v in conn.execute(text(query), params).scalars()]
         upper, lower = (top[0], top[-1]) if below + 1 < n else (top[0], top[0])
         out.append(linear_quantile(lower, upper, n, P99))
     return out[0], out[1]
-
-
-def _tails(conn: Any, window: _Window) -> dict[int, tuple[float, int]]:
-    """Each arm's kept tail: its floor and how many latencies it holds."""
-    tail = conn.execute(select(look_scopes.c.tail).where(look_scopes.c.id == window.scope))
-    kept = (tail.scalar() or {}).items()
-    return {int(arm): (t["floor"], int(t["count"])) for arm, t in kept if arm != "folded"}
 
 
 def _tail_sql(
